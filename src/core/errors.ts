@@ -1,0 +1,163 @@
+/**
+ * The registry's intended failures. Every failure the registry means to report
+ * is a RegistryError with a canonical code, a reason (the ErrorInfo reason on
+ * the wire) and string metadata. The transport maps it to a gRPC status plus a
+ * google.rpc.Status; anything that is not a RegistryError is an unexpected
+ * failure and reaches clients as a generic INTERNAL.
+ *
+ * This module has no grpc import: codes are the canonical names, which the
+ * transport turns into numbers.
+ */
+
+/** Canonical status codes the core uses (names as in google.rpc.Code). */
+export type ErrorCode =
+  | "INVALID_ARGUMENT"
+  | "NOT_FOUND"
+  | "ALREADY_EXISTS"
+  | "RESOURCE_EXHAUSTED"
+  | "FAILED_PRECONDITION"
+  | "ABORTED"
+  | "OUT_OF_RANGE"
+  | "UNAVAILABLE"
+  | "INTERNAL";
+
+/** ErrorInfo reasons; part of the wire contract, never rename. */
+export const Reason = {
+  INVALID_ARGUMENT: "INVALID_ARGUMENT",
+  TABLE_NOT_FOUND: "TABLE_NOT_FOUND",
+  TABLE_EXISTS: "TABLE_EXISTS",
+  TABLE_NOT_EMPTY: "TABLE_NOT_EMPTY",
+  TABLE_LIMIT_REACHED: "TABLE_LIMIT_REACHED",
+  SESSION_NOT_FOUND: "SESSION_NOT_FOUND",
+  SESSION_EXISTS: "SESSION_EXISTS",
+  SESSION_LIMIT_REACHED: "SESSION_LIMIT_REACHED",
+  PROJECT_ALREADY_OPEN: "PROJECT_ALREADY_OPEN",
+  REVISION_MISMATCH: "REVISION_MISMATCH",
+  REVISION_COMPACTED: "REVISION_COMPACTED",
+  WATCHER_TOO_SLOW: "WATCHER_TOO_SLOW",
+  INTERNAL: "INTERNAL",
+} as const;
+export type Reason = (typeof Reason)[keyof typeof Reason];
+
+/** The ErrorInfo domain of every error the registry reports. */
+export const ERROR_DOMAIN = "sessionregistry.v1";
+
+/** One bad field of a request; `field` is the proto's snake_case path, e.g. `session.project_path`. */
+export interface FieldViolation {
+  field: string;
+  description: string;
+}
+
+export class RegistryError extends Error {
+  override readonly name = "RegistryError";
+  constructor(
+    readonly code: ErrorCode,
+    readonly reason: Reason,
+    message: string,
+    readonly metadata: Readonly<Record<string, string>> = {},
+    readonly fieldViolations: readonly FieldViolation[] = [],
+  ) {
+    super(message);
+  }
+}
+
+// Constructors: one per reason, so that each rule's wording and metadata live in one place.
+
+export function invalidArgument(violations: readonly FieldViolation[]): RegistryError {
+  const summary = violations.map((v) => `${v.field}: ${v.description}`).join("; ");
+  return new RegistryError("INVALID_ARGUMENT", Reason.INVALID_ARGUMENT, `invalid request: ${summary}`, {}, violations);
+}
+
+export function tableNotFound(table: string): RegistryError {
+  return new RegistryError("NOT_FOUND", Reason.TABLE_NOT_FOUND, `table "${table}" not found`, { table });
+}
+
+export function tableExists(table: string, maxSessions: number): RegistryError {
+  return new RegistryError(
+    "ALREADY_EXISTS",
+    Reason.TABLE_EXISTS,
+    `table "${table}" already exists with max_sessions ${maxSessions}`,
+    { table, max_sessions: String(maxSessions) },
+  );
+}
+
+export function tableNotEmpty(table: string, sessionCount: number): RegistryError {
+  return new RegistryError(
+    "FAILED_PRECONDITION",
+    Reason.TABLE_NOT_EMPTY,
+    `table "${table}" still has ${sessionCount} session(s); remove them or set force`,
+    { table, session_count: String(sessionCount) },
+  );
+}
+
+export function tableLimitReached(current: number, max: number): RegistryError {
+  return new RegistryError(
+    "RESOURCE_EXHAUSTED",
+    Reason.TABLE_LIMIT_REACHED,
+    `maximum tables reached (${current}/${max} tables)`,
+    { current: String(current), max: String(max) },
+  );
+}
+
+export function sessionNotFound(table: string, key: { field: "id" | "project_path" | "name"; value: string }): RegistryError {
+  const metadata: Record<string, string> = { table };
+  metadata[key.field === "id" ? "session_id" : key.field] = key.value;
+  return new RegistryError(
+    "NOT_FOUND",
+    Reason.SESSION_NOT_FOUND,
+    `no session with ${key.field} ${JSON.stringify(key.value)} in table "${table}"`,
+    metadata,
+  );
+}
+
+export function sessionExists(table: string, id: string): RegistryError {
+  return new RegistryError("ALREADY_EXISTS", Reason.SESSION_EXISTS, `session "${id}" already exists in table "${table}"`, {
+    table,
+    session_id: id,
+  });
+}
+
+export function sessionLimitReached(table: string, current: number, max: number): RegistryError {
+  return new RegistryError(
+    "RESOURCE_EXHAUSTED",
+    Reason.SESSION_LIMIT_REACHED,
+    `maximum sessions reached (${current}/${max} sessions open in table "${table}")`,
+    { table, current: String(current), max: String(max) },
+  );
+}
+
+export function projectAlreadyOpen(table: string, projectPath: string, holderId: string): RegistryError {
+  return new RegistryError(
+    "ALREADY_EXISTS",
+    Reason.PROJECT_ALREADY_OPEN,
+    `project ${JSON.stringify(projectPath)} is already open in session "${holderId}"`,
+    { table, session_id: holderId, project_path: projectPath },
+  );
+}
+
+export function revisionMismatch(table: string, id: string, expected: number, current: number): RegistryError {
+  return new RegistryError(
+    "ABORTED",
+    Reason.REVISION_MISMATCH,
+    `session "${id}" is at revision ${current}, not the expected ${expected}`,
+    { table, session_id: id, current_revision: String(current) },
+  );
+}
+
+export function revisionCompacted(table: string, requested: number, compactRevision: number): RegistryError {
+  return new RegistryError(
+    "OUT_OF_RANGE",
+    Reason.REVISION_COMPACTED,
+    `revision ${requested} of table "${table}" has been compacted; the oldest start revision served is ${compactRevision}`,
+    { table, compact_revision: String(compactRevision) },
+  );
+}
+
+export function watcherTooSlow(table: string, resumeRevision: number): RegistryError {
+  return new RegistryError(
+    "RESOURCE_EXHAUSTED",
+    Reason.WATCHER_TOO_SLOW,
+    `watcher fell too far behind on table "${table}"; resume from revision ${resumeRevision}`,
+    { table, resume_revision: String(resumeRevision) },
+  );
+}

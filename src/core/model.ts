@@ -1,0 +1,77 @@
+/**
+ * The registry's domain model, free of any transport or generated type. Names
+ * follow the proto (a Session is a Session everywhere); times are Dates,
+ * revisions are numbers (they stay far below 2^53).
+ */
+
+/** A span of time as in google.protobuf.Duration. */
+export interface Duration {
+  seconds: number;
+  nanos: number;
+}
+
+/** A table and its counters, as the store reports it. */
+export interface Table {
+  name: string;
+  maxSessions: number;
+  sessionCount: number;
+  createTime: Date;
+  /** Bumped by every change to a session in the table. */
+  revision: number;
+}
+
+/** A stored session. Stores hand out immutable snapshots: never mutate one. */
+export interface Session {
+  readonly id: string;
+  readonly name: string;
+  /** Normalized (see normalizeProjectPath). */
+  readonly projectPath: string;
+  readonly metadata: ReadonlyMap<string, string>;
+  readonly createTime: Date;
+  readonly updateTime: Date;
+  /** The table revision at which the session was last written: its etag. */
+  readonly revision: number;
+  /** The table revision at which the session was registered; orders sessions by creation. */
+  readonly createRevision: number;
+  /** Undefined: never expires. */
+  readonly ttl: Duration | undefined;
+  /** Set exactly when ttl is set. */
+  readonly expireTime: Date | undefined;
+}
+
+/** A validated, normalized session to insert. */
+export interface NewSession {
+  id: string;
+  name: string;
+  projectPath: string;
+  metadata: ReadonlyMap<string, string>;
+  ttl: Duration | undefined;
+}
+
+/**
+ * A validated change to a session; a field left undefined stays as it is.
+ * `ttl: null` clears the ttl. `name` is already resolved (derived from the
+ * path if the caller cleared it).
+ */
+export interface SessionPatch {
+  name?: string;
+  projectPath?: string;
+  metadata?: ReadonlyMap<string, string>;
+  ttl?: Duration | null;
+}
+
+/** What Lookup searches by. Values are already normalized. */
+export type LookupKey =
+  | { by: "id"; value: string }
+  | { by: "projectPath"; value: string }
+  | { by: "name"; value: string };
+
+/** One page of a table's sessions, oldest first. */
+export interface SessionPage {
+  sessions: Session[];
+  /** Opaque to callers; pass back as `after` for the next page. Undefined on the last page. */
+  nextCursor: string | undefined;
+  totalSize: number;
+  /** The table revision the page was read at. */
+  revision: number;
+}
