@@ -50,11 +50,11 @@ export interface NewSession {
 
 /**
  * A validated change to a session; a field left undefined stays as it is.
- * `ttl: null` clears the ttl. `name` is already resolved (derived from the
- * path if the caller cleared it).
+ * `ttl: null` clears the ttl. `name: null` derives the name again from the
+ * session's resulting project path (the store applies deriveName to it).
  */
 export interface SessionPatch {
-  name?: string;
+  name?: string | null;
   projectPath?: string;
   metadata?: ReadonlyMap<string, string>;
   ttl?: Duration | null;

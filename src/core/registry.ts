@@ -4,9 +4,26 @@
  * tokens. The transport calls these methods with the decoded request objects
  * (the generated request types satisfy these input shapes) and maps the
  * RegistryErrors they throw to gRPC statuses.
+ *
+ * Validation always runs first, before any store access, so that the check
+ * order of the contract (validation, then table, then limit, ...) holds.
  */
-import type { Duration, Session, Table } from "./model.js";
+import { randomUUID } from "node:crypto";
+import type { Duration, LookupKey, NewSession, Session, SessionPatch, Table } from "./model.js";
 import type { Store } from "../store/store.js";
+import {
+  Violations,
+  checkMaxSessions,
+  checkMetadata,
+  checkName,
+  checkPageSize,
+  checkProjectPath,
+  checkSessionId,
+  checkTableName,
+  checkTtl,
+  deriveName,
+} from "./validation.js";
+import { decodePageToken, encodePageToken } from "./page-token.js";
 
 /** A session as a client sends it; output-only fields are ignored. */
 export interface SessionInput {
@@ -32,39 +49,172 @@ export interface ListResult {
 
 export const DEFAULT_TABLE = "default";
 
+/** The fields an update mask may name (snake_case, as on the wire). */
+export const UPDATABLE_FIELDS = ["name", "project_path", "metadata", "ttl"] as const;
+type UpdatableField = (typeof UPDATABLE_FIELDS)[number];
+
+const EMPTY_METADATA: ReadonlyMap<string, string> = new Map();
+
+/** Resolves and checks the `table` field every request has. */
+function tableName(v: Violations, table: string): string {
+  const name = table === "" ? DEFAULT_TABLE : table;
+  checkTableName(v, "table", name);
+  return name;
+}
+
 export class Registry {
   constructor(readonly store: Store) {}
 
   createTable(input: { table: string; maxSessions: number }): Promise<{ table: Table; created: boolean }> {
-    throw new Error("TODO");
+    const v = new Violations();
+    const table = tableName(v, input.table);
+    checkMaxSessions(v, "max_sessions", input.maxSessions);
+    v.throwIfAny();
+    return this.store.createTable(table, input.maxSessions === 0 ? undefined : input.maxSessions);
   }
+
   getTable(input: { table: string }): Promise<Table> {
-    throw new Error("TODO");
+    const v = new Violations();
+    const table = tableName(v, input.table);
+    v.throwIfAny();
+    return this.store.getTable(table);
   }
+
   listTables(): Promise<Table[]> {
-    throw new Error("TODO");
+    return this.store.listTables();
   }
+
   deleteTable(input: { table: string; force: boolean }): Promise<void> {
-    throw new Error("TODO");
+    const v = new Violations();
+    const table = tableName(v, input.table);
+    v.throwIfAny();
+    return this.store.deleteTable(table, input.force);
   }
+
   register(input: { table: string; session: SessionInput | undefined }): Promise<Session> {
-    throw new Error("TODO");
+    const v = new Violations();
+    const table = tableName(v, input.table);
+    const s = input.session;
+    if (s === undefined) return v.fail("session", "is required");
+    const id = s.id === "" ? randomUUID() : s.id;
+    checkSessionId(v, "session.id", id);
+    const projectPath = checkProjectPath(v, "session.project_path", s.projectPath);
+    if (s.name !== "") checkName(v, "session.name", s.name);
+    checkMetadata(v, "session.metadata", s.metadata);
+    const ttl = checkTtl(v, "session.ttl", s.ttl);
+    v.throwIfAny();
+    const session: NewSession = {
+      id,
+      name: s.name !== "" ? s.name : deriveName(projectPath!),
+      projectPath: projectPath!,
+      metadata: new Map(s.metadata),
+      ttl,
+    };
+    return this.store.register(table, session);
   }
+
   lookup(input: { table: string; key: LookupKeyInput | undefined }): Promise<Session> {
-    throw new Error("TODO");
+    const v = new Violations();
+    const table = tableName(v, input.table);
+    const key = input.key;
+    let lookupKey: LookupKey | undefined;
+    if (key === undefined) {
+      v.add("key", "one of id, project_path or name is required");
+    } else if (key.$case === "id") {
+      checkSessionId(v, "id", key.value);
+      lookupKey = { by: "id", value: key.value };
+    } else if (key.$case === "projectPath") {
+      const path = checkProjectPath(v, "project_path", key.value);
+      if (path !== undefined) lookupKey = { by: "projectPath", value: path };
+    } else {
+      checkName(v, "name", key.value);
+      lookupKey = { by: "name", value: key.value };
+    }
+    v.throwIfAny();
+    return this.store.lookup(table, lookupKey!);
   }
-  list(input: { table: string; pageSize: number; pageToken: string }): Promise<ListResult> {
-    throw new Error("TODO");
+
+  async list(input: { table: string; pageSize: number; pageToken: string }): Promise<ListResult> {
+    const v = new Violations();
+    const table = tableName(v, input.table);
+    const pageSize = checkPageSize(v, "page_size", input.pageSize);
+    let after: string | undefined;
+    if (input.pageToken !== "") {
+      after = decodePageToken(input.pageToken, table);
+      if (after === undefined) v.add("page_token", "is not a page token of this table's List; pass next_page_token unchanged");
+    }
+    v.throwIfAny();
+    const page = await this.store.list(table, after, pageSize);
+    return {
+      sessions: page.sessions,
+      nextPageToken: page.nextCursor === undefined ? "" : encodePageToken(table, page.nextCursor),
+      totalSize: page.totalSize,
+      revision: page.revision,
+    };
   }
+
   update(input: {
     table: string;
     session: SessionInput | undefined;
     updateMask: string[] | undefined;
     expectedRevision: number;
   }): Promise<Session> {
-    throw new Error("TODO");
+    const v = new Violations();
+    const table = tableName(v, input.table);
+    const s = input.session;
+    if (s === undefined) return v.fail("session", "is required");
+    checkSessionId(v, "session.id", s.id);
+    const fields = updateFields(v, input.updateMask ?? [], s);
+    const patch: SessionPatch = {};
+    if (fields.has("project_path")) patch.projectPath = checkProjectPath(v, "session.project_path", s.projectPath);
+    if (fields.has("name")) {
+      if (s.name === "") {
+        patch.name = null;
+      } else {
+        checkName(v, "session.name", s.name);
+        patch.name = s.name;
+      }
+    }
+    if (fields.has("metadata")) {
+      checkMetadata(v, "session.metadata", s.metadata);
+      patch.metadata = s.metadata.size === 0 ? EMPTY_METADATA : new Map(s.metadata);
+    }
+    if (fields.has("ttl")) patch.ttl = checkTtl(v, "session.ttl", s.ttl) ?? null;
+    v.throwIfAny();
+    return this.store.update(table, s.id, patch, input.expectedRevision);
   }
+
   remove(input: { table: string; id: string; expectedRevision: number; allowMissing: boolean }): Promise<Session | undefined> {
-    throw new Error("TODO");
+    const v = new Violations();
+    const table = tableName(v, input.table);
+    checkSessionId(v, "id", input.id);
+    v.throwIfAny();
+    return this.store.remove(table, input.id, input.expectedRevision, input.allowMissing);
   }
+}
+
+/**
+ * The fields an Update changes: those named by the mask, or, with an empty
+ * mask, every mutable field populated in the request.
+ */
+function updateFields(v: Violations, mask: readonly string[], s: SessionInput): Set<UpdatableField> {
+  const fields = new Set<UpdatableField>();
+  if (mask.length > 0) {
+    for (const path of mask) {
+      if ((UPDATABLE_FIELDS as readonly string[]).includes(path)) {
+        fields.add(path as UpdatableField);
+      } else {
+        v.add("update_mask", `cannot update ${JSON.stringify(path)}; updatable fields are ${UPDATABLE_FIELDS.join(", ")}`);
+      }
+    }
+    return fields;
+  }
+  if (s.name !== "") fields.add("name");
+  if (s.projectPath !== "") fields.add("project_path");
+  if (s.metadata.size > 0) fields.add("metadata");
+  if (s.ttl !== undefined) fields.add("ttl");
+  if (fields.size === 0) {
+    v.add("update_mask", `nothing to update: name a field in update_mask or set one of ${UPDATABLE_FIELDS.join(", ")}`);
+  }
+  return fields;
 }

@@ -1,0 +1,196 @@
+/**
+ * Field rules of the v1 contract: what is valid, and how valid input is
+ * normalized. Each rule lives here once; checks add a FieldViolation to a
+ * collector so that one INVALID_ARGUMENT names every bad field of a request.
+ */
+import { invalidArgument, type FieldViolation } from "./errors.js";
+import type { Duration } from "./model.js";
+
+export const LIMITS = {
+  tableNameMaxChars: 63,
+  idMaxChars: 128,
+  nameMaxCodePoints: 50,
+  projectPathMaxBytes: 4096,
+  metadataMaxEntries: 64,
+  metadataKeyMaxBytes: 128,
+  metadataValueMaxBytes: 4096,
+  ttlMinNanos: 1_000_000_000n,
+  ttlMaxNanos: 24n * 3600n * 1_000_000_000n,
+  maxSessionsMax: 1_000_000,
+  pageSizeDefault: 100,
+  pageSizeMax: 1000,
+} as const;
+
+const TABLE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+const SESSION_ID = /^[A-Za-z0-9._:-]+$/;
+const CONTROL_CHAR = /\p{Cc}/u;
+const CONTROL_CHARS = /\p{Cc}/gu;
+
+/** Collects the violations of one request; `throwIfAny` raises them as one INVALID_ARGUMENT. */
+export class Violations {
+  readonly list: FieldViolation[] = [];
+  add(field: string, description: string): void {
+    this.list.push({ field, description });
+  }
+  throwIfAny(): void {
+    if (this.list.length > 0) throw invalidArgument(this.list);
+  }
+  /** Adds a violation that makes the rest of the request uncheckable, and throws them all. */
+  fail(field: string, description: string): never {
+    this.add(field, description);
+    throw invalidArgument(this.list);
+  }
+}
+
+function byteLength(s: string): number {
+  return Buffer.byteLength(s, "utf8");
+}
+
+function codePointLength(s: string): number {
+  let n = 0;
+  for (const _ of s) n++;
+  return n;
+}
+
+/** Quotes a client-sent value for an error message without echoing a huge payload. */
+function preview(s: string): string {
+  const cut = [...s.slice(0, 80)].slice(0, 40).join("");
+  return JSON.stringify(cut.length < s.length ? `${cut}…` : cut);
+}
+
+/** A table name; "" means the default table and is resolved by the caller before this check. */
+export function checkTableName(v: Violations, field: string, table: string): void {
+  if (table.length > LIMITS.tableNameMaxChars) {
+    v.add(field, `must be at most ${LIMITS.tableNameMaxChars} characters, got ${table.length}`);
+  } else if (!TABLE_NAME.test(table)) {
+    v.add(field, `must be 1-${LIMITS.tableNameMaxChars} characters of [A-Za-z0-9._-] starting with a letter or digit, got ${preview(table)}`);
+  }
+}
+
+export function checkSessionId(v: Violations, field: string, id: string): void {
+  if (id.length === 0) {
+    v.add(field, "is required");
+  } else if (id.length > LIMITS.idMaxChars) {
+    v.add(field, `must be at most ${LIMITS.idMaxChars} characters, got ${id.length}`);
+  } else if (!SESSION_ID.test(id)) {
+    v.add(field, `must contain only [A-Za-z0-9._:-], got ${preview(id)}`);
+  }
+}
+
+export function checkName(v: Violations, field: string, name: string): void {
+  const n = codePointLength(name);
+  if (n === 0) {
+    v.add(field, "must not be empty");
+  } else if (n > LIMITS.nameMaxCodePoints) {
+    v.add(field, `must be at most ${LIMITS.nameMaxCodePoints} characters (code points), got ${n}`);
+  } else if (CONTROL_CHAR.test(name)) {
+    v.add(field, "must not contain control characters");
+  }
+}
+
+/**
+ * Checks a project path as sent and returns its normalized form, or undefined
+ * when it is invalid (a violation was added).
+ */
+export function checkProjectPath(v: Violations, field: string, path: string): string | undefined {
+  if (path.length === 0) {
+    v.add(field, "is required");
+    return undefined;
+  }
+  const bytes = byteLength(path);
+  if (bytes > LIMITS.projectPathMaxBytes) {
+    v.add(field, `must be at most ${LIMITS.projectPathMaxBytes} bytes, got ${bytes}`);
+    return undefined;
+  }
+  if (!path.startsWith("/")) {
+    v.add(field, `must be an absolute POSIX path (start with "/"), got ${preview(path)}`);
+    return undefined;
+  }
+  if (path.includes("\0")) {
+    v.add(field, "must not contain NUL characters");
+    return undefined;
+  }
+  const segments = path.split("/").filter((s) => s !== "" && s !== ".");
+  if (segments.includes("..")) {
+    v.add(field, `must not contain a ".." segment, got ${preview(path)}`);
+    return undefined;
+  }
+  return normalizeSegments(segments);
+}
+
+function normalizeSegments(segments: string[]): string {
+  return "/" + segments.join("/");
+}
+
+/**
+ * The name a session gets when it has none: the last segment of its
+ * (normalized) project path, cut to 50 code points; `/` for the root. Control
+ * characters, legal in paths but not in names, become U+FFFD.
+ */
+export function deriveName(normalizedPath: string): string {
+  const last = normalizedPath.slice(normalizedPath.lastIndexOf("/") + 1);
+  if (last === "") return "/";
+  return [...last.replace(CONTROL_CHARS, "\uFFFD")].slice(0, LIMITS.nameMaxCodePoints).join("");
+}
+
+export function checkMetadata(v: Violations, field: string, metadata: ReadonlyMap<string, string>): void {
+  if (metadata.size > LIMITS.metadataMaxEntries) {
+    v.add(field, `must have at most ${LIMITS.metadataMaxEntries} entries, got ${metadata.size}`);
+    return;
+  }
+  for (const [key, value] of metadata) {
+    const kb = byteLength(key);
+    if (kb === 0) {
+      v.add(field, "keys must not be empty");
+    } else if (kb > LIMITS.metadataKeyMaxBytes) {
+      v.add(field, `key ${preview(key)} is ${kb} bytes; keys must be at most ${LIMITS.metadataKeyMaxBytes} bytes`);
+    }
+    const vb = byteLength(value);
+    if (vb > LIMITS.metadataValueMaxBytes) {
+      v.add(field, `value of key ${preview(key)} is ${vb} bytes; values must be at most ${LIMITS.metadataValueMaxBytes} bytes`);
+    }
+  }
+}
+
+/** Checks a ttl and returns it normalized: undefined for unset or zero. */
+export function checkTtl(v: Violations, field: string, ttl: Duration | undefined): Duration | undefined {
+  if (ttl === undefined) return undefined;
+  const { seconds, nanos } = ttl;
+  if (!Number.isSafeInteger(seconds) || !Number.isInteger(nanos) || nanos <= -1e9 || nanos >= 1e9 || (seconds > 0 && nanos < 0) || (seconds < 0 && nanos > 0)) {
+    v.add(field, "is not a valid google.protobuf.Duration");
+    return undefined;
+  }
+  const total = BigInt(seconds) * 1_000_000_000n + BigInt(nanos);
+  if (total === 0n) return undefined;
+  if (total < LIMITS.ttlMinNanos || total > LIMITS.ttlMaxNanos) {
+    v.add(field, `must be 0 (never expires) or from 1s to 24h, got ${formatDuration(ttl)}`);
+    return undefined;
+  }
+  return { seconds, nanos };
+}
+
+export function ttlMillis(ttl: Duration): number {
+  return ttl.seconds * 1000 + Math.floor(ttl.nanos / 1e6);
+}
+
+function formatDuration(d: Duration): string {
+  const text = (d.seconds + d.nanos / 1e9).toFixed(9).replace(/\.?0+$/, "");
+  return `${text}s`;
+}
+
+/** A table's session limit; 0 (use the default) is resolved by the caller. */
+export function checkMaxSessions(v: Violations, field: string, max: number): void {
+  if (!Number.isInteger(max) || max < 0 || max > LIMITS.maxSessionsMax) {
+    v.add(field, `must be from 1 to ${LIMITS.maxSessionsMax} (or 0 for the daemon's default), got ${max}`);
+  }
+}
+
+/** Resolves a List page size: 0 means the default; above the maximum is capped. */
+export function checkPageSize(v: Violations, field: string, size: number): number {
+  if (!Number.isInteger(size) || size < 0) {
+    v.add(field, `must not be negative, got ${size}`);
+    return LIMITS.pageSizeDefault;
+  }
+  if (size === 0) return LIMITS.pageSizeDefault;
+  return Math.min(size, LIMITS.pageSizeMax);
+}

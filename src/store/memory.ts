@@ -1,0 +1,324 @@
+/**
+ * The embedded store: every table lives in this process's memory.
+ *
+ * Atomicity comes from JavaScript's run-to-completion: each operation checks
+ * and writes within one synchronous turn (no await between its check and its
+ * write), so no other call can interleave. The async signatures are the
+ * Store contract's, shared with stores that do I/O.
+ *
+ * Indexes keep every lookup O(1) in the table's size: by id and by path in
+ * Maps, by name in a Map of creation-ordered lists. Creation order for List
+ * is an append-only array with tombstones, compacted when half dead, so that
+ * a page starts with a binary search instead of a rescan from the start.
+ */
+import {
+  projectAlreadyOpen,
+  revisionMismatch,
+  sessionExists,
+  sessionLimitReached,
+  sessionNotFound,
+  tableExists,
+  tableLimitReached,
+  tableNotEmpty,
+  tableNotFound,
+  invalidArgument,
+} from "../core/errors.js";
+import type { LookupKey, NewSession, Session, SessionPage, SessionPatch, Table } from "../core/model.js";
+import { deriveName, ttlMillis } from "../core/validation.js";
+import type { Store, StoreLimits } from "./store.js";
+
+export interface MemoryStoreOptions {
+  /** The clock, in epoch milliseconds; tests of expiry replace it. */
+  now?: () => number;
+}
+
+/** A session's slot in its table. The session snapshot is replaced on update; the slot keeps its place in creation order. */
+interface Entry {
+  session: Session;
+  alive: boolean;
+}
+
+/** Compact the creation-order array once this many tombstones make up at least half of it. */
+const COMPACT_MIN_DEAD = 64;
+
+class MemoryTable {
+  readonly byId = new Map<string, Entry>();
+  readonly byPath = new Map<string, Entry>();
+  /** Sessions of each name, oldest (lowest createRevision) first. */
+  readonly byName = new Map<string, Entry[]>();
+  /** Every entry in creation order (ascending createRevision), with tombstones. */
+  private order: Entry[] = [];
+  private dead = 0;
+
+  constructor(
+    readonly name: string,
+    readonly maxSessions: number,
+    readonly createTime: Date,
+    public revision: number,
+  ) {}
+
+  get size(): number {
+    return this.byId.size;
+  }
+
+  snapshot(): Table {
+    return {
+      name: this.name,
+      maxSessions: this.maxSessions,
+      sessionCount: this.byId.size,
+      createTime: this.createTime,
+      revision: this.revision,
+    };
+  }
+
+  insert(entry: Entry): void {
+    const s = entry.session;
+    this.byId.set(s.id, entry);
+    this.byPath.set(s.projectPath, entry);
+    this.addName(entry);
+    this.order.push(entry);
+  }
+
+  delete(entry: Entry): void {
+    const s = entry.session;
+    entry.alive = false;
+    this.byId.delete(s.id);
+    this.byPath.delete(s.projectPath);
+    this.removeName(entry, s.name);
+    this.dead++;
+    if (this.dead >= COMPACT_MIN_DEAD && this.dead * 2 >= this.order.length) {
+      this.order = this.order.filter((e) => e.alive);
+      this.dead = 0;
+    }
+  }
+
+  /** Replaces an entry's session, keeping the indexes in step. */
+  replace(entry: Entry, next: Session): void {
+    const prev = entry.session;
+    entry.session = next;
+    if (prev.projectPath !== next.projectPath) {
+      this.byPath.delete(prev.projectPath);
+      this.byPath.set(next.projectPath, entry);
+    }
+    if (prev.name !== next.name) {
+      this.removeName(entry, prev.name);
+      this.addName(entry);
+    }
+  }
+
+  /** Up to `limit` live entries created after `afterRevision`, and whether more follow. */
+  page(afterRevision: number, limit: number): { sessions: Session[]; more: boolean } {
+    let i = firstIndexAfter(this.order, afterRevision);
+    const sessions: Session[] = [];
+    for (; i < this.order.length && sessions.length < limit; i++) {
+      const e = this.order[i]!;
+      if (e.alive) sessions.push(e.session);
+    }
+    for (; i < this.order.length; i++) {
+      if (this.order[i]!.alive) return { sessions, more: true };
+    }
+    return { sessions, more: false };
+  }
+
+  private addName(entry: Entry): void {
+    const name = entry.session.name;
+    const list = this.byName.get(name);
+    if (list === undefined) {
+      this.byName.set(name, [entry]);
+      return;
+    }
+    // Usually appended (new sessions are the newest); a rename can bring an older one.
+    const rev = entry.session.createRevision;
+    let i = list.length;
+    while (i > 0 && list[i - 1]!.session.createRevision > rev) i--;
+    list.splice(i, 0, entry);
+  }
+
+  private removeName(entry: Entry, name: string): void {
+    const list = this.byName.get(name);
+    if (list === undefined) return;
+    const i = list.indexOf(entry);
+    if (i >= 0) list.splice(i, 1);
+    if (list.length === 0) this.byName.delete(name);
+  }
+}
+
+/** Index of the first entry whose createRevision is greater than `revision`. */
+function firstIndexAfter(order: readonly Entry[], revision: number): number {
+  let lo = 0;
+  let hi = order.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (order[mid]!.session.createRevision <= revision) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+export class MemoryStore implements Store {
+  private readonly tables = new Map<string, MemoryTable>();
+  /**
+   * One revision counter for the whole store, like etcd's: every write takes
+   * the next value. Revisions are thus strictly increasing per table, and a
+   * table deleted and created again never reuses an old revision.
+   */
+  private revision = 0;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly limits: StoreLimits,
+    options: MemoryStoreOptions = {},
+  ) {
+    this.now = options.now ?? Date.now;
+  }
+
+  async createTable(name: string, maxSessions: number | undefined): Promise<{ table: Table; created: boolean }> {
+    const existing = this.tables.get(name);
+    if (existing !== undefined) {
+      if (maxSessions !== undefined && maxSessions !== existing.maxSessions) throw tableExists(name, existing.maxSessions);
+      return { table: existing.snapshot(), created: false };
+    }
+    if (this.tables.size >= this.limits.maxTables) throw tableLimitReached(this.tables.size, this.limits.maxTables);
+    const table = new MemoryTable(name, maxSessions ?? this.limits.defaultMaxSessions, new Date(this.now()), ++this.revision);
+    this.tables.set(name, table);
+    return { table: table.snapshot(), created: true };
+  }
+
+  async getTable(name: string): Promise<Table> {
+    return this.table(name).snapshot();
+  }
+
+  async listTables(): Promise<Table[]> {
+    // Byte order of UTF-8 equals code point order; names are ASCII, where UTF-16 order agrees.
+    return [...this.tables.values()].map((t) => t.snapshot()).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  async deleteTable(name: string, force: boolean): Promise<void> {
+    const table = this.table(name);
+    if (table.size > 0 && !force) throw tableNotEmpty(name, table.size);
+    this.tables.delete(name);
+  }
+
+  async register(tableName: string, input: NewSession): Promise<Session> {
+    const table = this.table(tableName);
+    if (table.size >= table.maxSessions) throw sessionLimitReached(tableName, table.size, table.maxSessions);
+    if (table.byId.has(input.id)) throw sessionExists(tableName, input.id);
+    const holder = table.byPath.get(input.projectPath);
+    if (holder !== undefined) throw projectAlreadyOpen(tableName, input.projectPath, holder.session.id);
+
+    const now = this.now();
+    const revision = ++this.revision;
+    const session: Session = {
+      id: input.id,
+      name: input.name,
+      projectPath: input.projectPath,
+      metadata: input.metadata,
+      createTime: new Date(now),
+      updateTime: new Date(now),
+      revision,
+      createRevision: revision,
+      ttl: input.ttl,
+      expireTime: input.ttl === undefined ? undefined : new Date(now + ttlMillis(input.ttl)),
+    };
+    table.revision = revision;
+    table.insert({ session, alive: true });
+    return session;
+  }
+
+  async lookup(tableName: string, key: LookupKey): Promise<Session> {
+    const table = this.table(tableName);
+    let entry: Entry | undefined;
+    switch (key.by) {
+      case "id":
+        entry = table.byId.get(key.value);
+        break;
+      case "projectPath":
+        entry = table.byPath.get(key.value);
+        break;
+      case "name":
+        entry = table.byName.get(key.value)?.[0];
+        break;
+    }
+    if (entry === undefined) {
+      throw sessionNotFound(tableName, { field: key.by === "projectPath" ? "project_path" : key.by, value: key.value });
+    }
+    return entry.session;
+  }
+
+  async list(tableName: string, after: string | undefined, limit: number): Promise<SessionPage> {
+    const table = this.table(tableName);
+    let afterRevision = 0;
+    if (after !== undefined) {
+      afterRevision = Number(after);
+      if (!/^\d+$/.test(after) || !Number.isSafeInteger(afterRevision)) {
+        throw invalidArgument([{ field: "page_token", description: "is not a page token of this table's List" }]);
+      }
+    }
+    const { sessions, more } = table.page(afterRevision, limit);
+    const last = sessions[sessions.length - 1];
+    return {
+      sessions,
+      nextCursor: more && last !== undefined ? String(last.createRevision) : undefined,
+      totalSize: table.size,
+      revision: table.revision,
+    };
+  }
+
+  async update(tableName: string, id: string, patch: SessionPatch, expectedRevision: number): Promise<Session> {
+    const table = this.table(tableName);
+    const entry = table.byId.get(id);
+    if (entry === undefined) throw sessionNotFound(tableName, { field: "id", value: id });
+    const prev = entry.session;
+    if (expectedRevision !== 0 && expectedRevision !== prev.revision) {
+      throw revisionMismatch(tableName, id, expectedRevision, prev.revision);
+    }
+    const projectPath = patch.projectPath ?? prev.projectPath;
+    if (projectPath !== prev.projectPath) {
+      const holder = table.byPath.get(projectPath);
+      if (holder !== undefined) throw projectAlreadyOpen(tableName, projectPath, holder.session.id);
+    }
+
+    const now = this.now();
+    const revision = ++this.revision;
+    const ttl = patch.ttl === undefined ? prev.ttl : (patch.ttl ?? undefined);
+    const next: Session = {
+      ...prev,
+      name: patch.name === undefined ? prev.name : (patch.name ?? deriveName(projectPath)),
+      projectPath,
+      metadata: patch.metadata ?? prev.metadata,
+      updateTime: new Date(now),
+      revision,
+      ttl,
+      // A changed ttl starts a new lease; otherwise the current deadline stands.
+      expireTime: ttl === undefined ? undefined : patch.ttl === undefined ? prev.expireTime : new Date(now + ttlMillis(ttl)),
+    };
+    table.revision = revision;
+    table.replace(entry, next);
+    return next;
+  }
+
+  async remove(tableName: string, id: string, expectedRevision: number, allowMissing: boolean): Promise<Session | undefined> {
+    const table = this.table(tableName);
+    const entry = table.byId.get(id);
+    if (entry === undefined) {
+      if (allowMissing) return undefined;
+      throw sessionNotFound(tableName, { field: "id", value: id });
+    }
+    if (expectedRevision !== 0 && expectedRevision !== entry.session.revision) {
+      throw revisionMismatch(tableName, id, expectedRevision, entry.session.revision);
+    }
+    table.revision = ++this.revision;
+    table.delete(entry);
+    return entry.session;
+  }
+
+  async close(): Promise<void> {
+    this.tables.clear();
+  }
+
+  private table(name: string): MemoryTable {
+    const table = this.tables.get(name);
+    if (table === undefined) throw tableNotFound(name);
+    return table;
+  }
+}
