@@ -1,0 +1,77 @@
+/**
+ * The daemon's entry point (`npm start`, `npx session-registry`).
+ *
+ * stdout carries exactly one line, "session-registry listening on ...", so
+ * that scripts can wait for it and read the port; logs go to stderr.
+ * Exit codes: 0 after a signal-driven shutdown (or --help), 1 when start-up
+ * fails, 2 on bad flags or variables.
+ */
+import { format } from "node:util";
+
+import * as grpc from "@grpc/grpc-js";
+
+import { ConfigError, parseConfig, usageText, type DaemonConfig } from "./config.js";
+import { createLogger } from "./logger.js";
+import { startDaemon, type RunningDaemon } from "./server.js";
+
+async function main(): Promise<void> {
+  let config: DaemonConfig;
+  try {
+    config = parseConfig(process.argv.slice(2), process.env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`session-registry: ${err.message}\nrun with --help for usage\n`);
+    process.exitCode = 2;
+    return;
+  }
+  if (config.help) {
+    process.stdout.write(usageText());
+    return;
+  }
+
+  const log = createLogger({ level: config.logLevel });
+  // grpc-js writes its own lines ("E No address added ...") to stderr; fold
+  // them into our JSON lines. Its verbosity still follows GRPC_VERBOSITY.
+  grpc.setLogger({
+    error: (...args: unknown[]) => log.warn({ source: "grpc-js" }, format(...args)),
+    info: (...args: unknown[]) => log.info({ source: "grpc-js" }, format(...args)),
+    debug: (...args: unknown[]) => log.debug({ source: "grpc-js" }, format(...args)),
+  });
+  let daemon: RunningDaemon;
+  try {
+    daemon = await startDaemon(config, { logger: log });
+  } catch (err) {
+    process.stderr.write(`session-registry: ${err instanceof Error ? err.message : String(err)}\n`);
+    log.debug({ err }, "start-up failed");
+    process.exitCode = 1;
+    return;
+  }
+  const { address } = daemon;
+  process.stdout.write(`session-registry listening on ${address} (store: ${config.store}, max-sessions: ${config.maxSessions})\n`);
+
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals += 1;
+    if (signals > 1) {
+      // A second signal means "now": skip the grace. Exit 1 says the shutdown
+      // was not clean (calls may have been cut off, the store not closed).
+      log.warn({ signal }, "second signal; exiting immediately");
+      process.exit(1);
+    }
+    log.info({ signal, graceMs: config.shutdownGraceMs }, "signal received; shutting down");
+    daemon.shutdown(config.shutdownGraceMs).then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`session-registry: unexpected failure: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

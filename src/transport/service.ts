@@ -1,0 +1,190 @@
+/**
+ * The gRPC face of the Registry. Each handler decodes nothing itself (the
+ * generated request objects already fit the Registry's inputs): it awaits the
+ * Registry, converts the result to generated messages and answers exactly
+ * once, with either the response or a status built by ./status.ts.
+ */
+import { status, type handleUnaryCall, type Server, type ServerUnaryCall } from "@grpc/grpc-js";
+
+import { RegistryError } from "../core/errors.js";
+import { DEFAULT_TABLE, type Registry } from "../core/registry.js";
+import type { Logger } from "../daemon/logger.js";
+import {
+  SessionRegistryService as SessionRegistryDefinition,
+  type SessionRegistryServer,
+} from "../gen/sessionregistry/v1/session_registry.js";
+import { toProtoSession, toProtoTable } from "./convert.js";
+import { INTERNAL_MESSAGE, toServiceError, unimplemented } from "./status.js";
+
+/** The ids a log line may carry about a call; never whole payloads. */
+interface CallIds {
+  table?: string;
+  sessionId?: string;
+}
+
+export class SessionRegistryService {
+  constructor(
+    private readonly registry: Registry,
+    private readonly log: Logger,
+  ) {}
+
+  addToServer(server: Server): void {
+    server.addService(SessionRegistryDefinition, this.implementation());
+  }
+
+  private implementation(): SessionRegistryServer {
+    const registry = this.registry;
+    const impl: SessionRegistryServer = {
+      createTable: this.unary(
+        "CreateTable",
+        (req) => ({ table: req.table }),
+        async (req) => {
+          const { table, created } = await registry.createTable(req);
+          return { table: toProtoTable(table), created };
+        },
+      ),
+      getTable: this.unary(
+        "GetTable",
+        (req) => ({ table: req.table }),
+        async (req) => ({ table: toProtoTable(await registry.getTable(req)) }),
+      ),
+      listTables: this.unary(
+        "ListTables",
+        () => ({}),
+        async () => ({ tables: (await registry.listTables()).map(toProtoTable) }),
+      ),
+      deleteTable: this.unary(
+        "DeleteTable",
+        (req) => ({ table: req.table }),
+        async (req) => {
+          await registry.deleteTable(req);
+          return {};
+        },
+      ),
+      register: this.unary(
+        "Register",
+        (req) => ({ table: req.table, sessionId: req.session?.id }),
+        async (req) => ({ session: toProtoSession(await registry.register(req)) }),
+      ),
+      lookup: this.unary(
+        "Lookup",
+        // Only an id is an id; a project path or a name is payload.
+        (req) => ({ table: req.table, sessionId: req.key?.$case === "id" ? req.key.value : undefined }),
+        async (req) => ({ session: toProtoSession(await registry.lookup(req)) }),
+      ),
+      list: this.unary(
+        "List",
+        (req) => ({ table: req.table }),
+        async (req) => {
+          const page = await registry.list(req);
+          return {
+            sessions: page.sessions.map(toProtoSession),
+            nextPageToken: page.nextPageToken,
+            totalSize: page.totalSize,
+            revision: page.revision,
+          };
+        },
+      ),
+      update: this.unary(
+        "Update",
+        (req) => ({ table: req.table, sessionId: req.session?.id }),
+        async (req) => ({ session: toProtoSession(await registry.update(req)) }),
+      ),
+      remove: this.unary(
+        "Remove",
+        (req) => ({ table: req.table, sessionId: req.id }),
+        async (req) => {
+          const removed = await registry.remove(req);
+          return { session: removed === undefined ? undefined : toProtoSession(removed) };
+        },
+      ),
+      // Watch and KeepAlive arrive with the change feed and ttl issue.
+      watch: (call) => {
+        this.logUnimplemented("Watch", call);
+        // A server stream reports its status through an 'error' event, which grpc-js turns into trailers.
+        call.emit("error", unimplemented("Watch"));
+      },
+      keepAlive: (call, callback) => {
+        this.logUnimplemented("KeepAlive", call);
+        callback(unimplemented("KeepAlive"));
+      },
+    };
+    return impl;
+  }
+
+  /**
+   * Wraps a unary method: runs `run` (a synchronous throw counts as a
+   * rejection), then calls back exactly once. Nothing escapes: grpc-js would
+   * turn a throw into an UNKNOWN status at best and crash the process at worst.
+   */
+  private unary<Req, Res>(
+    method: string,
+    ids: (req: Req) => CallIds,
+    run: (req: Req) => Promise<Res>,
+  ): handleUnaryCall<Req, Res> {
+    return (call, callback) => {
+      let answered = false;
+      const answer: typeof callback = (...args) => {
+        answered = true;
+        this.answer(method, call, () => callback(...args));
+      };
+      new Promise<Res>((resolve) => resolve(run(call.request)))
+        .then(
+          (response) => {
+            this.log.debug({ method, ...this.callIds(ids, call) }, "rpc ok");
+            answer(null, response);
+          },
+          (err: unknown) => {
+            const callIds = this.callIds(ids, call);
+            if (err instanceof RegistryError) this.logRejected(method, callIds, err.code, err.reason);
+            answer(toServiceError(err, this.log, { method, ...callIds }));
+          },
+        )
+        // Only a bug in the lines above lands here (a throwing logger, say);
+        // still answer, so the client does not wait for its deadline.
+        .catch((err: unknown) => {
+          try {
+            this.log.error({ method, err }, "handler failed");
+          } catch {
+            // Nowhere left to report it.
+          }
+          if (!answered) answer({ code: status.INTERNAL, details: INTERNAL_MESSAGE });
+        });
+    };
+  }
+
+  /**
+   * Calls back, swallowing what grpc-js might throw. A call that was
+   * cancelled or ran past its deadline already has its status; grpc-js drops
+   * the late answer, and the Registry's write (if any) stands.
+   */
+  private answer<Req, Res>(method: string, call: ServerUnaryCall<Req, Res>, send: () => void): void {
+    if (call.cancelled) this.log.debug({ method }, "call ended before the registry answered");
+    try {
+      send();
+    } catch (err) {
+      this.log.error({ method, err }, "sending the response failed");
+    }
+  }
+
+  private callIds<Req>(ids: (req: Req) => CallIds, call: { request: Req }): CallIds {
+    try {
+      const { table, sessionId } = ids(call.request);
+      const out: CallIds = {};
+      // An empty table means `default`; log the table the call really touched.
+      if (table !== undefined) out.table = table || DEFAULT_TABLE;
+      if (sessionId) out.sessionId = sessionId;
+      return out;
+    } catch {
+      return {};
+    }
+  }
+
+  private logUnimplemented(method: string, call: { request: { table: string } }): void {
+    this.logRejected(method, this.callIds((req) => ({ table: req.table }), call), "UNIMPLEMENTED", "UNIMPLEMENTED");
+  }
+
+  private logRejected(method: string, ids: CallIds, code: string, reason: string): void {
+    this.log.info({ method, code, reason, ...ids }, "rpc rejected");
+  }
+}

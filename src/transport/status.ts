@@ -1,0 +1,127 @@
+/**
+ * Turns failures into gRPC statuses. A RegistryError keeps its code and
+ * message and travels with a google.rpc.Status in the
+ * `grpc-status-details-bin` trailer (ErrorInfo, plus BadRequest when fields
+ * were bad). Anything else is a bug: the client gets a generic INTERNAL and
+ * the stack goes to the log, never onto the wire.
+ */
+import { Metadata, status, type ServiceError } from "@grpc/grpc-js";
+
+import { ERROR_DOMAIN, Reason, RegistryError, type ErrorCode, type FieldViolation } from "../core/errors.js";
+import type { Logger } from "../daemon/logger.js";
+import { Any } from "../gen/google/protobuf/any.js";
+import { BadRequest, ErrorInfo } from "../gen/google/rpc/error_details.js";
+import { Status } from "../gen/google/rpc/status.js";
+
+/** The trailer gRPC's richer error model uses; clients in every language read it. */
+export const STATUS_DETAILS_KEY = "grpc-status-details-bin";
+
+export const ERROR_INFO_TYPE_URL = "type.googleapis.com/google.rpc.ErrorInfo";
+export const BAD_REQUEST_TYPE_URL = "type.googleapis.com/google.rpc.BadRequest";
+
+/** The message of every unexpected failure; the real one may hold paths or payload bits. */
+export const INTERNAL_MESSAGE = "internal error";
+
+/**
+ * Core code names to grpc-js numbers. Spelled out rather than looked up by
+ * name so that a code added to the core without a mapping fails to compile.
+ */
+export const GRPC_CODE: Readonly<Record<ErrorCode, status>> = {
+  INVALID_ARGUMENT: status.INVALID_ARGUMENT,
+  NOT_FOUND: status.NOT_FOUND,
+  ALREADY_EXISTS: status.ALREADY_EXISTS,
+  RESOURCE_EXHAUSTED: status.RESOURCE_EXHAUSTED,
+  FAILED_PRECONDITION: status.FAILED_PRECONDITION,
+  ABORTED: status.ABORTED,
+  OUT_OF_RANGE: status.OUT_OF_RANGE,
+  UNAVAILABLE: status.UNAVAILABLE,
+  INTERNAL: status.INTERNAL,
+};
+
+/** What a status error says; the input of statusError. */
+export interface StatusSpec {
+  code: status;
+  /** The ErrorInfo reason (UPPER_SNAKE_CASE). */
+  reason: string;
+  message: string;
+  metadata?: Readonly<Record<string, string>>;
+  fieldViolations?: readonly FieldViolation[];
+}
+
+/**
+ * Builds a grpc-js ServiceError whose trailer carries the google.rpc.Status
+ * equivalent of `spec`: same code and message, exactly one ErrorInfo, and a
+ * BadRequest when there are field violations.
+ */
+export function statusError(spec: StatusSpec): ServiceError {
+  const details: Any[] = [
+    {
+      typeUrl: ERROR_INFO_TYPE_URL,
+      value: Buffer.from(
+        ErrorInfo.encode({
+          reason: spec.reason,
+          domain: ERROR_DOMAIN,
+          metadata: new Map(Object.entries(spec.metadata ?? {})),
+        }).finish(),
+      ),
+    },
+  ];
+  const violations = spec.fieldViolations ?? [];
+  if (violations.length > 0) {
+    details.push({
+      typeUrl: BAD_REQUEST_TYPE_URL,
+      value: Buffer.from(
+        BadRequest.encode({
+          fieldViolations: violations.map((v) => ({
+            field: v.field,
+            description: v.description,
+            reason: "",
+            localizedMessage: undefined,
+          })),
+        }).finish(),
+      ),
+    });
+  }
+
+  const metadata = new Metadata();
+  metadata.set(
+    STATUS_DETAILS_KEY,
+    Buffer.from(Status.encode({ code: spec.code, message: spec.message, details }).finish()),
+  );
+
+  const error = new Error(spec.message) as ServiceError;
+  error.code = spec.code;
+  error.details = spec.message;
+  error.metadata = metadata;
+  return error;
+}
+
+/**
+ * The status for a failed call. RegistryErrors pass through (a RegistryError
+ * with code INTERNAL is deliberate and keeps its message); anything else
+ * becomes INTERNAL "internal error" and is logged at error with its stack.
+ * `fields` (e.g. the method) are added to that log line.
+ */
+export function toServiceError(err: unknown, log: Logger, fields: Record<string, unknown> = {}): ServiceError {
+  if (err instanceof RegistryError) {
+    return statusError({
+      code: GRPC_CODE[err.code],
+      reason: err.reason,
+      message: err.message,
+      metadata: err.metadata,
+      fieldViolations: err.fieldViolations,
+    });
+  }
+  log.error({ ...fields, err }, "unexpected error");
+  return statusError({ code: status.INTERNAL, reason: Reason.INTERNAL, message: INTERNAL_MESSAGE });
+}
+
+/** For methods that exist in the contract but not yet in this daemon. */
+export function unimplemented(method: string): ServiceError {
+  return statusError({
+    code: status.UNIMPLEMENTED,
+    reason: "UNIMPLEMENTED",
+    message: `${method} is not implemented yet`,
+    metadata: { method },
+  });
+}
