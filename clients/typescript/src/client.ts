@@ -1,0 +1,272 @@
+/**
+ * A thin, promise-based client over the generated grpc-js stub. It adds what
+ * every caller would otherwise repeat: a per-call deadline, default metadata,
+ * plain option objects instead of full request messages, and typed errors
+ * (every rejection is a SessionRegistryError, see errors.ts). The messages it
+ * returns are the generated types, so the proto's comments document them.
+ */
+import {
+  type CallOptions,
+  type ChannelCredentials,
+  type ChannelOptions,
+  type ClientUnaryCall,
+  credentials as grpcCredentials,
+  Metadata,
+  type ServiceError,
+  status,
+} from "@grpc/grpc-js";
+import type { Duration } from "./gen/google/protobuf/duration.js";
+import {
+  SessionRegistryClient as GeneratedClient,
+  type ListResponse,
+  type Session,
+  type Table,
+} from "./gen/sessionregistry/v1/session_registry.js";
+import { fromServiceError, SessionRegistryError } from "./errors.js";
+
+export interface SessionRegistryClientOptions {
+  /** Default: insecure (plaintext), as for a daemon on localhost. */
+  credentials?: ChannelCredentials;
+  /** Passed to grpc-js as is. */
+  channelOptions?: ChannelOptions;
+  /** Deadline of each call in milliseconds; default 10 000; 0 means none. */
+  timeoutMs?: number;
+  /** Sent with every call (e.g. `authorization`). */
+  metadata?: Record<string, string>;
+}
+
+/** Session labels, as a plain object or a Map. */
+export type SessionMetadata = Record<string, string> | ReadonlyMap<string, string>;
+
+export interface RegisterInput {
+  /** Absolute POSIX path; required. */
+  projectPath: string;
+  /** Empty or absent: the server makes a UUIDv4. */
+  id?: string;
+  /** Empty or absent: the last segment of the project path. */
+  name?: string;
+  metadata?: SessionMetadata;
+  /** Absent or 0: the session never expires; otherwise 1 s to 24 h. */
+  ttlMs?: number;
+}
+
+/** Exactly one key; the `never` members make a second key a compile error. */
+export type LookupKey =
+  | { id: string; projectPath?: never; name?: never }
+  | { projectPath: string; id?: never; name?: never }
+  | { name: string; id?: never; projectPath?: never };
+
+/** Field paths of UpdateRequest.update_mask, as on the wire. */
+export type UpdatePath = "name" | "project_path" | "metadata" | "ttl";
+
+export interface UpdateInput {
+  id: string;
+  table?: string;
+  /** "" derives the name again from the project path. */
+  name?: string;
+  projectPath?: string;
+  /** `{}` clears the metadata. */
+  metadata?: SessionMetadata;
+  /** `null` or 0 clears the ttl. */
+  ttlMs?: number | null;
+  /** Default: the paths of the fields above that are not undefined. */
+  updateMask?: UpdatePath[];
+  /** Update only if the session is at this revision (its etag). */
+  expectedRevision?: number;
+}
+
+/** The last-overload shape of every generated unary method. */
+type UnaryMethod<Req, Res> = (
+  request: Req,
+  metadata: Metadata,
+  options: Partial<CallOptions>,
+  callback: (error: ServiceError | null, response: Res) => void,
+) => ClientUnaryCall;
+
+const DEFAULT_TIMEOUT_MS = 10_000;
+
+export class SessionRegistryClient {
+  private readonly stub: GeneratedClient;
+  private readonly timeoutMs: number;
+  /** Built once so that a bad key or value throws here rather than on every call. */
+  private readonly metadata: Metadata;
+  private closed = false;
+
+  constructor(address: string, options: SessionRegistryClientOptions = {}) {
+    // Metadata first: if a key is invalid, no channel has been opened yet.
+    this.metadata = new Metadata();
+    for (const [key, value] of Object.entries(options.metadata ?? {})) this.metadata.set(key, value);
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.stub = new GeneratedClient(
+      address,
+      options.credentials ?? grpcCredentials.createInsecure(),
+      options.channelOptions,
+    );
+  }
+
+  /** Creates a table, or returns the existing one with `created: false` (see the proto). */
+  async createTable(req: { table?: string; maxSessions?: number } = {}): Promise<{ table: Table; created: boolean }> {
+    const res = await this.unary(this.stub.createTable, { table: req.table ?? "", maxSessions: req.maxSessions ?? 0 });
+    return { table: required(res.table, "table"), created: res.created };
+  }
+
+  /** The table (default: `default`) with its session count and revision. */
+  async getTable(table = ""): Promise<Table> {
+    return required((await this.unary(this.stub.getTable, { table })).table, "table");
+  }
+
+  /** Every table, in name order. */
+  async listTables(): Promise<Table[]> {
+    return (await this.unary(this.stub.listTables, {})).tables;
+  }
+
+  /** Deletes a table; one that still holds sessions needs `force`. */
+  async deleteTable(table: string, options: { force?: boolean } = {}): Promise<void> {
+    await this.unary(this.stub.deleteTable, { table, force: options.force ?? false });
+  }
+
+  /** Registers a session and returns it as stored (normalized, id and times filled in). */
+  async register(session: RegisterInput, options: { table?: string } = {}): Promise<Session> {
+    const message = sessionMessage({ ...session, ttl: toDuration(session.ttlMs) });
+    const res = await this.unary(this.stub.register, { table: options.table ?? "", session: message });
+    return required(res.session, "session");
+  }
+
+  /** Finds one session by exactly one of id, project path or name. */
+  async lookup(key: LookupKey, options: { table?: string } = {}): Promise<Session> {
+    const res = await this.unary(this.stub.lookup, { table: options.table ?? "", key: lookupCase(key) });
+    return required(res.session, "session");
+  }
+
+  /** One page of a table's sessions, oldest first, with the revision it was read at. */
+  async listPage(req: { table?: string; pageSize?: number; pageToken?: string } = {}): Promise<ListResponse> {
+    return this.unary(this.stub.list, { table: req.table ?? "", pageSize: req.pageSize ?? 0, pageToken: req.pageToken ?? "" });
+  }
+
+  /** Every session of a table, fetching pages as the iteration needs them. */
+  async *list(req: { table?: string; pageSize?: number } = {}): AsyncGenerator<Session, void, undefined> {
+    let pageToken = "";
+    do {
+      const page = await this.listPage({ ...req, pageToken });
+      yield* page.sessions;
+      pageToken = page.nextPageToken;
+    } while (pageToken !== "");
+  }
+
+  /**
+   * Changes the given fields of a session. Without `updateMask`, the mask
+   * names every field that is not undefined, so `{metadata: {}}` clears the
+   * metadata and `{ttlMs: null}` clears the ttl.
+   */
+  async update(req: UpdateInput): Promise<Session> {
+    const session = sessionMessage({ ...req, ttl: toDuration(req.ttlMs) });
+    const res = await this.unary(this.stub.update, {
+      table: req.table ?? "",
+      session,
+      updateMask: req.updateMask ?? impliedMask(req),
+      expectedRevision: req.expectedRevision ?? 0,
+    });
+    return required(res.session, "session");
+  }
+
+  /** Removes a session and returns it as it was; undefined if it was missing and `allowMissing` was set. */
+  async remove(
+    id: string,
+    options: { table?: string; expectedRevision?: number; allowMissing?: boolean } = {},
+  ): Promise<Session | undefined> {
+    const res = await this.unary(this.stub.remove, {
+      table: options.table ?? "",
+      id,
+      expectedRevision: options.expectedRevision ?? 0,
+      allowMissing: options.allowMissing ?? false,
+    });
+    return res.session;
+  }
+
+  // watch(...) and keepAlive(...) come with the next issue (Watch streaming and ttl keep-alive).
+
+  /** Closes the channel. Calls in flight finish; later calls reject with CANCELLED. */
+  close(): void {
+    this.closed = true;
+    this.stub.close();
+  }
+
+  private unary<Req, Res>(method: UnaryMethod<Req, Res>, request: NoInfer<Req>): Promise<Res> {
+    // grpc-js throws a plain Error for a call on a closed channel; report it
+    // as gRPC Go does ("client connection is closing"), as a typed CANCELLED.
+    if (this.closed) {
+      return Promise.reject(new SessionRegistryError({ code: status.CANCELLED, details: "the client is closed" }));
+    }
+    const options: Partial<CallOptions> = this.timeoutMs > 0 ? { deadline: Date.now() + this.timeoutMs } : {};
+    return new Promise((resolve, reject) => {
+      method.call(this.stub, request, this.metadata.clone(), options, (error, response) => {
+        if (error) reject(fromServiceError(error));
+        else resolve(response);
+      });
+    });
+  }
+}
+
+/** A full Session message from the writable fields; output-only fields stay unset. */
+function sessionMessage(s: {
+  id?: string;
+  name?: string;
+  projectPath?: string;
+  metadata?: SessionMetadata | undefined;
+  ttl: Duration | undefined;
+}): Session {
+  return {
+    id: s.id ?? "",
+    name: s.name ?? "",
+    projectPath: s.projectPath ?? "",
+    metadata: toMap(s.metadata),
+    createTime: undefined,
+    updateTime: undefined,
+    revision: 0,
+    ttl: s.ttl,
+    expireTime: undefined,
+  };
+}
+
+function impliedMask(req: UpdateInput): UpdatePath[] {
+  const mask: UpdatePath[] = [];
+  if (req.name !== undefined) mask.push("name");
+  if (req.projectPath !== undefined) mask.push("project_path");
+  if (req.metadata !== undefined) mask.push("metadata");
+  if (req.ttlMs !== undefined) mask.push("ttl");
+  return mask;
+}
+
+type LookupOneof = { $case: "id"; value: string } | { $case: "projectPath"; value: string } | { $case: "name"; value: string };
+
+// Checked here as well as on the server: a plain-JS caller (or a cast) could
+// pass several keys, and the oneof would silently keep only one of them.
+function lookupCase(key: LookupKey): LookupOneof {
+  const cases = (["id", "projectPath", "name"] as const).filter((k) => key[k] !== undefined);
+  const [only] = cases;
+  if (cases.length !== 1 || only === undefined) {
+    throw new TypeError(`lookup needs exactly one of id, projectPath or name; got ${cases.length}`);
+  }
+  return { $case: only, value: String(key[only]) };
+}
+
+/** Milliseconds to a Duration; undefined, null and 0 mean no ttl. */
+function toDuration(ms: number | null | undefined): Duration | undefined {
+  if (ms === undefined || ms === null || ms === 0) return undefined;
+  const seconds = Math.trunc(ms / 1000);
+  return { seconds, nanos: Math.round((ms - seconds * 1000) * 1_000_000) };
+}
+
+function toMap(metadata: SessionMetadata | undefined): Map<string, string> {
+  if (metadata === undefined) return new Map();
+  return metadata instanceof Map ? new Map(metadata) : new Map(Object.entries(metadata));
+}
+
+// The daemon always fills these; a response without one is a broken server,
+// reported as INTERNAL rather than handing callers an undefined.
+function required<T>(value: T | undefined, field: string): T {
+  if (value === undefined) {
+    throw new SessionRegistryError({ code: status.INTERNAL, details: `response is missing ${field}` });
+  }
+  return value;
+}

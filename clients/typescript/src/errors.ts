@@ -1,0 +1,260 @@
+/**
+ * Typed errors of the SDK. The daemon puts a google.rpc.Status in the
+ * `grpc-status-details-bin` trailer of every failure, carrying one ErrorInfo
+ * whose `reason` names the failure (see the table at the top of the proto).
+ * fromServiceError turns a grpc-js ServiceError into the subclass for that
+ * reason, so callers can write `err instanceof SessionLimitReachedError` and
+ * read `err.max` instead of parsing messages.
+ */
+import { type ServiceError, status } from "@grpc/grpc-js";
+import { BadRequest, ErrorInfo } from "./gen/google/rpc/error_details.js";
+import { Status } from "./gen/google/rpc/status.js";
+
+/** The trailer that carries the encoded google.rpc.Status. */
+const STATUS_DETAILS_KEY = "grpc-status-details-bin";
+
+/** The ErrorInfo domain of every error the registry reports. */
+export const ERROR_DOMAIN = "sessionregistry.v1";
+
+/** ErrorInfo reasons the registry reports; part of the wire contract. */
+export const ErrorReason = {
+  INVALID_ARGUMENT: "INVALID_ARGUMENT",
+  TABLE_NOT_FOUND: "TABLE_NOT_FOUND",
+  TABLE_EXISTS: "TABLE_EXISTS",
+  TABLE_NOT_EMPTY: "TABLE_NOT_EMPTY",
+  TABLE_LIMIT_REACHED: "TABLE_LIMIT_REACHED",
+  SESSION_NOT_FOUND: "SESSION_NOT_FOUND",
+  SESSION_EXISTS: "SESSION_EXISTS",
+  SESSION_LIMIT_REACHED: "SESSION_LIMIT_REACHED",
+  PROJECT_ALREADY_OPEN: "PROJECT_ALREADY_OPEN",
+  REVISION_MISMATCH: "REVISION_MISMATCH",
+  REVISION_COMPACTED: "REVISION_COMPACTED",
+  WATCHER_TOO_SLOW: "WATCHER_TOO_SLOW",
+  INTERNAL: "INTERNAL",
+} as const;
+export type ErrorReason = (typeof ErrorReason)[keyof typeof ErrorReason];
+
+/** One bad field of a request; `field` is the proto's snake_case path, e.g. `session.project_path`. */
+export interface FieldViolation {
+  field: string;
+  description: string;
+}
+
+/** Everything an error is built from; fromServiceError fills it from the status and its details. */
+export interface SessionRegistryErrorInit {
+  code: status;
+  /** The gRPC status message. */
+  details: string;
+  /** ErrorInfo.reason; "" when the failure carried no ErrorInfo (e.g. a transport error). */
+  reason?: string;
+  domain?: string;
+  metadata?: Record<string, string>;
+  fieldViolations?: FieldViolation[];
+  cause?: ServiceError;
+}
+
+/**
+ * Base class of every error the client rejects with. Transport failures
+ * (UNAVAILABLE, DEADLINE_EXCEEDED, ...) and unknown reasons are instances of
+ * this class itself, with the gRPC code and an empty (or the unknown) reason.
+ */
+export class SessionRegistryError extends Error {
+  override name: string = "SessionRegistryError";
+  /** The gRPC status code (`status.NOT_FOUND`, ...). */
+  readonly code: status;
+  /** ErrorInfo.reason, e.g. `SESSION_LIMIT_REACHED`; "" if the server sent none. */
+  readonly reason: string;
+  /** ErrorInfo.domain; `sessionregistry.v1` for errors from the daemon. */
+  readonly domain: string;
+  /** ErrorInfo.metadata (e.g. `table`, `session_id`); the subclasses expose the useful keys typed. */
+  readonly metadata: Readonly<Record<string, string>>;
+  /** The gRPC status message, meant for humans. */
+  readonly details: string;
+  /** From google.rpc.BadRequest; empty unless the request was invalid. */
+  readonly fieldViolations: readonly FieldViolation[];
+  /** The grpc-js error this one was made from. */
+  override readonly cause: ServiceError | undefined;
+
+  constructor(init: SessionRegistryErrorInit) {
+    super(`${status[init.code] ?? `code ${init.code}`}: ${init.details}`);
+    this.code = init.code;
+    this.details = init.details;
+    this.reason = init.reason ?? "";
+    this.domain = init.domain ?? "";
+    this.metadata = init.metadata ?? {};
+    this.fieldViolations = init.fieldViolations ?? [];
+    this.cause = init.cause;
+  }
+}
+
+/** INVALID_ARGUMENT: the request broke a rule; `fieldViolations` names each bad field. */
+export class InvalidArgumentError extends SessionRegistryError {
+  override name = "InvalidArgumentError";
+}
+
+/** NOT_FOUND: the table does not exist. */
+export class TableNotFoundError extends SessionRegistryError {
+  override name = "TableNotFoundError";
+}
+
+/** ALREADY_EXISTS: the table exists with a different `max_sessions`. */
+export class TableExistsError extends SessionRegistryError {
+  override name = "TableExistsError";
+}
+
+/** FAILED_PRECONDITION: the table still holds sessions and `force` was not set. */
+export class TableNotEmptyError extends SessionRegistryError {
+  override name = "TableNotEmptyError";
+}
+
+/** RESOURCE_EXHAUSTED: the daemon holds as many tables as it allows. */
+export class TableLimitReachedError extends SessionRegistryError {
+  override name = "TableLimitReachedError";
+  readonly current: number;
+  readonly max: number;
+  constructor(init: SessionRegistryErrorInit) {
+    super(init);
+    this.current = toNumber(this.metadata.current);
+    this.max = toNumber(this.metadata.max);
+  }
+}
+
+/** NOT_FOUND: no session matches the id (or lookup key). */
+export class SessionNotFoundError extends SessionRegistryError {
+  override name = "SessionNotFoundError";
+}
+
+/** ALREADY_EXISTS: a session with this id is already in the table. */
+export class SessionExistsError extends SessionRegistryError {
+  override name = "SessionExistsError";
+  readonly sessionId: string;
+  constructor(init: SessionRegistryErrorInit) {
+    super(init);
+    this.sessionId = this.metadata.session_id ?? "";
+  }
+}
+
+/** RESOURCE_EXHAUSTED: the table holds `max` sessions already. */
+export class SessionLimitReachedError extends SessionRegistryError {
+  override name = "SessionLimitReachedError";
+  readonly current: number;
+  readonly max: number;
+  constructor(init: SessionRegistryErrorInit) {
+    super(init);
+    this.current = toNumber(this.metadata.current);
+    this.max = toNumber(this.metadata.max);
+  }
+}
+
+/** ALREADY_EXISTS: another session (`sessionId`) holds this project path. */
+export class ProjectAlreadyOpenError extends SessionRegistryError {
+  override name = "ProjectAlreadyOpenError";
+  /** The session that holds the path. */
+  readonly sessionId: string;
+  readonly projectPath: string;
+  constructor(init: SessionRegistryErrorInit) {
+    super(init);
+    this.sessionId = this.metadata.session_id ?? "";
+    this.projectPath = this.metadata.project_path ?? "";
+  }
+}
+
+/** ABORTED: `expectedRevision` did not match; re-read the session and retry. */
+export class RevisionMismatchError extends SessionRegistryError {
+  override name = "RevisionMismatchError";
+  readonly currentRevision: number;
+  constructor(init: SessionRegistryErrorInit) {
+    super(init);
+    this.currentRevision = toNumber(this.metadata.current_revision);
+  }
+}
+
+/** OUT_OF_RANGE: the watch start is older than the retained history. */
+export class RevisionCompactedError extends SessionRegistryError {
+  override name = "RevisionCompactedError";
+  /** The oldest start revision still served. */
+  readonly compactRevision: number;
+  constructor(init: SessionRegistryErrorInit) {
+    super(init);
+    this.compactRevision = toNumber(this.metadata.compact_revision);
+  }
+}
+
+/** RESOURCE_EXHAUSTED: the watcher fell too far behind; watch again from `resumeRevision`. */
+export class WatcherTooSlowError extends SessionRegistryError {
+  override name = "WatcherTooSlowError";
+  readonly resumeRevision: number;
+  constructor(init: SessionRegistryErrorInit) {
+    super(init);
+    this.resumeRevision = toNumber(this.metadata.resume_revision);
+  }
+}
+
+type ErrorClass = new (init: SessionRegistryErrorInit) => SessionRegistryError;
+
+// A Map rather than an object literal, so that a reason like "constructor"
+// cannot pick up a prototype property.
+const classByReason = new Map<string, ErrorClass>([
+  [ErrorReason.INVALID_ARGUMENT, InvalidArgumentError],
+  [ErrorReason.TABLE_NOT_FOUND, TableNotFoundError],
+  [ErrorReason.TABLE_EXISTS, TableExistsError],
+  [ErrorReason.TABLE_NOT_EMPTY, TableNotEmptyError],
+  [ErrorReason.TABLE_LIMIT_REACHED, TableLimitReachedError],
+  [ErrorReason.SESSION_NOT_FOUND, SessionNotFoundError],
+  [ErrorReason.SESSION_EXISTS, SessionExistsError],
+  [ErrorReason.SESSION_LIMIT_REACHED, SessionLimitReachedError],
+  [ErrorReason.PROJECT_ALREADY_OPEN, ProjectAlreadyOpenError],
+  [ErrorReason.REVISION_MISMATCH, RevisionMismatchError],
+  [ErrorReason.REVISION_COMPACTED, RevisionCompactedError],
+  [ErrorReason.WATCHER_TOO_SLOW, WatcherTooSlowError],
+]);
+
+/**
+ * Converts a grpc-js error into a SessionRegistryError (or the subclass its
+ * ErrorInfo reason names). Never throws: a missing or undecodable trailer
+ * gives the base class with the gRPC code.
+ */
+export function fromServiceError(err: ServiceError): SessionRegistryError {
+  const init: SessionRegistryErrorInit = {
+    code: typeof err.code === "number" ? err.code : status.UNKNOWN,
+    details: typeof err.details === "string" ? err.details : String(err.message),
+    cause: err,
+    ...decodeStatusDetails(err),
+  };
+  const ErrorClass = classByReason.get(init.reason ?? "") ?? SessionRegistryError;
+  return new ErrorClass(init);
+}
+
+type DecodedDetails = Pick<SessionRegistryErrorInit, "reason" | "domain" | "metadata" | "fieldViolations">;
+
+// All or nothing: trailers that fail to decode anywhere are ignored entirely,
+// so a corrupt BadRequest cannot yield a half-filled typed error.
+function decodeStatusDetails(err: ServiceError): DecodedDetails {
+  try {
+    const raw: unknown = err.metadata?.get(STATUS_DETAILS_KEY)[0];
+    if (!(raw instanceof Uint8Array)) return {};
+    const decoded: DecodedDetails = {};
+    for (const any of Status.decode(raw).details) {
+      if (any.typeUrl.endsWith("/google.rpc.ErrorInfo") && decoded.reason === undefined) {
+        const info = ErrorInfo.decode(any.value);
+        decoded.reason = info.reason;
+        decoded.domain = info.domain;
+        decoded.metadata = Object.fromEntries(info.metadata);
+      } else if (any.typeUrl.endsWith("/google.rpc.BadRequest")) {
+        const badRequest = BadRequest.decode(any.value);
+        decoded.fieldViolations = [
+          ...(decoded.fieldViolations ?? []),
+          ...badRequest.fieldViolations.map((v) => ({ field: v.field, description: v.description })),
+        ];
+      }
+    }
+    return decoded;
+  } catch {
+    return {};
+  }
+}
+
+/** Metadata values are decimal strings; a missing or malformed one is NaN rather than a misleading 0. */
+function toNumber(value: string | undefined): number {
+  return value === undefined || value.trim() === "" ? Number.NaN : Number(value);
+}

@@ -1,0 +1,49 @@
+/**
+ * @session-registry/client: a typed, promise-based client for the
+ * session-registry daemon. The full generated stubs (requests, the raw grpc-js
+ * client, the service definition) stay available under
+ * `@session-registry/client/gen/sessionregistry/v1/session_registry`.
+ */
+export {
+  SessionRegistryClient,
+  type LookupKey,
+  type RegisterInput,
+  type SessionMetadata,
+  type SessionRegistryClientOptions,
+  type UpdateInput,
+  type UpdatePath,
+} from "./client.js";
+export {
+  ERROR_DOMAIN,
+  ErrorReason,
+  type FieldViolation,
+  fromServiceError,
+  InvalidArgumentError,
+  ProjectAlreadyOpenError,
+  RevisionCompactedError,
+  RevisionMismatchError,
+  SessionExistsError,
+  SessionLimitReachedError,
+  SessionNotFoundError,
+  SessionRegistryError,
+  type SessionRegistryErrorInit,
+  TableExistsError,
+  TableLimitReachedError,
+  TableNotEmptyError,
+  TableNotFoundError,
+  WatcherTooSlowError,
+} from "./errors.js";
+export {
+  EventType,
+  eventTypeToJSON,
+  ListResponse,
+  Session,
+  Table,
+  WatchEvent,
+  WatchResponse,
+  WatchSnapshot,
+} from "./gen/sessionregistry/v1/session_registry.js";
+export { Duration } from "./gen/google/protobuf/duration.js";
+// Re-exported so that callers need no direct @grpc/grpc-js dependency for TLS
+// credentials or for comparing `err.code` with `status.NOT_FOUND`.
+export { type ChannelCredentials, type ChannelOptions, credentials, status } from "@grpc/grpc-js";
