@@ -1,0 +1,98 @@
+/**
+ * Test helpers: a real daemon on 127.0.0.1:0 with SDK clients that are closed
+ * before the daemon shuts down, and an assertion for rejected promises.
+ */
+import { expect } from "chai";
+import { SessionRegistryClient } from "@session-registry/client";
+
+import { DEFAULT_CONFIG, type DaemonConfig } from "../../src/daemon/config.js";
+import { silentLogger } from "../../src/daemon/logger.js";
+import { startDaemon, type RunningDaemon } from "../../src/daemon/server.js";
+import type { Store } from "../../src/store/store.js";
+import { RawRegistry } from "./raw.js";
+
+export type ClientOptions = ConstructorParameters<typeof SessionRegistryClient>[1];
+
+export interface TestDaemon {
+  daemon: RunningDaemon;
+  /** "127.0.0.1:PORT" */
+  address: string;
+  /** A new SDK client on the daemon; closed by stop(). */
+  client(options?: ClientOptions): SessionRegistryClient;
+  /** A new client of the generated stubs, for requests the SDK cannot send; closed by stop(). */
+  rawClient(): RawRegistry;
+  /** Closes every client made here, then shuts the daemon down. */
+  stop(): Promise<void>;
+}
+
+export async function startTestDaemon(opts: { config?: Partial<DaemonConfig>; store?: Store } = {}): Promise<TestDaemon> {
+  const config: DaemonConfig = { ...DEFAULT_CONFIG, logLevel: "silent", ...opts.config, listen: "127.0.0.1:0" };
+  const daemon = await startDaemon(config, { logger: silentLogger, ...(opts.store !== undefined ? { store: opts.store } : {}) });
+  const clients: { close(): void }[] = [];
+  let stopped = false;
+  return {
+    daemon,
+    address: daemon.address,
+    client(options?: ClientOptions) {
+      const c = new SessionRegistryClient(daemon.address, options);
+      clients.push(c);
+      return c;
+    },
+    rawClient() {
+      const c = new RawRegistry(daemon.address);
+      clients.push(c);
+      return c;
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      for (const c of clients.splice(0)) c.close();
+      await daemon.shutdown();
+    },
+  };
+}
+
+type ErrorClass<E> = abstract new (...args: any[]) => E;
+
+/**
+ * Awaits a promise that must reject with an instance of `errorClass` and
+ * returns the error for further assertions.
+ */
+export async function expectError<E>(promise: Promise<unknown>, errorClass: ErrorClass<E>): Promise<E> {
+  let value: unknown;
+  try {
+    value = await promise;
+  } catch (err) {
+    if (!(err instanceof errorClass)) {
+      expect.fail(`expected a ${errorClass.name}, got ${describeError(err)}`);
+    }
+    return err as E;
+  }
+  return expect.fail(`expected a ${errorClass.name}, but the call succeeded with ${describeValue(value)}`);
+}
+
+function describeError(err: unknown): string {
+  if (err instanceof Error) {
+    const e = err as Error & { code?: unknown; reason?: unknown };
+    return `${e.constructor.name} (code ${String(e.code)}, reason ${String(e.reason)}): ${e.message}`;
+  }
+  return String(err);
+}
+
+function describeValue(value: unknown): string {
+  try {
+    const text = JSON.stringify(value, (_k, v: unknown) => (v instanceof Map ? Object.fromEntries(v) : v));
+    return text === undefined ? String(value) : text.length > 300 ? `${text.slice(0, 300)}…` : text;
+  } catch {
+    return String(value);
+  }
+}
+
+let counter = 0;
+const RUN = Math.random().toString(36).slice(2, 8);
+
+/** A table name no other test uses (also across runs against a shared backend). */
+export function uniqueName(prefix = "t"): string {
+  counter += 1;
+  return `${prefix}-${RUN}-${counter}`;
+}

@@ -1,0 +1,105 @@
+/**
+ * A promise wrapper around the generated grpc-js client, for requests the SDK
+ * will not send (no lookup key, output-only fields, an empty update mask) and
+ * for reading error details off the wire.
+ */
+import { credentials, type Metadata, type ServiceError } from "@grpc/grpc-js";
+import {
+  SessionRegistryClient as GeneratedClient,
+  type CreateTableRequest,
+  type CreateTableResponse,
+  type GetTableRequest,
+  type GetTableResponse,
+  type DeleteTableRequest,
+  type ListRequest,
+  type ListResponse,
+  type LookupRequest,
+  type LookupResponse,
+  type RegisterRequest,
+  type RegisterResponse,
+  type RemoveRequest,
+  type RemoveResponse,
+  type UpdateRequest,
+  type UpdateResponse,
+} from "@session-registry/client/gen/sessionregistry/v1/session_registry";
+import { BadRequest, ErrorInfo } from "@session-registry/client/gen/google/rpc/error_details";
+import { Status } from "@session-registry/client/gen/google/rpc/status";
+
+type Callback<T> = (err: ServiceError | null, res: T) => void;
+
+function promised<T>(start: (cb: Callback<T>) => void): Promise<T> {
+  return new Promise((resolve, reject) => start((err, res) => (err ? reject(err) : resolve(res))));
+}
+
+export class RawRegistry {
+  readonly client: GeneratedClient;
+
+  constructor(address: string) {
+    this.client = new GeneratedClient(address, credentials.createInsecure());
+  }
+
+  createTable(req: CreateTableRequest): Promise<CreateTableResponse> {
+    return promised((cb) => this.client.createTable(req, cb));
+  }
+  getTable(req: GetTableRequest): Promise<GetTableResponse> {
+    return promised((cb) => this.client.getTable(req, cb));
+  }
+  deleteTable(req: DeleteTableRequest): Promise<unknown> {
+    return promised((cb) => this.client.deleteTable(req, cb));
+  }
+  register(req: RegisterRequest): Promise<RegisterResponse> {
+    return promised((cb) => this.client.register(req, cb));
+  }
+  lookup(req: LookupRequest): Promise<LookupResponse> {
+    return promised((cb) => this.client.lookup(req, cb));
+  }
+  list(req: ListRequest): Promise<ListResponse> {
+    return promised((cb) => this.client.list(req, cb));
+  }
+  update(req: UpdateRequest): Promise<UpdateResponse> {
+    return promised((cb) => this.client.update(req, cb));
+  }
+  remove(req: RemoveRequest): Promise<RemoveResponse> {
+    return promised((cb) => this.client.remove(req, cb));
+  }
+  close(): void {
+    this.client.close();
+  }
+}
+
+/** Awaits a raw call that must fail and returns its grpc-js ServiceError. */
+export async function rawError(promise: Promise<unknown>): Promise<ServiceError> {
+  try {
+    await promise;
+  } catch (err) {
+    return err as ServiceError;
+  }
+  throw new Error("expected the call to fail, but it succeeded");
+}
+
+export const ERROR_INFO_TYPE_URL = "type.googleapis.com/google.rpc.ErrorInfo";
+export const BAD_REQUEST_TYPE_URL = "type.googleapis.com/google.rpc.BadRequest";
+
+export interface WireDetails {
+  status: Status;
+  errorInfos: ErrorInfo[];
+  badRequests: BadRequest[];
+  /** type URLs of every detail, in order. */
+  typeUrls: string[];
+}
+
+/** Decodes the google.rpc.Status a failed call carries in its `grpc-status-details-bin` trailer. */
+export function wireDetails(metadata: Metadata): WireDetails {
+  const values = metadata.get("grpc-status-details-bin");
+  if (values.length !== 1 || !(values[0] instanceof Buffer)) {
+    throw new Error(`expected exactly one binary grpc-status-details-bin value, got ${values.length}`);
+  }
+  const status = Status.decode(values[0]);
+  const errorInfos: ErrorInfo[] = [];
+  const badRequests: BadRequest[] = [];
+  for (const any of status.details) {
+    if (any.typeUrl === ERROR_INFO_TYPE_URL) errorInfos.push(ErrorInfo.decode(any.value));
+    if (any.typeUrl === BAD_REQUEST_TYPE_URL) badRequests.push(BadRequest.decode(any.value));
+  }
+  return { status, errorInfos, badRequests, typeUrls: status.details.map((d) => d.typeUrl) };
+}
