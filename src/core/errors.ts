@@ -68,6 +68,11 @@ export function invalidArgument(violations: readonly FieldViolation[]): Registry
   return new RegistryError("INVALID_ARGUMENT", Reason.INVALID_ARGUMENT, `invalid request: ${summary}`, {}, violations);
 }
 
+/** A request whose bytes are not a valid message of its type: no field can be named. */
+export function malformedRequest(messageType: string, detail: string): RegistryError {
+  return new RegistryError("INVALID_ARGUMENT", Reason.INVALID_ARGUMENT, `malformed request: not a valid ${messageType}: ${detail}`);
+}
+
 export function tableNotFound(table: string): RegistryError {
   return new RegistryError("NOT_FOUND", Reason.TABLE_NOT_FOUND, `table "${table}" not found`, { table });
 }

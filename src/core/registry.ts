@@ -9,7 +9,7 @@
  * order of the contract (validation, then table, then limit, ...) holds.
  */
 import { randomUUID } from "node:crypto";
-import type { Duration, LookupKey, NewSession, Session, SessionPatch, Table } from "./model.js";
+import type { LookupKey, NewSession, Session, SessionPatch, Table } from "./model.js";
 import type { Store } from "../store/store.js";
 import {
   Violations,
@@ -18,10 +18,13 @@ import {
   checkName,
   checkPageSize,
   checkProjectPath,
+  checkRevision,
   checkSessionId,
   checkTableName,
   checkTtl,
   deriveName,
+  type WireDuration,
+  type WireInt,
 } from "./validation.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 
@@ -31,7 +34,7 @@ export interface SessionInput {
   name: string;
   projectPath: string;
   metadata: ReadonlyMap<string, string>;
-  ttl: Duration | undefined;
+  ttl: WireDuration | undefined;
 }
 
 export type LookupKeyInput =
@@ -157,7 +160,7 @@ export class Registry {
     table: string;
     session: SessionInput | undefined;
     updateMask: string[] | undefined;
-    expectedRevision: number;
+    expectedRevision: WireInt;
   }): Promise<Session> {
     const v = new Violations();
     const table = tableName(v, input.table);
@@ -180,16 +183,18 @@ export class Registry {
       patch.metadata = s.metadata.size === 0 ? EMPTY_METADATA : new Map(s.metadata);
     }
     if (fields.has("ttl")) patch.ttl = checkTtl(v, "session.ttl", s.ttl) ?? null;
+    const expectedRevision = checkRevision(v, "expected_revision", input.expectedRevision);
     v.throwIfAny();
-    return this.store.update(table, s.id, patch, input.expectedRevision);
+    return this.store.update(table, s.id, patch, expectedRevision);
   }
 
-  remove(input: { table: string; id: string; expectedRevision: number; allowMissing: boolean }): Promise<Session | undefined> {
+  remove(input: { table: string; id: string; expectedRevision: WireInt; allowMissing: boolean }): Promise<Session | undefined> {
     const v = new Violations();
     const table = tableName(v, input.table);
     checkSessionId(v, "id", input.id);
+    const expectedRevision = checkRevision(v, "expected_revision", input.expectedRevision);
     v.throwIfAny();
-    return this.store.remove(table, input.id, input.expectedRevision, input.allowMissing);
+    return this.store.remove(table, input.id, expectedRevision, input.allowMissing);
   }
 }
 

@@ -152,29 +152,52 @@ export function checkMetadata(v: Violations, field: string, metadata: ReadonlyMa
   }
 }
 
+/**
+ * A 64-bit integer as decoded from the wire: the daemon decodes them as
+ * bigint so that any value a client sends reaches validation intact.
+ */
+export type WireInt = number | bigint;
+
+/** A google.protobuf.Duration as decoded from the wire. */
+export interface WireDuration {
+  seconds: WireInt;
+  nanos: number;
+}
+
 /** Checks a ttl and returns it normalized: undefined for unset or zero. */
-export function checkTtl(v: Violations, field: string, ttl: Duration | undefined): Duration | undefined {
+export function checkTtl(v: Violations, field: string, ttl: WireDuration | undefined): Duration | undefined {
   if (ttl === undefined) return undefined;
-  const { seconds, nanos } = ttl;
-  if (!Number.isSafeInteger(seconds) || !Number.isInteger(nanos) || nanos <= -1e9 || nanos >= 1e9 || (seconds > 0 && nanos < 0) || (seconds < 0 && nanos > 0)) {
-    v.add(field, "is not a valid google.protobuf.Duration");
+  const seconds = BigInt(ttl.seconds);
+  const nanos = ttl.nanos;
+  if (!Number.isInteger(nanos) || nanos <= -1e9 || nanos >= 1e9 || (seconds > 0n && nanos < 0) || (seconds < 0n && nanos > 0)) {
+    v.add(field, "is not a valid google.protobuf.Duration (nanos out of range or of the other sign)");
     return undefined;
   }
-  const total = BigInt(seconds) * 1_000_000_000n + BigInt(nanos);
+  const total = seconds * 1_000_000_000n + BigInt(nanos);
   if (total === 0n) return undefined;
   if (total < LIMITS.ttlMinNanos || total > LIMITS.ttlMaxNanos) {
-    v.add(field, `must be 0 (never expires) or from 1s to 24h, got ${formatDuration(ttl)}`);
+    v.add(field, `must be 0 (never expires) or from 1s to 24h, got ${formatDuration(seconds, nanos)}`);
     return undefined;
   }
-  return { seconds, nanos };
+  return { seconds: Number(seconds), nanos };
+}
+
+/** An expected revision: 0 (unconditional) or a revision, which never exceeds 2^53 - 1. */
+export function checkRevision(v: Violations, field: string, revision: WireInt): number {
+  if (BigInt(revision) > BigInt(Number.MAX_SAFE_INTEGER) || BigInt(revision) < 0n) {
+    v.add(field, `must be 0 or a revision the server issued (at most ${Number.MAX_SAFE_INTEGER}), got ${revision}`);
+    return 0;
+  }
+  return Number(revision);
 }
 
 export function ttlMillis(ttl: Duration): number {
   return ttl.seconds * 1000 + Math.floor(ttl.nanos / 1e6);
 }
 
-function formatDuration(d: Duration): string {
-  const text = (d.seconds + d.nanos / 1e9).toFixed(9).replace(/\.?0+$/, "");
+function formatDuration(seconds: bigint, nanos: number): string {
+  if (seconds > 86_400_000n || seconds < -86_400_000n) return `${seconds}s`;
+  const text = (Number(seconds) + nanos / 1e9).toFixed(9).replace(/\.?0+$/, "");
   return `${text}s`;
 }
 

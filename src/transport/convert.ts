@@ -11,7 +11,7 @@ export function toProtoTable(table: CoreTable): Table {
     maxSessions: table.maxSessions,
     sessionCount: table.sessionCount,
     createTime: table.createTime,
-    revision: table.revision,
+    revision: BigInt(table.revision),
   };
 }
 
@@ -25,8 +25,8 @@ export function toProtoSession(session: CoreSession): Session {
     metadata: session.metadata as Map<string, string>,
     createTime: session.createTime,
     updateTime: session.updateTime,
-    revision: session.revision,
-    ttl: session.ttl === undefined ? undefined : { seconds: session.ttl.seconds, nanos: session.ttl.nanos },
+    revision: BigInt(session.revision),
+    ttl: session.ttl === undefined ? undefined : { seconds: BigInt(session.ttl.seconds), nanos: session.ttl.nanos },
     expireTime: session.expireTime,
   };
 }

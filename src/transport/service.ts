@@ -4,9 +4,16 @@
  * Registry, converts the result to generated messages and answers exactly
  * once, with either the response or a status built by ./status.ts.
  */
-import { status, type handleUnaryCall, type Server, type ServerUnaryCall } from "@grpc/grpc-js";
+import {
+  status,
+  type handleUnaryCall,
+  type MethodDefinition,
+  type Server,
+  type ServerUnaryCall,
+  type ServiceDefinition,
+} from "@grpc/grpc-js";
 
-import { RegistryError } from "../core/errors.js";
+import { malformedRequest, RegistryError } from "../core/errors.js";
 import { DEFAULT_TABLE, type Registry } from "../core/registry.js";
 import type { Logger } from "../daemon/logger.js";
 import {
@@ -29,7 +36,7 @@ export class SessionRegistryService {
   ) {}
 
   addToServer(server: Server): void {
-    server.addService(SessionRegistryDefinition, this.implementation());
+    server.addService(tolerantDecoding(SessionRegistryDefinition), this.implementation());
   }
 
   private implementation(): SessionRegistryServer {
@@ -81,7 +88,7 @@ export class SessionRegistryService {
             sessions: page.sessions.map(toProtoSession),
             nextPageToken: page.nextPageToken,
             totalSize: page.totalSize,
-            revision: page.revision,
+            revision: BigInt(page.revision),
           };
         },
       ),
@@ -128,7 +135,11 @@ export class SessionRegistryService {
         answered = true;
         this.answer(method, call, () => callback(...args));
       };
-      new Promise<Res>((resolve) => resolve(run(call.request)))
+      const request: unknown = call.request;
+      new Promise<Res>((resolve) => {
+        if (request instanceof MalformedRequest) throw malformedRequest(request.messageType, request.detail);
+        resolve(run(call.request));
+      })
         .then(
           (response) => {
             this.log.debug({ method, ...this.callIds(ids, call) }, "rpc ok");
@@ -187,4 +198,37 @@ export class SessionRegistryService {
   private logRejected(method: string, ids: CallIds, code: string, reason: string): void {
     this.log.info({ method, code, reason, ...ids }, "rpc rejected");
   }
+}
+
+/** What the decoder hands a handler when the request bytes do not parse. */
+class MalformedRequest {
+  constructor(
+    readonly messageType: string,
+    readonly detail: string,
+  ) {}
+}
+
+/**
+ * The service definition with decoders that never throw. grpc-js answers a
+ * throwing decoder with a bare INTERNAL; bad bytes are the client's fault, so
+ * the handler gets a MalformedRequest and answers INVALID_ARGUMENT with the
+ * usual details instead.
+ */
+function tolerantDecoding<D extends ServiceDefinition>(definition: D): D {
+  const tolerant: Record<string, MethodDefinition<unknown, unknown>> = {};
+  for (const [name, method] of Object.entries(definition) as [string, MethodDefinition<unknown, unknown>][]) {
+    // path is "/sessionregistry.v1.SessionRegistry/GetTable"; every request type is the method's name + "Request".
+    const messageType = `sessionregistry.v1.${method.path.slice(method.path.lastIndexOf("/") + 1)}Request`;
+    tolerant[name] = {
+      ...method,
+      requestDeserialize: (bytes: Buffer) => {
+        try {
+          return method.requestDeserialize(bytes);
+        } catch (err) {
+          return new MalformedRequest(messageType, err instanceof Error ? err.message : String(err));
+        }
+      },
+    };
+  }
+  return tolerant as D;
 }

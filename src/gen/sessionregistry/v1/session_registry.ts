@@ -134,7 +134,7 @@ export interface Table {
    * Output only. The table's revision counter, bumped by every change to a
    * session in it. Strictly increasing; not necessarily contiguous.
    */
-  revision: number;
+  revision: bigint;
 }
 
 /** An active session of an agent or editor tool. */
@@ -174,7 +174,7 @@ export interface Session {
    * It is the session's etag: pass it as `expected_revision` to make Update or
    * Remove conditional.
    */
-  revision: number;
+  revision: bigint;
   /**
    * How long the session lives without a KeepAlive: unset or zero means it
    * never expires; otherwise 1 s to 24 h.
@@ -312,7 +312,7 @@ export interface ListResponse {
    * The table revision this page was read at. Watch from `revision + 1` to
    * see exactly the changes after it.
    */
-  revision: number;
+  revision: bigint;
 }
 
 /** Request of Update. */
@@ -336,7 +336,7 @@ export interface UpdateRequest {
    * If non-zero, the update happens only if the session's `revision` equals
    * it; otherwise ABORTED (`REVISION_MISMATCH`, metadata `current_revision`).
    */
-  expectedRevision: number;
+  expectedRevision: bigint;
 }
 
 /** Response of Update. */
@@ -355,7 +355,7 @@ export interface RemoveRequest {
    * If non-zero, the removal happens only if the session's `revision` equals
    * it; otherwise ABORTED (`REVISION_MISMATCH`, metadata `current_revision`).
    */
-  expectedRevision: number;
+  expectedRevision: bigint;
   /**
    * If set, removing an unknown id succeeds with `session` unset instead of
    * failing with NOT_FOUND.
@@ -381,7 +381,7 @@ export interface WatchRequest {
    * event. N > 0: replay every retained event with revision >= N, then stream
    * live, with no snapshot.
    */
-  startRevision: number;
+  startRevision: bigint;
 }
 
 /** One message of a Watch stream. */
@@ -390,7 +390,7 @@ export interface WatchResponse {
    * The table revision this message brings the watcher to: the snapshot's
    * revision, or the event's.
    */
-  revision: number;
+  revision: bigint;
   /** What this message carries. */
   kind:
     | //
@@ -434,7 +434,7 @@ export interface KeepAliveResponse {
 }
 
 function createBaseTable(): Table {
-  return { name: "", maxSessions: 0, sessionCount: 0, createTime: undefined, revision: 0 };
+  return { name: "", maxSessions: 0, sessionCount: 0, createTime: undefined, revision: 0n };
 }
 
 export const Table: MessageFns<Table> = {
@@ -451,7 +451,10 @@ export const Table: MessageFns<Table> = {
     if (message.createTime !== undefined) {
       Timestamp.encode(toTimestamp(message.createTime), writer.uint32(34).fork()).join();
     }
-    if (message.revision !== 0) {
+    if (message.revision !== 0n) {
+      if (BigInt.asUintN(64, message.revision) !== message.revision) {
+        throw new globalThis.Error("value provided for field message.revision of type uint64 too large");
+      }
       writer.uint32(40).uint64(message.revision);
     }
     return writer;
@@ -507,7 +510,7 @@ export const Table: MessageFns<Table> = {
               break;
             }
 
-            message.revision = longToNumber(reader.uint64());
+            message.revision = reader.uint64() as bigint;
             continue;
           }
         }
@@ -540,7 +543,7 @@ export const Table: MessageFns<Table> = {
         : isSet(object.create_time)
         ? fromJsonTimestamp(object.create_time)
         : undefined,
-      revision: isSet(object.revision) ? globalThis.Number(object.revision) : 0,
+      revision: isSet(object.revision) ? BigInt(object.revision) : 0n,
     };
   },
 
@@ -558,8 +561,8 @@ export const Table: MessageFns<Table> = {
     if (message.createTime !== undefined) {
       obj.createTime = message.createTime.toISOString();
     }
-    if (message.revision !== 0) {
-      obj.revision = Math.round(message.revision);
+    if (message.revision !== 0n) {
+      obj.revision = message.revision.toString();
     }
     return obj;
   },
@@ -573,7 +576,7 @@ export const Table: MessageFns<Table> = {
     message.maxSessions = object.maxSessions ?? 0;
     message.sessionCount = object.sessionCount ?? 0;
     message.createTime = object.createTime ?? undefined;
-    message.revision = object.revision ?? 0;
+    message.revision = (object.revision !== undefined && object.revision !== null) ? BigInt(object.revision) : 0n;
     return message;
   },
 };
@@ -586,7 +589,7 @@ function createBaseSession(): Session {
     metadata: new Map(),
     createTime: undefined,
     updateTime: undefined,
-    revision: 0,
+    revision: 0n,
     ttl: undefined,
     expireTime: undefined,
   };
@@ -612,7 +615,10 @@ export const Session: MessageFns<Session> = {
     if (message.updateTime !== undefined) {
       Timestamp.encode(toTimestamp(message.updateTime), writer.uint32(50).fork()).join();
     }
-    if (message.revision !== 0) {
+    if (message.revision !== 0n) {
+      if (BigInt.asUintN(64, message.revision) !== message.revision) {
+        throw new globalThis.Error("value provided for field message.revision of type uint64 too large");
+      }
       writer.uint32(56).uint64(message.revision);
     }
     if (message.ttl !== undefined) {
@@ -693,7 +699,7 @@ export const Session: MessageFns<Session> = {
               break;
             }
 
-            message.revision = longToNumber(reader.uint64());
+            message.revision = reader.uint64() as bigint;
             continue;
           }
           case 8: {
@@ -752,7 +758,7 @@ export const Session: MessageFns<Session> = {
         : isSet(object.update_time)
         ? fromJsonTimestamp(object.update_time)
         : undefined,
-      revision: isSet(object.revision) ? globalThis.Number(object.revision) : 0,
+      revision: isSet(object.revision) ? BigInt(object.revision) : 0n,
       ttl: isSet(object.ttl) ? Duration.fromJSON(object.ttl) : undefined,
       expireTime: isSet(object.expireTime)
         ? fromJsonTimestamp(object.expireTime)
@@ -785,8 +791,8 @@ export const Session: MessageFns<Session> = {
     if (message.updateTime !== undefined) {
       obj.updateTime = message.updateTime.toISOString();
     }
-    if (message.revision !== 0) {
-      obj.revision = Math.round(message.revision);
+    if (message.revision !== 0n) {
+      obj.revision = message.revision.toString();
     }
     if (message.ttl !== undefined) {
       obj.ttl = Duration.toJSON(message.ttl);
@@ -816,7 +822,7 @@ export const Session: MessageFns<Session> = {
     })();
     message.createTime = object.createTime ?? undefined;
     message.updateTime = object.updateTime ?? undefined;
-    message.revision = object.revision ?? 0;
+    message.revision = (object.revision !== undefined && object.revision !== null) ? BigInt(object.revision) : 0n;
     message.ttl = (object.ttl !== undefined && object.ttl !== null) ? Duration.fromPartial(object.ttl) : undefined;
     message.expireTime = object.expireTime ?? undefined;
     return message;
@@ -1947,7 +1953,7 @@ export const ListRequest: MessageFns<ListRequest> = {
 };
 
 function createBaseListResponse(): ListResponse {
-  return { sessions: [], nextPageToken: "", totalSize: 0, revision: 0 };
+  return { sessions: [], nextPageToken: "", totalSize: 0, revision: 0n };
 }
 
 export const ListResponse: MessageFns<ListResponse> = {
@@ -1961,7 +1967,10 @@ export const ListResponse: MessageFns<ListResponse> = {
     if (message.totalSize !== 0) {
       writer.uint32(24).uint32(message.totalSize);
     }
-    if (message.revision !== 0) {
+    if (message.revision !== 0n) {
+      if (BigInt.asUintN(64, message.revision) !== message.revision) {
+        throw new globalThis.Error("value provided for field message.revision of type uint64 too large");
+      }
       writer.uint32(32).uint64(message.revision);
     }
     return writer;
@@ -2009,7 +2018,7 @@ export const ListResponse: MessageFns<ListResponse> = {
               break;
             }
 
-            message.revision = longToNumber(reader.uint64());
+            message.revision = reader.uint64() as bigint;
             continue;
           }
         }
@@ -2037,7 +2046,7 @@ export const ListResponse: MessageFns<ListResponse> = {
         : isSet(object.total_size)
         ? globalThis.Number(object.total_size)
         : 0,
-      revision: isSet(object.revision) ? globalThis.Number(object.revision) : 0,
+      revision: isSet(object.revision) ? BigInt(object.revision) : 0n,
     };
   },
 
@@ -2052,8 +2061,8 @@ export const ListResponse: MessageFns<ListResponse> = {
     if (message.totalSize !== 0) {
       obj.totalSize = Math.round(message.totalSize);
     }
-    if (message.revision !== 0) {
-      obj.revision = Math.round(message.revision);
+    if (message.revision !== 0n) {
+      obj.revision = message.revision.toString();
     }
     return obj;
   },
@@ -2066,13 +2075,13 @@ export const ListResponse: MessageFns<ListResponse> = {
     message.sessions = object.sessions?.map((e) => Session.fromPartial(e)) || [];
     message.nextPageToken = object.nextPageToken ?? "";
     message.totalSize = object.totalSize ?? 0;
-    message.revision = object.revision ?? 0;
+    message.revision = (object.revision !== undefined && object.revision !== null) ? BigInt(object.revision) : 0n;
     return message;
   },
 };
 
 function createBaseUpdateRequest(): UpdateRequest {
-  return { table: "", session: undefined, updateMask: undefined, expectedRevision: 0 };
+  return { table: "", session: undefined, updateMask: undefined, expectedRevision: 0n };
 }
 
 export const UpdateRequest: MessageFns<UpdateRequest> = {
@@ -2086,7 +2095,10 @@ export const UpdateRequest: MessageFns<UpdateRequest> = {
     if (message.updateMask !== undefined) {
       FieldMask.encode(FieldMask.wrap(message.updateMask), writer.uint32(26).fork()).join();
     }
-    if (message.expectedRevision !== 0) {
+    if (message.expectedRevision !== 0n) {
+      if (BigInt.asUintN(64, message.expectedRevision) !== message.expectedRevision) {
+        throw new globalThis.Error("value provided for field message.expectedRevision of type uint64 too large");
+      }
       writer.uint32(32).uint64(message.expectedRevision);
     }
     return writer;
@@ -2134,7 +2146,7 @@ export const UpdateRequest: MessageFns<UpdateRequest> = {
               break;
             }
 
-            message.expectedRevision = longToNumber(reader.uint64());
+            message.expectedRevision = reader.uint64() as bigint;
             continue;
           }
         }
@@ -2159,10 +2171,10 @@ export const UpdateRequest: MessageFns<UpdateRequest> = {
         ? FieldMask.unwrap(FieldMask.fromJSON(object.update_mask))
         : undefined,
       expectedRevision: isSet(object.expectedRevision)
-        ? globalThis.Number(object.expectedRevision)
+        ? BigInt(object.expectedRevision)
         : isSet(object.expected_revision)
-        ? globalThis.Number(object.expected_revision)
-        : 0,
+        ? BigInt(object.expected_revision)
+        : 0n,
     };
   },
 
@@ -2177,8 +2189,8 @@ export const UpdateRequest: MessageFns<UpdateRequest> = {
     if (message.updateMask !== undefined) {
       obj.updateMask = FieldMask.toJSON(FieldMask.wrap(message.updateMask));
     }
-    if (message.expectedRevision !== 0) {
-      obj.expectedRevision = Math.round(message.expectedRevision);
+    if (message.expectedRevision !== 0n) {
+      obj.expectedRevision = message.expectedRevision.toString();
     }
     return obj;
   },
@@ -2193,7 +2205,9 @@ export const UpdateRequest: MessageFns<UpdateRequest> = {
       ? Session.fromPartial(object.session)
       : undefined;
     message.updateMask = object.updateMask ?? undefined;
-    message.expectedRevision = object.expectedRevision ?? 0;
+    message.expectedRevision = (object.expectedRevision !== undefined && object.expectedRevision !== null)
+      ? BigInt(object.expectedRevision)
+      : 0n;
     return message;
   },
 };
@@ -2268,7 +2282,7 @@ export const UpdateResponse: MessageFns<UpdateResponse> = {
 };
 
 function createBaseRemoveRequest(): RemoveRequest {
-  return { table: "", id: "", expectedRevision: 0, allowMissing: false };
+  return { table: "", id: "", expectedRevision: 0n, allowMissing: false };
 }
 
 export const RemoveRequest: MessageFns<RemoveRequest> = {
@@ -2279,7 +2293,10 @@ export const RemoveRequest: MessageFns<RemoveRequest> = {
     if (message.id !== "") {
       writer.uint32(18).string(message.id);
     }
-    if (message.expectedRevision !== 0) {
+    if (message.expectedRevision !== 0n) {
+      if (BigInt.asUintN(64, message.expectedRevision) !== message.expectedRevision) {
+        throw new globalThis.Error("value provided for field message.expectedRevision of type uint64 too large");
+      }
       writer.uint32(24).uint64(message.expectedRevision);
     }
     if (message.allowMissing !== false) {
@@ -2322,7 +2339,7 @@ export const RemoveRequest: MessageFns<RemoveRequest> = {
               break;
             }
 
-            message.expectedRevision = longToNumber(reader.uint64());
+            message.expectedRevision = reader.uint64() as bigint;
             continue;
           }
           case 4: {
@@ -2350,10 +2367,10 @@ export const RemoveRequest: MessageFns<RemoveRequest> = {
       table: isSet(object.table) ? globalThis.String(object.table) : "",
       id: isSet(object.id) ? globalThis.String(object.id) : "",
       expectedRevision: isSet(object.expectedRevision)
-        ? globalThis.Number(object.expectedRevision)
+        ? BigInt(object.expectedRevision)
         : isSet(object.expected_revision)
-        ? globalThis.Number(object.expected_revision)
-        : 0,
+        ? BigInt(object.expected_revision)
+        : 0n,
       allowMissing: isSet(object.allowMissing)
         ? globalThis.Boolean(object.allowMissing)
         : isSet(object.allow_missing)
@@ -2370,8 +2387,8 @@ export const RemoveRequest: MessageFns<RemoveRequest> = {
     if (message.id !== "") {
       obj.id = message.id;
     }
-    if (message.expectedRevision !== 0) {
-      obj.expectedRevision = Math.round(message.expectedRevision);
+    if (message.expectedRevision !== 0n) {
+      obj.expectedRevision = message.expectedRevision.toString();
     }
     if (message.allowMissing !== false) {
       obj.allowMissing = message.allowMissing;
@@ -2386,7 +2403,9 @@ export const RemoveRequest: MessageFns<RemoveRequest> = {
     const message = createBaseRemoveRequest();
     message.table = object.table ?? "";
     message.id = object.id ?? "";
-    message.expectedRevision = object.expectedRevision ?? 0;
+    message.expectedRevision = (object.expectedRevision !== undefined && object.expectedRevision !== null)
+      ? BigInt(object.expectedRevision)
+      : 0n;
     message.allowMissing = object.allowMissing ?? false;
     return message;
   },
@@ -2462,7 +2481,7 @@ export const RemoveResponse: MessageFns<RemoveResponse> = {
 };
 
 function createBaseWatchRequest(): WatchRequest {
-  return { table: "", startRevision: 0 };
+  return { table: "", startRevision: 0n };
 }
 
 export const WatchRequest: MessageFns<WatchRequest> = {
@@ -2470,7 +2489,10 @@ export const WatchRequest: MessageFns<WatchRequest> = {
     if (message.table !== "") {
       writer.uint32(10).string(message.table);
     }
-    if (message.startRevision !== 0) {
+    if (message.startRevision !== 0n) {
+      if (BigInt.asUintN(64, message.startRevision) !== message.startRevision) {
+        throw new globalThis.Error("value provided for field message.startRevision of type uint64 too large");
+      }
       writer.uint32(16).uint64(message.startRevision);
     }
     return writer;
@@ -2502,7 +2524,7 @@ export const WatchRequest: MessageFns<WatchRequest> = {
               break;
             }
 
-            message.startRevision = longToNumber(reader.uint64());
+            message.startRevision = reader.uint64() as bigint;
             continue;
           }
         }
@@ -2521,10 +2543,10 @@ export const WatchRequest: MessageFns<WatchRequest> = {
     return {
       table: isSet(object.table) ? globalThis.String(object.table) : "",
       startRevision: isSet(object.startRevision)
-        ? globalThis.Number(object.startRevision)
+        ? BigInt(object.startRevision)
         : isSet(object.start_revision)
-        ? globalThis.Number(object.start_revision)
-        : 0,
+        ? BigInt(object.start_revision)
+        : 0n,
     };
   },
 
@@ -2533,8 +2555,8 @@ export const WatchRequest: MessageFns<WatchRequest> = {
     if (message.table !== "") {
       obj.table = message.table;
     }
-    if (message.startRevision !== 0) {
-      obj.startRevision = Math.round(message.startRevision);
+    if (message.startRevision !== 0n) {
+      obj.startRevision = message.startRevision.toString();
     }
     return obj;
   },
@@ -2545,18 +2567,23 @@ export const WatchRequest: MessageFns<WatchRequest> = {
   fromPartial<I extends Exact<DeepPartial<WatchRequest>, I>>(object: I): WatchRequest {
     const message = createBaseWatchRequest();
     message.table = object.table ?? "";
-    message.startRevision = object.startRevision ?? 0;
+    message.startRevision = (object.startRevision !== undefined && object.startRevision !== null)
+      ? BigInt(object.startRevision)
+      : 0n;
     return message;
   },
 };
 
 function createBaseWatchResponse(): WatchResponse {
-  return { revision: 0, kind: undefined };
+  return { revision: 0n, kind: undefined };
 }
 
 export const WatchResponse: MessageFns<WatchResponse> = {
   encode(message: WatchResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.revision !== 0) {
+    if (message.revision !== 0n) {
+      if (BigInt.asUintN(64, message.revision) !== message.revision) {
+        throw new globalThis.Error("value provided for field message.revision of type uint64 too large");
+      }
       writer.uint32(8).uint64(message.revision);
     }
     switch (message.kind?.$case) {
@@ -2588,7 +2615,7 @@ export const WatchResponse: MessageFns<WatchResponse> = {
               break;
             }
 
-            message.revision = longToNumber(reader.uint64());
+            message.revision = reader.uint64() as bigint;
             continue;
           }
           case 2: {
@@ -2621,7 +2648,7 @@ export const WatchResponse: MessageFns<WatchResponse> = {
 
   fromJSON(object: any): WatchResponse {
     return {
-      revision: isSet(object.revision) ? globalThis.Number(object.revision) : 0,
+      revision: isSet(object.revision) ? BigInt(object.revision) : 0n,
       kind: isSet(object.snapshot)
         ? { $case: "snapshot", value: WatchSnapshot.fromJSON(object.snapshot) }
         : isSet(object.event)
@@ -2632,8 +2659,8 @@ export const WatchResponse: MessageFns<WatchResponse> = {
 
   toJSON(message: WatchResponse): unknown {
     const obj: any = {};
-    if (message.revision !== 0) {
-      obj.revision = Math.round(message.revision);
+    if (message.revision !== 0n) {
+      obj.revision = message.revision.toString();
     }
     if (message.kind?.$case === "snapshot") {
       obj.snapshot = WatchSnapshot.toJSON(message.kind.value);
@@ -2648,7 +2675,7 @@ export const WatchResponse: MessageFns<WatchResponse> = {
   },
   fromPartial<I extends Exact<DeepPartial<WatchResponse>, I>>(object: I): WatchResponse {
     const message = createBaseWatchResponse();
-    message.revision = object.revision ?? 0;
+    message.revision = (object.revision !== undefined && object.revision !== null) ? BigInt(object.revision) : 0n;
     switch (object.kind?.$case) {
       case "snapshot": {
         if (object.kind?.value !== undefined && object.kind?.value !== null) {
@@ -3504,10 +3531,10 @@ export const SessionRegistryClient = makeGenericClientConstructor(
   serviceName: string;
 };
 
-type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
+type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
 
-export type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
+export type DeepPartial<T> = T extends bigint ? string | number | bigint
+  : T extends Builtin ? T : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
   : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
   : T extends { $case: string; value: unknown } ? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
@@ -3518,13 +3545,13 @@ export type Exact<P, I extends P> = P extends Builtin ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
 
 function toTimestamp(date: Date): Timestamp {
-  const seconds = Math.trunc(date.getTime() / 1_000);
+  const seconds = BigInt(Math.trunc(date.getTime() / 1_000));
   const nanos = (date.getTime() % 1_000) * 1_000_000;
   return { seconds, nanos };
 }
 
 function fromTimestamp(t: Timestamp): Date {
-  let millis = (t.seconds || 0) * 1_000;
+  let millis = (globalThis.Number(t.seconds.toString()) || 0) * 1_000;
   millis += (t.nanos || 0) / 1_000_000;
   return new globalThis.Date(millis);
 }
@@ -3537,17 +3564,6 @@ function fromJsonTimestamp(o: any): Date {
   } else {
     return fromTimestamp(Timestamp.fromJSON(o));
   }
-}
-
-function longToNumber(int64: { toString(): string }): number {
-  const num = globalThis.Number(int64.toString());
-  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
-    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
-  }
-  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
-    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
-  }
-  return num;
 }
 
 function isObject(value: any): boolean {
