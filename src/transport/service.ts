@@ -15,7 +15,7 @@ import {
 
 import { malformedRequest, RegistryError } from "../core/errors.js";
 import { DEFAULT_TABLE, type Registry } from "../core/registry.js";
-import type { Logger } from "../daemon/logger.js";
+import type { Logger } from "../core/logger.js";
 import {
   SessionRegistryService as SessionRegistryDefinition,
   type SessionRegistryServer,
@@ -183,8 +183,8 @@ export class SessionRegistryService {
       const { table, sessionId } = ids(call.request);
       const out: CallIds = {};
       // An empty table means `default`; log the table the call really touched.
-      if (table !== undefined) out.table = table || DEFAULT_TABLE;
-      if (sessionId) out.sessionId = sessionId;
+      if (table !== undefined) out.table = clip(table || DEFAULT_TABLE);
+      if (sessionId) out.sessionId = clip(sessionId);
       return out;
     } catch {
       return {};
@@ -198,6 +198,14 @@ export class SessionRegistryService {
   private logRejected(method: string, ids: CallIds, code: string, reason: string): void {
     this.log.info({ method, code, reason, ...ids }, "rpc rejected");
   }
+}
+
+/**
+ * Ids are logged before validation, so a rejected one may be any size; valid
+ * ids and table names are at most 128 characters and are logged whole.
+ */
+function clip(id: string): string {
+  return id.length <= 128 ? id : `${id.slice(0, 128)}…`;
 }
 
 /** What the decoder hands a handler when the request bytes do not parse. */

@@ -8,7 +8,7 @@
 import { Metadata, status, type ServiceError } from "@grpc/grpc-js";
 
 import { ERROR_DOMAIN, Reason, RegistryError, type ErrorCode, type FieldViolation } from "../core/errors.js";
-import type { Logger } from "../daemon/logger.js";
+import type { Logger } from "../core/logger.js";
 import { Any } from "../gen/google/protobuf/any.js";
 import { BadRequest, ErrorInfo } from "../gen/google/rpc/error_details.js";
 import { Status } from "../gen/google/rpc/status.js";

@@ -1,0 +1,13 @@
+/**
+ * The logging interface every layer writes to. Its call shape,
+ * `log.info({fields}, "msg")`, is pino's; the daemon supplies the
+ * implementation (src/daemon/logger.ts).
+ */
+export type LogFn = (obj: Record<string, unknown>, msg: string) => void;
+
+export interface Logger {
+  debug: LogFn;
+  info: LogFn;
+  warn: LogFn;
+  error: LogFn;
+}
