@@ -35,6 +35,8 @@ export const Reason = {
   REVISION_MISMATCH: "REVISION_MISMATCH",
   REVISION_COMPACTED: "REVISION_COMPACTED",
   WATCHER_TOO_SLOW: "WATCHER_TOO_SLOW",
+  WATCHER_LIMIT_REACHED: "WATCHER_LIMIT_REACHED",
+  SHUTTING_DOWN: "SHUTTING_DOWN",
   INTERNAL: "INTERNAL",
 } as const;
 export type Reason = (typeof Reason)[keyof typeof Reason];
@@ -165,4 +167,18 @@ export function watcherTooSlow(table: string, resumeRevision: number): RegistryE
     `watcher fell too far behind on table "${table}"; resume from revision ${resumeRevision}`,
     { table, resume_revision: String(resumeRevision) },
   );
+}
+
+export function watcherLimitReached(current: number, max: number): RegistryError {
+  return new RegistryError(
+    "RESOURCE_EXHAUSTED",
+    Reason.WATCHER_LIMIT_REACHED,
+    `maximum watchers reached (${current}/${max} watches open on this daemon)`,
+    { current: String(current), max: String(max) },
+  );
+}
+
+/** Ends watches when the daemon or its store goes away; clients reconnect (elsewhere). */
+export function shuttingDown(): RegistryError {
+  return new RegistryError("UNAVAILABLE", Reason.SHUTTING_DOWN, "the daemon is shutting down; reconnect", {});
 }

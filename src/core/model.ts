@@ -75,3 +75,15 @@ export interface SessionPage {
   /** The table revision the page was read at. */
   revision: number;
 }
+
+/** What happened to a session; names as in the proto's EventType, without the prefix. */
+export type EventType = "REGISTERED" | "UPDATED" | "REMOVED" | "EXPIRED";
+
+/** One change to one session, at one table revision. */
+export interface WatchEvent {
+  type: EventType;
+  /** The table revision of this change. */
+  revision: number;
+  /** The session after the change; for REMOVED and EXPIRED, its last state. */
+  session: Session;
+}

@@ -10,7 +10,8 @@
  */
 import { randomUUID } from "node:crypto";
 import type { LookupKey, NewSession, Session, SessionPatch, Table } from "./model.js";
-import type { Store } from "../store/store.js";
+import type { Store, WatchSink, WatchSubscription } from "../store/store.js";
+import { watcherLimitReached } from "./errors.js";
 import {
   Violations,
   checkMaxSessions,
@@ -65,8 +66,26 @@ function tableName(v: Violations, table: string): string {
   return name;
 }
 
+export interface RegistryOptions {
+  /** The most watches open at once on this daemon (default 10,000). */
+  maxWatchers?: number;
+}
+
 export class Registry {
-  constructor(readonly store: Store) {}
+  readonly maxWatchers: number;
+  private watchers = 0;
+
+  constructor(
+    readonly store: Store,
+    options: RegistryOptions = {},
+  ) {
+    this.maxWatchers = options.maxWatchers ?? 10_000;
+  }
+
+  /** Watches open now; back to 0 once every stream has ended. */
+  get activeWatchers(): number {
+    return this.watchers;
+  }
 
   createTable(input: { table: string; maxSessions: number }): Promise<{ table: Table; created: boolean }> {
     const v = new Violations();
@@ -195,6 +214,55 @@ export class Registry {
     const expectedRevision = checkRevision(v, "expected_revision", input.expectedRevision);
     v.throwIfAny();
     return this.store.remove(table, input.id, expectedRevision, input.allowMissing);
+  }
+
+  keepAlive(input: { table: string; id: string }): Promise<Session> {
+    const v = new Violations();
+    const table = tableName(v, input.table);
+    checkSessionId(v, "id", input.id);
+    v.throwIfAny();
+    return this.store.keepAlive(table, input.id);
+  }
+
+  /**
+   * Starts a watch, within the daemon's watcher limit. The slot is held until
+   * the returned subscription is cancelled or the store ends the watch,
+   * whichever comes first; either way it is released exactly once.
+   */
+  async watch(input: { table: string; startRevision: WireInt }, sink: WatchSink): Promise<WatchSubscription> {
+    const v = new Violations();
+    const table = tableName(v, input.table);
+    const startRevision = checkRevision(v, "start_revision", input.startRevision);
+    v.throwIfAny();
+    if (this.watchers >= this.maxWatchers) throw watcherLimitReached(this.watchers, this.maxWatchers);
+
+    this.watchers++;
+    let held = true;
+    const release = () => {
+      if (held) {
+        held = false;
+        this.watchers--;
+      }
+    };
+    try {
+      const subscription = await this.store.watch(table, startRevision, {
+        snapshot: (sessions, revision) => sink.snapshot(sessions, revision),
+        event: (event) => sink.event(event),
+        end: (error) => {
+          release();
+          sink.end(error);
+        },
+      });
+      return {
+        cancel: () => {
+          release();
+          subscription.cancel();
+        },
+      };
+    } catch (err) {
+      release();
+      throw err;
+    }
   }
 }
 

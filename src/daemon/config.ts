@@ -22,6 +22,12 @@ export interface DaemonConfig {
   /** How long shutdown waits for running calls before cutting them off. */
   shutdownGraceMs: number;
   maxReceiveMessageBytes: number;
+  /** How many events each table keeps for Watch replay (the store's history). */
+  watchHistory: number;
+  /** The most watches open at once on this daemon. */
+  maxWatchers: number;
+  /** The most messages one watcher may have waiting to be sent before it is ended as too slow. */
+  watchQueue: number;
   /** Set by parseConfig when --help was given; the caller prints usageText() and exits 0. */
   help?: boolean;
 }
@@ -31,6 +37,10 @@ export const MAX_SESSIONS_LIMIT = 1_000_000;
 export const MAX_MESSAGE_BYTES_LIMIT = 2 ** 31 - 1;
 /** Beyond this, setTimeout would misfire; and no one means a grace of days. */
 export const MAX_SHUTDOWN_GRACE_MS = 24 * 60 * 60 * 1000;
+/** Each retained event holds a session; this bounds the history's memory per table. */
+export const MAX_WATCH_HISTORY = 10_000_000;
+export const MAX_WATCHERS_LIMIT = 1_000_000;
+export const MAX_WATCH_QUEUE = 1_000_000;
 
 export const DEFAULT_CONFIG: Readonly<DaemonConfig> = Object.freeze({
   listen: "127.0.0.1:50051",
@@ -40,6 +50,9 @@ export const DEFAULT_CONFIG: Readonly<DaemonConfig> = Object.freeze({
   logLevel: "info",
   shutdownGraceMs: 10_000,
   maxReceiveMessageBytes: 1024 * 1024,
+  watchHistory: 10_000,
+  maxWatchers: 10_000,
+  watchQueue: 1024,
 });
 
 /** A bad flag, variable or argument; main prints the message and exits 2. */
@@ -130,6 +143,30 @@ const FLAGS: readonly FlagSpec[] = [
     description: "Largest request message accepted, in bytes.",
     defaultText: String(DEFAULT_CONFIG.maxReceiveMessageBytes),
     parse: (raw) => parseInteger(raw, 1, MAX_MESSAGE_BYTES_LIMIT),
+  }),
+  spec({
+    flag: "watch-history",
+    key: "watchHistory",
+    valueName: "n",
+    description: "Events each table keeps for Watch to replay; a start revision older than them is OUT_OF_RANGE.",
+    defaultText: String(DEFAULT_CONFIG.watchHistory),
+    parse: (raw) => parseInteger(raw, 1, MAX_WATCH_HISTORY),
+  }),
+  spec({
+    flag: "max-watchers",
+    key: "maxWatchers",
+    valueName: "n",
+    description: "The most watches open at once on the daemon.",
+    defaultText: String(DEFAULT_CONFIG.maxWatchers),
+    parse: (raw) => parseInteger(raw, 1, MAX_WATCHERS_LIMIT),
+  }),
+  spec({
+    flag: "watch-queue",
+    key: "watchQueue",
+    valueName: "n",
+    description: "Messages a watcher may fall behind by before it is ended as WATCHER_TOO_SLOW.",
+    defaultText: String(DEFAULT_CONFIG.watchQueue),
+    parse: (raw) => parseInteger(raw, 1, MAX_WATCH_QUEUE),
   }),
 ];
 

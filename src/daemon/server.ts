@@ -5,6 +5,7 @@
  */
 import * as grpc from "@grpc/grpc-js";
 
+import { shuttingDown } from "../core/errors.js";
 import { DEFAULT_TABLE, Registry } from "../core/registry.js";
 import { MemoryStore } from "../store/memory.js";
 import type { Store } from "../store/store.js";
@@ -21,9 +22,10 @@ export interface RunningDaemon {
   port: number;
   registry: Registry;
   /**
-   * Stops accepting calls, lets running ones finish for `graceMs` (default:
-   * the config's shutdownGraceMs), then cancels the rest; closes the store.
-   * Idempotent: later calls return the first call's promise.
+   * Stops accepting calls, ends open watches at once with UNAVAILABLE
+   * (`SHUTTING_DOWN`), lets running unary calls finish for `graceMs`
+   * (default: the config's shutdownGraceMs), then cancels the rest; closes
+   * the store. Idempotent: later calls return the first call's promise.
    */
   shutdown(graceMs?: number): Promise<void>;
 }
@@ -39,13 +41,14 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
   const log = deps.logger ?? createLogger({ level: config.logLevel });
   const { host } = parseListen(config.listen);
   const store = deps.store ?? createStore(config);
-  const registry = new Registry(store);
+  const registry = new Registry(store, { maxWatchers: config.maxWatchers });
 
   const server = new grpc.Server({
     "grpc.max_receive_message_length": config.maxReceiveMessageBytes,
     "grpc.max_send_message_length": MAX_SEND_MESSAGE_BYTES,
   });
-  new SessionRegistryService(registry, log).addToServer(server);
+  const service = new SessionRegistryService(registry, log, { watchQueue: config.watchQueue });
+  service.addToServer(server);
 
   let port: number;
   try {
@@ -59,7 +62,18 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
   }
 
   const address = `${host.includes(":") ? `[${host}]` : host}:${port}`;
-  log.info({ address, store: config.store, maxSessions: config.maxSessions, maxTables: config.maxTables }, "daemon started");
+  log.info(
+    {
+      address,
+      store: config.store,
+      maxSessions: config.maxSessions,
+      maxTables: config.maxTables,
+      maxWatchers: config.maxWatchers,
+      watchHistory: config.watchHistory,
+      watchQueue: config.watchQueue,
+    },
+    "daemon started",
+  );
 
   let stopping: Promise<void> | undefined;
   return {
@@ -67,7 +81,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
     port,
     registry,
     shutdown(graceMs = config.shutdownGraceMs) {
-      stopping ??= shutdown(server, store, graceMs, log);
+      stopping ??= shutdown(server, service, store, graceMs, log);
       return stopping;
     },
   };
@@ -76,7 +90,11 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
 function createStore(config: DaemonConfig): Store {
   switch (config.store) {
     case "memory":
-      return new MemoryStore({ defaultMaxSessions: config.maxSessions, maxTables: config.maxTables });
+      return new MemoryStore({
+        defaultMaxSessions: config.maxSessions,
+        maxTables: config.maxTables,
+        watchHistory: config.watchHistory,
+      });
   }
 }
 
@@ -104,12 +122,22 @@ function describeBindError(err: Error): string {
 }
 
 /**
- * tryShutdown lets running calls finish; after the grace, forceShutdown
- * cancels the rest. The promise settles when the server is down and the
- * store closed, whichever way the server got there.
+ * tryShutdown stops accepting calls and lets running ones finish; after the
+ * grace, forceShutdown cancels the rest. Watches never finish on their own,
+ * so they are ended right away with UNAVAILABLE, which tells their clients to
+ * reconnect (elsewhere). The store is closed only once the server is down:
+ * closing it clears the tables that running unary calls still use. The
+ * promise settles when the server is down and the store closed, whichever
+ * way the server got there.
  */
-async function shutdown(server: grpc.Server, store: Store, graceMs: number, log: Logger): Promise<void> {
-  log.info({ graceMs }, "shutting down");
+async function shutdown(
+  server: grpc.Server,
+  service: SessionRegistryService,
+  store: Store,
+  graceMs: number,
+  log: Logger,
+): Promise<void> {
+  log.info({ graceMs, openWatches: service.openWatches }, "shutting down");
   await new Promise<void>((resolve) => {
     const timer = setTimeout(() => {
       log.warn({ graceMs }, "grace period over; cancelling the remaining calls");
@@ -120,6 +148,7 @@ async function shutdown(server: grpc.Server, store: Store, graceMs: number, log:
       clearTimeout(timer);
       resolve();
     });
+    service.endAllWatches(shuttingDown());
   });
   try {
     await store.close();

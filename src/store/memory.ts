@@ -10,9 +10,19 @@
  * Maps, by name in a Map of creation-ordered lists. Creation order for List
  * is an append-only array with tombstones, compacted when half dead, so that
  * a page starts with a binary search instead of a rescan from the start.
+ *
+ * Every write appends an event to the table's bounded history and hands it
+ * to the table's watchers in the same turn, so a watch that replays history
+ * and then subscribes can neither miss nor repeat an event. Sessions with a
+ * ttl sit in one min-heap of deadlines; a timer armed for the earliest one
+ * expires them, and every operation first expires what is due, so no call
+ * ever sees a session past its expire time.
  */
 import {
+  type RegistryError,
   projectAlreadyOpen,
+  revisionCompacted,
+  shuttingDown,
   revisionMismatch,
   sessionExists,
   sessionLimitReached,
@@ -23,9 +33,11 @@ import {
   tableNotFound,
   invalidArgument,
 } from "../core/errors.js";
-import type { LookupKey, NewSession, Session, SessionPage, SessionPatch, Table } from "../core/model.js";
+import type { EventType, LookupKey, NewSession, Session, SessionPage, SessionPatch, Table, WatchEvent } from "../core/model.js";
 import { deriveName, ttlMillis } from "../core/validation.js";
-import type { Store, StoreLimits } from "./store.js";
+import { EventHistory } from "./event-history.js";
+import { ExpiryQueue, type Deadline } from "./expiry-queue.js";
+import type { Store, StoreLimits, WatchSink, WatchSubscription } from "./store.js";
 
 export interface MemoryStoreOptions {
   /** The clock, in epoch milliseconds; tests of expiry replace it. */
@@ -36,6 +48,20 @@ export interface MemoryStoreOptions {
 interface Entry {
   session: Session;
   alive: boolean;
+  /** The deadline this entry has in the expiry queue, if any. */
+  heapAt: number | undefined;
+}
+
+/** A live watch: it gets every event with revision >= `from`. */
+interface Watcher {
+  sink: WatchSink;
+  from: number;
+}
+
+/** What the expiry queue holds: a session's slot and its table. */
+interface Expiring {
+  table: MemoryTable;
+  entry: Entry;
 }
 
 /** Compact the creation-order array once this many tombstones make up at least half of it. */
@@ -49,13 +75,18 @@ class MemoryTable {
   /** Every entry in creation order (ascending createRevision), with tombstones. */
   private order: Entry[] = [];
   private dead = 0;
+  readonly history: EventHistory;
+  readonly watchers = new Set<Watcher>();
 
   constructor(
     readonly name: string,
     readonly maxSessions: number,
     readonly createTime: Date,
     public revision: number,
-  ) {}
+    historySize: number,
+  ) {
+    this.history = new EventHistory(historySize);
+  }
 
   get size(): number {
     return this.byId.size;
@@ -120,6 +151,29 @@ class MemoryTable {
     return { sessions, more: false };
   }
 
+  /** Every live session, oldest first. */
+  allSessions(): Session[] {
+    const out: Session[] = [];
+    for (const e of this.order) if (e.alive) out.push(e.session);
+    return out;
+  }
+
+  /** Records a change at the table's current revision and hands it to every watcher. */
+  emit(type: EventType, session: Session): void {
+    const event: WatchEvent = { type, revision: this.revision, session };
+    this.history.push(event);
+    for (const w of this.watchers) {
+      if (event.revision >= w.from) w.sink.event(event);
+    }
+  }
+
+  /** Ends every watch of this table with `error`. */
+  endWatches(error: RegistryError): void {
+    const watchers = [...this.watchers];
+    this.watchers.clear();
+    for (const w of watchers) w.sink.end(error);
+  }
+
   private addName(entry: Entry): void {
     const name = entry.session.name;
     const list = this.byName.get(name);
@@ -164,6 +218,10 @@ export class MemoryStore implements Store {
    */
   private revision = 0;
   private readonly now: () => number;
+  private readonly expiries = new ExpiryQueue<Expiring>((d) => this.isScheduled(d));
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Infinity;
+  private closed = false;
 
   constructor(
     private readonly limits: StoreLimits,
@@ -179,16 +237,24 @@ export class MemoryStore implements Store {
       return { table: existing.snapshot(), created: false };
     }
     if (this.tables.size >= this.limits.maxTables) throw tableLimitReached(this.tables.size, this.limits.maxTables);
-    const table = new MemoryTable(name, maxSessions ?? this.limits.defaultMaxSessions, new Date(this.now()), ++this.revision);
+    const table = new MemoryTable(
+      name,
+      maxSessions ?? this.limits.defaultMaxSessions,
+      new Date(this.now()),
+      ++this.revision,
+      this.limits.watchHistory,
+    );
     this.tables.set(name, table);
     return { table: table.snapshot(), created: true };
   }
 
   async getTable(name: string): Promise<Table> {
+    this.expireDue();
     return this.table(name).snapshot();
   }
 
   async listTables(): Promise<Table[]> {
+    this.expireDue();
     // Byte order of UTF-8 equals code point order; names are ASCII, where UTF-16 order agrees.
     return [...this.tables.values()].map((t) => t.snapshot()).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
@@ -197,9 +263,17 @@ export class MemoryStore implements Store {
     const table = this.table(name);
     if (table.size > 0 && !force) throw tableNotEmpty(name, table.size);
     this.tables.delete(name);
+    let scheduled = 0;
+    for (const entry of table.byId.values()) {
+      entry.alive = false;
+      if (entry.heapAt !== undefined) scheduled++;
+    }
+    this.expiries.markStale(scheduled);
+    table.endWatches(tableNotFound(name));
   }
 
   async register(tableName: string, input: NewSession): Promise<Session> {
+    this.expireDue();
     const table = this.table(tableName);
     if (table.size >= table.maxSessions) throw sessionLimitReached(tableName, table.size, table.maxSessions);
     if (table.byId.has(input.id)) throw sessionExists(tableName, input.id);
@@ -221,11 +295,15 @@ export class MemoryStore implements Store {
       expireTime: input.ttl === undefined ? undefined : new Date(now + ttlMillis(input.ttl)),
     };
     table.revision = revision;
-    table.insert({ session, alive: true });
+    const entry: Entry = { session, alive: true, heapAt: undefined };
+    table.insert(entry);
+    this.schedule(table, entry);
+    table.emit("REGISTERED", session);
     return session;
   }
 
   async lookup(tableName: string, key: LookupKey): Promise<Session> {
+    this.expireDue();
     const table = this.table(tableName);
     let entry: Entry | undefined;
     switch (key.by) {
@@ -246,6 +324,7 @@ export class MemoryStore implements Store {
   }
 
   async list(tableName: string, after: string | undefined, limit: number): Promise<SessionPage> {
+    this.expireDue();
     const table = this.table(tableName);
     let afterRevision = 0;
     if (after !== undefined) {
@@ -265,6 +344,7 @@ export class MemoryStore implements Store {
   }
 
   async update(tableName: string, id: string, patch: SessionPatch, expectedRevision: number): Promise<Session> {
+    this.expireDue();
     const table = this.table(tableName);
     const entry = table.byId.get(id);
     if (entry === undefined) throw sessionNotFound(tableName, { field: "id", value: id });
@@ -294,10 +374,13 @@ export class MemoryStore implements Store {
     };
     table.revision = revision;
     table.replace(entry, next);
+    this.schedule(table, entry);
+    table.emit("UPDATED", next);
     return next;
   }
 
   async remove(tableName: string, id: string, expectedRevision: number, allowMissing: boolean): Promise<Session | undefined> {
+    this.expireDue();
     const table = this.table(tableName);
     const entry = table.byId.get(id);
     if (entry === undefined) {
@@ -307,13 +390,116 @@ export class MemoryStore implements Store {
     if (expectedRevision !== 0 && expectedRevision !== entry.session.revision) {
       throw revisionMismatch(tableName, id, expectedRevision, entry.session.revision);
     }
-    table.revision = ++this.revision;
-    table.delete(entry);
+    this.drop(table, entry, "REMOVED");
     return entry.session;
   }
 
+  async keepAlive(tableName: string, id: string): Promise<Session> {
+    this.expireDue();
+    const table = this.table(tableName);
+    const entry = table.byId.get(id);
+    if (entry === undefined) throw sessionNotFound(tableName, { field: "id", value: id });
+    const prev = entry.session;
+    if (prev.ttl === undefined) return prev;
+    // Only the deadline moves: same revision, same indexes, no event.
+    const next: Session = { ...prev, expireTime: new Date(this.now() + ttlMillis(prev.ttl)) };
+    entry.session = next;
+    this.schedule(table, entry);
+    return next;
+  }
+
+  async watch(tableName: string, startRevision: number, sink: WatchSink): Promise<WatchSubscription> {
+    this.expireDue();
+    const table = this.table(tableName);
+    // Replay and subscribe in one turn: no write can fall between them.
+    if (startRevision === 0) {
+      sink.snapshot(table.allSessions(), table.revision);
+    } else {
+      const compact = table.history.compactRevision;
+      if (startRevision < compact) throw revisionCompacted(tableName, startRevision, compact);
+      for (const event of table.history.from(startRevision)) sink.event(event);
+    }
+    const watcher: Watcher = { sink, from: startRevision };
+    table.watchers.add(watcher);
+    return { cancel: () => table.watchers.delete(watcher) };
+  }
+
   async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.expiries.clear();
+    for (const table of this.tables.values()) table.endWatches(shuttingDown());
     this.tables.clear();
+  }
+
+  /** Removes a session as one write: a new revision, an event, the slot and path freed. */
+  private drop(table: MemoryTable, entry: Entry, type: "REMOVED" | "EXPIRED"): void {
+    table.revision = ++this.revision;
+    table.delete(entry);
+    if (entry.heapAt !== undefined) this.expiries.markStale();
+    table.emit(type, entry.session);
+  }
+
+  /**
+   * Makes sure the expiry queue holds a deadline no later than the session's
+   * expire time. A later expire time (after a keep-alive) needs nothing: the
+   * earlier deadline comes due first and is pushed on then, so keep-alives
+   * cost no heap growth.
+   */
+  private schedule(table: MemoryTable, entry: Entry): void {
+    const at = entry.session.expireTime?.getTime();
+    if (at === undefined || (entry.heapAt !== undefined && entry.heapAt <= at)) return;
+    if (entry.heapAt !== undefined) this.expiries.markStale();
+    entry.heapAt = at;
+    this.expiries.push(at, { table, entry });
+    this.armTimer();
+  }
+
+  private isScheduled(d: Deadline<Expiring>): boolean {
+    const { table, entry } = d.item;
+    return entry.alive && entry.heapAt === d.at && this.tables.get(table.name) === table;
+  }
+
+  /** Expires every session whose expire time has passed. O(log n) per session. */
+  private expireDue(): void {
+    const now = this.now();
+    for (let top = this.expiries.peek(); top !== undefined && top.at <= now; top = this.expiries.peek()) {
+      this.expiries.pop();
+      if (!this.isScheduled(top)) {
+        this.expiries.stalePopped();
+        continue;
+      }
+      const { table, entry } = top.item;
+      entry.heapAt = undefined;
+      const expireAt = entry.session.expireTime?.getTime();
+      if (expireAt === undefined) continue;
+      if (expireAt > now) {
+        // Kept alive since this deadline was set: wait for the new one.
+        entry.heapAt = expireAt;
+        this.expiries.push(expireAt, top.item);
+        continue;
+      }
+      this.drop(table, entry, "EXPIRED");
+    }
+    this.armTimer();
+  }
+
+  /** Keeps one timer armed for the earliest deadline; it never holds the process open. */
+  private armTimer(): void {
+    if (this.closed) return;
+    const next = this.expiries.peek()?.at ?? Infinity;
+    if (next === this.timerAt) return;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerAt = next;
+    if (next === Infinity) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.timerAt = Infinity;
+      this.expireDue();
+    }, Math.max(0, next - this.now()));
+    this.timer.unref();
   }
 
   private table(name: string): MemoryTable {

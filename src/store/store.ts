@@ -8,13 +8,34 @@
  * enforces only what depends on the stored state, and reports it with the
  * core's RegistryError constructors (src/core/errors.ts).
  */
-import type { LookupKey, NewSession, Session, SessionPage, SessionPatch, Table } from "../core/model.js";
+import type { RegistryError } from "../core/errors.js";
+import type { LookupKey, NewSession, Session, SessionPage, SessionPatch, Table, WatchEvent } from "../core/model.js";
 
 export interface StoreLimits {
   /** The limit of a table created without an explicit one. */
   defaultMaxSessions: number;
   /** The most tables the store holds. */
   maxTables: number;
+  /** How many events each table keeps for Watch replay; older ones are compacted. */
+  watchHistory: number;
+}
+
+/**
+ * Where a store delivers one watch's messages. Calls are synchronous, in
+ * revision order, never after `end`; a sink must not throw and must not
+ * block (the transport queues, bounded, and ends slow watchers itself).
+ */
+export interface WatchSink {
+  /** Once, first, when the watch started at revision 0: every session, oldest first, at `revision`. */
+  snapshot(sessions: Session[], revision: number): void;
+  event(event: WatchEvent): void;
+  /** The store ended the watch: TABLE_NOT_FOUND when the table is deleted, UNAVAILABLE when the store closes. */
+  end(error: RegistryError): void;
+}
+
+export interface WatchSubscription {
+  /** Stops delivery and releases what the watch holds; idempotent. */
+  cancel(): void;
 }
 
 export interface Store {
@@ -63,6 +84,24 @@ export interface Store {
    */
   remove(table: string, id: string, expectedRevision: number, allowMissing: boolean): Promise<Session | undefined>;
 
-  /** Releases the store's resources. */
+  /**
+   * Pushes a session's expire time to now + ttl. No revision, no event. A
+   * session without ttl is returned unchanged. SESSION_NOT_FOUND once expired.
+   */
+  keepAlive(table: string, id: string): Promise<Session>;
+
+  /**
+   * Starts a watch. startRevision 0: sink.snapshot, then live events.
+   * startRevision N: every retained event with revision >= N, then live
+   * events, with none lost and none twice. N older than the retained history
+   * is REVISION_COMPACTED (rejected, nothing delivered); TABLE_NOT_FOUND.
+   */
+  watch(table: string, startRevision: number, sink: WatchSink): Promise<WatchSubscription>;
+
+  /**
+   * Releases the store's resources. Open watches end with UNAVAILABLE.
+   * Sessions with a ttl expire on their own (EXPIRED events), whatever call
+   * comes or does not come.
+   */
   close(): Promise<void>;
 }

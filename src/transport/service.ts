@@ -21,7 +21,8 @@ import {
   type SessionRegistryServer,
 } from "../gen/sessionregistry/v1/session_registry.js";
 import { toProtoSession, toProtoTable } from "./convert.js";
-import { INTERNAL_MESSAGE, toServiceError, unimplemented } from "./status.js";
+import { INTERNAL_MESSAGE, toServiceError } from "./status.js";
+import { WatchStreams } from "./watch-stream.js";
 
 /** The ids a log line may carry about a call; never whole payloads. */
 interface CallIds {
@@ -29,11 +30,38 @@ interface CallIds {
   sessionId?: string;
 }
 
+export interface ServiceOptions {
+  /** The most messages one watcher may have waiting before it is ended as WATCHER_TOO_SLOW (default 1024). */
+  watchQueue?: number;
+}
+
 export class SessionRegistryService {
+  private readonly watches: WatchStreams;
+
   constructor(
     private readonly registry: Registry,
     private readonly log: Logger,
-  ) {}
+    options: ServiceOptions = {},
+  ) {
+    this.watches = new WatchStreams(registry, log, {
+      queueLimit: options.watchQueue ?? 1024,
+      malformed: (request) => (request instanceof MalformedRequest ? request : undefined),
+    });
+  }
+
+  /** Watch streams open now. */
+  get openWatches(): number {
+    return this.watches.size;
+  }
+
+  /**
+   * Ends every open watch with `error`, and any that starts later. Shutdown
+   * calls it with UNAVAILABLE (SHUTTING_DOWN) so that streams, which never
+   * finish on their own, do not hold the server for the whole grace period.
+   */
+  endAllWatches(error: RegistryError): void {
+    this.watches.endAll(error);
+  }
 
   addToServer(server: Server): void {
     server.addService(tolerantDecoding(SessionRegistryDefinition), this.implementation());
@@ -105,16 +133,12 @@ export class SessionRegistryService {
           return { session: removed === undefined ? undefined : toProtoSession(removed) };
         },
       ),
-      // Watch and KeepAlive arrive with the change feed and ttl issue.
-      watch: (call) => {
-        this.logUnimplemented("Watch", call);
-        // A server stream reports its status through an 'error' event, which grpc-js turns into trailers.
-        call.emit("error", unimplemented("Watch"));
-      },
-      keepAlive: (call, callback) => {
-        this.logUnimplemented("KeepAlive", call);
-        callback(unimplemented("KeepAlive"));
-      },
+      watch: (call) => this.watches.handle(call),
+      keepAlive: this.unary(
+        "KeepAlive",
+        (req) => ({ table: req.table, sessionId: req.id }),
+        async (req) => ({ session: toProtoSession(await registry.keepAlive(req)) }),
+      ),
     };
     return impl;
   }
@@ -189,10 +213,6 @@ export class SessionRegistryService {
     } catch {
       return {};
     }
-  }
-
-  private logUnimplemented(method: string, call: { request: { table: string } }): void {
-    this.logRejected(method, this.callIds((req) => ({ table: req.table }), call), "UNIMPLEMENTED", "UNIMPLEMENTED");
   }
 
   private logRejected(method: string, ids: CallIds, code: string, reason: string): void {

@@ -115,13 +115,3 @@ export function toServiceError(err: unknown, log: Logger, fields: Record<string,
   log.error({ ...fields, err }, "unexpected error");
   return statusError({ code: status.INTERNAL, reason: Reason.INTERNAL, message: INTERNAL_MESSAGE });
 }
-
-/** For methods that exist in the contract but not yet in this daemon. */
-export function unimplemented(method: string): ServiceError {
-  return statusError({
-    code: status.UNIMPLEMENTED,
-    reason: "UNIMPLEMENTED",
-    message: `${method} is not implemented yet`,
-    metadata: { method },
-  });
-}

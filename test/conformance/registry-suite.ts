@@ -32,7 +32,7 @@ import { rawError, wireDetails, type RawRegistry } from "../helpers/raw.js";
 type Session = Awaited<ReturnType<SessionRegistryClient["register"]>>;
 
 const DEFAULT_MAX_SESSIONS = 10;
-const LIMITS: StoreLimits = { defaultMaxSessions: DEFAULT_MAX_SESSIONS, maxTables: 1000 };
+const LIMITS: StoreLimits = { defaultMaxSessions: DEFAULT_MAX_SESSIONS, maxTables: 1000, watchHistory: 10_000 };
 
 /** Byte order of two strings, as ListTables promises. */
 function byteCompare(a: string, b: string): number {
@@ -1100,7 +1100,7 @@ export function registryConformance(storeName: string, makeStore: (limits: Store
       });
 
       it("carries TABLE_LIMIT_REACHED with current and max", async () => {
-        await withOwnDaemon({ defaultMaxSessions: 10, maxTables: 2 }, async (c, own) => {
+        await withOwnDaemon({ ...LIMITS, defaultMaxSessions: 10, maxTables: 2 }, async (c, own) => {
           // `default` is one of the two.
           expect((await c.createTable({ table: "second" })).created).to.equal(true);
           const { metadata } = await details(

@@ -30,6 +30,9 @@ describe("daemon config", () => {
         logLevel: "info",
         shutdownGraceMs: 10_000,
         maxReceiveMessageBytes: 1024 * 1024,
+        watchHistory: 10_000,
+        maxWatchers: 10_000,
+        watchQueue: 1024,
         help: false,
       });
       expect(parse([])).to.deep.include(DEFAULT_CONFIG);
@@ -59,6 +62,12 @@ describe("daemon config", () => {
       { argv: ["--shutdown-grace", "500ms"], expected: { shutdownGraceMs: 500 } },
       { argv: ["--shutdown-grace", "2m"], expected: { shutdownGraceMs: 120_000 } },
       { argv: ["--max-receive-message-size", "4194304"], expected: { maxReceiveMessageBytes: 4_194_304 } },
+      { argv: ["--watch-history", "1"], expected: { watchHistory: 1 } },
+      { argv: ["--watch-history", "10000000"], expected: { watchHistory: 10_000_000 } },
+      { argv: ["--max-watchers", "1"], expected: { maxWatchers: 1 } },
+      { argv: ["--max-watchers", "1000000"], expected: { maxWatchers: 1_000_000 } },
+      { argv: ["--watch-queue", "1"], expected: { watchQueue: 1 } },
+      { argv: ["--watch-queue=1000000"], expected: { watchQueue: 1_000_000 } },
       // Environment variables, one per flag.
       { argv: [], env: { SESSION_REGISTRY_LISTEN: "127.0.0.1:9" }, expected: { listen: "127.0.0.1:9" } },
       { argv: [], env: { SESSION_REGISTRY_MAX_SESSIONS: "42" }, expected: { maxSessions: 42 } },
@@ -67,6 +76,10 @@ describe("daemon config", () => {
       { argv: [], env: { SESSION_REGISTRY_LOG_LEVEL: "warn" }, expected: { logLevel: "warn" } },
       { argv: [], env: { SESSION_REGISTRY_SHUTDOWN_GRACE: "250ms" }, expected: { shutdownGraceMs: 250 } },
       { argv: [], env: { SESSION_REGISTRY_MAX_RECEIVE_MESSAGE_SIZE: "2048" }, expected: { maxReceiveMessageBytes: 2048 } },
+      { argv: [], env: { SESSION_REGISTRY_WATCH_HISTORY: "500" }, expected: { watchHistory: 500 } },
+      { argv: [], env: { SESSION_REGISTRY_MAX_WATCHERS: "3" }, expected: { maxWatchers: 3 } },
+      { argv: [], env: { SESSION_REGISTRY_WATCH_QUEUE: "16" }, expected: { watchQueue: 16 } },
+      { argv: ["--watch-queue", "8"], env: { SESSION_REGISTRY_WATCH_QUEUE: "0" }, expected: { watchQueue: 8 } },
       // An empty variable counts as unset.
       { argv: [], env: { SESSION_REGISTRY_MAX_SESSIONS: "" }, expected: { maxSessions: 10 } },
       // A flag beats its variable, even an invalid one.
@@ -102,6 +115,15 @@ describe("daemon config", () => {
       { argv: ["--max-receive-message-size", "1MiB"], message: /^--max-receive-message-size must be an integer .*got "1MiB"$/ },
       { argv: ["--max-receive-message-size", "0"], message: /^--max-receive-message-size must be an integer from 1 to 2147483647/ },
       { argv: ["--max-receive-message-size", "2147483648"], message: /^--max-receive-message-size must be/ },
+      { argv: ["--watch-history", "0"], message: /^--watch-history must be an integer from 1 to 10000000, got "0"$/ },
+      { argv: ["--watch-history", "10000001"], message: /^--watch-history must be an integer from 1 to 10000000, got "10000001"$/ },
+      { argv: ["--watch-history", "1k"], message: /^--watch-history must be .*got "1k"$/ },
+      { argv: ["--max-watchers", "0"], message: /^--max-watchers must be an integer from 1 to 1000000, got "0"$/ },
+      { argv: ["--max-watchers", "1000001"], message: /^--max-watchers must be .*got "1000001"$/ },
+      { argv: ["--max-watchers=-5"], message: /^--max-watchers must be .*got "-5"$/ },
+      { argv: ["--watch-queue", "0"], message: /^--watch-queue must be an integer from 1 to 1000000, got "0"$/ },
+      { argv: ["--watch-queue", "1000001"], message: /^--watch-queue must be .*got "1000001"$/ },
+      { argv: ["--watch-queue", "1.5"], message: /^--watch-queue must be .*got "1.5"$/ },
       { argv: ["--listen", "50051"], message: /^--listen must be host:port \(IPv6 as \[::1\]:port\).*got "50051"$/ },
       { argv: ["--listen", ":50051"], message: /^--listen must be host:port.*got ":50051"$/ },
       { argv: ["--listen", "localhost:"], message: /^--listen must be host:port.*got "localhost:"$/ },
@@ -117,6 +139,11 @@ describe("daemon config", () => {
         argv: [],
         env: { SESSION_REGISTRY_MAX_SESSIONS: "lots" },
         message: /^--max-sessions \(from SESSION_REGISTRY_MAX_SESSIONS\) must be an integer from 1 to 1000000, got "lots"$/,
+      },
+      {
+        argv: [],
+        env: { SESSION_REGISTRY_WATCH_QUEUE: "0" },
+        message: /^--watch-queue \(from SESSION_REGISTRY_WATCH_QUEUE\) must be an integer from 1 to 1000000, got "0"$/,
       },
       { argv: [], env: { SESSION_REGISTRY_LISTEN: "nowhere" }, message: /^--listen \(from SESSION_REGISTRY_LISTEN\) must be/ },
       // Unknown flags and stray arguments.
@@ -151,6 +178,9 @@ describe("daemon config", () => {
         ["--log-level", "SESSION_REGISTRY_LOG_LEVEL", "info"],
         ["--shutdown-grace", "SESSION_REGISTRY_SHUTDOWN_GRACE", "10s"],
         ["--max-receive-message-size", "SESSION_REGISTRY_MAX_RECEIVE_MESSAGE_SIZE", "1048576"],
+        ["--watch-history", "SESSION_REGISTRY_WATCH_HISTORY", "10000"],
+        ["--max-watchers", "SESSION_REGISTRY_MAX_WATCHERS", "10000"],
+        ["--watch-queue", "SESSION_REGISTRY_WATCH_QUEUE", "1024"],
       ] as const) {
         expect(text).to.include(flag);
         expect(text).to.include(`env ${env}, default ${def}`);

@@ -17,7 +17,6 @@ import {
   ERROR_INFO_TYPE_URL,
   STATUS_DETAILS_KEY,
   toServiceError,
-  unimplemented,
 } from "../../src/transport/status.js";
 
 /** Reads the google.rpc.Status trailer back with the generated types, as a client would. */
@@ -140,17 +139,6 @@ describe("transport status", () => {
       const se = toServiceError("just a string", silentLogger);
       expect(se.code).to.equal(status.INTERNAL);
       expect(decodeTrailer(se.metadata).status.message).to.equal("internal error");
-    });
-  });
-
-  describe("unimplemented", () => {
-    it("says UNIMPLEMENTED with an ErrorInfo", () => {
-      const se = unimplemented("Watch");
-      expect(se.code).to.equal(status.UNIMPLEMENTED);
-      const { status: st, errorInfos } = decodeTrailer(se.metadata);
-      expect(st.code).to.equal(status.UNIMPLEMENTED);
-      expect(st.message).to.equal(se.details);
-      expect(errorInfos.map((e) => [e.reason, e.domain])).to.deep.equal([["UNIMPLEMENTED", "sessionregistry.v1"]]);
     });
   });
 });

@@ -52,6 +52,8 @@ export const protobufFileName = "sessionregistry/v1/session_registry.proto";
  * | ABORTED             | REVISION_MISMATCH       | `table`, `session_id`, `current_revision` |
  * | OUT_OF_RANGE        | REVISION_COMPACTED      | `table`, `compact_revision`   |
  * | RESOURCE_EXHAUSTED  | WATCHER_TOO_SLOW        | `table`, `resume_revision`    |
+ * | RESOURCE_EXHAUSTED  | WATCHER_LIMIT_REACHED   | `current`, `max`              |
+ * | UNAVAILABLE         | SHUTTING_DOWN           | (none; reconnect)             |
  * | INTERNAL            | INTERNAL                | (none; the message is generic) |
  *
  * Names: an empty `table` field in any request means the table `default`,
@@ -66,7 +68,10 @@ export enum EventType {
   EVENT_TYPE_REGISTERED = 1,
   /** EVENT_TYPE_UPDATED - A session was updated. */
   EVENT_TYPE_UPDATED = 2,
-  /** EVENT_TYPE_REMOVED - A session was removed by Remove or by a forced DeleteTable. */
+  /**
+   * EVENT_TYPE_REMOVED - A session was removed by Remove. (A forced DeleteTable sends no events:
+   * it ends the table's watches with NOT_FOUND.)
+   */
   EVENT_TYPE_REMOVED = 3,
   /** EVENT_TYPE_EXPIRED - A session's ttl ran out without a KeepAlive and the server removed it. */
   EVENT_TYPE_EXPIRED = 4,

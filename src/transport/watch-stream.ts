@@ -1,0 +1,290 @@
+/**
+ * The Watch method: one server stream per watch, fed by the Registry through
+ * a WatchSink.
+ *
+ * A store delivers messages synchronously and must never be blocked, so each
+ * stream keeps its own bounded queue. grpc-js reports backpressure through
+ * `write()` returning false; from then on messages wait in the queue until
+ * 'drain'. A watcher whose queue would grow past its limit is ended with
+ * RESOURCE_EXHAUSTED (`WATCHER_TOO_SLOW`) and the revision of the first
+ * message it was not handed, so that it can resume there with no gap and no
+ * duplicate. Everything already handed to grpc-js is still delivered before
+ * the status: the stream's trailers follow its writes.
+ *
+ * The limit counts live messages only. What the store delivers while the
+ * watch starts (the snapshot, or the replay of up to a whole table history)
+ * arrives in one burst that no client could keep up with; it is bounded by
+ * the history size already, and queued in full. Were it counted, every
+ * replay longer than the limit would end as too slow, and so would the
+ * resumed watch after it.
+ *
+ * Every way a stream ends (client cancel or disconnect, store end, too slow,
+ * rejection, daemon shutdown) goes through WatchStream.finish, which runs
+ * once: it cancels the subscription, drops the queue and removes its
+ * listeners.
+ */
+import type { ServerWritableStream } from "@grpc/grpc-js";
+
+import { malformedRequest, RegistryError, watcherTooSlow } from "../core/errors.js";
+import type { Logger } from "../core/logger.js";
+import type { EventType as CoreEventType, Session, WatchEvent as CoreWatchEvent } from "../core/model.js";
+import { DEFAULT_TABLE, type Registry } from "../core/registry.js";
+import type { WatchSink, WatchSubscription } from "../store/store.js";
+import { EventType, type WatchRequest, type WatchResponse } from "../gen/sessionregistry/v1/session_registry.js";
+import { toProtoSession } from "./convert.js";
+import { toServiceError } from "./status.js";
+
+export type WatchCall = ServerWritableStream<WatchRequest, WatchResponse>;
+
+const EVENT_TYPES: Readonly<Record<CoreEventType, EventType>> = {
+  REGISTERED: EventType.EVENT_TYPE_REGISTERED,
+  UPDATED: EventType.EVENT_TYPE_UPDATED,
+  REMOVED: EventType.EVENT_TYPE_REMOVED,
+  EXPIRED: EventType.EVENT_TYPE_EXPIRED,
+};
+
+export interface WatchStreamsOptions {
+  /** The most messages one watcher may have waiting (not yet handed to grpc-js) before it is too slow. */
+  queueLimit: number;
+  /** Tells a request whose bytes did not parse (see service.ts) from a decoded one. */
+  malformed: (request: unknown) => { messageType: string; detail: string } | undefined;
+}
+
+/** Serves Watch calls and knows the open ones, so that shutdown can end them. */
+export class WatchStreams {
+  private readonly open = new Set<WatchStream>();
+  /** Set by endAll: watches that arrive later are ended with it at once. */
+  private closing: RegistryError | undefined;
+
+  constructor(
+    private readonly registry: Registry,
+    private readonly log: Logger,
+    private readonly options: WatchStreamsOptions,
+  ) {}
+
+  /** Streams not yet ended by this side or the client. */
+  get size(): number {
+    return this.open.size;
+  }
+
+  /** The Watch handler. Never throws. */
+  handle(call: WatchCall): void {
+    const stream = new WatchStream(call, this.registry, this.log, this.options.queueLimit, (s) => this.open.delete(s));
+    this.open.add(stream);
+    const malformed = this.options.malformed(call.request);
+    if (malformed !== undefined) {
+      stream.reject(malformedRequest(malformed.messageType, malformed.detail));
+    } else if (this.closing !== undefined) {
+      stream.finish(this.closing);
+    } else {
+      stream.start();
+    }
+  }
+
+  /** Ends every open watch with `error` (e.g. UNAVAILABLE at shutdown), and every later one too. */
+  endAll(error: RegistryError): void {
+    this.closing = error;
+    for (const stream of [...this.open]) stream.finish(error);
+  }
+}
+
+/** A message waiting to be handed to grpc-js, with what resuming before it would mean. */
+interface Pending {
+  message: WatchResponse;
+  /** The start revision that would deliver this message again: the event's revision, or 0 for the snapshot. */
+  resumeRevision: number;
+}
+
+class WatchStream implements WatchSink {
+  /** The table as the registry resolves it (empty means `default`), for logs and WATCHER_TOO_SLOW. */
+  private readonly table: string;
+  private subscription: WatchSubscription | undefined;
+  private done = false;
+  /** write() returned false: hold messages until 'drain'. */
+  private blocked = false;
+  /** A FIFO: queue[head] is the oldest waiting message. */
+  private queue: Pending[] = [];
+  private head = 0;
+  /** Until the registry answers, messages are the start-up burst and are not bounded. */
+  private starting = true;
+  /** How many of the queued messages (the oldest ones) are left of the start-up burst. */
+  private burst = 0;
+
+  private readonly onGone = () => this.finish(undefined);
+  private readonly onDrain = () => this.flush();
+
+  constructor(
+    private readonly call: WatchCall,
+    private readonly registry: Registry,
+    private readonly log: Logger,
+    private readonly queueLimit: number,
+    private readonly onFinished: (stream: WatchStream) => void,
+  ) {
+    const table = (call.request as Partial<WatchRequest>).table;
+    this.table = clip(typeof table === "string" && table !== "" ? table : DEFAULT_TABLE);
+    // 'cancelled': the client went away or the deadline passed. 'close' and
+    // 'error' also cover grpc-js ending the call on its own (e.g. a message
+    // too large to send); after any of them nothing more can be written.
+    call.on("cancelled", this.onGone);
+    call.on("close", this.onGone);
+    call.on("error", this.onGone);
+    call.on("drain", this.onDrain);
+  }
+
+  start(): void {
+    const request = this.call.request;
+    let started: Promise<WatchSubscription>;
+    try {
+      started = this.registry.watch({ table: request.table, startRevision: request.startRevision }, this);
+    } catch (err) {
+      // Registry.watch is async and rejects rather than throws; this is for safety only.
+      started = Promise.reject(err);
+    }
+    started.then(
+      (subscription) => {
+        this.starting = false;
+        this.burst = this.queue.length - this.head;
+        if (this.done) {
+          // The client left (or the store ended the watch) while it was starting.
+          subscription.cancel();
+          return;
+        }
+        this.subscription = subscription;
+        this.log.debug({ method: "Watch", table: this.table, startRevision: String(request.startRevision) }, "watch started");
+      },
+      (err: unknown) => {
+        if (this.done) {
+          this.log.debug({ method: "Watch", table: this.table }, "watch ended before the registry answered");
+          return;
+        }
+        this.reject(err);
+      },
+    );
+  }
+
+  /** Ends a watch that never started, logging the rejection. */
+  reject(err: unknown): void {
+    if (err instanceof RegistryError) {
+      this.log.info({ method: "Watch", code: err.code, reason: err.reason, table: this.table }, "rpc rejected");
+    }
+    this.finish(err);
+  }
+
+  // WatchSink: called by the store, synchronously, in revision order.
+
+  snapshot(sessions: Session[], revision: number): void {
+    this.guarded(() =>
+      this.send({ revision: BigInt(revision), kind: { $case: "snapshot", value: { sessions: sessions.map(toProtoSession) } } }, 0),
+    );
+  }
+
+  event(event: CoreWatchEvent): void {
+    this.guarded(() =>
+      this.send(
+        {
+          revision: BigInt(event.revision),
+          kind: { $case: "event", value: { type: EVENT_TYPES[event.type], session: toProtoSession(event.session) } },
+        },
+        event.revision,
+      ),
+    );
+  }
+
+  end(error: RegistryError): void {
+    this.log.debug({ method: "Watch", table: this.table, reason: error.reason }, "store ended the watch");
+    this.finish(error);
+  }
+
+  /**
+   * Ends the stream, once: with `error` as its status, or (undefined) with
+   * none because the call is already over on the client's side.
+   */
+  finish(error: unknown): void {
+    if (this.done) return;
+    this.done = true;
+    this.queue = [];
+    this.head = 0;
+    this.burst = 0;
+    this.call.off("cancelled", this.onGone);
+    this.call.off("close", this.onGone);
+    this.call.off("error", this.onGone);
+    this.call.off("drain", this.onDrain);
+    const subscription = this.subscription;
+    this.subscription = undefined;
+    try {
+      subscription?.cancel();
+    } catch (err) {
+      this.log.error({ method: "Watch", table: this.table, err }, "cancelling the subscription failed");
+    }
+    this.onFinished(this);
+
+    if (error !== undefined && !this.call.cancelled && !this.call.destroyed && !this.call.writableEnded) {
+      try {
+        // grpc-js turns an 'error' event into the status, sent after the writes already made.
+        this.call.emit("error", toServiceError(error, this.log, { method: "Watch", table: this.table }));
+      } catch (err) {
+        this.log.error({ method: "Watch", table: this.table, err }, "ending the stream failed");
+      }
+    }
+    const reason = error instanceof RegistryError ? error.reason : error === undefined ? "CANCELLED" : "INTERNAL";
+    this.log.debug({ method: "Watch", table: this.table, reason }, "watch ended");
+  }
+
+  /**
+   * A sink must not throw: the store calls it in the middle of some other
+   * call's write. A bug here ends this watch (INTERNAL, logged) and nothing else.
+   */
+  private guarded(deliver: () => void): void {
+    if (this.done) return;
+    try {
+      deliver();
+    } catch (err) {
+      this.finish(err);
+    }
+  }
+
+  private send(message: WatchResponse, resumeRevision: number): void {
+    if (this.done) return;
+    if (!this.blocked) {
+      this.write(message);
+      return;
+    }
+    if (!this.starting && this.queue.length - this.head - this.burst >= this.queueLimit) {
+      // The resume point is the oldest message the client will not get.
+      const resume = this.head < this.queue.length ? this.queue[this.head]!.resumeRevision : resumeRevision;
+      this.log.info({ method: "Watch", table: this.table, resumeRevision: resume, queued: this.queueLimit }, "watcher too slow");
+      this.finish(watcherTooSlow(this.table, resume));
+      return;
+    }
+    this.queue.push({ message, resumeRevision });
+  }
+
+  private write(message: WatchResponse): void {
+    if (!this.call.write(message)) this.blocked = true;
+  }
+
+  /** On 'drain': hands queued messages to grpc-js until it pushes back again. */
+  private flush(): void {
+    this.blocked = false;
+    while (!this.done && !this.blocked && this.head < this.queue.length) {
+      const next = this.queue[this.head]!;
+      this.head += 1;
+      if (this.burst > 0) this.burst -= 1;
+      this.write(next.message);
+    }
+    if (this.done) return;
+    if (this.head === this.queue.length) {
+      this.queue = [];
+      this.head = 0;
+    } else if (this.head >= 1024 && this.head * 2 >= this.queue.length) {
+      // Drop the sent prefix once it is most of the array, so a busy watch's memory stays bounded.
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+  }
+}
+
+/** Table names are logged before validation; a valid one is at most 63 characters. */
+function clip(text: string): string {
+  return text.length <= 128 ? text : `${text.slice(0, 128)}…`;
+}
