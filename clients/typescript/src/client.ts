@@ -23,6 +23,8 @@ import {
   type Table,
 } from "./gen/sessionregistry/v1/session_registry.js";
 import { fromServiceError, SessionRegistryError } from "./errors.js";
+import { SessionLease } from "./lease.js";
+import { type WatchOptions, type WatchStream, WatchStreamImpl } from "./watch.js";
 
 export interface SessionRegistryClientOptions {
   /** Default: insecure (plaintext), as for a daemon on localhost. */
@@ -75,6 +77,15 @@ export interface UpdateInput {
   expectedRevision?: number;
 }
 
+export interface KeepAliveOptions {
+  table?: string;
+  /** Time between keep-alives; default a third of the ttl. */
+  intervalMs?: number;
+}
+
+/** The smallest ttl the daemon accepts (1 s). */
+const MIN_TTL_MS = 1_000;
+
 /** The last-overload shape of every generated unary method. */
 type UnaryMethod<Req, Res> = (
   request: Req,
@@ -91,6 +102,9 @@ export class SessionRegistryClient {
   /** Built once so that a bad key or value throws here rather than on every call. */
   private readonly metadata: Metadata;
   private closed = false;
+  /** Open watches and leases, stopped by close(). */
+  private readonly watches = new Set<WatchStreamImpl>();
+  private readonly leases = new Set<SessionLease>();
 
   constructor(address: string, options: SessionRegistryClientOptions = {}) {
     // Metadata first: if a key is invalid, no channel has been opened yet.
@@ -183,11 +197,70 @@ export class SessionRegistryClient {
     return res.session;
   }
 
-  // watch(...) and keepAlive(...) come with the next issue (Watch streaming and ttl keep-alive).
+  /**
+   * Pushes a session's expireTime to now + its ttl and returns the session.
+   * A session without ttl comes back unchanged; an expired one is
+   * SessionNotFoundError. See registerWithKeepAlive for the usual loop.
+   */
+  async keepAlive(id: string, options: { table?: string } = {}): Promise<Session> {
+    const res = await this.unary(this.stub.keepAlive, { table: options.table ?? "", id });
+    return required(res.session, "session");
+  }
 
-  /** Closes the channel. Calls in flight finish; later calls reject with CANCELLED. */
+  /**
+   * Streams a table's changes: `for await (const item of client.watch())`.
+   * From revision 0 (the default) the first item is a snapshot of every
+   * session, then one item per change. The call starts with the iteration,
+   * has no deadline and carries the client's metadata. Errors are thrown from
+   * the loop as typed errors; with `autoResume` transient failures reconnect
+   * (from `lastRevision + 1`) and a lost position yields a new snapshot with
+   * `resync: true` instead. `break`, close() and `signal` end it cleanly.
+   */
+  watch(req: WatchOptions = {}): WatchStream {
+    const table = req.table ?? "";
+    return new WatchStreamImpl(
+      (startRevision) => {
+        if (this.closed) throw new SessionRegistryError({ code: status.CANCELLED, details: "the client is closed" });
+        return this.stub.watch({ table, startRevision }, this.metadata.clone(), {});
+      },
+      req,
+      // Tracked while iterated, so that close() can end it. On a closed
+      // client the first next() rejects with CANCELLED, as unary calls do.
+      { onStart: (s) => this.watches.add(s), onFinish: (s) => this.watches.delete(s) },
+    );
+  }
+
+  /**
+   * Registers a session with a ttl and keeps it alive until the lease is
+   * closed or removed, or the session is lost. Rejects as register() does;
+   * throws a TypeError, before any call, if `ttlMs` is missing or below 1000.
+   */
+  async registerWithKeepAlive(session: RegisterInput & { ttlMs: number }, options: KeepAliveOptions = {}): Promise<SessionLease> {
+    const ttlMs = session.ttlMs;
+    if (typeof ttlMs !== "number" || !Number.isFinite(ttlMs) || ttlMs < MIN_TTL_MS) {
+      throw new TypeError(`registerWithKeepAlive needs ttlMs >= ${MIN_TTL_MS}; got ${String(ttlMs)}`);
+    }
+    const intervalMs = options.intervalMs ?? ttlMs / 3;
+    if (!Number.isFinite(intervalMs) || intervalMs <= 0) {
+      throw new TypeError(`registerWithKeepAlive needs a positive intervalMs; got ${String(intervalMs)}`);
+    }
+    const table = options.table ?? "";
+    const registered = await this.register(session, { table });
+    const lease = new SessionLease(this, registered, table, intervalMs, (l) => this.leases.delete(l));
+    if (this.closed) lease.close();
+    else this.leases.add(lease);
+    return lease;
+  }
+
+  /**
+   * Closes the channel. Unary calls in flight finish; later calls reject with
+   * CANCELLED. Open watches end (their loops finish without error) and leases
+   * stop renewing (their sessions expire after their ttl; no `lost`).
+   */
   close(): void {
     this.closed = true;
+    for (const w of [...this.watches]) w.close();
+    for (const l of [...this.leases]) l.close();
     this.stub.close();
   }
 

@@ -30,6 +30,8 @@ export const ErrorReason = {
   REVISION_MISMATCH: "REVISION_MISMATCH",
   REVISION_COMPACTED: "REVISION_COMPACTED",
   WATCHER_TOO_SLOW: "WATCHER_TOO_SLOW",
+  WATCHER_LIMIT_REACHED: "WATCHER_LIMIT_REACHED",
+  SHUTTING_DOWN: "SHUTTING_DOWN",
   INTERNAL: "INTERNAL",
 } as const;
 export type ErrorReason = (typeof ErrorReason)[keyof typeof ErrorReason];
@@ -190,6 +192,18 @@ export class WatcherTooSlowError extends SessionRegistryError {
   }
 }
 
+/** RESOURCE_EXHAUSTED: the daemon has as many watches open as it allows; retry later. */
+export class WatcherLimitReachedError extends SessionRegistryError {
+  override name = "WatcherLimitReachedError";
+  readonly current: number;
+  readonly max: number;
+  constructor(init: SessionRegistryErrorInit) {
+    super(init);
+    this.current = toNumber(this.metadata.current);
+    this.max = toNumber(this.metadata.max);
+  }
+}
+
 type ErrorClass = new (init: SessionRegistryErrorInit) => SessionRegistryError;
 
 // A Map rather than an object literal, so that a reason like "constructor"
@@ -207,6 +221,7 @@ const classByReason = new Map<string, ErrorClass>([
   [ErrorReason.REVISION_MISMATCH, RevisionMismatchError],
   [ErrorReason.REVISION_COMPACTED, RevisionCompactedError],
   [ErrorReason.WATCHER_TOO_SLOW, WatcherTooSlowError],
+  [ErrorReason.WATCHER_LIMIT_REACHED, WatcherLimitReachedError],
 ]);
 
 /**

@@ -6,6 +6,7 @@
  */
 export {
   SessionRegistryClient,
+  type KeepAliveOptions,
   type LookupKey,
   type RegisterInput,
   type SessionMetadata,
@@ -13,6 +14,8 @@ export {
   type UpdateInput,
   type UpdatePath,
 } from "./client.js";
+export { SessionLease, type SessionLeaseEvents } from "./lease.js";
+export { WATCH_HIGH_WATER_MARK, type WatchItem, type WatchOptions, type WatchStream } from "./watch.js";
 export {
   ERROR_DOMAIN,
   ErrorReason,
@@ -31,6 +34,7 @@ export {
   TableLimitReachedError,
   TableNotEmptyError,
   TableNotFoundError,
+  WatcherLimitReachedError,
   WatcherTooSlowError,
 } from "./errors.js";
 export {

@@ -15,6 +15,7 @@ import {
   TableLimitReachedError,
   TableNotEmptyError,
   TableNotFoundError,
+  WatcherLimitReachedError,
   WatcherTooSlowError,
 } from "../src/index.js";
 import type { Any } from "../src/gen/google/protobuf/any.js";
@@ -180,6 +181,16 @@ describe("fromServiceError", () => {
       assert.ok(err instanceof WatcherTooSlowError);
       assert.equal(err.name, "WatcherTooSlowError");
       assert.equal(err.resumeRevision, 9);
+    });
+
+    it("maps WATCHER_LIMIT_REACHED to WatcherLimitReachedError with current and max", () => {
+      const err = fromServiceError(
+        registryError(status.RESOURCE_EXHAUSTED, "too many watches", errorInfo("WATCHER_LIMIT_REACHED", { current: "3", max: "3" })),
+      );
+      assert.ok(err instanceof WatcherLimitReachedError);
+      assert.equal(err.name, "WatcherLimitReachedError");
+      assert.equal(err.current, 3);
+      assert.equal(err.max, 3);
     });
 
     it("gives NaN, not 0, for a numeric field missing from the metadata", () => {
