@@ -37,11 +37,13 @@ import type { EventType, LookupKey, NewSession, Session, SessionPage, SessionPat
 import { deriveName, ttlMillis } from "../core/validation.js";
 import { EventHistory } from "./event-history.js";
 import { ExpiryQueue, type Deadline } from "./expiry-queue.js";
-import type { Store, StoreLimits, WatchSink, WatchSubscription } from "./store.js";
+import type { Store, StoreLimits, StoreObserver, WatchSink, WatchSubscription } from "./store.js";
 
 export interface MemoryStoreOptions {
   /** The clock, in epoch milliseconds; tests of expiry replace it. */
   now?: () => number;
+  /** Told of expirations (metrics, logs). */
+  observer?: StoreObserver;
 }
 
 /** A session's slot in its table. The session snapshot is replaced on update; the slot keeps its place in creation order. */
@@ -218,6 +220,7 @@ export class MemoryStore implements Store {
    */
   private revision = 0;
   private readonly now: () => number;
+  private readonly observer: StoreObserver | undefined;
   private readonly expiries = new ExpiryQueue<Expiring>((d) => this.isScheduled(d));
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
@@ -228,6 +231,7 @@ export class MemoryStore implements Store {
     options: MemoryStoreOptions = {},
   ) {
     this.now = options.now ?? Date.now;
+    this.observer = options.observer;
   }
 
   async createTable(name: string, maxSessions: number | undefined): Promise<{ table: Table; created: boolean }> {
@@ -481,6 +485,7 @@ export class MemoryStore implements Store {
         continue;
       }
       this.drop(table, entry, "EXPIRED");
+      this.observer?.expired(table.name, entry.session);
     }
     this.armTimer();
   }

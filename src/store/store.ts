@@ -33,6 +33,12 @@ export interface WatchSink {
   end(error: RegistryError): void;
 }
 
+/** Things a store reports that no call asked for; the daemon turns them into metrics and logs. */
+export interface StoreObserver {
+  /** A session's ttl ran out and the store removed it (watchers got EXPIRED). */
+  expired(table: string, session: Session): void;
+}
+
 export interface WatchSubscription {
   /** Stops delivery and releases what the watch holds; idempotent. */
   cancel(): void;
