@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Fails when the committed generated code (every gen/ folder) differs from what
-# `buf generate` makes now. Works without git: it generates into a temp dir and diffs.
+# `npm run generate` makes now (buf generate, then the reflection descriptors).
+# Works without git: it generates into a temp dir and diffs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 PATH="$PWD/node_modules/.bin:$PATH" buf generate -o "$tmp"
+# The descriptor set that reflection serves (see build-descriptors.sh); diff -r compares it byte for byte.
+bash scripts/build-descriptors.sh "$tmp/src/gen/descriptors.binpb"
 status=0
 for dir in src/gen clients/typescript/src/gen; do
   if ! diff -r "$tmp/$dir" "$dir" >/dev/null 2>&1; then

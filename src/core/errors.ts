@@ -19,7 +19,9 @@ export type ErrorCode =
   | "ABORTED"
   | "OUT_OF_RANGE"
   | "UNAVAILABLE"
-  | "INTERNAL";
+  | "INTERNAL"
+  | "UNAUTHENTICATED"
+  | "PERMISSION_DENIED";
 
 /** ErrorInfo reasons; part of the wire contract, never rename. */
 export const Reason = {
@@ -38,6 +40,9 @@ export const Reason = {
   WATCHER_LIMIT_REACHED: "WATCHER_LIMIT_REACHED",
   SHUTTING_DOWN: "SHUTTING_DOWN",
   INTERNAL: "INTERNAL",
+  UNAUTHENTICATED: "UNAUTHENTICATED",
+  PERMISSION_DENIED: "PERMISSION_DENIED",
+  STORE_UNAVAILABLE: "STORE_UNAVAILABLE",
 } as const;
 export type Reason = (typeof Reason)[keyof typeof Reason];
 
@@ -181,4 +186,27 @@ export function watcherLimitReached(current: number, max: number): RegistryError
 /** Ends watches when the daemon or its store goes away; clients reconnect (elsewhere). */
 export function shuttingDown(): RegistryError {
   return new RegistryError("UNAVAILABLE", Reason.SHUTTING_DOWN, "the daemon is shutting down; reconnect", {});
+}
+
+/**
+ * No usable credentials: no `authorization: Bearer <token>` metadata, or a
+ * token the daemon does not know. `problem` says which, never echoing the token.
+ */
+export function unauthenticated(problem: string): RegistryError {
+  const message = `${problem}; send metadata "authorization: Bearer <token>"`;
+  return new RegistryError("UNAUTHENTICATED", Reason.UNAUTHENTICATED, message, {});
+}
+
+/** A known token whose role or tables do not cover the call. `table` is empty when the call names none (ListTables). */
+export function permissionDenied(method: string, role: string, table: string, why: string): RegistryError {
+  return new RegistryError("PERMISSION_DENIED", Reason.PERMISSION_DENIED, `permission denied: ${why}`, { method, role, table });
+}
+
+/**
+ * The store's backend (etcd) cannot serve the call right now: unreachable,
+ * timed out, or without a leader. The outcome of a write that fails this way
+ * may be unknown; clients retry, with backoff.
+ */
+export function storeUnavailable(detail: string): RegistryError {
+  return new RegistryError("UNAVAILABLE", Reason.STORE_UNAVAILABLE, `the session store is unavailable: ${detail}`, {});
 }

@@ -2,9 +2,11 @@
  * The daemon's configuration: command-line flags, each with an environment
  * variable fallback (`--max-sessions` <- SESSION_REGISTRY_MAX_SESSIONS; a
  * flag beats its variable). Every flag is declared once in FLAGS, which
- * drives parsing, validation and the --help text alike.
+ * drives parsing, validation and the --help text alike. validateConfig then
+ * checks the rules that span flags: TLS files come in pairs, and the daemon
+ * is safe by default on a network (see there).
  */
-import { isIPv4, isIPv6 } from "node:net";
+import { BlockList, isIPv4, isIPv6 } from "node:net";
 import { parseArgs } from "node:util";
 
 import { LOG_LEVELS, type LogLevel } from "./logger.js";
@@ -28,6 +30,28 @@ export interface DaemonConfig {
   maxWatchers: number;
   /** The most messages one watcher may have waiting to be sent before it is ended as too slow. */
   watchQueue: number;
+  /** PEM certificate chain; with tlsKey, turns TLS on. */
+  tlsCert: string | undefined;
+  /** PEM private key of tlsCert. */
+  tlsKey: string | undefined;
+  /** PEM CA bundle; when set, clients must present a certificate it signed (mTLS). */
+  tlsClientCa: string | undefined;
+  /** File of `ROLE TOKEN [TABLE ...]` lines; when set, every SessionRegistry call needs a token. */
+  authTokensFile: string | undefined;
+  /** host:port of the Prometheus /metrics endpoint; off when undefined. */
+  metricsListen: string | undefined;
+  /** Accept a non-loopback address without TLS or client authentication. */
+  insecure: boolean;
+  /** HTTP/2 streams (calls) one connection may have open at once. */
+  maxConcurrentStreams: number;
+  /** How often the daemon pings each connection to find dead peers; 0 = never. */
+  keepaliveTimeMs: number;
+  /** How long a ping may go unanswered before the connection is closed. */
+  keepaliveTimeoutMs: number;
+  /** A connection with no call for this long is closed (the client reconnects when it needs to); 0 = never. */
+  maxConnectionIdleMs: number;
+  /** A connection older than this takes no new calls (running ones go on); 0 = no limit. */
+  maxConnectionAgeMs: number;
   /** Set by parseConfig when --help was given; the caller prints usageText() and exits 0. */
   help?: boolean;
 }
@@ -35,8 +59,10 @@ export interface DaemonConfig {
 export const MAX_SESSIONS_LIMIT = 1_000_000;
 /** gRPC keeps message sizes in a signed 32-bit int. */
 export const MAX_MESSAGE_BYTES_LIMIT = 2 ** 31 - 1;
-/** Beyond this, setTimeout would misfire; and no one means a grace of days. */
-export const MAX_SHUTDOWN_GRACE_MS = 24 * 60 * 60 * 1000;
+/** Beyond this, setTimeout would misfire; and no one means a grace (or a keepalive) of days. */
+export const MAX_DURATION_MS = 24 * 60 * 60 * 1000;
+/** HTTP/2 keeps SETTINGS_MAX_CONCURRENT_STREAMS in 31 bits. */
+export const MAX_CONCURRENT_STREAMS_LIMIT = 2 ** 31 - 1;
 /** Each retained event holds a session; this bounds the history's memory per table. */
 export const MAX_WATCH_HISTORY = 10_000_000;
 export const MAX_WATCHERS_LIMIT = 1_000_000;
@@ -53,6 +79,17 @@ export const DEFAULT_CONFIG: Readonly<DaemonConfig> = Object.freeze({
   watchHistory: 10_000,
   maxWatchers: 10_000,
   watchQueue: 1024,
+  tlsCert: undefined,
+  tlsKey: undefined,
+  tlsClientCa: undefined,
+  authTokensFile: undefined,
+  metricsListen: undefined,
+  insecure: false,
+  maxConcurrentStreams: 100,
+  keepaliveTimeMs: 60_000,
+  keepaliveTimeoutMs: 20_000,
+  maxConnectionIdleMs: 30 * 60_000,
+  maxConnectionAgeMs: 0,
 });
 
 /** A bad flag, variable or argument; main prints the message and exits 2. */
@@ -65,6 +102,8 @@ type ValueKey = Exclude<keyof DaemonConfig, "help">;
 interface FlagSpec<K extends ValueKey = ValueKey> {
   flag: string;
   key: K;
+  /** A switch (`--insecure`) takes no value; its variable reads 1/true/yes or 0/false/no. */
+  boolean?: true;
   valueName: string;
   description: string;
   /** How the default reads in --help. */
@@ -84,14 +123,76 @@ const FLAGS: readonly FlagSpec[] = [
     valueName: "host:port",
     description: "Address to listen on; IPv6 as [::1]:port; port 0 picks a free port.",
     defaultText: DEFAULT_CONFIG.listen,
-    parse: (raw) => {
-      try {
-        parseListen(raw);
-        return raw;
-      } catch (err) {
-        return { error: (err as Error).message };
-      }
-    },
+    parse: parseListenFlag,
+  }),
+  spec({
+    flag: "tls-cert",
+    key: "tlsCert",
+    valueName: "file",
+    description: "PEM certificate chain; with --tls-key, serves TLS instead of plaintext.",
+    defaultText: "none (plaintext)",
+    parse: parsePath,
+  }),
+  spec({
+    flag: "tls-key",
+    key: "tlsKey",
+    valueName: "file",
+    description: "PEM private key of --tls-cert.",
+    defaultText: "none",
+    parse: parsePath,
+  }),
+  spec({
+    flag: "tls-client-ca",
+    key: "tlsClientCa",
+    valueName: "file",
+    description: "PEM CA certificates; clients must present a certificate signed by one (mTLS). Needs --tls-cert.",
+    defaultText: "none (no client certificates)",
+    parse: parsePath,
+  }),
+  spec({
+    flag: "auth-tokens",
+    key: "authTokensFile",
+    valueName: "file",
+    description: "Lines of ROLE TOKEN [TABLE ...] (roles read, write, admin); every call then needs a bearer token.",
+    defaultText: "none (no token needed)",
+    parse: parsePath,
+  }),
+  spec({
+    flag: "insecure",
+    key: "insecure",
+    boolean: true,
+    valueName: "",
+    description:
+      "Allow a non-loopback --listen without TLS or without client authentication, and a non-loopback --metrics-listen.",
+    defaultText: "off",
+    parse: parseBoolean,
+  }),
+  spec({
+    flag: "metrics-listen",
+    key: "metricsListen",
+    valueName: "host:port",
+    description: "Serve Prometheus metrics over HTTP at /metrics on this address.",
+    defaultText: "off",
+    parse: parseListenFlag,
+  }),
+  spec({
+    flag: "log-level",
+    key: "logLevel",
+    valueName: "level",
+    description: `Least severe log level written to stderr: ${LOG_LEVELS.join(", ")}.`,
+    defaultText: DEFAULT_CONFIG.logLevel,
+    parse: (raw) =>
+      (LOG_LEVELS as readonly string[]).includes(raw)
+        ? (raw as LogLevel)
+        : { error: `must be one of ${LOG_LEVELS.join(", ")}` },
+  }),
+  spec({
+    flag: "store",
+    key: "store",
+    valueName: "kind",
+    description: "Where sessions live: memory (lost on exit).",
+    defaultText: DEFAULT_CONFIG.store,
+    parse: (raw) => (raw === "memory" ? raw : { error: 'must be "memory"' }),
   }),
   spec({
     flag: "max-sessions",
@@ -108,41 +209,6 @@ const FLAGS: readonly FlagSpec[] = [
     description: "The most tables the daemon holds.",
     defaultText: String(DEFAULT_CONFIG.maxTables),
     parse: (raw) => parseInteger(raw, 1, Number.MAX_SAFE_INTEGER),
-  }),
-  spec({
-    flag: "store",
-    key: "store",
-    valueName: "kind",
-    description: "Where sessions live: memory (lost on exit).",
-    defaultText: DEFAULT_CONFIG.store,
-    parse: (raw) => (raw === "memory" ? raw : { error: 'must be "memory"' }),
-  }),
-  spec({
-    flag: "log-level",
-    key: "logLevel",
-    valueName: "level",
-    description: `Least severe log level written to stderr: ${LOG_LEVELS.join(", ")}.`,
-    defaultText: DEFAULT_CONFIG.logLevel,
-    parse: (raw) =>
-      (LOG_LEVELS as readonly string[]).includes(raw)
-        ? (raw as LogLevel)
-        : { error: `must be one of ${LOG_LEVELS.join(", ")}` },
-  }),
-  spec({
-    flag: "shutdown-grace",
-    key: "shutdownGraceMs",
-    valueName: "duration",
-    description: "On SIGINT/SIGTERM, how long running calls may finish: seconds, or e.g. 10s, 500ms, 1m.",
-    defaultText: "10s",
-    parse: parseDurationMs,
-  }),
-  spec({
-    flag: "max-receive-message-size",
-    key: "maxReceiveMessageBytes",
-    valueName: "bytes",
-    description: "Largest request message accepted, in bytes.",
-    defaultText: String(DEFAULT_CONFIG.maxReceiveMessageBytes),
-    parse: (raw) => parseInteger(raw, 1, MAX_MESSAGE_BYTES_LIMIT),
   }),
   spec({
     flag: "watch-history",
@@ -168,7 +234,64 @@ const FLAGS: readonly FlagSpec[] = [
     defaultText: String(DEFAULT_CONFIG.watchQueue),
     parse: (raw) => parseInteger(raw, 1, MAX_WATCH_QUEUE),
   }),
+  spec({
+    flag: "max-receive-message-size",
+    key: "maxReceiveMessageBytes",
+    valueName: "bytes",
+    description: "Largest request message accepted, in bytes.",
+    defaultText: String(DEFAULT_CONFIG.maxReceiveMessageBytes),
+    parse: (raw) => parseInteger(raw, 1, MAX_MESSAGE_BYTES_LIMIT),
+  }),
+  spec({
+    flag: "max-concurrent-streams",
+    key: "maxConcurrentStreams",
+    valueName: "n",
+    description: "Calls (watches included) one connection may have open at once; more wait for a free slot.",
+    defaultText: String(DEFAULT_CONFIG.maxConcurrentStreams),
+    parse: (raw) => parseInteger(raw, 1, MAX_CONCURRENT_STREAMS_LIMIT),
+  }),
+  spec({
+    flag: "keepalive-time",
+    key: "keepaliveTimeMs",
+    valueName: "duration",
+    description: "Ping each connection this often, to find dead peers and free their watches; 0 turns pings off.",
+    defaultText: "60s",
+    parse: (raw) => parseDurationMs(raw, 0),
+  }),
+  spec({
+    flag: "keepalive-timeout",
+    key: "keepaliveTimeoutMs",
+    valueName: "duration",
+    description: "Close a connection whose ping goes unanswered this long.",
+    defaultText: "20s",
+    parse: (raw) => parseDurationMs(raw, 1),
+  }),
+  spec({
+    flag: "max-connection-idle",
+    key: "maxConnectionIdleMs",
+    valueName: "duration",
+    description: "Close a connection that has had no call for this long (clients reconnect on demand); 0 = never.",
+    defaultText: "30m",
+    parse: (raw) => parseDurationMs(raw, 0),
+  }),
+  spec({
+    flag: "max-connection-age",
+    key: "maxConnectionAgeMs",
+    valueName: "duration",
+    description: "Ask clients to move to a new connection after this long (running calls go on); 0 = never.",
+    defaultText: "0 (never)",
+    parse: (raw) => parseDurationMs(raw, 0),
+  }),
+  spec({
+    flag: "shutdown-grace",
+    key: "shutdownGraceMs",
+    valueName: "duration",
+    description: "On SIGINT/SIGTERM, how long running calls may finish: seconds, or e.g. 10s, 500ms, 1m.",
+    defaultText: "10s",
+    parse: (raw) => parseDurationMs(raw, 0),
+  }),
 ];
+
 
 export const ENV_PREFIX = "SESSION_REGISTRY_";
 
@@ -178,13 +301,14 @@ export function envVarName(flag: string): string {
 }
 
 /**
- * Parses argv (without node and the script) and the environment. Throws
- * ConfigError naming the offending flag. An optional leading `serve` is
- * accepted: it is the only command for now.
+ * Parses argv (without node and the script) and the environment, then
+ * checks the rules that span flags (validateConfig). Throws ConfigError
+ * naming the offending flag. An optional leading `serve` is accepted: the
+ * CLI's subcommand for the daemon.
  */
 export function parseConfig(argv: readonly string[], env: Record<string, string | undefined>): DaemonConfig {
   const options: Record<string, { type: "string" | "boolean"; short?: string }> = { help: { type: "boolean", short: "h" } };
-  for (const f of FLAGS) options[f.flag] = { type: "string" };
+  for (const f of FLAGS) options[f.flag] = { type: f.boolean ? "boolean" : "string" };
 
   let parsed: ReturnType<typeof parseArgs>;
   try {
@@ -211,8 +335,8 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
     const fromEnv = env[envName] === "" ? undefined : env[envName];
     let raw: string;
     let source: string;
-    if (typeof fromFlag === "string") {
-      raw = fromFlag;
+    if (typeof fromFlag === "string" || typeof fromFlag === "boolean") {
+      raw = String(fromFlag);
       source = `--${f.flag}`;
     } else if (fromEnv !== undefined) {
       raw = fromEnv;
@@ -226,14 +350,92 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
     }
     target[f.key] = value;
   }
+  validateConfig(config);
   return config;
+}
+
+/**
+ * The rules that span flags; parseConfig applies them, and so does
+ * startDaemon for configs built in code.
+ *
+ * TLS needs a certificate and its key together, and client certificates
+ * (mTLS) need TLS.
+ *
+ * Safe by default: on a loopback address (127.0.0.0/8, ::1, localhost) only
+ * this machine can connect, and anything goes. On any other address the
+ * daemon must both encrypt and authenticate, or be told `--insecure`:
+ * - plaintext is refused, with or without --auth-tokens: without tokens
+ *   anyone on the network could register and remove sessions, and with them
+ *   the tokens would cross the network in clear text;
+ * - TLS is refused unless clients authenticate, with a token
+ *   (--auth-tokens) or a certificate (--tls-client-ca).
+ * The metrics endpoint is plain HTTP with no authentication, so a
+ * non-loopback --metrics-listen needs --insecure too.
+ */
+export function validateConfig(config: DaemonConfig): void {
+  if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
+    const [given, missing] = config.tlsCert === undefined ? ["--tls-key", "--tls-cert"] : ["--tls-cert", "--tls-key"];
+    throw new ConfigError(`${given} needs ${missing} as well: TLS takes a certificate chain and its private key together`);
+  }
+  if (config.tlsClientCa !== undefined && config.tlsCert === undefined) {
+    throw new ConfigError(
+      "--tls-client-ca needs --tls-cert and --tls-key: client certificates are checked in the TLS handshake, so the daemon must serve TLS",
+    );
+  }
+  if (config.insecure) return;
+
+  const { host } = parseListen(config.listen);
+  if (!isLoopbackHost(host)) {
+    const reach = `${host} is not a loopback address, so anyone who can reach it could list, register and remove sessions`;
+    const ways = "listen on 127.0.0.1, or pass --insecure to accept the risk";
+    if (config.tlsCert === undefined) {
+      const tokens = config.authTokensFile !== undefined ? ", and the tokens of --auth-tokens would cross the network in clear text" : "";
+      throw new ConfigError(
+        `refusing to listen on ${config.listen} in plaintext: ${reach}${tokens}. ` +
+          `Serve TLS (--tls-cert, --tls-key) and authenticate clients (--auth-tokens or --tls-client-ca), or ${ways}`,
+      );
+    }
+    if (config.authTokensFile === undefined && config.tlsClientCa === undefined) {
+      throw new ConfigError(
+        `refusing to listen on ${config.listen} without client authentication: ${reach}. ` +
+          `Add --auth-tokens or --tls-client-ca, or ${ways}`,
+      );
+    }
+  }
+  if (config.metricsListen !== undefined) {
+    const metricsHost = parseListen(config.metricsListen).host;
+    if (!isLoopbackHost(metricsHost)) {
+      throw new ConfigError(
+        `refusing to serve metrics on ${config.metricsListen}: ${metricsHost} is not a loopback address, and the ` +
+          "metrics endpoint is plain HTTP without authentication (it shows table names and session counts to anyone " +
+          "who can reach it). Serve it on 127.0.0.1 (behind a proxy if others must scrape it), or pass --insecure to accept the risk",
+      );
+    }
+  }
+}
+
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet("127.0.0.0", 8, "ipv4");
+LOOPBACK.addAddress("::1", "ipv6");
+LOOPBACK.addSubnet("::ffff:127.0.0.0", 104, "ipv6");
+
+/**
+ * Whether only this machine can reach `host`: a loopback IP, or `localhost`
+ * (which resolves to one). Any other name may resolve to a public address,
+ * so it counts as not loopback; so do the wildcards 0.0.0.0 and ::.
+ */
+export function isLoopbackHost(host: string): boolean {
+  if (host.toLowerCase() === "localhost") return true;
+  if (isIPv4(host)) return LOOPBACK.check(host, "ipv4");
+  if (isIPv6(host)) return LOOPBACK.check(host, "ipv6");
+  return false;
 }
 
 /** The --help text: every flag with its variable and default. */
 export function usageText(): string {
   const rows = FLAGS.map((f) => ({
-    left: `--${f.flag} <${f.valueName}>`,
-    lines: [f.description, `env ${envVarName(f.flag)}, default ${f.defaultText}`],
+    left: f.boolean ? `--${f.flag}` : `--${f.flag} <${f.valueName}>`,
+    lines: [f.description, `env ${envVarName(f.flag)}${f.boolean ? "=1" : ""}, default ${f.defaultText}`],
   }));
   rows.push({ left: "-h, --help", lines: ["Print this help and exit."] });
   const width = Math.max(...rows.map((r) => r.left.length)) + 2;
@@ -244,7 +446,12 @@ export function usageText(): string {
     "Usage: session-registry [serve] [flags]",
     "",
     "Runs the session-registry gRPC daemon. Every flag can also be set through",
-    "the environment variable shown; a flag beats its variable.",
+    "the environment variable shown; a flag beats its variable. Durations are",
+    "seconds, or a number with ms, s, m or h (500ms, 10s, 30m).",
+    "",
+    "On an address other than loopback, the daemon refuses to start unless it",
+    "serves TLS and authenticates clients (--auth-tokens or --tls-client-ca),",
+    "or --insecure is given.",
     "",
     "Flags:",
     body,
@@ -277,6 +484,28 @@ export function parseListen(listen: string): { host: string; port: number } {
   return { host, port: Number(portText) };
 }
 
+function parseListenFlag(raw: string): string | { error: string } {
+  try {
+    parseListen(raw);
+    return raw;
+  } catch (err) {
+    return { error: (err as Error).message };
+  }
+}
+
+/** A file name; whether it can be read is checked when the daemon starts, which reads it. */
+function parsePath(raw: string): string | { error: string } {
+  return raw.trim() === "" ? { error: "must be a file path" } : raw;
+}
+
+/** A switch's value: `true` from the flag itself, or its variable's text. */
+function parseBoolean(raw: string): boolean | { error: string } {
+  const text = raw.toLowerCase();
+  if (text === "1" || text === "true" || text === "yes") return true;
+  if (text === "0" || text === "false" || text === "no") return false;
+  return { error: "must be 1, true or yes (on) or 0, false or no (off)" };
+}
+
 function parseInteger(raw: string, min: number, max: number): number | { error: string } {
   const range = max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min}` : `an integer from ${min} to ${max}`;
   // Digits only: no sign, exponent, hex or surrounding space, so "1e3" and " 5" are rejected, not guessed at.
@@ -286,14 +515,15 @@ function parseInteger(raw: string, min: number, max: number): number | { error: 
   return n;
 }
 
-/** "10" (seconds), "10s", "1.5s", "500ms", "2m" -> milliseconds. */
-function parseDurationMs(raw: string): number | { error: string } {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(raw);
-  const error = { error: "must be a duration from 0s to 24h: seconds, or a number with ms, s or m" };
+const DURATION_UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** "10" (seconds), "10s", "1.5s", "500ms", "2m", "1h" -> milliseconds, from minMs to 24 h. */
+function parseDurationMs(raw: string, minMs: number): number | { error: string } {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(raw);
+  const error = { error: `must be a duration from ${minMs === 0 ? "0s" : `${minMs}ms`} to 24h: seconds, or a number with ms, s, m or h` };
   if (!m) return error;
-  const factor = m[2] === "ms" ? 1 : m[2] === "m" ? 60_000 : 1000;
-  const ms = Math.round(Number(m[1]) * factor);
-  if (!Number.isFinite(ms) || ms > MAX_SHUTDOWN_GRACE_MS) return error;
+  const ms = Math.round(Number(m[1]) * DURATION_UNITS[m[2] ?? "s"]!);
+  if (!Number.isFinite(ms) || ms < minMs || ms > MAX_DURATION_MS) return error;
   return ms;
 }
 

@@ -1,72 +1,70 @@
 /**
- * A minimal structured logger: one JSON object per line on stderr (stdout is
- * reserved for the daemon's single "listening" line). The call shape,
- * `log.info({fields}, "msg")`, is pino's, so that pino can replace this file
- * without touching any caller.
+ * The daemon's logger: pino, one JSON object per line on stderr (stdout is
+ * reserved for the daemon's single "listening" line). Every layer writes to
+ * the core's Logger interface, whose call shape, `log.info({fields}, "msg")`,
+ * is pino's; a pino logger satisfies it as it is.
+ *
+ * Lines look like
+ * `{"level":"info","time":"2025-01-01T00:00:00.000Z","pid":1,"hostname":"h","method":"Register","msg":"rpc rejected"}`:
+ * the level is its name (not pino's number) and the time is ISO 8601, so that
+ * people can read a line without a lookup table. An Error under `err` is
+ * serialized with its type, message, stack and cause (pino's serializer).
+ * Secrets are censored by path (REDACT_PATHS) as a second line of defence:
+ * the code already never logs tokens or whole payloads.
  */
-
-export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
-
-export const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error", "silent"];
+import { pino, stdTimeFunctions, type DestinationStream, type Logger as PinoLogger } from "pino";
 
 import type { LogFn, Logger } from "../core/logger.js";
 
 export type { LogFn, Logger };
 
-const SEVERITY: Record<LogLevel, number> = { debug: 20, info: 30, warn: 40, error: 50, silent: Infinity };
+export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
+
+export const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error", "silent"];
+
+/** The pino logger createLogger returns; `flush()` is there for exits. */
+export type DaemonLogger = PinoLogger;
+
+/**
+ * Field paths whose values are replaced by "[redacted]" wherever they are
+ * logged: an `authorization` header, a `token` at the top or one level down
+ * (e.g. `{config: {token}}`), and a list of `tokens`.
+ */
+export const REDACT_PATHS: readonly string[] = [
+  "authorization",
+  "*.authorization",
+  "headers.authorization",
+  "metadata.authorization",
+  "token",
+  "*.token",
+  "tokens",
+  "*.tokens",
+];
 
 export interface LoggerOptions {
   level: LogLevel;
-  /** Where each line goes; stderr unless a test wants to capture lines. */
-  write?: (line: string) => void;
-  /** The clock; injectable for tests. */
-  now?: () => Date;
+  /**
+   * Where the lines go; stderr (fd 2, written synchronously so that nothing
+   * is lost when the process exits) unless a test captures them. Any object
+   * with `write(line: string)` will do.
+   */
+  destination?: DestinationStream;
 }
 
-export function createLogger(options: LoggerOptions): Logger {
-  const write = options.write ?? ((line: string) => process.stderr.write(line));
-  const now = options.now ?? (() => new Date());
-  const threshold = SEVERITY[options.level];
-
-  const make = (level: Exclude<LogLevel, "silent">): LogFn => {
-    if (SEVERITY[level] < threshold) return () => {};
-    return (obj, msg) => {
-      const time = now().toISOString();
-      // level, time and msg lead the line, and are set again after the fields so that none can overwrite them.
-      const record: Record<string, unknown> = { level, time, msg, ...serializeFields(obj) };
-      record.level = level;
-      record.time = time;
-      record.msg = msg;
-      let line: string;
-      try {
-        line = JSON.stringify(record);
-      } catch {
-        // A cyclic or BigInt field must not turn a log call into a crash.
-        line = JSON.stringify({ level, time, msg, logError: "unserializable fields" });
-      }
-      write(line + "\n");
-    };
-  };
-
-  return { debug: make("debug"), info: make("info"), warn: make("warn"), error: make("error") };
+export function createLogger(options: LoggerOptions): DaemonLogger {
+  return pino(
+    {
+      level: options.level,
+      // Names ("info") rather than numbers (30): people and `jq 'select(.level=="error")'` read them.
+      formatters: { level: (label) => ({ level: label }) },
+      timestamp: stdTimeFunctions.isoTime,
+      redact: { paths: [...REDACT_PATHS], censor: "[redacted]" },
+    },
+    options.destination ?? pino.destination({ fd: 2, sync: true }),
+  );
 }
+
+const ignore: LogFn = () => {};
 
 /** A logger that drops everything; for tests. */
-export const silentLogger: Logger = createLogger({ level: "silent" });
-
-function serializeFields(obj: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(obj)) {
-    out[key] = value instanceof Error ? serializeError(value) : value;
-  }
-  return out;
-}
-
-/** Errors have no enumerable own properties, so JSON.stringify would print `{}`. */
-export function serializeError(err: Error): Record<string, unknown> {
-  const out: Record<string, unknown> = { type: err.name, message: err.message, stack: err.stack };
-  const code = (err as { code?: unknown }).code;
-  if (code !== undefined) out.code = code;
-  if (err.cause instanceof Error) out.cause = serializeError(err.cause);
-  return out;
-}
+export const silentLogger: Logger = { debug: ignore, info: ignore, warn: ignore, error: ignore };

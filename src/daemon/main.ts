@@ -4,7 +4,8 @@
  * stdout carries exactly one line, "session-registry listening on ...", so
  * that scripts can wait for it and read the port; logs go to stderr.
  * Exit codes: 0 after a signal-driven shutdown (or --help), 1 when start-up
- * fails, 2 on bad flags or variables.
+ * fails, 2 on bad flags or variables, and on TLS or auth tokens files that
+ * cannot be read or do not hold what their flag needs.
  */
 import { format } from "node:util";
 
@@ -12,7 +13,7 @@ import * as grpc from "@grpc/grpc-js";
 
 import { ConfigError, parseConfig, usageText, type DaemonConfig } from "./config.js";
 import { createLogger } from "./logger.js";
-import { startDaemon, type RunningDaemon } from "./server.js";
+import type { RunningDaemon } from "./server.js";
 
 async function main(): Promise<void> {
   let config: DaemonConfig;
@@ -39,15 +40,24 @@ async function main(): Promise<void> {
   });
   let daemon: RunningDaemon;
   try {
+    // Loaded only now, so that --help and a bad flag answer without loading the services behind it.
+    const { startDaemon } = await import("./server.js");
     daemon = await startDaemon(config, { logger: log });
   } catch (err) {
     process.stderr.write(`session-registry: ${err instanceof Error ? err.message : String(err)}\n`);
     log.debug({ err }, "start-up failed");
-    process.exitCode = 1;
+    process.exitCode = err instanceof ConfigError ? 2 : 1;
     return;
   }
   const { address } = daemon;
-  process.stdout.write(`session-registry listening on ${address} (store: ${config.store}, max-sessions: ${config.maxSessions})\n`);
+  const facts = [
+    `store: ${config.store}`,
+    `max-sessions: ${config.maxSessions}`,
+    `security: ${daemon.security}`,
+    `auth: ${daemon.auth ? "tokens" : "none"}`,
+    daemon.metricsAddress !== undefined ? `metrics: http://${daemon.metricsAddress}/metrics` : "metrics: off",
+  ];
+  process.stdout.write(`session-registry listening on ${address} (${facts.join(", ")})\n`);
 
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {

@@ -1,17 +1,23 @@
 /**
  * Wires a daemon together: store, Registry, the `default` table, and a gRPC
- * server serving SessionRegistry. Used by main.ts and by tests, which start
- * real daemons on 127.0.0.1:0.
+ * server serving SessionRegistry, grpc.health.v1.Health and reflection,
+ * over plaintext or TLS, with optional token auth and a metrics endpoint.
+ * Used by main.ts and by tests, which start real daemons on 127.0.0.1:0.
  */
 import * as grpc from "@grpc/grpc-js";
 
 import { shuttingDown } from "../core/errors.js";
 import { DEFAULT_TABLE, Registry } from "../core/registry.js";
 import { MemoryStore } from "../store/memory.js";
-import type { Store } from "../store/store.js";
+import type { Store, StoreObserver } from "../store/store.js";
+import { AuthConfigError, loadAuthTokens, type Authorizer } from "../transport/auth.js";
 import { SessionRegistryService } from "../transport/service.js";
-import { parseListen, type DaemonConfig } from "./config.js";
+import { ConfigError, parseListen, validateConfig, type DaemonConfig } from "./config.js";
+import { DaemonHealth } from "./health.js";
 import { createLogger, type Logger } from "./logger.js";
+import { createMetrics, startMetricsServer, type Metrics, type MetricsServer } from "./metrics.js";
+import { createReflectionService } from "./reflection.js";
+import { loadServerTransport, type TransportSecurity } from "./tls.js";
 
 /** Responses are bounded by List's page cap; this leaves a wide margin and still stops a runaway message. */
 export const MAX_SEND_MESSAGE_BYTES = 16 * 1024 * 1024;
@@ -20,12 +26,21 @@ export interface RunningDaemon {
   /** `host:port` with the bound port, e.g. "127.0.0.1:41234"; IPv6 hosts in brackets. */
   address: string;
   port: number;
+  /** plaintext, tls, or mtls (TLS with client certificates required). */
+  security: TransportSecurity;
+  /** Whether calls need a bearer token (--auth-tokens). */
+  auth: boolean;
+  /** `host:port` of the /metrics endpoint with its bound port, when --metrics-listen is set. */
+  metricsAddress: string | undefined;
   registry: Registry;
   /**
-   * Stops accepting calls, ends open watches at once with UNAVAILABLE
-   * (`SHUTTING_DOWN`), lets running unary calls finish for `graceMs`
-   * (default: the config's shutdownGraceMs), then cancels the rest; closes
-   * the store. Idempotent: later calls return the first call's promise.
+   * Shuts down gracefully, in order: health turns NOT_SERVING; the server
+   * takes no new calls (new connections are refused, open ones get GOAWAY)
+   * while running unary calls finish; open watches (registry and health)
+   * end at once with UNAVAILABLE; after `graceMs` (default: the config's
+   * shutdownGraceMs) whatever remains is cancelled. Then the metrics
+   * endpoint and the store close. Idempotent: later calls return the first
+   * call's promise.
    */
   shutdown(graceMs?: number): Promise<void>;
 }
@@ -36,25 +51,47 @@ export interface DaemonDeps {
   logger?: Logger;
 }
 
-/** Starts a daemon; rejects (with everything it opened closed again) if the store or the port fails. */
+/**
+ * Starts a daemon; rejects (with everything it opened closed again) if the
+ * store, a file or a port fails. A bad config, TLS file or auth tokens file
+ * rejects with ConfigError before anything is opened.
+ */
 export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): Promise<RunningDaemon> {
+  validateConfig(config);
   const log = deps.logger ?? createLogger({ level: config.logLevel });
   const { host } = parseListen(config.listen);
-  const store = deps.store ?? createStore(config);
-  const registry = new Registry(store, { maxWatchers: config.maxWatchers });
+  // Files first: a missing or bad one stops start-up before anything opens.
+  const [transport, authorizer, reflection] = await Promise.all([
+    loadServerTransport(config),
+    loadAuthorizer(config.authTokensFile),
+    createReflectionService(),
+  ]);
 
-  const server = new grpc.Server({
-    "grpc.max_receive_message_length": config.maxReceiveMessageBytes,
-    "grpc.max_send_message_length": MAX_SEND_MESSAGE_BYTES,
+  // The store exists before the metrics that read the registry over it; its observer forwards once they do.
+  let metrics: Metrics | undefined;
+  const observer: StoreObserver = { expired: (table, session) => metrics?.observer.expired(table, session) };
+  const store = deps.store ?? createStore(config, observer);
+  const registry = new Registry(store, { maxWatchers: config.maxWatchers });
+  if (config.metricsListen !== undefined) metrics = createMetrics(registry);
+
+  const server = new grpc.Server(serverOptions(config));
+  const health = new DaemonHealth();
+  const service = new SessionRegistryService(registry, log, {
+    watchQueue: config.watchQueue,
+    ...(authorizer !== undefined ? { authorizer } : {}),
+    ...(metrics !== undefined ? { metrics } : {}),
   });
-  const service = new SessionRegistryService(registry, log, { watchQueue: config.watchQueue });
   service.addToServer(server);
+  health.addToServer(server);
+  reflection.addToServer(server);
 
   let port: number;
+  let metricsServer: MetricsServer | undefined;
   try {
     // Before binding, so that no client ever sees a daemon without its `default` table.
     await registry.createTable({ table: DEFAULT_TABLE, maxSessions: 0 });
-    port = await bind(server, config.listen);
+    port = await bind(server, config.listen, transport.credentials);
+    if (metrics !== undefined) metricsServer = await startMetricsServer(config.metricsListen!, metrics, log);
   } catch (err) {
     server.forceShutdown();
     await store.close().catch((closeErr: unknown) => log.warn({ err: closeErr }, "closing the store failed"));
@@ -62,46 +99,90 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
   }
 
   const address = `${host.includes(":") ? `[${host}]` : host}:${port}`;
+  const { help: _help, ...effective } = config;
   log.info(
     {
       address,
-      store: config.store,
-      maxSessions: config.maxSessions,
-      maxTables: config.maxTables,
-      maxWatchers: config.maxWatchers,
-      watchHistory: config.watchHistory,
-      watchQueue: config.watchQueue,
+      security: transport.security,
+      auth: authorizer !== undefined ? "tokens" : "none",
+      metrics: metricsServer?.address ?? "off",
+      // Paths only: the tokens file's contents and the TLS key never reach a log.
+      config: effective,
     },
     "daemon started",
   );
+  if (config.insecure) {
+    // Say what --insecure let through, if anything: the refusal it waived.
+    try {
+      validateConfig({ ...config, insecure: false });
+    } catch (err) {
+      log.warn({ address, waived: (err as Error).message }, "--insecure: serving without the usual protection");
+    }
+  }
 
   let stopping: Promise<void> | undefined;
   return {
     address,
     port,
+    security: transport.security,
+    auth: authorizer !== undefined,
+    metricsAddress: metricsServer?.address,
     registry,
     shutdown(graceMs = config.shutdownGraceMs) {
-      stopping ??= shutdown(server, service, store, graceMs, log);
+      stopping ??= shutdown({ server, service, health, store, metricsServer }, graceMs, log);
       return stopping;
     },
   };
 }
 
-function createStore(config: DaemonConfig): Store {
+/** The gRPC server's limits; see the flags in config.ts. */
+export function serverOptions(config: DaemonConfig): grpc.ServerOptions {
+  const options: grpc.ServerOptions = {
+    "grpc.max_receive_message_length": config.maxReceiveMessageBytes,
+    "grpc.max_send_message_length": MAX_SEND_MESSAGE_BYTES,
+    // Per connection; a client's calls beyond it wait in its own HTTP/2 layer for a free stream.
+    "grpc.max_concurrent_streams": config.maxConcurrentStreams,
+    "grpc.keepalive_timeout_ms": config.keepaliveTimeoutMs,
+  };
+  // grpc-js's defaults for these are "never". It also enforces no minimum
+  // interval on clients' pings (there is no ping strike policy to relax), so
+  // an SDK's keepalive pings are never answered with GOAWAY.
+  if (config.keepaliveTimeMs > 0) options["grpc.keepalive_time_ms"] = config.keepaliveTimeMs;
+  if (config.maxConnectionIdleMs > 0) options["grpc.max_connection_idle_ms"] = config.maxConnectionIdleMs;
+  // No grace after the age: a running watch keeps its (old) connection; new calls go to a new one.
+  if (config.maxConnectionAgeMs > 0) options["grpc.max_connection_age_ms"] = config.maxConnectionAgeMs;
+  return options;
+}
+
+async function loadAuthorizer(path: string | undefined): Promise<Authorizer | undefined> {
+  if (path === undefined) return undefined;
+  try {
+    return await loadAuthTokens(path);
+  } catch (err) {
+    // A bad file is a bad flag: main exits 2, as for any other.
+    if (err instanceof AuthConfigError) throw new ConfigError(`--auth-tokens: ${err.message}`, { cause: err });
+    throw err;
+  }
+}
+
+function createStore(config: DaemonConfig, observer: StoreObserver): Store {
   switch (config.store) {
     case "memory":
-      return new MemoryStore({
-        defaultMaxSessions: config.maxSessions,
-        maxTables: config.maxTables,
-        watchHistory: config.watchHistory,
-      });
+      return new MemoryStore(
+        {
+          defaultMaxSessions: config.maxSessions,
+          maxTables: config.maxTables,
+          watchHistory: config.watchHistory,
+        },
+        { observer },
+      );
   }
 }
 
 /** bindAsync as a promise, with an error that says which address failed and why. */
-function bind(server: grpc.Server, listen: string): Promise<number> {
+function bind(server: grpc.Server, listen: string, credentials: grpc.ServerCredentials): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.bindAsync(listen, grpc.ServerCredentials.createInsecure(), (err, port) => {
+    server.bindAsync(listen, credentials, (err, port) => {
       if (err) {
         reject(new Error(`cannot listen on ${listen}: ${describeBindError(err)}`, { cause: err }));
         return;
@@ -121,23 +202,29 @@ function describeBindError(err: Error): string {
   return text;
 }
 
+interface DaemonParts {
+  server: grpc.Server;
+  service: SessionRegistryService;
+  health: DaemonHealth;
+  store: Store;
+  metricsServer: MetricsServer | undefined;
+}
+
 /**
- * tryShutdown stops accepting calls and lets running ones finish; after the
- * grace, forceShutdown cancels the rest. Watches never finish on their own,
- * so they are ended right away with UNAVAILABLE, which tells their clients to
+ * The shutdown order of RunningDaemon.shutdown. Health goes first, so that
+ * a load balancer watching it stops sending calls. tryShutdown then stops
+ * accepting calls and lets running ones finish; after the grace,
+ * forceShutdown cancels the rest. Watches never finish on their own, so
+ * they are ended right away with UNAVAILABLE, which tells their clients to
  * reconnect (elsewhere). The store is closed only once the server is down:
  * closing it clears the tables that running unary calls still use. The
- * promise settles when the server is down and the store closed, whichever
+ * promise settles when the server is down and everything closed, whichever
  * way the server got there.
  */
-async function shutdown(
-  server: grpc.Server,
-  service: SessionRegistryService,
-  store: Store,
-  graceMs: number,
-  log: Logger,
-): Promise<void> {
+async function shutdown(parts: DaemonParts, graceMs: number, log: Logger): Promise<void> {
+  const { server, service, health, store, metricsServer } = parts;
   log.info({ graceMs, openWatches: service.openWatches }, "shutting down");
+  health.setNotServing();
   await new Promise<void>((resolve) => {
     const timer = setTimeout(() => {
       log.warn({ graceMs }, "grace period over; cancelling the remaining calls");
@@ -149,7 +236,13 @@ async function shutdown(
       resolve();
     });
     service.endAllWatches(shuttingDown());
+    health.endWatches();
   });
+  try {
+    await metricsServer?.close();
+  } catch (err) {
+    log.warn({ err }, "closing the metrics server failed");
+  }
   try {
     await store.close();
   } catch (err) {

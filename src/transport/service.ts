@@ -3,6 +3,10 @@
  * generated request objects already fit the Registry's inputs): it awaits the
  * Registry, converts the result to generated messages and answers exactly
  * once, with either the response or a status built by ./status.ts.
+ *
+ * With an Authorizer, every call is authenticated and authorized (./auth.ts)
+ * before anything else, its request's validation included. With an
+ * RpcRecorder (the daemon's metrics), every call is counted once, when it ends.
  */
 import {
   status,
@@ -20,8 +24,9 @@ import {
   SessionRegistryService as SessionRegistryDefinition,
   type SessionRegistryServer,
 } from "../gen/sessionregistry/v1/session_registry.js";
+import type { Authorizer, Principal, RpcMethod } from "./auth.js";
 import { toProtoSession, toProtoTable } from "./convert.js";
-import { INTERNAL_MESSAGE, toServiceError } from "./status.js";
+import { INTERNAL_MESSAGE, isAuthError, logRejection, outcomeOf, toServiceError, type RpcRecorder } from "./status.js";
 import { WatchStreams } from "./watch-stream.js";
 
 /** The ids a log line may carry about a call; never whole payloads. */
@@ -33,19 +38,32 @@ interface CallIds {
 export interface ServiceOptions {
   /** The most messages one watcher may have waiting before it is ended as WATCHER_TOO_SLOW (default 1024). */
   watchQueue?: number;
+  /** Checks each call's bearer token; without one, every call is allowed. */
+  authorizer?: Authorizer;
+  /** Counts each call when it ends (the daemon's Metrics). */
+  metrics?: RpcRecorder;
 }
 
 export class SessionRegistryService {
   private readonly watches: WatchStreams;
+  private readonly authorizer: Authorizer | undefined;
+  private readonly metrics: RpcRecorder | undefined;
 
   constructor(
     private readonly registry: Registry,
     private readonly log: Logger,
     options: ServiceOptions = {},
   ) {
+    this.authorizer = options.authorizer;
+    this.metrics = options.metrics;
+    const authorizer = this.authorizer;
     this.watches = new WatchStreams(registry, log, {
       queueLimit: options.watchQueue ?? 1024,
       malformed: (request) => (request instanceof MalformedRequest ? request : undefined),
+      ...(authorizer !== undefined
+        ? { authorize: (call) => void this.authorize(authorizer, "Watch", call, (req) => req.table) }
+        : {}),
+      ...(this.metrics !== undefined ? { metrics: this.metrics } : {}),
     });
   }
 
@@ -86,7 +104,14 @@ export class SessionRegistryService {
       listTables: this.unary(
         "ListTables",
         () => ({}),
-        async () => ({ tables: (await registry.listTables()).map(toProtoTable) }),
+        async (_req, principal) => {
+          let tables = await registry.listTables();
+          // A token restricted to some tables sees those only; others do not exist for it.
+          if (principal !== undefined && principal.tables !== undefined) {
+            tables = tables.filter((t) => principal.tables!.has(t.name));
+          }
+          return { tables: tables.map(toProtoTable) };
+        },
       ),
       deleteTable: this.unary(
         "DeleteTable",
@@ -144,35 +169,45 @@ export class SessionRegistryService {
   }
 
   /**
-   * Wraps a unary method: runs `run` (a synchronous throw counts as a
-   * rejection), then calls back exactly once. Nothing escapes: grpc-js would
-   * turn a throw into an UNKNOWN status at best and crash the process at worst.
+   * Wraps a unary method: checks the caller (when there is an authorizer),
+   * runs `run` (a synchronous throw counts as a rejection), then calls back
+   * exactly once and counts the call. Nothing escapes: grpc-js would turn a
+   * throw into an UNKNOWN status at best and crash the process at worst.
    */
   private unary<Req, Res>(
-    method: string,
+    method: RpcMethod,
     ids: (req: Req) => CallIds,
-    run: (req: Req) => Promise<Res>,
+    run: (req: Req, principal: Principal | undefined) => Promise<Res>,
   ): handleUnaryCall<Req, Res> {
+    const authorizer = this.authorizer;
     return (call, callback) => {
+      const startedAt = this.metrics !== undefined ? performance.now() : 0;
       let answered = false;
-      const answer: typeof callback = (...args) => {
+      const answer = (code: status, reason: string | undefined, send: () => void) => {
         answered = true;
-        this.answer(method, call, () => callback(...args));
+        this.record(method, call.cancelled ? status.CANCELLED : code, call.cancelled ? undefined : reason, startedAt);
+        this.answer(method, call, send);
       };
       const request: unknown = call.request;
       new Promise<Res>((resolve) => {
+        const principal =
+          authorizer === undefined ? undefined : this.authorize(authorizer, method, call, (req) => ids(req as Req).table);
         if (request instanceof MalformedRequest) throw malformedRequest(request.messageType, request.detail);
-        resolve(run(call.request));
+        resolve(run(call.request, principal));
       })
         .then(
           (response) => {
             this.log.debug({ method, ...this.callIds(ids, call) }, "rpc ok");
-            answer(null, response);
+            answer(status.OK, undefined, () => callback(null, response));
           },
           (err: unknown) => {
             const callIds = this.callIds(ids, call);
-            if (err instanceof RegistryError) this.logRejected(method, callIds, err.code, err.reason);
-            answer(toServiceError(err, this.log, { method, ...callIds }));
+            if (err instanceof RegistryError) {
+              logRejection(this.log, isAuthError(err) ? { method, ...callIds, peer: call.getPeer() } : { method, ...callIds }, err);
+            }
+            const { code, reason } = outcomeOf(err);
+            const error = toServiceError(err, this.log, { method, ...callIds });
+            answer(code, reason, () => callback(error));
           },
         )
         // Only a bug in the lines above lands here (a throwing logger, say);
@@ -183,9 +218,42 @@ export class SessionRegistryService {
           } catch {
             // Nowhere left to report it.
           }
-          if (!answered) answer({ code: status.INTERNAL, details: INTERNAL_MESSAGE });
+          if (!answered) answer(status.INTERNAL, "INTERNAL", () => callback({ code: status.INTERNAL, details: INTERNAL_MESSAGE }));
         });
     };
+  }
+
+  /**
+   * Authenticates the call and authorizes its method on its table (empty
+   * means `default`; none for ListTables, or when the request did not
+   * decode: it is refused as INVALID_ARGUMENT next and touches nothing).
+   * Throws UNAUTHENTICATED or PERMISSION_DENIED.
+   */
+  private authorize(
+    authorizer: Authorizer,
+    method: RpcMethod,
+    call: { metadata: ServerUnaryCall<unknown, unknown>["metadata"]; request: unknown },
+    table: (req: { table: string }) => string | undefined,
+  ): Principal {
+    const principal = authorizer.authenticate(call.metadata);
+    const request = call.request;
+    let resolved: string | undefined;
+    if (!(request instanceof MalformedRequest)) {
+      const named = table(request as { table: string });
+      if (named !== undefined) resolved = named === "" ? DEFAULT_TABLE : named;
+    }
+    authorizer.authorize(principal, method, resolved);
+    return principal;
+  }
+
+  /** Counts a finished call; metrics must never fail a call. */
+  private record(method: RpcMethod, code: status, reason: string | undefined, startedAt: number): void {
+    if (this.metrics === undefined) return;
+    try {
+      this.metrics.rpcEnded(method, code, reason, startedAt);
+    } catch (err) {
+      this.log.error({ method, err }, "recording metrics failed");
+    }
   }
 
   /**
@@ -215,9 +283,6 @@ export class SessionRegistryService {
     }
   }
 
-  private logRejected(method: string, ids: CallIds, code: string, reason: string): void {
-    this.log.info({ method, code, reason, ...ids }, "rpc rejected");
-  }
 }
 
 /**

@@ -4,6 +4,9 @@
  * `grpc-status-details-bin` trailer (ErrorInfo, plus BadRequest when fields
  * were bad). Anything else is a bug: the client gets a generic INTERNAL and
  * the stack goes to the log, never onto the wire.
+ *
+ * It also says how each call's outcome is logged (logRejection) and counted
+ * (RpcRecorder), so that unary calls and Watch report alike.
  */
 import { Metadata, status, type ServiceError } from "@grpc/grpc-js";
 
@@ -36,6 +39,8 @@ export const GRPC_CODE: Readonly<Record<ErrorCode, status>> = {
   OUT_OF_RANGE: status.OUT_OF_RANGE,
   UNAVAILABLE: status.UNAVAILABLE,
   INTERNAL: status.INTERNAL,
+  UNAUTHENTICATED: status.UNAUTHENTICATED,
+  PERMISSION_DENIED: status.PERMISSION_DENIED,
 };
 
 /** What a status error says; the input of statusError. */
@@ -114,4 +119,42 @@ export function toServiceError(err: unknown, log: Logger, fields: Record<string,
   }
   log.error({ ...fields, err }, "unexpected error");
   return statusError({ code: status.INTERNAL, reason: Reason.INTERNAL, message: INTERNAL_MESSAGE });
+}
+
+/** The status code and ErrorInfo reason a failure reaches the client with. */
+export function outcomeOf(err: unknown): { code: status; reason: string } {
+  return err instanceof RegistryError
+    ? { code: GRPC_CODE[err.code], reason: err.reason }
+    : { code: status.INTERNAL, reason: Reason.INTERNAL };
+}
+
+/** The failures about who is calling, rather than what they asked. */
+export function isAuthError(err: RegistryError): boolean {
+  return err.code === "UNAUTHENTICATED" || err.code === "PERMISSION_DENIED";
+}
+
+/**
+ * Logs a call the registry refused: at info, as refusing is its job; at warn
+ * when the caller's credentials were refused, which may be an attack or a
+ * misconfigured client (with the role, never the token). `fields` are ids
+ * only (method, table, session id, peer), never payloads.
+ */
+export function logRejection(log: Logger, fields: Record<string, unknown>, err: RegistryError): void {
+  if (isAuthError(err)) {
+    const role = err.metadata.role;
+    log.warn({ ...fields, code: err.code, reason: err.reason, ...(role !== undefined ? { role } : {}) }, "rpc rejected");
+  } else {
+    log.info({ ...fields, code: err.code, reason: err.reason }, "rpc rejected");
+  }
+}
+
+/** Hears how every call ended; the daemon's metrics implement it. Must be cheap and must not throw. */
+export interface RpcRecorder {
+  /**
+   * A call ended with `code`; `reason` is the ErrorInfo reason of an error
+   * status (undefined for OK and for calls the client ended). `startedAt` is
+   * performance.now() when a unary call began; undefined for Watch, whose
+   * length says how long the client watched, not how fast the daemon was.
+   */
+  rpcEnded(method: string, code: status, reason: string | undefined, startedAt: number | undefined): void;
 }

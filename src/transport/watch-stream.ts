@@ -20,10 +20,11 @@
  *
  * Every way a stream ends (client cancel or disconnect, store end, too slow,
  * rejection, daemon shutdown) goes through WatchStream.finish, which runs
- * once: it cancels the subscription, drops the queue and removes its
- * listeners.
+ * once: it cancels the subscription, drops the queue, removes its listeners
+ * and counts the call with the status it ended with (CANCELLED when the
+ * client ended it).
  */
-import type { ServerWritableStream } from "@grpc/grpc-js";
+import { status, type ServerWritableStream } from "@grpc/grpc-js";
 
 import { malformedRequest, RegistryError, watcherTooSlow } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
@@ -32,7 +33,7 @@ import { DEFAULT_TABLE, type Registry } from "../core/registry.js";
 import type { WatchSink, WatchSubscription } from "../store/store.js";
 import { EventType, type WatchRequest, type WatchResponse } from "../gen/sessionregistry/v1/session_registry.js";
 import { toProtoSession } from "./convert.js";
-import { toServiceError } from "./status.js";
+import { isAuthError, logRejection, outcomeOf, toServiceError, type RpcRecorder } from "./status.js";
 
 export type WatchCall = ServerWritableStream<WatchRequest, WatchResponse>;
 
@@ -48,6 +49,10 @@ export interface WatchStreamsOptions {
   queueLimit: number;
   /** Tells a request whose bytes did not parse (see service.ts) from a decoded one. */
   malformed: (request: unknown) => { messageType: string; detail: string } | undefined;
+  /** Checks the caller before anything else; throws UNAUTHENTICATED or PERMISSION_DENIED. */
+  authorize?: (call: WatchCall) => void;
+  /** Hears how each watch ended. */
+  metrics?: RpcRecorder;
 }
 
 /** Serves Watch calls and knows the open ones, so that shutdown can end them. */
@@ -69,10 +74,18 @@ export class WatchStreams {
 
   /** The Watch handler. Never throws. */
   handle(call: WatchCall): void {
-    const stream = new WatchStream(call, this.registry, this.log, this.options.queueLimit, (s) => this.open.delete(s));
+    const stream = new WatchStream(call, this.registry, this.log, this.options, (s) => this.open.delete(s));
     this.open.add(stream);
+    let denied: { err: unknown } | undefined;
+    try {
+      this.options.authorize?.(call);
+    } catch (err) {
+      denied = { err };
+    }
     const malformed = this.options.malformed(call.request);
-    if (malformed !== undefined) {
+    if (denied !== undefined) {
+      stream.reject(denied.err);
+    } else if (malformed !== undefined) {
       stream.reject(malformedRequest(malformed.messageType, malformed.detail));
     } else if (this.closing !== undefined) {
       stream.finish(this.closing);
@@ -110,6 +123,9 @@ class WatchStream implements WatchSink {
   /** How many of the queued messages (the oldest ones) are left of the start-up burst. */
   private burst = 0;
 
+  private readonly queueLimit: number;
+  private readonly metrics: RpcRecorder | undefined;
+
   private readonly onGone = () => this.finish(undefined);
   private readonly onDrain = () => this.flush();
 
@@ -117,9 +133,11 @@ class WatchStream implements WatchSink {
     private readonly call: WatchCall,
     private readonly registry: Registry,
     private readonly log: Logger,
-    private readonly queueLimit: number,
+    options: WatchStreamsOptions,
     private readonly onFinished: (stream: WatchStream) => void,
   ) {
+    this.queueLimit = options.queueLimit;
+    this.metrics = options.metrics;
     const table = (call.request as Partial<WatchRequest>).table;
     this.table = clip(typeof table === "string" && table !== "" ? table : DEFAULT_TABLE);
     // 'cancelled': the client went away or the deadline passed. 'close' and
@@ -165,7 +183,8 @@ class WatchStream implements WatchSink {
   /** Ends a watch that never started, logging the rejection. */
   reject(err: unknown): void {
     if (err instanceof RegistryError) {
-      this.log.info({ method: "Watch", code: err.code, reason: err.reason, table: this.table }, "rpc rejected");
+      const fields = { method: "Watch", table: this.table };
+      logRejection(this.log, isAuthError(err) ? { ...fields, peer: this.call.getPeer() } : fields, err);
     }
     this.finish(err);
   }
@@ -226,8 +245,16 @@ class WatchStream implements WatchSink {
         this.log.error({ method: "Watch", table: this.table, err }, "ending the stream failed");
       }
     }
-    const reason = error instanceof RegistryError ? error.reason : error === undefined ? "CANCELLED" : "INTERNAL";
-    this.log.debug({ method: "Watch", table: this.table, reason }, "watch ended");
+    // Like a unary call's, a watch the client already left counts as CANCELLED, whatever ended it here.
+    const outcome = error === undefined || this.call.cancelled ? { code: status.CANCELLED, reason: undefined } : outcomeOf(error);
+    this.log.debug({ method: "Watch", table: this.table, reason: outcome.reason ?? "CANCELLED" }, "watch ended");
+    if (this.metrics !== undefined) {
+      try {
+        this.metrics.rpcEnded("Watch", outcome.code, outcome.reason, undefined);
+      } catch (err) {
+        this.log.error({ method: "Watch", err }, "recording metrics failed");
+      }
+    }
   }
 
   /**

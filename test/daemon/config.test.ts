@@ -1,6 +1,14 @@
 import { expect } from "chai";
 
-import { ConfigError, DEFAULT_CONFIG, parseConfig, usageText, type DaemonConfig } from "../../src/daemon/config.js";
+import {
+  ConfigError,
+  DEFAULT_CONFIG,
+  isLoopbackHost,
+  parseConfig,
+  usageText,
+  validateConfig,
+  type DaemonConfig,
+} from "../../src/daemon/config.js";
 
 type Env = Record<string, string | undefined>;
 
@@ -33,6 +41,17 @@ describe("daemon config", () => {
         watchHistory: 10_000,
         maxWatchers: 10_000,
         watchQueue: 1024,
+        tlsCert: undefined,
+        tlsKey: undefined,
+        tlsClientCa: undefined,
+        authTokensFile: undefined,
+        metricsListen: undefined,
+        insecure: false,
+        maxConcurrentStreams: 100,
+        keepaliveTimeMs: 60_000,
+        keepaliveTimeoutMs: 20_000,
+        maxConnectionIdleMs: 1_800_000,
+        maxConnectionAgeMs: 0,
         help: false,
       });
       expect(parse([])).to.deep.include(DEFAULT_CONFIG);
@@ -44,11 +63,12 @@ describe("daemon config", () => {
     });
 
     const accepted: { argv: string[]; env?: Env; expected: Partial<DaemonConfig> }[] = [
-      { argv: ["--listen", "0.0.0.0:7000"], expected: { listen: "0.0.0.0:7000" } },
+      { argv: ["--listen", "0.0.0.0:7000", "--insecure"], expected: { listen: "0.0.0.0:7000", insecure: true } },
       { argv: ["--listen=127.0.0.1:0"], expected: { listen: "127.0.0.1:0" } },
       { argv: ["--listen", "localhost:65535"], expected: { listen: "localhost:65535" } },
       { argv: ["--listen", "[::1]:50051"], expected: { listen: "[::1]:50051" } },
-      { argv: ["--listen", "[::]:0"], expected: { listen: "[::]:0" } },
+      { argv: ["--listen", "[::]:0", "--insecure"], expected: { listen: "[::]:0", insecure: true } },
+      { argv: ["--listen", "127.8.9.10:1"], expected: { listen: "127.8.9.10:1" } },
       { argv: ["--max-sessions", "1"], expected: { maxSessions: 1 } },
       { argv: ["--max-sessions", "1000000"], expected: { maxSessions: 1_000_000 } },
       { argv: ["--max-tables", "1"], expected: { maxTables: 1 } },
@@ -68,6 +88,26 @@ describe("daemon config", () => {
       { argv: ["--max-watchers", "1000000"], expected: { maxWatchers: 1_000_000 } },
       { argv: ["--watch-queue", "1"], expected: { watchQueue: 1 } },
       { argv: ["--watch-queue=1000000"], expected: { watchQueue: 1_000_000 } },
+      { argv: ["--shutdown-grace", "1h"], expected: { shutdownGraceMs: 3_600_000 } },
+      { argv: ["--shutdown-grace", "24h"], expected: { shutdownGraceMs: 86_400_000 } },
+      { argv: ["--tls-cert", "s.crt", "--tls-key", "s.key"], expected: { tlsCert: "s.crt", tlsKey: "s.key" } },
+      {
+        argv: ["--tls-cert", "s.crt", "--tls-key", "s.key", "--tls-client-ca", "ca.crt"],
+        expected: { tlsCert: "s.crt", tlsKey: "s.key", tlsClientCa: "ca.crt" },
+      },
+      { argv: ["--auth-tokens", "/etc/tokens"], expected: { authTokensFile: "/etc/tokens" } },
+      { argv: ["--metrics-listen", "127.0.0.1:9464"], expected: { metricsListen: "127.0.0.1:9464" } },
+      { argv: ["--metrics-listen", "localhost:0"], expected: { metricsListen: "localhost:0" } },
+      { argv: ["--insecure"], expected: { insecure: true } },
+      { argv: ["--max-concurrent-streams", "1"], expected: { maxConcurrentStreams: 1 } },
+      { argv: ["--max-concurrent-streams", "2147483647"], expected: { maxConcurrentStreams: 2 ** 31 - 1 } },
+      { argv: ["--keepalive-time", "0"], expected: { keepaliveTimeMs: 0 } },
+      { argv: ["--keepalive-time", "2h"], expected: { keepaliveTimeMs: 7_200_000 } },
+      { argv: ["--keepalive-timeout", "5s"], expected: { keepaliveTimeoutMs: 5000 } },
+      { argv: ["--keepalive-timeout", "1ms"], expected: { keepaliveTimeoutMs: 1 } },
+      { argv: ["--max-connection-idle", "0"], expected: { maxConnectionIdleMs: 0 } },
+      { argv: ["--max-connection-idle", "5m"], expected: { maxConnectionIdleMs: 300_000 } },
+      { argv: ["--max-connection-age", "1h"], expected: { maxConnectionAgeMs: 3_600_000 } },
       // Environment variables, one per flag.
       { argv: [], env: { SESSION_REGISTRY_LISTEN: "127.0.0.1:9" }, expected: { listen: "127.0.0.1:9" } },
       { argv: [], env: { SESSION_REGISTRY_MAX_SESSIONS: "42" }, expected: { maxSessions: 42 } },
@@ -79,6 +119,24 @@ describe("daemon config", () => {
       { argv: [], env: { SESSION_REGISTRY_WATCH_HISTORY: "500" }, expected: { watchHistory: 500 } },
       { argv: [], env: { SESSION_REGISTRY_MAX_WATCHERS: "3" }, expected: { maxWatchers: 3 } },
       { argv: [], env: { SESSION_REGISTRY_WATCH_QUEUE: "16" }, expected: { watchQueue: 16 } },
+      {
+        argv: [],
+        env: { SESSION_REGISTRY_TLS_CERT: "a.crt", SESSION_REGISTRY_TLS_KEY: "a.key", SESSION_REGISTRY_TLS_CLIENT_CA: "ca.crt" },
+        expected: { tlsCert: "a.crt", tlsKey: "a.key", tlsClientCa: "ca.crt" },
+      },
+      { argv: [], env: { SESSION_REGISTRY_AUTH_TOKENS: "tokens.txt" }, expected: { authTokensFile: "tokens.txt" } },
+      { argv: [], env: { SESSION_REGISTRY_METRICS_LISTEN: "127.0.0.1:1" }, expected: { metricsListen: "127.0.0.1:1" } },
+      { argv: [], env: { SESSION_REGISTRY_INSECURE: "1" }, expected: { insecure: true } },
+      { argv: [], env: { SESSION_REGISTRY_INSECURE: "TRUE" }, expected: { insecure: true } },
+      { argv: [], env: { SESSION_REGISTRY_INSECURE: "yes" }, expected: { insecure: true } },
+      { argv: [], env: { SESSION_REGISTRY_INSECURE: "0" }, expected: { insecure: false } },
+      { argv: [], env: { SESSION_REGISTRY_INSECURE: "false" }, expected: { insecure: false } },
+      { argv: ["--insecure"], env: { SESSION_REGISTRY_INSECURE: "no" }, expected: { insecure: true } },
+      { argv: [], env: { SESSION_REGISTRY_MAX_CONCURRENT_STREAMS: "7" }, expected: { maxConcurrentStreams: 7 } },
+      { argv: [], env: { SESSION_REGISTRY_KEEPALIVE_TIME: "30s" }, expected: { keepaliveTimeMs: 30_000 } },
+      { argv: [], env: { SESSION_REGISTRY_KEEPALIVE_TIMEOUT: "2s" }, expected: { keepaliveTimeoutMs: 2000 } },
+      { argv: [], env: { SESSION_REGISTRY_MAX_CONNECTION_IDLE: "1m" }, expected: { maxConnectionIdleMs: 60_000 } },
+      { argv: [], env: { SESSION_REGISTRY_MAX_CONNECTION_AGE: "10m" }, expected: { maxConnectionAgeMs: 600_000 } },
       { argv: ["--watch-queue", "8"], env: { SESSION_REGISTRY_WATCH_QUEUE: "0" }, expected: { watchQueue: 8 } },
       // An empty variable counts as unset.
       { argv: [], env: { SESSION_REGISTRY_MAX_SESSIONS: "" }, expected: { maxSessions: 10 } },
@@ -109,7 +167,7 @@ describe("daemon config", () => {
       { argv: ["--store", "redis"], message: /^--store must be "memory", got "redis"$/ },
       { argv: ["--log-level", "verbose"], message: /^--log-level must be one of debug, info, warn, error, silent, got "verbose"$/ },
       { argv: ["--shutdown-grace", "soon"], message: /^--shutdown-grace must be a duration.*got "soon"$/ },
-      { argv: ["--shutdown-grace", "10h"], message: /^--shutdown-grace must be a duration.*got "10h"$/ },
+      { argv: ["--shutdown-grace", "10d"], message: /^--shutdown-grace must be a duration from 0s to 24h.*got "10d"$/ },
       { argv: ["--shutdown-grace", "25h"], message: /^--shutdown-grace must be/ },
       { argv: ["--shutdown-grace", "100000"], message: /^--shutdown-grace must be .*got "100000"$/ },
       { argv: ["--max-receive-message-size", "1MiB"], message: /^--max-receive-message-size must be an integer .*got "1MiB"$/ },
@@ -134,6 +192,22 @@ describe("daemon config", () => {
       { argv: ["--listen", "[not-v6]:1"], message: /^--listen must be host:port/ },
       { argv: ["--listen", "bad host:1"], message: /^--listen must be host:port/ },
       { argv: ["--listen"], message: /^--listen needs a value$/ },
+      { argv: ["--tls-cert", ""], message: /^--tls-cert must be a file path, got ""$/ },
+      { argv: ["--auth-tokens="], message: /^--auth-tokens must be a file path, got ""$/ },
+      { argv: ["--metrics-listen", "9464"], message: /^--metrics-listen must be host:port.*got "9464"$/ },
+      { argv: ["--insecure=yes"], message: /^--insecure takes no value$/ },
+      { argv: ["--max-concurrent-streams", "0"], message: /^--max-concurrent-streams must be an integer from 1 to 2147483647, got "0"$/ },
+      { argv: ["--max-concurrent-streams", "2147483648"], message: /^--max-concurrent-streams must be/ },
+      { argv: ["--keepalive-time", "25h"], message: /^--keepalive-time must be a duration from 0s to 24h.*got "25h"$/ },
+      { argv: ["--keepalive-time", "-1s"], message: /^--keepalive-time needs a value/ },
+      { argv: ["--keepalive-timeout", "0"], message: /^--keepalive-timeout must be a duration from 1ms to 24h.*got "0"$/ },
+      { argv: ["--max-connection-idle", "forever"], message: /^--max-connection-idle must be a duration.*got "forever"$/ },
+      { argv: ["--max-connection-age", "1d"], message: /^--max-connection-age must be a duration.*got "1d"$/ },
+      // TLS files come in pairs, and client certificates need TLS.
+      { argv: ["--tls-cert", "s.crt"], message: /^--tls-cert needs --tls-key as well/ },
+      { argv: ["--tls-key", "s.key"], message: /^--tls-key needs --tls-cert as well/ },
+      { argv: ["--tls-client-ca", "ca.crt"], message: /^--tls-client-ca needs --tls-cert and --tls-key/ },
+      { argv: ["--tls-client-ca", "ca.crt", "--tls-key", "s.key"], message: /^--tls-key needs --tls-cert as well/ },
       // Invalid variables name the flag and the variable.
       {
         argv: [],
@@ -146,6 +220,11 @@ describe("daemon config", () => {
         message: /^--watch-queue \(from SESSION_REGISTRY_WATCH_QUEUE\) must be an integer from 1 to 1000000, got "0"$/,
       },
       { argv: [], env: { SESSION_REGISTRY_LISTEN: "nowhere" }, message: /^--listen \(from SESSION_REGISTRY_LISTEN\) must be/ },
+      {
+        argv: [],
+        env: { SESSION_REGISTRY_INSECURE: "maybe" },
+        message: /^--insecure \(from SESSION_REGISTRY_INSECURE\) must be 1, true or yes \(on\) or 0, false or no \(off\), got "maybe"$/,
+      },
       // Unknown flags and stray arguments.
       { argv: ["--max-session", "5"], message: /^unknown flag --max-session$/ },
       { argv: ["-x"], message: /^unknown flag -x$/ },
@@ -167,6 +246,88 @@ describe("daemon config", () => {
     });
   });
 
+  describe("safe defaults", () => {
+    const open = /anyone who can reach it could list, register and remove sessions/;
+    const tls = ["--tls-cert", "s.crt", "--tls-key", "s.key"];
+    const cases: { argv: string[]; env?: Env; refused?: RegExp }[] = [
+      // Loopback: anything goes.
+      { argv: [] },
+      { argv: ["--listen", "localhost:50051"] },
+      { argv: ["--listen", "LOCALHOST:1"] },
+      { argv: ["--listen", "[::1]:50051"] },
+      { argv: ["--listen", "127.0.0.2:1", ...tls] },
+      // Plaintext elsewhere: refused, tokens or not.
+      { argv: ["--listen", "0.0.0.0:50051"], refused: /^refusing to listen on 0\.0\.0\.0:50051 in plaintext: 0\.0\.0\.0 is not a loopback address/ },
+      { argv: ["--listen", "[::]:50051"], refused: /^refusing to listen on \[::\]:50051 in plaintext/ },
+      { argv: ["--listen", "192.168.1.20:50051"], refused: /in plaintext.*--tls-cert, --tls-key.*--insecure to accept the risk$/ },
+      { argv: ["--listen", "registry.example.com:443"], refused: /^refusing to listen on registry\.example\.com:443 in plaintext/ },
+      { argv: ["--listen", "[fe80::1]:1"], refused: /in plaintext/ },
+      {
+        argv: ["--listen", "0.0.0.0:1", "--auth-tokens", "t"],
+        refused: /in plaintext: .*and the tokens of --auth-tokens would cross the network in clear text/,
+      },
+      { argv: [], env: { SESSION_REGISTRY_LISTEN: "10.0.0.1:1" }, refused: /^refusing to listen on 10\.0\.0\.1:1 in plaintext/ },
+      // TLS elsewhere: only with client authentication.
+      { argv: ["--listen", "0.0.0.0:1", ...tls], refused: /^refusing to listen on 0\.0\.0\.0:1 without client authentication: .*Add --auth-tokens or --tls-client-ca/ },
+      { argv: ["--listen", "0.0.0.0:1", ...tls, "--auth-tokens", "t"] },
+      { argv: ["--listen", "0.0.0.0:1", ...tls, "--tls-client-ca", "ca.crt"] },
+      // --insecure accepts the risk.
+      { argv: ["--listen", "0.0.0.0:1", "--insecure"] },
+      { argv: ["--listen", "0.0.0.0:1", "--auth-tokens", "t", "--insecure"] },
+      { argv: ["--listen", "0.0.0.0:1", ...tls, "--insecure"] },
+      { argv: ["--listen", "0.0.0.0:1"], env: { SESSION_REGISTRY_INSECURE: "1" } },
+      // The metrics endpoint has neither TLS nor auth.
+      { argv: ["--metrics-listen", "127.0.0.1:9464"] },
+      {
+        argv: ["--metrics-listen", "0.0.0.0:9464"],
+        refused: /^refusing to serve metrics on 0\.0\.0\.0:9464: 0\.0\.0\.0 is not a loopback address.*--insecure to accept the risk$/,
+      },
+      { argv: ["--listen", "0.0.0.0:1", ...tls, "--auth-tokens", "t", "--metrics-listen", "0.0.0.0:9464"], refused: /^refusing to serve metrics/ },
+      { argv: ["--metrics-listen", "0.0.0.0:9464", "--insecure"] },
+    ];
+    for (const { argv, env, refused } of cases) {
+      const label = [...argv, ...Object.entries(env ?? {}).map(([k, v]) => `${k}=${v}`)].join(" ") || "the defaults";
+      if (refused === undefined) {
+        it(`allows ${label}`, () => {
+          expect(() => parse(argv, env)).to.not.throw();
+        });
+      } else {
+        it(`refuses ${label}, saying why`, () => {
+          const message = rejection(argv, env);
+          expect(message).to.match(refused);
+          if (/^refusing to listen/.test(message)) expect(message).to.match(open);
+        });
+      }
+    }
+
+    it("applies to configs built in code too (validateConfig)", () => {
+      expect(() => validateConfig({ ...DEFAULT_CONFIG, listen: "0.0.0.0:1" })).to.throw(ConfigError, /in plaintext/);
+      expect(() => validateConfig({ ...DEFAULT_CONFIG, listen: "0.0.0.0:1", insecure: true })).to.not.throw();
+      expect(() => validateConfig({ ...DEFAULT_CONFIG, tlsKey: "k" })).to.throw(ConfigError, /--tls-key needs --tls-cert/);
+    });
+
+    const hosts: [string, boolean][] = [
+      ["127.0.0.1", true],
+      ["127.255.255.254", true],
+      ["::1", true],
+      ["0:0:0:0:0:0:0:1", true],
+      ["::ffff:127.0.0.1", true],
+      ["localhost", true],
+      ["0.0.0.0", false],
+      ["::", false],
+      ["128.0.0.1", false],
+      ["10.1.2.3", false],
+      ["::ffff:10.0.0.1", false],
+      ["localhost.example.com", false],
+      ["myhost", false],
+    ];
+    for (const [host, loopback] of hosts) {
+      it(`counts ${host} as ${loopback ? "" : "not "}loopback`, () => {
+        expect(isLoopbackHost(host)).to.equal(loopback);
+      });
+    }
+  });
+
   describe("usageText", () => {
     it("lists every flag with its variable and default", () => {
       const text = usageText();
@@ -181,11 +342,39 @@ describe("daemon config", () => {
         ["--watch-history", "SESSION_REGISTRY_WATCH_HISTORY", "10000"],
         ["--max-watchers", "SESSION_REGISTRY_MAX_WATCHERS", "10000"],
         ["--watch-queue", "SESSION_REGISTRY_WATCH_QUEUE", "1024"],
+        ["--tls-cert", "SESSION_REGISTRY_TLS_CERT", "none (plaintext)"],
+        ["--tls-key", "SESSION_REGISTRY_TLS_KEY", "none"],
+        ["--tls-client-ca", "SESSION_REGISTRY_TLS_CLIENT_CA", "none (no client certificates)"],
+        ["--auth-tokens", "SESSION_REGISTRY_AUTH_TOKENS", "none (no token needed)"],
+        ["--metrics-listen", "SESSION_REGISTRY_METRICS_LISTEN", "off"],
+        ["--insecure", "SESSION_REGISTRY_INSECURE=1", "off"],
+        ["--max-concurrent-streams", "SESSION_REGISTRY_MAX_CONCURRENT_STREAMS", "100"],
+        ["--keepalive-time", "SESSION_REGISTRY_KEEPALIVE_TIME", "60s"],
+        ["--keepalive-timeout", "SESSION_REGISTRY_KEEPALIVE_TIMEOUT", "20s"],
+        ["--max-connection-idle", "SESSION_REGISTRY_MAX_CONNECTION_IDLE", "30m"],
+        ["--max-connection-age", "SESSION_REGISTRY_MAX_CONNECTION_AGE", "0 (never)"],
       ] as const) {
         expect(text).to.include(flag);
         expect(text).to.include(`env ${env}, default ${def}`);
       }
       expect(text).to.include("--help");
+    });
+
+    it("has one entry per flag that parseConfig knows, and no other", () => {
+      const listed = [...usageText().matchAll(/^ {2}(--[a-z-]+)/gm)].map((m) => m[1]!);
+      expect(listed).to.have.length(21);
+      for (const flag of listed) {
+        // Every listed flag parses (a switch alone, the others with a value that may be invalid).
+        const message = (() => {
+          try {
+            parseConfig(flag === "--insecure" ? [flag] : [flag, "x"], {});
+            return "";
+          } catch (err) {
+            return (err as Error).message;
+          }
+        })();
+        expect(message).to.not.match(/unknown flag/);
+      }
     });
   });
 });

@@ -102,13 +102,19 @@ describe("the daemon process", function () {
   const badFlags: [string, string[], RegExp][] = [
     ["--max-sessions abc", ["--max-sessions", "abc"], /max-sessions/],
     ["--bogus", ["--bogus"], /bogus/],
+    // Safe defaults: checked before anything binds, so 0.0.0.0 is never listened on here.
+    [
+      "a non-loopback --listen in plaintext",
+      ["--listen", "0.0.0.0:0"],
+      /^session-registry: refusing to listen on 0\.0\.0\.0:0 in plaintext: .*anyone who can reach it could list, register and remove sessions.*--insecure to accept the risk\n/,
+    ],
+    ["a TLS certificate that does not exist", ["--tls-cert", "/nonexistent/s.crt", "--tls-key", "/nonexistent/s.key"], /cannot read --tls-cert \/nonexistent\/s\.crt: no such file/],
   ];
   for (const [label, args, named] of badFlags) {
-    it(`exits non-zero naming the flag, without listening, when given ${label}`, async () => {
+    it(`exits 2 naming the flag, without listening, when given ${label}`, async () => {
       const d = spawnDaemon(["--listen", "127.0.0.1:0", ...args]);
       const { code } = await d.exited;
-      expect(code).to.be.a("number");
-      expect(code).to.not.equal(0);
+      expect(code, d.stderr()).to.equal(2);
       expect(d.stderr()).to.match(named);
       expect(d.stdout()).to.not.match(/listening/);
     });

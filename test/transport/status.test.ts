@@ -104,7 +104,7 @@ describe("transport status", () => {
 
     it("turns an unexpected error into a generic INTERNAL and logs its stack", () => {
       const lines: string[] = [];
-      const log = createLogger({ level: "info", write: (line) => lines.push(line) });
+      const log = createLogger({ level: "info", destination: { write: (line: string) => void lines.push(line) } });
       const secret = new TypeError("cannot read /srv/secret/path of undefined");
 
       const se = toServiceError(secret, log, { method: "Register" });

@@ -1,0 +1,269 @@
+/**
+ * Prometheus metrics (`--metrics-listen host:port`, off by default), through
+ * prom-client with a registry of our own, never the global one, so that two
+ * daemons in one process (tests) keep their counts apart.
+ *
+ * Series (all but the process ones start with `session_registry_`):
+ *   tables                          gauge    tables held
+ *   table_sessions{table}           gauge    sessions open per table
+ *   table_max_sessions{table}       gauge    each table's session limit
+ *   active_watchers                 gauge    Watch streams open
+ *   max_watchers                    gauge    the daemon's watcher limit
+ *   rpcs_total{method,code}         counter  calls by how they ended (code: OK, NOT_FOUND, ...)
+ *   rpc_duration_seconds{method}    histogram  unary call latency, from arrival to answer
+ *   rejections_total{reason}        counter  error statuses by ErrorInfo reason
+ *   expirations_total               counter  sessions removed because their ttl ran out
+ *   process_*, nodejs_*             prom-client's default metrics, under their usual
+ *                                   names so that stock dashboards and alerts work
+ *
+ * Table gauges are read from the Registry at scrape time, so a deleted table's
+ * series disappear with it and no write pays for them. Per-call counting is a
+ * few array and map lookups: label children are cached per method and code.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+
+import { status } from "@grpc/grpc-js";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry as PromRegistry } from "prom-client";
+
+import type { Logger } from "../core/logger.js";
+import type { Table } from "../core/model.js";
+import type { Registry } from "../core/registry.js";
+import type { StoreObserver } from "../store/store.js";
+import type { RpcRecorder } from "../transport/status.js";
+import { parseListen } from "./config.js";
+
+export const METRICS_PREFIX = "session_registry_";
+
+/** Seconds; in-memory calls take tens of microseconds, a remote store milliseconds. */
+export const LATENCY_BUCKETS: readonly number[] = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+];
+
+export interface Metrics extends RpcRecorder {
+  /** The prom-client registry holding every series. */
+  readonly prometheus: PromRegistry;
+  /** Give it to the store: it counts expirations. */
+  readonly observer: StoreObserver;
+  /** The exposition text, as served at /metrics. */
+  text(): Promise<string>;
+  /** Its content type (Prometheus text format 0.0.4). */
+  readonly contentType: string;
+}
+
+interface MethodSeries {
+  /** Indexed by status code number. */
+  readonly byCode: (Counter.Internal | undefined)[];
+  readonly latency: Histogram.Internal<"method">;
+}
+
+export function createMetrics(registry: Registry): Metrics {
+  const prometheus = new PromRegistry();
+  const registers = [prometheus];
+  const name = (n: string) => METRICS_PREFIX + n;
+
+  // Both table gauges come from one listTables per scrape: the collects run concurrently and share it.
+  let tablesInFlight: Promise<Table[]> | undefined;
+  const tables = () =>
+    (tablesInFlight ??= registry.listTables().finally(() => {
+      tablesInFlight = undefined;
+    }));
+
+  new Gauge({
+    name: name("tables"),
+    help: "Tables the daemon holds.",
+    registers,
+    async collect() {
+      this.set((await tables()).length);
+    },
+  });
+  new Gauge({
+    name: name("table_sessions"),
+    help: "Sessions open in each table.",
+    labelNames: ["table"] as const,
+    registers,
+    async collect() {
+      const list = await tables();
+      this.reset();
+      for (const t of list) this.set({ table: t.name }, t.sessionCount);
+    },
+  });
+  new Gauge({
+    name: name("table_max_sessions"),
+    help: "Each table's session limit.",
+    labelNames: ["table"] as const,
+    registers,
+    async collect() {
+      const list = await tables();
+      this.reset();
+      for (const t of list) this.set({ table: t.name }, t.maxSessions);
+    },
+  });
+  new Gauge({
+    name: name("active_watchers"),
+    help: "Watch streams open now.",
+    registers,
+    collect() {
+      this.set(registry.activeWatchers);
+    },
+  });
+  new Gauge({
+    name: name("max_watchers"),
+    help: "The most Watch streams the daemon allows open at once.",
+    registers,
+    collect() {
+      this.set(registry.maxWatchers);
+    },
+  });
+
+  const rpcs = new Counter({
+    name: name("rpcs_total"),
+    help: "SessionRegistry calls by method and the status code they ended with (CANCELLED: the client ended the call).",
+    labelNames: ["method", "code"] as const,
+    registers,
+  });
+  const latency = new Histogram({
+    name: name("rpc_duration_seconds"),
+    help: "Time from a unary call's arrival to its answer, by method (Watch streams are not timed).",
+    labelNames: ["method"] as const,
+    buckets: [...LATENCY_BUCKETS],
+    registers,
+  });
+  const rejections = new Counter({
+    name: name("rejections_total"),
+    help: "Calls answered with an error status, by ErrorInfo reason (e.g. SESSION_LIMIT_REACHED, UNAUTHENTICATED, INTERNAL).",
+    labelNames: ["reason"] as const,
+    registers,
+  });
+  const expirations = new Counter({
+    name: name("expirations_total"),
+    help: "Sessions removed because their ttl ran out without a KeepAlive.",
+    registers,
+  });
+
+  collectDefaultMetrics({ register: prometheus });
+
+  const byMethod = new Map<string, MethodSeries>();
+  const byReason = new Map<string, Counter.Internal>();
+
+  return {
+    prometheus,
+    contentType: prometheus.contentType,
+    observer: {
+      expired: () => expirations.inc(),
+    },
+    text: () => prometheus.metrics(),
+    rpcEnded(method, code, reason, startedAt) {
+      let series = byMethod.get(method);
+      if (series === undefined) {
+        series = { byCode: [], latency: latency.labels(method) };
+        byMethod.set(method, series);
+      }
+      let counter = series.byCode[code];
+      if (counter === undefined) {
+        counter = rpcs.labels(method, codeName(code));
+        series.byCode[code] = counter;
+      }
+      counter.inc();
+      if (startedAt !== undefined) series.latency.observe((performance.now() - startedAt) / 1000);
+      if (reason !== undefined) {
+        let rejected = byReason.get(reason);
+        if (rejected === undefined) {
+          rejected = rejections.labels(reason);
+          byReason.set(reason, rejected);
+        }
+        rejected.inc();
+      }
+    },
+  };
+}
+
+/** `status.NOT_FOUND` -> "NOT_FOUND"; grpc-js's status is a numeric enum with reverse names. */
+function codeName(code: status): string {
+  return (status as unknown as Record<number, string | undefined>)[code] ?? String(code);
+}
+
+export interface MetricsServer {
+  /** `host:port` with the bound port; IPv6 hosts in brackets. */
+  address: string;
+  /** Stops listening and closes every connection (keep-alive ones too). Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Serves `GET /metrics` (and HEAD) over plain HTTP on `listen`; anything else
+ * is 404, or 405 for another method on /metrics. Rejects when it cannot bind.
+ * The endpoint has no auth: bind it to loopback or a private network.
+ */
+export async function startMetricsServer(listen: string, metrics: Metrics, log: Logger): Promise<MetricsServer> {
+  const { host, port } = parseListen(listen);
+  const server = createServer((req, res) => serve(req, res, metrics, log));
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      reject(new Error(`cannot serve metrics on ${listen}: ${describeListenError(err)}`, { cause: err }));
+    };
+    server.once("error", onError);
+    server.listen({ host, port }, () => {
+      server.off("error", onError);
+      resolve();
+    });
+  });
+  // After listening, an error is a broken socket or the like: log it, keep serving.
+  server.on("error", (err) => log.error({ err }, "metrics server error"));
+
+  const bound = server.address();
+  const boundPort = typeof bound === "object" && bound !== null ? bound.port : port;
+  const address = `${host.includes(":") ? `[${host}]` : host}:${boundPort}`;
+  log.debug({ address, path: "/metrics" }, "serving metrics");
+
+  let closing: Promise<void> | undefined;
+  return {
+    address,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // close() alone waits for keep-alive connections (a scraper's) to go idle and time out.
+        server.closeAllConnections();
+      });
+      return closing;
+    },
+  };
+}
+
+function serve(req: IncomingMessage, res: ServerResponse, metrics: Metrics, log: Logger): void {
+  const path = (req.url ?? "/").split("?", 1)[0];
+  if (path !== "/metrics") {
+    res.writeHead(404, { "content-type": "text/plain; charset=utf-8" }).end("not found; metrics are at /metrics\n");
+    return;
+  }
+  if (req.method !== "GET" && req.method !== "HEAD") {
+    res.writeHead(405, { "content-type": "text/plain; charset=utf-8", allow: "GET, HEAD" }).end("use GET\n");
+    return;
+  }
+  metrics.text().then(
+    (body) => {
+      res.writeHead(200, { "content-type": metrics.contentType, "content-length": Buffer.byteLength(body) });
+      res.end(req.method === "HEAD" ? undefined : body);
+    },
+    (err: unknown) => {
+      log.error({ err }, "collecting metrics failed");
+      res.writeHead(500, { "content-type": "text/plain; charset=utf-8" }).end("collecting metrics failed\n");
+    },
+  );
+}
+
+function describeListenError(err: NodeJS.ErrnoException): string {
+  switch (err.code) {
+    case "EADDRINUSE":
+      return "address already in use";
+    case "EACCES":
+      return "permission denied";
+    case "EADDRNOTAVAIL":
+      return "address not available on this machine";
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+      return "host name does not resolve";
+    default:
+      return err.message;
+  }
+}
