@@ -1,0 +1,185 @@
+/**
+ * How the CLI reports a failure: one exit code per error class (scripts branch
+ * on them; the table is in --help) and a sentence for people, worded like the
+ * reference design's TUI ("Maximum sessions reached (10/10 sessions open).
+ * Close a session first."). The sentence is built from the ErrorInfo reason
+ * and metadata, not by rewording the daemon's message, which stays available
+ * under `details` in the JSON form.
+ */
+import { ErrorReason, SessionRegistryError, status } from "@session-registry/client";
+
+import { UsageError } from "./args.js";
+
+export const ExitCode = {
+  OK: 0,
+  /** Anything unexpected, INTERNAL and UNKNOWN included. */
+  INTERNAL: 1,
+  /** Bad flags or arguments; nothing was sent. */
+  USAGE: 2,
+  NOT_FOUND: 3,
+  /** ALREADY_EXISTS: duplicate id or project path, a table with other settings. */
+  CONFLICT: 4,
+  /** RESOURCE_EXHAUSTED: session, table or watcher limit. */
+  LIMIT: 5,
+  /** ABORTED or FAILED_PRECONDITION: revision mismatch, table not empty, compacted revision. */
+  PRECONDITION: 6,
+  /** INVALID_ARGUMENT from the daemon. */
+  INVALID: 7,
+  /** UNAVAILABLE or DEADLINE_EXCEEDED: unreachable, shutting down, too slow. */
+  UNAVAILABLE: 8,
+  /** UNAUTHENTICATED or PERMISSION_DENIED. */
+  AUTH: 9,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** The rows of the --help exit code table. */
+export const EXIT_CODE_HELP: readonly [ExitCode, string][] = [
+  [ExitCode.OK, "success"],
+  [ExitCode.INTERNAL, "unexpected or internal error"],
+  [ExitCode.USAGE, "usage error: unknown command, bad flag or value (nothing was sent)"],
+  [ExitCode.NOT_FOUND, "not found: table or session"],
+  [ExitCode.CONFLICT, "already exists: session id, project path already open, table with other settings"],
+  [ExitCode.LIMIT, "limit reached: sessions, tables or watchers (RESOURCE_EXHAUSTED)"],
+  [ExitCode.PRECONDITION, "revision mismatch (ABORTED) or failed precondition (e.g. table not empty)"],
+  [ExitCode.INVALID, "invalid request, rejected by the daemon (INVALID_ARGUMENT)"],
+  [ExitCode.UNAVAILABLE, "cannot reach the daemon, it is shutting down, or the deadline passed"],
+  [ExitCode.AUTH, "unauthenticated or permission denied"],
+];
+
+export interface CliFailure {
+  exitCode: ExitCode;
+  /** For people; may span lines (one per field violation). */
+  message: string;
+  /** The `error` object of the --json form. */
+  json: {
+    /** The gRPC status name, or USAGE / INTERNAL for failures of the CLI itself. */
+    code: string;
+    /** The ErrorInfo reason; "" when there was none. */
+    reason: string;
+    message: string;
+    /** The daemon's own status message, when the failure came from a call. */
+    details?: string;
+    metadata: Record<string, string>;
+    fieldViolations?: { field: string; description: string }[];
+    exitCode: ExitCode;
+  };
+}
+
+const EXIT_BY_STATUS = new Map<status, ExitCode>([
+  [status.NOT_FOUND, ExitCode.NOT_FOUND],
+  [status.ALREADY_EXISTS, ExitCode.CONFLICT],
+  [status.RESOURCE_EXHAUSTED, ExitCode.LIMIT],
+  [status.ABORTED, ExitCode.PRECONDITION],
+  [status.FAILED_PRECONDITION, ExitCode.PRECONDITION],
+  [status.OUT_OF_RANGE, ExitCode.PRECONDITION],
+  [status.INVALID_ARGUMENT, ExitCode.INVALID],
+  [status.UNAVAILABLE, ExitCode.UNAVAILABLE],
+  [status.DEADLINE_EXCEEDED, ExitCode.UNAVAILABLE],
+  [status.UNAUTHENTICATED, ExitCode.AUTH],
+  [status.PERMISSION_DENIED, ExitCode.AUTH],
+]);
+
+/** Turns anything a command threw into an exit code and a message. */
+export function describeFailure(err: unknown, context: { addr: string }): CliFailure {
+  if (err instanceof UsageError) {
+    return failure(ExitCode.USAGE, err.message, { code: "USAGE", reason: "" });
+  }
+  if (err instanceof SessionRegistryError) {
+    const exitCode = EXIT_BY_STATUS.get(err.code) ?? ExitCode.INTERNAL;
+    return failure(exitCode, registryMessage(err, context.addr), {
+      code: status[err.code] ?? String(err.code),
+      reason: err.reason,
+      details: err.details,
+      metadata: { ...err.metadata },
+      ...(err.fieldViolations.length > 0 ? { fieldViolations: err.fieldViolations.map((v) => ({ ...v })) } : {}),
+    });
+  }
+  const text = err instanceof Error ? err.message : String(err);
+  return failure(ExitCode.INTERNAL, `Unexpected error: ${text}`, { code: "INTERNAL", reason: "" });
+}
+
+function failure(
+  exitCode: ExitCode,
+  message: string,
+  json: Omit<CliFailure["json"], "message" | "exitCode" | "metadata"> & { metadata?: Record<string, string> },
+): CliFailure {
+  const { code, reason, ...rest } = json;
+  return { exitCode, message, json: { code, reason, message, ...rest, metadata: json.metadata ?? {}, exitCode } };
+}
+
+/** The sentence for one daemon error; falls back to the daemon's message for reasons it does not know. */
+function registryMessage(err: SessionRegistryError, addr: string): string {
+  const md = err.metadata;
+  // The default table goes unnamed, as in the TUI; any other is named.
+  const named = md.table !== undefined && md.table !== "default";
+  const inTable = named ? ` in table ${md.table}` : "";
+  switch (err.reason) {
+    case ErrorReason.SESSION_LIMIT_REACHED:
+      return `Maximum sessions reached (${md.current}/${md.max} sessions open${inTable}). Close a session first.`;
+    case ErrorReason.TABLE_LIMIT_REACHED:
+      return `Maximum tables reached (${md.current}/${md.max} tables). Delete a table first.`;
+    case ErrorReason.WATCHER_LIMIT_REACHED:
+      return `Maximum watchers reached (${md.current}/${md.max} watches open on the daemon). Try again later.`;
+    case ErrorReason.PROJECT_ALREADY_OPEN:
+      return `Project ${md.project_path} is already open in session ${md.session_id}${named ? ` of table ${md.table}` : ""}.`;
+    case ErrorReason.SESSION_EXISTS:
+      return `Session ${md.session_id} already exists${inTable}.`;
+    case ErrorReason.SESSION_NOT_FOUND:
+      if (md.session_id !== undefined) return `Session ${md.session_id} not found${inTable}.`;
+      if (md.project_path !== undefined) return `No session has project ${md.project_path} open${inTable}.`;
+      if (md.name !== undefined) return `No session is named ${md.name}${inTable}.`;
+      return `Session not found${inTable}.`;
+    case ErrorReason.TABLE_NOT_FOUND:
+      return `Table ${md.table} not found.`;
+    case ErrorReason.TABLE_EXISTS:
+      return `Table ${md.table} already exists with max sessions ${md.max_sessions}.`;
+    case ErrorReason.TABLE_NOT_EMPTY:
+      return `Table ${md.table} still has ${md.session_count} session(s). Remove them first, or pass --force.`;
+    case ErrorReason.REVISION_MISMATCH:
+      return `Session ${md.session_id} changed (now at revision ${md.current_revision}); re-read it and retry.`;
+    case ErrorReason.REVISION_COMPACTED:
+      return `That revision is no longer kept; the oldest revision to watch from is ${md.compact_revision}.`;
+    case ErrorReason.WATCHER_TOO_SLOW:
+      return `The watch fell too far behind; resume with --from ${md.resume_revision}.`;
+    case ErrorReason.SHUTTING_DOWN:
+      return `The registry at ${addr} is shutting down; try again once it is back.`;
+    case ErrorReason.INVALID_ARGUMENT:
+      if (err.fieldViolations.length === 0) return `Invalid request: ${err.details}`;
+      return ["Invalid request:", ...err.fieldViolations.map((v) => `  ${v.field}: ${v.description}`)].join("\n");
+    default:
+      break;
+  }
+  switch (err.code) {
+    case status.UNAVAILABLE:
+      return `Cannot reach the registry at ${addr}: ${transportDetail(err.details)}`;
+    case status.DEADLINE_EXCEEDED:
+      return `Cannot reach the registry at ${addr}: no answer before the deadline (--timeout); ${err.details}`;
+    case status.UNAUTHENTICATED:
+      // The daemon's hint after ";" names the header; a CLI user passes a flag instead.
+      return `Not authenticated: ${withoutPeriod(err.details.split(";")[0] ?? "")}. Pass a token with --token or SESSION_REGISTRY_TOKEN.`;
+    case status.PERMISSION_DENIED:
+      return `Permission denied: ${withoutPeriod(err.details.replace(/^permission denied:\s*/i, ""))}.`;
+    case status.INVALID_ARGUMENT:
+      return `Invalid request: ${err.details}`;
+    case status.INTERNAL:
+      return `The registry failed with an internal error: ${err.details}`;
+    default:
+      return `${status[err.code] ?? `Error ${err.code}`}: ${err.details}`;
+  }
+}
+
+function withoutPeriod(text: string): string {
+  return text.endsWith(".") ? text.slice(0, -1) : text;
+}
+
+/**
+ * grpc-js says "No connection established. Last error: Error: connect
+ * ECONNREFUSED 127.0.0.1:1. Resolution note: "; the last error is the part
+ * worth showing, with the resolution note when there is one.
+ */
+function transportDetail(details: string): string {
+  const m = /Last error: (?:Error: )?(.*?)\.?(?: Resolution note: ?(.*))?$/s.exec(details);
+  if (m === null) return details;
+  const note = m[2]?.trim() ?? "";
+  return `${m[1]}${note === "" ? "" : ` (${note})`}`;
+}
