@@ -32,6 +32,8 @@ export const ErrorReason = {
   WATCHER_TOO_SLOW: "WATCHER_TOO_SLOW",
   WATCHER_LIMIT_REACHED: "WATCHER_LIMIT_REACHED",
   SHUTTING_DOWN: "SHUTTING_DOWN",
+  UNAUTHENTICATED: "UNAUTHENTICATED",
+  PERMISSION_DENIED: "PERMISSION_DENIED",
   INTERNAL: "INTERNAL",
 } as const;
 export type ErrorReason = (typeof ErrorReason)[keyof typeof ErrorReason];
@@ -118,6 +120,28 @@ export class TableLimitReachedError extends SessionRegistryError {
     super(init);
     this.current = toNumber(this.metadata.current);
     this.max = toNumber(this.metadata.max);
+  }
+}
+
+/** UNAUTHENTICATED: no token, or one the daemon does not know; see `--auth-tokens`. */
+export class UnauthenticatedError extends SessionRegistryError {
+  override name = "UnauthenticatedError";
+}
+
+/** PERMISSION_DENIED: the token's role or tables do not cover this call. */
+export class PermissionDeniedError extends SessionRegistryError {
+  override name = "PermissionDeniedError";
+  /** The RPC refused, e.g. "Register". */
+  readonly method: string;
+  /** The token's role: read, write or admin. */
+  readonly role: string;
+  /** The table the call named; empty for calls that name none. */
+  readonly table: string;
+  constructor(init: SessionRegistryErrorInit) {
+    super(init);
+    this.method = this.metadata.method ?? "";
+    this.role = this.metadata.role ?? "";
+    this.table = this.metadata.table ?? "";
   }
 }
 
@@ -222,6 +246,8 @@ const classByReason = new Map<string, ErrorClass>([
   [ErrorReason.REVISION_COMPACTED, RevisionCompactedError],
   [ErrorReason.WATCHER_TOO_SLOW, WatcherTooSlowError],
   [ErrorReason.WATCHER_LIMIT_REACHED, WatcherLimitReachedError],
+  [ErrorReason.UNAUTHENTICATED, UnauthenticatedError],
+  [ErrorReason.PERMISSION_DENIED, PermissionDeniedError],
 ]);
 
 /**

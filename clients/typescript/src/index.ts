@@ -22,6 +22,7 @@ export {
   type FieldViolation,
   fromServiceError,
   InvalidArgumentError,
+  PermissionDeniedError,
   ProjectAlreadyOpenError,
   RevisionCompactedError,
   RevisionMismatchError,
@@ -34,6 +35,7 @@ export {
   TableLimitReachedError,
   TableNotEmptyError,
   TableNotFoundError,
+  UnauthenticatedError,
   WatcherLimitReachedError,
   WatcherTooSlowError,
 } from "./errors.js";

@@ -16,6 +16,8 @@ import {
   TableNotEmptyError,
   TableNotFoundError,
   WatcherLimitReachedError,
+  UnauthenticatedError,
+  PermissionDeniedError,
   WatcherTooSlowError,
 } from "../src/index.js";
 import type { Any } from "../src/gen/google/protobuf/any.js";
@@ -191,6 +193,21 @@ describe("fromServiceError", () => {
       assert.equal(err.name, "WatcherLimitReachedError");
       assert.equal(err.current, 3);
       assert.equal(err.max, 3);
+    });
+
+    it("maps UNAUTHENTICATED to UnauthenticatedError", () => {
+      const err = fromServiceError(registryError(status.UNAUTHENTICATED, "no token", errorInfo("UNAUTHENTICATED", {})));
+      assert.ok(err instanceof UnauthenticatedError);
+      assert.equal(err.name, "UnauthenticatedError");
+      assert.equal(err.code, status.UNAUTHENTICATED);
+    });
+
+    it("maps PERMISSION_DENIED to PermissionDeniedError with method, role and table", () => {
+      const err = fromServiceError(
+        registryError(status.PERMISSION_DENIED, "denied", errorInfo("PERMISSION_DENIED", { method: "Register", role: "read", table: "t" })),
+      );
+      assert.ok(err instanceof PermissionDeniedError);
+      assert.deepEqual([err.method, err.role, err.table], ["Register", "read", "t"]);
     });
 
     it("gives NaN, not 0, for a numeric field missing from the metadata", () => {

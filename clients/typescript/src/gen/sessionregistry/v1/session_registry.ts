@@ -54,6 +54,8 @@ export const protobufFileName = "sessionregistry/v1/session_registry.proto";
  * | RESOURCE_EXHAUSTED  | WATCHER_TOO_SLOW        | `table`, `resume_revision`    |
  * | RESOURCE_EXHAUSTED  | WATCHER_LIMIT_REACHED   | `current`, `max`              |
  * | UNAVAILABLE         | SHUTTING_DOWN           | (none; reconnect)             |
+ * | UNAUTHENTICATED     | UNAUTHENTICATED         | (none; send `authorization: Bearer <token>`) |
+ * | PERMISSION_DENIED   | PERMISSION_DENIED       | `method`, `role`, `table`     |
  * | INTERNAL            | INTERNAL                | (none; the message is generic) |
  *
  * Names: an empty `table` field in any request means the table `default`,
