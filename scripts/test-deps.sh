@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the test suite needs, when one is missing
+# (run by `npm test` as its pretest step, so the README's test command works
+# on a fresh Debian machine): openssl makes the TLS tests' certificates;
+# Python's grpcio and protobuf, protoc and its gRPC Python plugin drive the
+# reflection test's Python client. Fast when everything is there.
+set -euo pipefail
+packages=(openssl python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+  echo "the tests need these Debian packages: ${missing[*]}" >&2
+  echo "install them with: sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+echo "installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
