@@ -7,6 +7,8 @@
 import { isAbsolute, resolve } from "node:path";
 import { parseArgs } from "node:util";
 
+import { describeParseArgsError } from "../daemon/config.js";
+
 /** A bad command line: unknown flag, missing or malformed value, wrong arguments. Exit code 2. */
 export class UsageError extends Error {
   override readonly name = "UsageError";
@@ -97,19 +99,4 @@ export function parseLabels(raw: readonly string[], flag: string): Map<string, s
  */
 export function projectPathArg(raw: string, cwd: string): string {
   return raw === "" || isAbsolute(raw) ? raw : resolve(cwd, raw);
-}
-
-/** Rewords util.parseArgs errors, whose messages are long and name options in quotes. */
-function describeParseArgsError(err: unknown): string {
-  const code = (err as { code?: unknown }).code;
-  const message = err instanceof Error ? err.message : String(err);
-  const quoted = /'([^']+)'/.exec(message)?.[1] ?? "";
-  const option = /--[A-Za-z0-9-]+/.exec(quoted)?.[0] ?? /^-{1,2}[^\s]+/.exec(quoted)?.[0];
-  if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && option) return `unknown flag ${option}`;
-  if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" && option) {
-    if (/does not take an argument/.test(message)) return `${option} takes no value`;
-    if (/ambiguous/.test(message)) return `${option} needs a value (write ${option}=VALUE for one starting with "-")`;
-    return `${option} needs a value`;
-  }
-  return message;
 }

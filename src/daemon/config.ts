@@ -527,8 +527,8 @@ function parseDurationMs(raw: string, minMs: number): number | { error: string }
   return ms;
 }
 
-/** Rewords util.parseArgs errors, whose messages are long and name options in quotes. */
-function describeParseArgsError(err: unknown): string {
+/** Rewords util.parseArgs errors, whose messages are long and name options in quotes. Shared with the CLI. */
+export function describeParseArgsError(err: unknown): string {
   const code = (err as { code?: unknown }).code;
   const message = err instanceof Error ? err.message : String(err);
   // The quoted part names the option, e.g. 'Option '-h, --help' does not take an argument'.

@@ -9,33 +9,9 @@ import { expect } from "chai";
 import { status } from "@grpc/grpc-js";
 import { SessionRegistryClient, SessionRegistryError } from "@session-registry/client";
 
-import type { NewSession, Session } from "../../src/core/model.js";
-import { MemoryStore } from "../../src/store/memory.js";
+import { GatedStore } from "../helpers/gated-store.js";
 import { expectError, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
 import { HealthClient } from "./health-client.js";
-
-/** Holds Register inside the store until released, so that a call is surely running when shutdown starts. */
-class GatedStore extends MemoryStore {
-  private gate: Promise<void> | undefined;
-  private open: (() => void) | undefined;
-  private entered: (() => void) | undefined;
-
-  /** Holds the next Register; resolves once it is inside the store. */
-  hold(): Promise<void> {
-    this.gate = new Promise((resolve) => (this.open = resolve));
-    return new Promise((resolve) => (this.entered = resolve));
-  }
-
-  release(): void {
-    this.open?.();
-  }
-
-  override async register(table: string, s: NewSession): Promise<Session> {
-    this.entered?.();
-    await this.gate;
-    return super.register(table, s);
-  }
-}
 
 describe("graceful shutdown", () => {
   let store: GatedStore;

@@ -19,8 +19,7 @@ import {
   type WatchResponse,
 } from "@session-registry/client/gen/sessionregistry/v1/session_registry";
 
-import type { NewSession, Session as CoreSession } from "../../src/core/model.js";
-import { MemoryStore } from "../../src/store/memory.js";
+import { GatedStore } from "../helpers/gated-store.js";
 import { startTestDaemon, uniqueName, type TestDaemon } from "../helpers/daemon.js";
 import { rawError, wireDetails, type RawRegistry } from "../helpers/raw.js";
 
@@ -105,29 +104,6 @@ class Watch {
 
   private wake(): void {
     for (const w of this.wakers.splice(0)) w();
-  }
-}
-
-/** A memory store whose Register can be held inside the store, to have a call surely in flight. */
-class GatedStore extends MemoryStore {
-  private gate: Promise<void> | undefined;
-  private open: (() => void) | undefined;
-  private entered: (() => void) | undefined;
-
-  /** Holds the next Register; resolves once it is inside the store. */
-  hold(): Promise<void> {
-    this.gate = new Promise((resolve) => (this.open = resolve));
-    return new Promise((resolve) => (this.entered = resolve));
-  }
-
-  release(): void {
-    this.open?.();
-  }
-
-  override async register(table: string, s: NewSession): Promise<CoreSession> {
-    this.entered?.();
-    await this.gate;
-    return super.register(table, s);
   }
 }
 
