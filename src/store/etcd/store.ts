@@ -1,0 +1,847 @@
+/**
+ * The etcd store: every table lives in an etcd cluster under one key prefix,
+ * so any number of stateless daemons share the tables, their limits and one
+ * change feed. The key layout is in keys.ts, the feed mapping in events.ts.
+ *
+ * Atomicity. Every write is one etcd Txn whose compares carry the checks the
+ * contract names, in a bounded loop (maxAttempts, default 20; then
+ * UNAVAILABLE) that re-reads and retries only when a compare failed for a
+ * reason that is no error of the caller's:
+ * - Register: compares that the table is the same incarnation (create
+ *   revision of `rev`), that the chosen slot, the id and the path hash are
+ *   all free. On failure the same Txn's else-branch reads the table, its
+ *   taken slots, the id and the path, and the contract's order is decided on
+ *   that one snapshot: table, limit, duplicate id, duplicate path; only a
+ *   lost race for a slot retries, with a slot seen free. The limit is exact
+ *   because a session can only exist holding one of `max_sessions` slots.
+ * - Update, Remove and KeepAlive read the session, check it (revision, new
+ *   path), then commit with compares on the session's mod revision (and the
+ *   new path's hash being free); a lost race re-reads.
+ * - CreateTable compares `meta/tables`, which every create puts, so the
+ *   table count read before it still holds (max_tables is exact).
+ *
+ * Revisions are etcd's, global to the cluster: strictly increasing per table,
+ * not contiguous. A session's revision and createRevision are its data key's
+ * mod and create revisions. The table revision is the mod revision of the
+ * table's `rev` key, which every session write puts in its Txn: so a write's
+ * session revision equals the table revision right after it, reads and
+ * rejected writes (whose Txns put nothing) leave it, and other tables'
+ * writes do not move it.
+ *
+ * Deviations from the memory store, all forced by etcd (documented for the README):
+ * - TTL is an etcd lease. Its TTL is whole seconds, rounded up, and at
+ *   least etcd's minimum (about 1.5 x election timeout: 2 s with the default
+ *   1 s election timeout); etcd revokes expired leases on a ~500 ms tick. So
+ *   a session expires no earlier than its expire_time (computed from the
+ *   clock before the lease was granted or renewed) but may outlive it by up
+ *   to the rounding plus that tick; until then reads still show it.
+ * - An expiry is etcd revoking the lease: one etcd revision deletes all the
+ *   session's keys, and that revision is the EXPIRED event's. No Txn of ours
+ *   runs then, so the table revision (the `rev` key) does not move on
+ *   expiry. A List or snapshot read after an expiry therefore reports the
+ *   revision of the last write, and a watch resumed from it + 1 may replay
+ *   EXPIRED events of sessions the page no longer had (harmless: removing
+ *   an absent session).
+ * - Watch history: a start revision is served when the table has at most
+ *   `watchHistory` writes since it (counted by the `rev` key's etcd
+ *   version); expiries are not counted, so at least `watchHistory` events
+ *   are retained. etcd's own compaction (its --auto-compaction-*) bounds it
+ *   too: a start below it is REVISION_COMPACTED.
+ * - List pages and the watch snapshot use an etcd Range over the table's
+ *   session keys sorted by create revision (from the cursor on). etcd sorts
+ *   in memory, so one page costs O(sessions in the table) inside etcd,
+ *   not O(page). An index keyed by create revision cannot be written in the
+ *   Register Txn itself (the revision is assigned at commit).
+ * - Lookup by name reads every session with that name (O(k)), to pick the
+ *   oldest; by path and by name take two reads (index, then session at the
+ *   same revision).
+ * - KeepAlive renews the lease and puts the session's `x` key (its expire
+ *   time, so that every daemon reads the same one): an etcd revision, but no
+ *   session revision, no table revision and no event.
+ * - The observer hears of every expiry in the store's prefix: each daemon on
+ *   one etcd counts every expiry (a store-wide watch, only with an observer).
+ *
+ * Failures. etcd being unreachable, slow (each call has a deadline,
+ * requestTimeoutMs) or leaderless is UNAVAILABLE with reason
+ * STORE_UNAVAILABLE (client.ts). Such a write may have committed anyway:
+ * etcd3's automatic retries are off, so that no retry of a committed Txn
+ * reports the caller's own write as a conflict; retrying is the caller's
+ * (issue 5's request_id is what makes a retried Register safe). Watches
+ * survive a disconnection: etcd3 re-creates them from the next revision.
+ */
+import type { Etcd3, ICompare, IKeyValue, IRequestOp, ITxnResponse, Watcher } from "etcd3";
+import { SortOrder, SortTarget } from "etcd3";
+
+import {
+  invalidArgument,
+  projectAlreadyOpen,
+  revisionCompacted,
+  revisionMismatch,
+  sessionExists,
+  sessionLimitReached,
+  sessionNotFound,
+  shuttingDown,
+  storeUnavailable,
+  tableExists,
+  tableLimitReached,
+  tableNotEmpty,
+  tableNotFound,
+  type RegistryError,
+} from "../../core/errors.js";
+import type { Duration, LookupKey, NewSession, Session, SessionPage, SessionPatch, Table } from "../../core/model.js";
+import { deriveName, ttlMillis } from "../../core/validation.js";
+import type { Store, StoreLimits, StoreObserver, WatchSink, WatchSubscription } from "../store.js";
+import {
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  createClient,
+  isCompacted,
+  isLeaseNotFound,
+  toStoreError,
+  type EtcdConnectionOptions,
+} from "./client.js";
+import { decodeSession, encodeSession, encodeTable, parseSession, parseTable } from "./codec.js";
+import { toChanges } from "./events.js";
+import { Keys } from "./keys.js";
+import {
+  MAX_TXN_OPS,
+  count,
+  createdAt,
+  del,
+  delPrefix,
+  first,
+  get,
+  getPrefix,
+  kvs,
+  modifiedAt,
+  put,
+  sessionKvs,
+  utf8,
+  type SessionKvs,
+} from "./ops.js";
+import { TableWatch } from "./watch.js";
+
+export interface EtcdStoreOptions extends EtcdConnectionOptions {
+  /** Every key of this store starts with it, e.g. "/session-registry/"; a "/" is appended when missing. */
+  prefix: string;
+  /** Told of expirations (metrics, logs). */
+  observer?: StoreObserver;
+  /** Attempts of one optimistic write before UNAVAILABLE (default 20). */
+  maxAttempts?: number;
+}
+
+/** What a store knows of a table between calls; Txn compares catch a stale entry. */
+interface TableInfo {
+  /** Create revision of the table's `rev` key: which incarnation of the name this is. */
+  createRevision: string;
+  maxSessions: number;
+}
+
+function leaseSeconds(ttl: Duration): number {
+  return Math.max(1, Math.ceil(ttlMillis(ttl) / 1000));
+}
+
+export class EtcdStore implements Store {
+  private readonly client: Etcd3;
+  private readonly keys: Keys;
+  private readonly maxAttempts: number;
+  private readonly requestTimeoutMs: number;
+  private readonly observer: StoreObserver | undefined;
+  private readonly tables = new Map<string, TableInfo>();
+  private readonly watches = new Set<TableWatch>();
+  private expiryWatcher: Watcher | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly limits: StoreLimits,
+    options: EtcdStoreOptions,
+  ) {
+    const prefix = options.prefix.endsWith("/") ? options.prefix : `${options.prefix}/`;
+    this.keys = new Keys(prefix);
+    this.client = createClient(options);
+    this.maxAttempts = options.maxAttempts ?? 20;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.observer = options.observer;
+    if (this.observer !== undefined) this.watchExpiries(this.observer);
+  }
+
+  // ---- tables ----
+
+  async createTable(name: string, maxSessions: number | undefined): Promise<{ table: Table; created: boolean }> {
+    const k = this.keys;
+    for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
+      const res = await this.read([
+        get(k.tableMeta(name)),
+        get(k.rev(name)),
+        getPrefix(k.slots(name), { count_only: true }),
+        getPrefix(k.tablesPrefix, { count_only: true }),
+        get(k.tablesEpoch),
+      ]);
+      const existing = this.tableFrom(name, first(res, 0), first(res, 1), count(res, 2));
+      if (existing !== undefined) {
+        if (maxSessions !== undefined && maxSessions !== existing.maxSessions) throw tableExists(name, existing.maxSessions);
+        return { table: existing, created: false };
+      }
+      const tables = count(res, 3);
+      if (tables >= this.limits.maxTables) throw tableLimitReached(tables, this.limits.maxTables);
+      const max = maxSessions ?? this.limits.defaultMaxSessions;
+      const createTime = Date.now();
+      const txn = await this.txn(
+        [modifiedAt(k.tablesEpoch, first(res, 4)?.mod_revision ?? 0), createdAt(k.tableMeta(name), 0)],
+        [put(k.tableMeta(name), encodeTable({ v: 1, maxSessions: max, createTime })), put(k.rev(name), ""), put(k.tablesEpoch, "")],
+      );
+      if (!txn.succeeded) continue;
+      this.tables.set(name, { createRevision: txn.header.revision, maxSessions: max });
+      const revision = Number(txn.header.revision);
+      return { table: { name, maxSessions: max, sessionCount: 0, createTime: new Date(createTime), revision }, created: true };
+    }
+    throw this.contention("CreateTable");
+  }
+
+  async getTable(name: string): Promise<Table> {
+    const k = this.keys;
+    const res = await this.read([get(k.tableMeta(name)), get(k.rev(name)), getPrefix(k.slots(name), { count_only: true })]);
+    const table = this.tableFrom(name, first(res, 0), first(res, 1), count(res, 2));
+    if (table === undefined) throw tableNotFound(name);
+    return table;
+  }
+
+  async listTables(): Promise<Table[]> {
+    const k = this.keys;
+    const metas = await this.read([getPrefix(k.tablesPrefix)]);
+    const at = metas.header.revision;
+    const entries = kvs(metas, 0).map((kv) => ({ name: kv.key.toString("utf8").slice(k.tablesPrefix.length), meta: kv }));
+    const out: Table[] = [];
+    // Every read at the revision of the first, so the list is one snapshot.
+    const perChunk = Math.floor(MAX_TXN_OPS / 2);
+    for (let i = 0; i < entries.length; i += perChunk) {
+      const chunk = entries.slice(i, i + perChunk);
+      const res = await this.read(
+        chunk.flatMap((e) => [get(k.rev(e.name), { revision: at }), getPrefix(k.slots(e.name), { count_only: true, revision: at })]),
+      );
+      chunk.forEach((e, j) => {
+        const table = this.tableFrom(e.name, e.meta, first(res, 2 * j), count(res, 2 * j + 1));
+        if (table !== undefined) out.push(table);
+      });
+    }
+    // etcd returns keys in byte order, which is the order the contract asks for.
+    return out;
+  }
+
+  async deleteTable(name: string, force: boolean): Promise<void> {
+    const k = this.keys;
+    for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
+      const res = await this.read([
+        get(k.tableMeta(name)),
+        get(k.rev(name)),
+        getPrefix(k.slots(name), { count_only: true }),
+        getPrefix(k.sessions(name), { keys_only: true }),
+      ]);
+      const rev = first(res, 1);
+      const table = this.tableFrom(name, first(res, 0), rev, count(res, 2));
+      if (table === undefined || rev === undefined) throw tableNotFound(name);
+      if (table.sessionCount > 0 && !force) throw tableNotEmpty(name, table.sessionCount);
+      // Without force: no write since the read (every write puts `rev`), so the table is still empty.
+      const guard = force ? createdAt(k.rev(name), rev.create_revision) : modifiedAt(k.rev(name), rev.mod_revision);
+      const txn = await this.txn([guard], [delPrefix(k.table(name)), del(k.tableMeta(name))]);
+      if (!txn.succeeded) continue;
+      this.tables.delete(name);
+      // The sessions' leases hold no keys any more; release them rather than wait for their ttl.
+      const leases = new Set(kvs(res, 3).map((kv) => kv.lease).filter((l) => l !== "0"));
+      for (const lease of leases) this.revoke(lease);
+      return;
+    }
+    throw this.contention("DeleteTable");
+  }
+
+  // ---- sessions ----
+
+  async register(tableName: string, input: NewSession): Promise<Session> {
+    const k = this.keys;
+    let info = await this.tableInfo(tableName);
+    const now = Date.now();
+    const expireTime = input.ttl === undefined ? undefined : now + ttlMillis(input.ttl);
+    let lease: string | undefined;
+    // Whether the lease may hold a committed session: after a Txn that failed with an unknown
+    // outcome it may, so it is left to expire on its own rather than revoked.
+    let maybeUsed = false;
+    let slot = Math.floor(Math.random() * info.maxSessions);
+    try {
+      for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
+        if (input.ttl !== undefined && lease === undefined) lease = await this.grant(input.ttl);
+        const value = encodeSession({
+          name: input.name,
+          projectPath: input.projectPath,
+          metadata: input.metadata,
+          createTime: now,
+          updateTime: now,
+          ttl: input.ttl,
+          expireTime,
+          slot,
+        });
+        const dataKey = k.data(tableName, input.id);
+        const pathKey = k.path(tableName, input.projectPath);
+        const slotKey = k.slot(tableName, slot);
+        let txn: ITxnResponse;
+        try {
+          txn = await this.txn(
+            [createdAt(k.rev(tableName), info.createRevision), createdAt(slotKey, 0), createdAt(dataKey, 0), createdAt(pathKey, 0)],
+            [
+              put(slotKey, input.id, lease),
+              put(dataKey, value, lease),
+              put(k.expiry(tableName, input.id), expireTime === undefined ? "" : String(expireTime), lease),
+              put(pathKey, input.id, lease),
+              put(k.name(tableName, input.name, input.id), "", lease),
+              put(k.rev(tableName), ""),
+            ],
+            [
+              get(k.tableMeta(tableName)),
+              get(k.rev(tableName)),
+              getPrefix(k.slots(tableName), { keys_only: true }),
+              get(dataKey, { keys_only: true }),
+              get(pathKey),
+            ],
+          );
+        } catch (err) {
+          // The lease ran out while we retried (a ttl of seconds and a slow etcd): take a new one.
+          if (lease !== undefined && isLeaseNotFound(err)) {
+            lease = undefined;
+            continue;
+          }
+          maybeUsed = true;
+          throw err;
+        }
+        if (txn.succeeded) {
+          maybeUsed = true;
+          const revision = Number(txn.header.revision);
+          return {
+            id: input.id,
+            name: input.name,
+            projectPath: input.projectPath,
+            metadata: input.metadata,
+            createTime: new Date(now),
+            updateTime: new Date(now),
+            revision,
+            createRevision: revision,
+            ttl: input.ttl,
+            expireTime: expireTime === undefined ? undefined : new Date(expireTime),
+          };
+        }
+        const current = this.tableInfoFrom(tableName, first(txn, 0), first(txn, 1));
+        if (current === undefined) throw tableNotFound(tableName);
+        if (current.createRevision !== info.createRevision) {
+          // Deleted and created again since we cached it: start over on the new one.
+          info = current;
+          slot = Math.floor(Math.random() * info.maxSessions);
+          continue;
+        }
+        const taken = new Set(kvs(txn, 2).map((kv) => Number(kv.key.toString("utf8").slice(k.slots(tableName).length))));
+        if (taken.size >= info.maxSessions) throw sessionLimitReached(tableName, taken.size, info.maxSessions);
+        if (kvs(txn, 3).length > 0) throw sessionExists(tableName, input.id);
+        const holder = first(txn, 4);
+        if (holder !== undefined) throw projectAlreadyOpen(tableName, input.projectPath, holder.value.toString("utf8"));
+        // Only the slot was taken (a concurrent Register won it): try one seen free.
+        slot = pickFree(taken, info.maxSessions);
+      }
+      throw this.contention("Register");
+    } finally {
+      if (!maybeUsed && lease !== undefined) this.revoke(lease);
+    }
+  }
+
+  async lookup(tableName: string, key: LookupKey): Promise<Session> {
+    const k = this.keys;
+    const notFound = () =>
+      sessionNotFound(tableName, { field: key.by === "projectPath" ? "project_path" : key.by, value: key.value });
+    if (key.by === "id") {
+      const res = await this.read([get(k.rev(tableName)), getPrefix(k.session(tableName, key.value))]);
+      if (first(res, 0) === undefined) throw tableNotFound(tableName);
+      const s = sessionKvs(kvs(res, 1));
+      if (s.data === undefined) throw notFound();
+      return decodeSession(key.value, s.data, s.expiry?.value.toString("utf8"));
+    }
+    let id: string | undefined;
+    let at: string;
+    if (key.by === "projectPath") {
+      const res = await this.read([get(k.rev(tableName)), get(k.path(tableName, key.value))]);
+      if (first(res, 0) === undefined) throw tableNotFound(tableName);
+      id = first(res, 1)?.value.toString("utf8");
+      at = res.header.revision;
+    } else {
+      const prefix = k.names(tableName, key.value);
+      const res = await this.read([get(k.rev(tableName)), getPrefix(prefix)]);
+      if (first(res, 0) === undefined) throw tableNotFound(tableName);
+      let oldest = Infinity;
+      for (const kv of kvs(res, 1)) {
+        const value = kv.value.toString("utf8");
+        const createRevision = value === "" ? Number(kv.create_revision) : Number(value);
+        if (createRevision < oldest) {
+          oldest = createRevision;
+          id = kv.key.toString("utf8").slice(prefix.length);
+        }
+      }
+      at = res.header.revision;
+    }
+    if (id === undefined) throw notFound();
+    // The session as of the index read: one snapshot, even if it changed since.
+    const res = await this.read([getPrefix(k.session(tableName, id), { revision: at })]);
+    const s = sessionKvs(kvs(res, 0));
+    if (s.data === undefined) throw notFound();
+    return decodeSession(id, s.data, s.expiry?.value.toString("utf8"));
+  }
+
+  async list(tableName: string, after: string | undefined, limit: number): Promise<SessionPage> {
+    const k = this.keys;
+    let afterRevision = 0;
+    if (after !== undefined) {
+      afterRevision = Number(after);
+      if (!/^\d+$/.test(after) || !Number.isSafeInteger(afterRevision)) {
+        // An unknown table is reported first, as for every call.
+        if (first(await this.read([get(k.rev(tableName))]), 0) === undefined) throw tableNotFound(tableName);
+        throw invalidArgument([{ field: "page_token", description: "is not a page token of this table's List" }]);
+      }
+    }
+    const res = await this.read([
+      get(k.rev(tableName)),
+      getPrefix(k.slots(tableName), { count_only: true }),
+      // Two keys per session (d and x, created together): limit + 1 sessions tell whether more follow.
+      getPrefix(k.sessions(tableName), {
+        sort_target: SortTarget.Create,
+        sort_order: SortOrder.Ascend,
+        min_create_revision: afterRevision + 1,
+        limit: 2 * (limit + 1),
+      }),
+    ]);
+    const rev = first(res, 0);
+    if (rev === undefined) throw tableNotFound(tableName);
+    const all = this.sessionsOf(tableName, kvs(res, 2));
+    const sessions = all.slice(0, limit);
+    const last = sessions[sessions.length - 1];
+    return {
+      sessions,
+      nextCursor: all.length > limit && last !== undefined ? String(last.createRevision) : undefined,
+      totalSize: count(res, 1),
+      revision: Number(rev.mod_revision),
+    };
+  }
+
+  async update(tableName: string, id: string, patch: SessionPatch, expectedRevision: number): Promise<Session> {
+    const k = this.keys;
+    for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
+      const ops = [get(k.rev(tableName)), getPrefix(k.session(tableName, id))];
+      if (patch.projectPath !== undefined) ops.push(get(k.path(tableName, patch.projectPath)));
+      const res = await this.read(ops);
+      if (first(res, 0) === undefined) throw tableNotFound(tableName);
+      const { data, expiry } = sessionKvs(kvs(res, 1));
+      if (data === undefined) throw sessionNotFound(tableName, { field: "id", value: id });
+      const prev = decodeSession(id, data, expiry?.value.toString("utf8"));
+      if (expectedRevision !== 0 && expectedRevision !== prev.revision) {
+        throw revisionMismatch(tableName, id, expectedRevision, prev.revision);
+      }
+      const projectPath = patch.projectPath ?? prev.projectPath;
+      const pathChanged = projectPath !== prev.projectPath;
+      if (pathChanged) {
+        const holder = first(res, 2);
+        if (holder !== undefined) throw projectAlreadyOpen(tableName, projectPath, holder.value.toString("utf8"));
+      }
+
+      const now = Date.now();
+      const ttl = patch.ttl === undefined ? prev.ttl : (patch.ttl ?? undefined);
+      const oldLease = data.lease;
+      // A changed ttl starts a new lease (a lease's TTL is fixed); a cleared one, none.
+      let lease = oldLease;
+      if (patch.ttl === null) lease = "0";
+      else if (patch.ttl !== undefined) lease = await this.grant(patch.ttl);
+      const leaseChanged = lease !== oldLease;
+      const expireTime =
+        ttl === undefined ? undefined : patch.ttl === undefined ? prev.expireTime?.getTime() : now + ttlMillis(ttl);
+      const name = patch.name === undefined ? prev.name : (patch.name ?? deriveName(projectPath));
+      const slot = parseSession(data).slot;
+      const createRevision = String(prev.createRevision);
+      const value = encodeSession({
+        name,
+        projectPath,
+        metadata: patch.metadata ?? prev.metadata,
+        createTime: prev.createTime.getTime(),
+        updateTime: now,
+        ttl,
+        expireTime,
+        slot,
+      });
+
+      const success: IRequestOp[] = [put(k.data(tableName, id), value, lease), put(k.rev(tableName), "")];
+      if (leaseChanged || patch.ttl !== undefined) {
+        success.push(put(k.expiry(tableName, id), expireTime === undefined ? "" : String(expireTime), lease));
+      }
+      if (pathChanged) {
+        success.push(del(k.path(tableName, prev.projectPath)), put(k.path(tableName, projectPath), id, lease));
+      } else if (leaseChanged) {
+        success.push(put(k.path(tableName, projectPath), id, lease));
+      }
+      if (name !== prev.name) {
+        success.push(del(k.name(tableName, prev.name, id)), put(k.name(tableName, name, id), createRevision, lease));
+      } else if (leaseChanged) {
+        success.push(put(k.name(tableName, name, id), createRevision, lease));
+      }
+      if (leaseChanged) success.push(put(k.slot(tableName, slot), id, lease));
+      const compare = [modifiedAt(k.data(tableName, id), data.mod_revision)];
+      if (pathChanged) compare.push(createdAt(k.path(tableName, projectPath), 0));
+
+      let txn: ITxnResponse;
+      try {
+        txn = await this.txn(compare, success);
+      } catch (err) {
+        // A lease ran out between the read and the write: read again (the session may have expired).
+        if (isLeaseNotFound(err)) {
+          if (leaseChanged && lease !== "0") this.revoke(lease);
+          continue;
+        }
+        // Unknown outcome: the session may be on the new lease now, so neither lease is revoked.
+        throw err;
+      }
+      if (!txn.succeeded) {
+        if (leaseChanged && lease !== "0") this.revoke(lease);
+        continue;
+      }
+      if (leaseChanged && oldLease !== "0") this.revoke(oldLease);
+      return {
+        ...prev,
+        name,
+        projectPath,
+        metadata: patch.metadata ?? prev.metadata,
+        updateTime: new Date(now),
+        revision: Number(txn.header.revision),
+        ttl,
+        expireTime: expireTime === undefined ? undefined : new Date(expireTime),
+      };
+    }
+    throw this.contention("Update");
+  }
+
+  async remove(tableName: string, id: string, expectedRevision: number, allowMissing: boolean): Promise<Session | undefined> {
+    const k = this.keys;
+    for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
+      const res = await this.read([get(k.rev(tableName)), getPrefix(k.session(tableName, id))]);
+      if (first(res, 0) === undefined) throw tableNotFound(tableName);
+      const { data, expiry } = sessionKvs(kvs(res, 1));
+      if (data === undefined) {
+        if (allowMissing) return undefined;
+        throw sessionNotFound(tableName, { field: "id", value: id });
+      }
+      const prev = decodeSession(id, data, expiry?.value.toString("utf8"));
+      if (expectedRevision !== 0 && expectedRevision !== prev.revision) {
+        throw revisionMismatch(tableName, id, expectedRevision, prev.revision);
+      }
+      const txn = await this.txn(
+        [modifiedAt(k.data(tableName, id), data.mod_revision)],
+        [
+          del(k.slot(tableName, parseSession(data).slot)),
+          delPrefix(k.session(tableName, id)),
+          del(k.path(tableName, prev.projectPath)),
+          del(k.name(tableName, prev.name, id)),
+          // Marks the deletion as a removal in the feed (an expiry touches no `rev`).
+          put(k.rev(tableName), ""),
+        ],
+      );
+      if (!txn.succeeded) continue;
+      if (data.lease !== "0") this.revoke(data.lease);
+      return prev;
+    }
+    throw this.contention("Remove");
+  }
+
+  async keepAlive(tableName: string, id: string): Promise<Session> {
+    const k = this.keys;
+    const notFound = () => sessionNotFound(tableName, { field: "id", value: id });
+    for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
+      const res = await this.read([get(k.rev(tableName)), getPrefix(k.session(tableName, id))]);
+      if (first(res, 0) === undefined) throw tableNotFound(tableName);
+      const { data, expiry } = sessionKvs(kvs(res, 1));
+      if (data === undefined) throw notFound();
+      const prev = decodeSession(id, data, expiry?.value.toString("utf8"));
+      if (prev.ttl === undefined || data.lease === "0") return prev;
+      // The clock before the renewal: etcd's deadline is at least this + ttl.
+      const now = Date.now();
+      const left = await this.renew(data.lease);
+      if (left <= 0) throw notFound();
+      const expireTime = now + ttlMillis(prev.ttl);
+      let txn: ITxnResponse;
+      try {
+        // Only `x` moves: no new revision of the session, no `rev`, no event.
+        txn = await this.txn(
+          [modifiedAt(k.data(tableName, id), data.mod_revision)],
+          [put(k.expiry(tableName, id), String(expireTime), data.lease)],
+        );
+      } catch (err) {
+        // The lease went between the renewal and the write (expired, or replaced by an Update): read again.
+        if (isLeaseNotFound(err)) continue;
+        throw err;
+      }
+      if (!txn.succeeded) continue;
+      return { ...prev, expireTime: new Date(expireTime) };
+    }
+    throw this.contention("KeepAlive");
+  }
+
+  // ---- watch ----
+
+  async watch(tableName: string, startRevision: number, sink: WatchSink): Promise<WatchSubscription> {
+    const k = this.keys;
+    const ops = [get(k.rev(tableName))];
+    if (startRevision === 0) ops.push(getPrefix(k.sessions(tableName), { sort_target: SortTarget.Create, sort_order: SortOrder.Ascend }));
+    const res = await this.read(ops);
+    const rev = first(res, 0);
+    if (rev === undefined) throw tableNotFound(tableName);
+    const tableRevision = Number(rev.mod_revision);
+    const createRevision = Number(rev.create_revision);
+    let from: number;
+    let snapshot: Session[] | undefined;
+    if (startRevision === 0) {
+      snapshot = this.sessionsOf(tableName, kvs(res, 1));
+      from = Number(res.header.revision) + 1;
+    } else {
+      // Events before the table's creation belong to a former table of that name.
+      from = Math.max(startRevision, createRevision + 1);
+      if (from <= tableRevision) await this.checkRetained(tableName, startRevision, from, rev, Number(res.header.revision));
+    }
+    const watch = new TableWatch(
+      this.keys,
+      tableName,
+      sink,
+      (w) => this.watches.delete(w),
+      (next) => this.whyCancelled(tableName, next),
+    );
+    this.watches.add(watch);
+    try {
+      await watch.start(this.client, from, this.requestTimeoutMs, () => {
+        if (snapshot !== undefined) sink.snapshot(snapshot, tableRevision);
+      });
+    } catch (err) {
+      this.watches.delete(watch);
+      throw toStoreError(err);
+    }
+    return { cancel: () => watch.cancel() };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const cancels: Promise<void>[] = [];
+    for (const w of [...this.watches]) cancels.push(w.end(shuttingDown()));
+    if (this.expiryWatcher !== undefined) cancels.push(this.expiryWatcher.cancel().catch(() => undefined));
+    this.expiryWatcher = undefined;
+    // Cancelling needs etcd; an unreachable one must not hold shutdown.
+    await Promise.race([Promise.allSettled(cancels), new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
+    this.client.close();
+  }
+
+  // ---- internals ----
+
+  /**
+   * Throws REVISION_COMPACTED when more than `watchHistory` writes of the
+   * table have a revision >= `from`: the `rev` key's etcd version counts the
+   * table's writes, and a read of it at `from - 1` gives the count before.
+   */
+  private async checkRetained(tableName: string, requested: number, from: number, rev: IKeyValue, head: number): Promise<void> {
+    const version = Number(rev.version);
+    let before: number;
+    try {
+      before = await this.versionAt(tableName, from - 1);
+    } catch (err) {
+      if (!isCompacted(err)) throw toStoreError(err);
+      throw revisionCompacted(tableName, requested, (await this.etcdCompactRevision(from - 1, head)) + 1);
+    }
+    if (version - before <= this.limits.watchHistory) return;
+    // The oldest retained write is the one that made version `target + 1`; find the revision of `target`.
+    const target = version - this.limits.watchHistory;
+    let lo = from - 1; // version there < target
+    let hi = Number(rev.mod_revision); // version there = version >= target
+    while (hi - lo > 1) {
+      const mid = Math.floor((lo + hi) / 2);
+      if ((await this.versionAt(tableName, mid)) >= target) hi = mid;
+      else lo = mid;
+    }
+    throw revisionCompacted(tableName, requested, hi + 1);
+  }
+
+  /** The table's write count (`rev`'s version) as of etcd revision `revision`. */
+  private async versionAt(tableName: string, revision: number): Promise<number> {
+    try {
+      const res = await this.client.kv.range({ key: utf8(this.keys.rev(tableName)), revision, keys_only: true });
+      return Number(res.kvs[0]?.version ?? 0);
+    } catch (err) {
+      // A compaction error stays as it is, for isCompacted.
+      throw toStoreError(err);
+    }
+  }
+
+  /** The error that ends a watch etcd cancelled: REVISION_COMPACTED if etcd compacted past `next`, else UNAVAILABLE. */
+  private async whyCancelled(tableName: string, next: number): Promise<RegistryError> {
+    try {
+      await this.client.kv.range({ key: utf8(this.keys.tablesEpoch), revision: next - 1, count_only: true });
+    } catch (err) {
+      if (isCompacted(err)) {
+        const header = await this.client.kv.range({ key: utf8(this.keys.tablesEpoch), count_only: true }).catch(() => undefined);
+        if (header !== undefined) {
+          const compact = await this.etcdCompactRevision(next - 1, Number(header.header.revision)).catch(() => undefined);
+          if (compact !== undefined) return revisionCompacted(tableName, next, compact + 1);
+        }
+      }
+    }
+    return storeUnavailable(`etcd cancelled the watch of table "${tableName}"; resume from revision ${next}`);
+  }
+
+  /** etcd's compact revision, known to lie in (below, upTo]: the oldest revision a Range still serves. */
+  private async etcdCompactRevision(below: number, upTo: number): Promise<number> {
+    let lo = below; // compacted
+    let hi = upTo; // served
+    while (hi - lo > 1) {
+      const mid = Math.floor((lo + hi) / 2);
+      try {
+        await this.client.kv.range({ key: utf8(this.keys.tablesEpoch), revision: mid, count_only: true });
+        hi = mid;
+      } catch (err) {
+        if (!isCompacted(err)) throw toStoreError(err);
+        lo = mid;
+      }
+    }
+    return hi;
+  }
+
+  /** Sessions from a Range over a table's `s/` keys sorted by create revision. */
+  private sessionsOf(tableName: string, list: readonly IKeyValue[]): Session[] {
+    const prefix = this.keys.sessions(tableName);
+    const byId = new Map<string, SessionKvs>();
+    for (const kv of list) {
+      const key = kv.key.toString("utf8");
+      const rest = key.slice(prefix.length);
+      const id = rest.slice(0, rest.lastIndexOf("/"));
+      let entry = byId.get(id);
+      if (entry === undefined) {
+        entry = { data: undefined, expiry: undefined };
+        byId.set(id, entry);
+      }
+      if (key.endsWith("/d")) entry.data = kv;
+      else entry.expiry = kv;
+    }
+    const out: Session[] = [];
+    for (const [id, s] of byId) {
+      if (s.data !== undefined) out.push(decodeSession(id, s.data, s.expiry?.value.toString("utf8")));
+    }
+    return out;
+  }
+
+  /** The table from its meta and `rev` keys (undefined if either is missing); refreshes the cache. */
+  private tableFrom(name: string, meta: IKeyValue | undefined, rev: IKeyValue | undefined, sessionCount: number): Table | undefined {
+    const info = this.tableInfoFrom(name, meta, rev);
+    if (info === undefined || meta === undefined || rev === undefined) return undefined;
+    return {
+      name,
+      maxSessions: info.maxSessions,
+      sessionCount,
+      createTime: new Date(parseTable(meta).createTime),
+      revision: Number(rev.mod_revision),
+    };
+  }
+
+  private tableInfoFrom(name: string, meta: IKeyValue | undefined, rev: IKeyValue | undefined): TableInfo | undefined {
+    if (meta === undefined || rev === undefined) {
+      this.tables.delete(name);
+      return undefined;
+    }
+    const info = { createRevision: rev.create_revision, maxSessions: parseTable(meta).maxSessions };
+    this.tables.set(name, info);
+    return info;
+  }
+
+  private async tableInfo(name: string): Promise<TableInfo> {
+    const cached = this.tables.get(name);
+    if (cached !== undefined) return cached;
+    const res = await this.read([get(this.keys.tableMeta(name)), get(this.keys.rev(name))]);
+    const info = this.tableInfoFrom(name, first(res, 0), first(res, 1));
+    if (info === undefined) throw tableNotFound(name);
+    return info;
+  }
+
+  /** A linearizable read of several ranges in one round trip, at one revision. */
+  private async read(ops: IRequestOp[]): Promise<ITxnResponse> {
+    return this.txn([], ops);
+  }
+
+  private async txn(compare: ICompare[], success: IRequestOp[], failure: IRequestOp[] = []): Promise<ITxnResponse> {
+    try {
+      return await this.client.kv.txn({ compare, success, failure });
+    } catch (err) {
+      throw toStoreError(err);
+    }
+  }
+
+  private async grant(ttl: Duration): Promise<string> {
+    try {
+      const res = await this.client.leaseClient.leaseGrant({ TTL: leaseSeconds(ttl) });
+      return res.ID;
+    } catch (err) {
+      throw toStoreError(err);
+    }
+  }
+
+  /** Releases a lease nobody uses any more; best effort (it expires on its own otherwise). */
+  private revoke(lease: string): void {
+    this.client.leaseClient.leaseRevoke({ ID: lease }).catch(() => undefined);
+  }
+
+  /** One keep-alive of a lease; its remaining TTL in seconds (<= 0: the lease is gone). */
+  private async renew(lease: string): Promise<number> {
+    let stream: Awaited<ReturnType<Etcd3["leaseClient"]["leaseKeepAlive"]>>;
+    try {
+      stream = await this.client.leaseClient.leaseKeepAlive();
+    } catch (err) {
+      throw toStoreError(err);
+    }
+    return new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        stream.end();
+        reject(storeUnavailable(`lease keep-alive got no answer within ${this.requestTimeoutMs} ms`));
+      }, this.requestTimeoutMs);
+      stream.on("data", (res: { TTL: string }) => {
+        clearTimeout(timer);
+        stream.end();
+        resolve(Number(res.TTL));
+      });
+      stream.on("error", (err: unknown) => {
+        clearTimeout(timer);
+        reject(toStoreError(err));
+      });
+      stream.write({ ID: lease });
+    });
+  }
+
+  /** Tells the observer of every expiry under the prefix, from now on. */
+  private watchExpiries(observer: StoreObserver): void {
+    const watcher = this.client.watch().prefix(this.keys.allTables).withPreviousKV().watcher();
+    this.expiryWatcher = watcher;
+    watcher.on("data", (res) => {
+      for (const change of toChanges(this.keys, res.events)) {
+        if (change.kind === "event" && change.event.type === "EXPIRED") observer.expired(change.table, change.event.session);
+      }
+    });
+    // A cancelled watch (e.g. compaction while disconnected) only costs counts; etcd3 reconnects on its own otherwise.
+    watcher.on("error", () => undefined);
+  }
+
+  private contention(method: string): RegistryError {
+    return storeUnavailable(`${method} gave up after ${this.maxAttempts} attempts lost to concurrent writes; retry`);
+  }
+}
+
+/** A free slot among [0, max), at random so that concurrent Registers spread out. */
+function pickFree(taken: ReadonlySet<number>, max: number): number {
+  if (taken.size * 2 < max) {
+    for (;;) {
+      const i = Math.floor(Math.random() * max);
+      if (!taken.has(i)) return i;
+    }
+  }
+  const free: number[] = [];
+  for (let i = 0; i < max; i++) if (!taken.has(i)) free.push(i);
+  return free[Math.floor(Math.random() * free.length)] ?? 0;
+}
