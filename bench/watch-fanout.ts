@@ -77,7 +77,7 @@ export async function watchFanout(opts: FanoutOptions): Promise<FanoutResult> {
       const id = `s${i}`;
       const delivered = new Promise<void>((resolve) => pending.set(id, { sent: performance.now(), seen: 0, done: resolve }));
       const sent = pending.get(id)!.sent;
-      await call((cb) => writer.register({ table: "fanout", session: { id, name: "", projectPath: `/bench/${id}`, metadata: new Map(), createTime: undefined, updateTime: undefined, revision: 0, ttl: undefined, expireTime: undefined } }, cb));
+      await call((cb) => writer.register({ requestId: "", table: "fanout", session: { id, name: "", projectPath: `/bench/${id}`, metadata: new Map(), createTime: undefined, updateTime: undefined, revision: 0, ttl: undefined, expireTime: undefined } }, cb));
       await delivered;
       all.push(performance.now() - sent);
       pending.delete(id);

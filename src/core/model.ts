@@ -49,6 +49,13 @@ export interface NewSession {
 }
 
 /**
+ * How long a store remembers a Register's request_id (at least): a retry with
+ * the same request_id within it returns the first result (see the proto's
+ * RegisterRequest.request_id).
+ */
+export const REQUEST_ID_RETENTION_MS = 10 * 60 * 1000;
+
+/**
  * A validated change to a session; a field left undefined stays as it is.
  * `ttl: null` clears the ttl. `name: null` derives the name again from the
  * session's resulting project path (the store applies deriveName to it).

@@ -19,6 +19,7 @@ import {
   checkName,
   checkPageSize,
   checkProjectPath,
+  checkRequestId,
   checkRevision,
   checkSessionId,
   checkTableName,
@@ -113,9 +114,15 @@ export class Registry {
     return this.store.deleteTable(table, input.force);
   }
 
-  register(input: { table: string; session: SessionInput | undefined }): Promise<Session> {
+  /**
+   * `requestId` (optional, "" or absent: none) is the idempotency key of the
+   * proto's RegisterRequest.request_id, handed to the store.
+   */
+  register(input: { table: string; session: SessionInput | undefined; requestId?: string }): Promise<Session> {
     const v = new Violations();
     const table = tableName(v, input.table);
+    const requestId = input.requestId ?? "";
+    checkRequestId(v, "request_id", requestId);
     const s = input.session;
     if (s === undefined) return v.fail("session", "is required");
     const id = s.id === "" ? randomUUID() : s.id;
@@ -132,7 +139,7 @@ export class Registry {
       metadata: new Map(s.metadata),
       ttl,
     };
-    return this.store.register(table, session);
+    return this.store.register(table, session, requestId === "" ? undefined : requestId);
   }
 
   lookup(input: { table: string; key: LookupKeyInput | undefined }): Promise<Session> {
@@ -180,9 +187,12 @@ export class Registry {
     session: SessionInput | undefined;
     updateMask: string[] | undefined;
     expectedRevision: WireInt;
+    requestId?: string;
   }): Promise<Session> {
     const v = new Violations();
     const table = tableName(v, input.table);
+    const requestId = input.requestId ?? "";
+    checkRequestId(v, "request_id", requestId);
     const s = input.session;
     if (s === undefined) return v.fail("session", "is required");
     checkSessionId(v, "session.id", s.id);
@@ -204,16 +214,24 @@ export class Registry {
     if (fields.has("ttl")) patch.ttl = checkTtl(v, "session.ttl", s.ttl) ?? null;
     const expectedRevision = checkRevision(v, "expected_revision", input.expectedRevision);
     v.throwIfAny();
-    return this.store.update(table, s.id, patch, expectedRevision);
+    return this.store.update(table, s.id, patch, expectedRevision, requestId === "" ? undefined : requestId);
   }
 
-  remove(input: { table: string; id: string; expectedRevision: WireInt; allowMissing: boolean }): Promise<Session | undefined> {
+  remove(input: {
+    table: string;
+    id: string;
+    expectedRevision: WireInt;
+    allowMissing: boolean;
+    requestId?: string;
+  }): Promise<Session | undefined> {
     const v = new Violations();
     const table = tableName(v, input.table);
     checkSessionId(v, "id", input.id);
     const expectedRevision = checkRevision(v, "expected_revision", input.expectedRevision);
+    const requestId = input.requestId ?? "";
+    checkRequestId(v, "request_id", requestId);
     v.throwIfAny();
-    return this.store.remove(table, input.id, expectedRevision, input.allowMissing);
+    return this.store.remove(table, input.id, expectedRevision, input.allowMissing, requestId === "" ? undefined : requestId);
   }
 
   keepAlive(input: { table: string; id: string }): Promise<Session> {

@@ -77,6 +77,16 @@ export function checkSessionId(v: Violations, field: string, id: string): void {
   }
 }
 
+/** A Register's optional idempotency key: empty (none) or like a session id (1-128 of [A-Za-z0-9._:-]). */
+export function checkRequestId(v: Violations, field: string, requestId: string): void {
+  if (requestId === "") return;
+  if (requestId.length > LIMITS.idMaxChars) {
+    v.add(field, `must be at most ${LIMITS.idMaxChars} characters, got ${requestId.length}`);
+  } else if (!SESSION_ID.test(requestId)) {
+    v.add(field, `must contain only [A-Za-z0-9._:-], got ${preview(requestId)}`);
+  }
+}
+
 export function checkName(v: Violations, field: string, name: string): void {
   const n = codePointLength(name);
   if (n === 0) {

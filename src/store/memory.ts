@@ -33,7 +33,17 @@ import {
   tableNotFound,
   invalidArgument,
 } from "../core/errors.js";
-import type { EventType, LookupKey, NewSession, Session, SessionPage, SessionPatch, Table, WatchEvent } from "../core/model.js";
+import {
+  REQUEST_ID_RETENTION_MS,
+  type EventType,
+  type LookupKey,
+  type NewSession,
+  type Session,
+  type SessionPage,
+  type SessionPatch,
+  type Table,
+  type WatchEvent,
+} from "../core/model.js";
 import { deriveName, ttlMillis } from "../core/validation.js";
 import { EventHistory } from "./event-history.js";
 import { ExpiryQueue, type Deadline } from "./expiry-queue.js";
@@ -66,6 +76,41 @@ interface Expiring {
   entry: Entry;
 }
 
+/** The most request_ids (of Register, Update and Remove together) a table remembers; past it the oldest are forgotten first. */
+export const MAX_REQUEST_IDS_PER_TABLE = 10_000;
+
+/**
+ * A table's remembered write results by method and request_id (keys
+ * `register:<id>`, `update:<id>`, `remove:<id>`), oldest first (a Map keeps
+ * insertion order, and entries are only ever appended with the current time),
+ * bounded in count and in age.
+ */
+class RequestLog {
+  private readonly entries = new Map<string, { result: Session; at: number }>();
+
+  constructor(
+    private readonly retentionMs: number,
+    private readonly maxEntries: number,
+  ) {}
+
+  get(key: string, now: number): Session | undefined {
+    this.prune(now);
+    return this.entries.get(key)?.result;
+  }
+
+  add(key: string, result: Session, now: number): void {
+    this.entries.set(key, { result, at: now });
+    this.prune(now);
+  }
+
+  private prune(now: number): void {
+    for (const [id, e] of this.entries) {
+      if (this.entries.size <= this.maxEntries && now - e.at < this.retentionMs) break;
+      this.entries.delete(id);
+    }
+  }
+}
+
 /** Compact the creation-order array once this many tombstones make up at least half of it. */
 const COMPACT_MIN_DEAD = 64;
 
@@ -79,6 +124,7 @@ class MemoryTable {
   private dead = 0;
   readonly history: EventHistory;
   readonly watchers = new Set<Watcher>();
+  readonly requests = new RequestLog(REQUEST_ID_RETENTION_MS, MAX_REQUEST_IDS_PER_TABLE);
 
   constructor(
     readonly name: string,
@@ -276,9 +322,13 @@ export class MemoryStore implements Store {
     table.endWatches(tableNotFound(name));
   }
 
-  async register(tableName: string, input: NewSession): Promise<Session> {
+  async register(tableName: string, input: NewSession, requestId?: string): Promise<Session> {
     this.expireDue();
     const table = this.table(tableName);
+    if (requestId !== undefined) {
+      const original = table.requests.get(`register:${requestId}`, this.now());
+      if (original !== undefined) return original;
+    }
     if (table.size >= table.maxSessions) throw sessionLimitReached(tableName, table.size, table.maxSessions);
     if (table.byId.has(input.id)) throw sessionExists(tableName, input.id);
     const holder = table.byPath.get(input.projectPath);
@@ -303,6 +353,7 @@ export class MemoryStore implements Store {
     table.insert(entry);
     this.schedule(table, entry);
     table.emit("REGISTERED", session);
+    if (requestId !== undefined) table.requests.add(`register:${requestId}`, session, now);
     return session;
   }
 
@@ -347,9 +398,13 @@ export class MemoryStore implements Store {
     };
   }
 
-  async update(tableName: string, id: string, patch: SessionPatch, expectedRevision: number): Promise<Session> {
+  async update(tableName: string, id: string, patch: SessionPatch, expectedRevision: number, requestId?: string): Promise<Session> {
     this.expireDue();
     const table = this.table(tableName);
+    if (requestId !== undefined) {
+      const original = table.requests.get(`update:${requestId}`, this.now());
+      if (original !== undefined) return original;
+    }
     const entry = table.byId.get(id);
     if (entry === undefined) throw sessionNotFound(tableName, { field: "id", value: id });
     const prev = entry.session;
@@ -380,14 +435,27 @@ export class MemoryStore implements Store {
     table.replace(entry, next);
     this.schedule(table, entry);
     table.emit("UPDATED", next);
+    if (requestId !== undefined) table.requests.add(`update:${requestId}`, next, now);
     return next;
   }
 
-  async remove(tableName: string, id: string, expectedRevision: number, allowMissing: boolean): Promise<Session | undefined> {
+  async remove(
+    tableName: string,
+    id: string,
+    expectedRevision: number,
+    allowMissing: boolean,
+    requestId?: string,
+  ): Promise<Session | undefined> {
     this.expireDue();
     const table = this.table(tableName);
+    const key = `remove:${requestId}`;
+    if (requestId !== undefined) {
+      const original = table.requests.get(key, this.now());
+      if (original !== undefined) return original;
+    }
     const entry = table.byId.get(id);
     if (entry === undefined) {
+      // Nothing removed, nothing remembered (as the etcd store, whose record is written with a removal).
       if (allowMissing) return undefined;
       throw sessionNotFound(tableName, { field: "id", value: id });
     }
@@ -395,6 +463,7 @@ export class MemoryStore implements Store {
       throw revisionMismatch(tableName, id, expectedRevision, entry.session.revision);
     }
     this.drop(table, entry, "REMOVED");
+    if (requestId !== undefined) table.requests.add(key, entry.session, this.now());
     return entry.session;
   }
 

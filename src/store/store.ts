@@ -65,8 +65,14 @@ export interface Store {
   /**
    * Inserts a session after checking, atomically and in this order: table
    * exists, limit, duplicate id, duplicate project path.
+   *
+   * With a `requestId`: if the table has a remembered Register with that
+   * request_id (within REQUEST_ID_RETENTION_MS), nothing is written and that
+   * Register's result is returned, whatever the state now (checked right
+   * after the table, in the same atomic step as the write). A successful
+   * Register remembers its requestId; a failed one does not.
    */
-  register(table: string, session: NewSession): Promise<Session>;
+  register(table: string, session: NewSession, requestId?: string): Promise<Session>;
 
   /** SESSION_NOT_FOUND (or TABLE_NOT_FOUND). O(1) in the table's size. */
   lookup(table: string, key: LookupKey): Promise<Session>;
@@ -81,14 +87,24 @@ export interface Store {
   /**
    * Applies a patch after checking, atomically: table exists, session exists,
    * revision (when expectedRevision > 0), new project path unique.
+   * `requestId` as in register (kept apart from Register's and Remove's):
+   * a remembered one returns that Update's result, right after the table check.
    */
-  update(table: string, id: string, patch: SessionPatch, expectedRevision: number): Promise<Session>;
+  update(table: string, id: string, patch: SessionPatch, expectedRevision: number, requestId?: string): Promise<Session>;
 
   /**
    * Removes a session after checking its revision (when expectedRevision > 0).
    * Unknown id: SESSION_NOT_FOUND, or undefined when allowMissing.
+   * `requestId` as in register (kept apart from Register's and Update's):
+   * a remembered one returns that Remove's result, right after the table check.
    */
-  remove(table: string, id: string, expectedRevision: number, allowMissing: boolean): Promise<Session | undefined>;
+  remove(
+    table: string,
+    id: string,
+    expectedRevision: number,
+    allowMissing: boolean,
+    requestId?: string,
+  ): Promise<Session | undefined>;
 
   /**
    * Pushes a session's expire time to now + ttl. No revision, no event. A

@@ -425,6 +425,7 @@ export function registryConformance(storeName: string, makeStore: (limits: Store
         const table = await newTable();
         const before = Date.now();
         const res = await raw.register({
+          requestId: "",
           table,
           session: SessionMessage.fromPartial({
             id: "out-only",
@@ -449,7 +450,7 @@ export function registryConformance(storeName: string, makeStore: (limits: Store
         const id = uniqueName("in-default");
         const before = (await client.getTable("default")).sessionCount;
         try {
-          const res = await raw.register({ table: "", session: SessionMessage.fromPartial({ id, projectPath: `/default/${id}` }) });
+          const res = await raw.register({ requestId: "", table: "", session: SessionMessage.fromPartial({ id, projectPath: `/default/${id}` }) });
           expect(res.session!.id).to.equal(id);
           expect((await client.lookup({ id }, { table: "default" })).id).to.equal(id);
           expect((await client.getTable("default")).sessionCount).to.equal(before + 1);
@@ -495,6 +496,141 @@ export function registryConformance(storeName: string, makeStore: (limits: Store
         await fill(table, 1);
         await client.deleteTable(table, { force: true });
         await expectError(client.register({ id: "s1", projectPath: "/p/s1" }, { table }), TableNotFoundError);
+      });
+    });
+
+    describe("writes with a request_id (safe retries)", () => {
+      it("returns the first result to a repeated request_id and registers nothing more", async () => {
+        const table = await newTable();
+        const first = await client.register({ id: "r1", projectPath: "/req/one", requestId: "req-1" }, { table });
+        const revision = (await client.getTable(table)).revision;
+        const again = await client.register({ id: "r1", projectPath: "/req/one", requestId: "req-1" }, { table });
+        expect(again).to.deep.equal(first);
+        const t = await client.getTable(table);
+        expect(t.sessionCount).to.equal(1);
+        expect(t.revision, "a repeat writes nothing").to.equal(revision);
+      });
+
+      it("returns the same server-made id to a repeat of a Register without id", async () => {
+        const table = await newTable();
+        const first = await client.register({ projectPath: "/req/auto", requestId: "auto:1" }, { table });
+        const again = await client.register({ projectPath: "/req/auto", requestId: "auto:1" }, { table });
+        expect(again.id).to.equal(first.id);
+        expect(again.revision).to.equal(first.revision);
+        expect((await client.getTable(table)).sessionCount).to.equal(1);
+      });
+
+      it("returns the session as first registered even after it was updated or removed", async () => {
+        const table = await newTable();
+        const first = await client.register({ id: "r1", projectPath: "/req/upd", requestId: "req.upd" }, { table });
+        await client.update({ id: "r1", table, name: "renamed" });
+        expect(await client.register({ id: "r1", projectPath: "/req/upd", requestId: "req.upd" }, { table })).to.deep.equal(first);
+        await client.remove("r1", { table });
+        expect(await client.register({ id: "r1", projectPath: "/req/upd", requestId: "req.upd" }, { table })).to.deep.equal(first);
+        expect((await client.getTable(table)).sessionCount, "the repeat does not register it again").to.equal(0);
+      });
+
+      it("answers a repeat before the limit: a full table still returns the first result", async () => {
+        const table = await newTable(1);
+        const first = await client.register({ id: "r1", projectPath: "/req/full", requestId: "req-full" }, { table });
+        expect(await client.register({ id: "r1", projectPath: "/req/full", requestId: "req-full" }, { table })).to.deep.equal(first);
+      });
+
+      it("checks another request_id as usual: PROJECT_ALREADY_OPEN, SESSION_EXISTS", async () => {
+        const table = await newTable();
+        await client.register({ id: "r1", projectPath: "/req/dup", requestId: "req-a" }, { table });
+        const open = await expectError(
+          client.register({ id: "r2", projectPath: "/req/dup", requestId: "req-b" }, { table }),
+          ProjectAlreadyOpenError,
+        );
+        expect(open.metadata).to.include({ session_id: "r1" });
+        await expectError(client.register({ id: "r1", projectPath: "/req/other", requestId: "req-c" }, { table }), SessionExistsError);
+        await expectError(client.register({ id: "r1", projectPath: "/req/dup" }, { table }), SessionExistsError);
+        expect((await client.getTable(table)).sessionCount).to.equal(1);
+      });
+
+      it("keeps request_ids per table", async () => {
+        const a = await newTable();
+        const b = await newTable();
+        const inA = await client.register({ id: "r1", projectPath: "/req/t", requestId: "shared" }, { table: a });
+        const inB = await client.register({ id: "r1", projectPath: "/req/t", requestId: "shared" }, { table: b });
+        expect(inB.revision).to.not.equal(inA.revision);
+        expect((await client.getTable(b)).sessionCount).to.equal(1);
+      });
+
+      it("remembers nothing of a failed Register: retried once it can succeed, it registers", async () => {
+        const table = await newTable(1);
+        await client.register({ id: "r1", projectPath: "/req/first" }, { table });
+        await expectError(client.register({ id: "r2", projectPath: "/req/second", requestId: "late" }, { table }), SessionLimitReachedError);
+        await client.remove("r1", { table });
+        const s = await client.register({ id: "r2", projectPath: "/req/second", requestId: "late" }, { table });
+        expect(s.id).to.equal("r2");
+        expect((await client.getTable(table)).sessionCount).to.equal(1);
+      });
+
+      it("registers exactly once among concurrent attempts with one request_id", async () => {
+        const table = await newTable();
+        const results = await Promise.all(
+          Array.from({ length: 8 }, () => client.register({ projectPath: "/req/race", requestId: "race" }, { table })),
+        );
+        expect(new Set(results.map((r) => r.id)).size).to.equal(1);
+        expect(new Set(results.map((r) => r.revision)).size).to.equal(1);
+        expect((await client.getTable(table)).sessionCount).to.equal(1);
+      });
+
+      it("refuses a malformed request_id with INVALID_ARGUMENT on request_id", async () => {
+        const table = await newTable();
+        for (const requestId of ["x".repeat(129), "has space", "a/b", "ünï"]) {
+          const err = await expectError(client.register({ projectPath: "/req/bad", requestId }, { table }), InvalidArgumentError);
+          expect(err.fieldViolations.map((v) => v.field)).to.deep.equal(["request_id"]);
+        }
+        await client.register({ projectPath: "/req/bad", requestId: "x".repeat(128) }, { table });
+        expect((await client.getTable(table)).sessionCount).to.equal(1);
+      });
+
+      it("returns the first result to a repeated Update, without REVISION_MISMATCH or a second write", async () => {
+        const table = await newTable();
+        const s = await client.register({ id: "u1", projectPath: "/req/u1" }, { table });
+        const first = await client.update({ id: "u1", table, name: "one", expectedRevision: s.revision, requestId: "up-1" });
+        const revision = (await client.getTable(table)).revision;
+        const again = await client.update({ id: "u1", table, name: "one", expectedRevision: s.revision, requestId: "up-1" });
+        expect(again).to.deep.equal(first);
+        expect((await client.getTable(table)).revision, "a repeat writes nothing").to.equal(revision);
+        await expectError(client.update({ id: "u1", table, name: "one", expectedRevision: s.revision, requestId: "up-2" }), RevisionMismatchError);
+        await client.remove("u1", { table });
+        expect(await client.update({ id: "u1", table, name: "one", expectedRevision: s.revision, requestId: "up-1" })).to.deep.equal(first);
+      });
+
+      it("returns the removed session to a repeated Remove instead of SESSION_NOT_FOUND", async () => {
+        const table = await newTable();
+        const s = await client.register({ id: "d1", projectPath: "/req/d1", ttlMs: 60_000 }, { table });
+        const first = await client.remove("d1", { table, expectedRevision: s.revision, requestId: "rm-1" });
+        expect(first).to.deep.equal(s);
+        const revision = (await client.getTable(table)).revision;
+        expect(await client.remove("d1", { table, expectedRevision: s.revision, requestId: "rm-1" })).to.deep.equal(first);
+        expect((await client.getTable(table)).revision).to.equal(revision);
+        await expectError(client.remove("d1", { table, requestId: "rm-2" }), SessionNotFoundError);
+      });
+
+      it("keeps request_ids per method: one key on a Register, an Update and a Remove", async () => {
+        const table = await newTable();
+        const s = await client.register({ id: "m1", projectPath: "/req/m1", requestId: "same" }, { table });
+        const u = await client.update({ id: "m1", table, name: "renamed", requestId: "same" });
+        expect(u.name).to.equal("renamed");
+        expect(u.revision).to.be.greaterThan(s.revision);
+        const d = await client.remove("m1", { table, requestId: "same" });
+        expect(d?.revision).to.equal(u.revision);
+        expect((await client.getTable(table)).sessionCount).to.equal(0);
+      });
+
+      it("refuses a malformed request_id on Update and Remove with INVALID_ARGUMENT on request_id", async () => {
+        const table = await newTable();
+        await client.register({ id: "v1", projectPath: "/req/v1" }, { table });
+        const u = await expectError(client.update({ id: "v1", table, name: "n", requestId: "bad id" }), InvalidArgumentError);
+        expect(u.fieldViolations.map((v) => v.field)).to.deep.equal(["request_id"]);
+        const d = await expectError(client.remove("v1", { table, requestId: "x".repeat(129) }), InvalidArgumentError);
+        expect(d.fieldViolations.map((v) => v.field)).to.deep.equal(["request_id"]);
+        expect((await client.lookup({ id: "v1" }, { table })).name).to.equal("v1");
       });
     });
 
@@ -930,7 +1066,7 @@ export function registryConformance(storeName: string, makeStore: (limits: Store
         const err = await expectError(client.update({ table, id: "s1" }), InvalidArgumentError);
         expect(err.fieldViolations.map((v) => v.field)).to.include("update_mask");
         const wire = await rawError(
-          raw.update({ table, session: SessionMessage.fromPartial({ id: "s1", revision: 5 }), updateMask: [], expectedRevision: 0 }),
+          raw.update({ requestId: "", table, session: SessionMessage.fromPartial({ id: "s1", revision: 5 }), updateMask: [], expectedRevision: 0 }),
         );
         expect(wire.code).to.equal(status.INVALID_ARGUMENT);
       });
@@ -939,6 +1075,7 @@ export function registryConformance(storeName: string, makeStore: (limits: Store
         const table = await newTable();
         const s = await client.register({ id: "oo", projectPath: "/oo" }, { table });
         const res = await raw.update({
+          requestId: "",
           table,
           session: SessionMessage.fromPartial({
             id: "oo",
@@ -1072,7 +1209,7 @@ export function registryConformance(storeName: string, makeStore: (limits: Store
       it("carries INVALID_ARGUMENT with a BadRequest naming the bad field", async () => {
         const table = await newTable();
         const { violations } = await details(
-          raw.register({ table, session: session({ projectPath: "not/absolute" }) }),
+          raw.register({ requestId: "", table, session: session({ projectPath: "not/absolute" }) }),
           status.INVALID_ARGUMENT,
           "INVALID_ARGUMENT",
         );
@@ -1130,7 +1267,7 @@ export function registryConformance(storeName: string, makeStore: (limits: Store
         const table = await newTable();
         await fill(table, 1);
         const { metadata } = await details(
-          raw.register({ table, session: session({ id: "s1", projectPath: "/other" }) }),
+          raw.register({ requestId: "", table, session: session({ id: "s1", projectPath: "/other" }) }),
           status.ALREADY_EXISTS,
           "SESSION_EXISTS",
         );
@@ -1141,7 +1278,7 @@ export function registryConformance(storeName: string, makeStore: (limits: Store
         const table = await newTable(2);
         await fill(table, 2);
         const { metadata } = await details(
-          raw.register({ table, session: session({ projectPath: "/third" }) }),
+          raw.register({ requestId: "", table, session: session({ projectPath: "/third" }) }),
           status.RESOURCE_EXHAUSTED,
           "SESSION_LIMIT_REACHED",
         );
@@ -1152,7 +1289,7 @@ export function registryConformance(storeName: string, makeStore: (limits: Store
         const table = await newTable();
         await fill(table, 1);
         const { metadata } = await details(
-          raw.register({ table, session: session({ id: "second", projectPath: "/p/s1/" }) }),
+          raw.register({ requestId: "", table, session: session({ id: "second", projectPath: "/p/s1/" }) }),
           status.ALREADY_EXISTS,
           "PROJECT_ALREADY_OPEN",
         );
@@ -1163,7 +1300,7 @@ export function registryConformance(storeName: string, makeStore: (limits: Store
         const table = await newTable();
         const [s1] = await fill(table, 1);
         const { metadata } = await details(
-          raw.remove({ table, id: "s1", expectedRevision: s1!.revision + 1000, allowMissing: false }),
+          raw.remove({ requestId: "", table, id: "s1", expectedRevision: s1!.revision + 1000, allowMissing: false }),
           status.ABORTED,
           "REVISION_MISMATCH",
         );

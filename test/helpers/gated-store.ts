@@ -17,9 +17,9 @@ export class GatedStore extends MemoryStore {
     this.open?.();
   }
 
-  override async register(table: string, s: NewSession): Promise<Session> {
+  override async register(table: string, s: NewSession, requestId?: string): Promise<Session> {
     this.entered?.();
     await this.gate;
-    return super.register(table, s);
+    return super.register(table, s, requestId);
   }
 }

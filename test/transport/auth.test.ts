@@ -120,14 +120,14 @@ const CALLS: Record<RpcMethod, (c: GeneratedClient, md: grpc.Metadata, s: CaseSt
   ListTables: (c, md) => promised((cb) => c.listTables({}, md, cb)),
   DeleteTable: (c, md) => promised((cb) => c.deleteTable({ table: "alpha", force: true }, md, cb)),
   Register: (c, md, s) =>
-    promised((cb) => c.register({ table: "alpha", session: session({ id: `new-${s.n}`, projectPath: `/new/${s.n}` }) }, md, cb)),
+    promised((cb) => c.register({ requestId: "", table: "alpha", session: session({ id: `new-${s.n}`, projectPath: `/new/${s.n}` }) }, md, cb)),
   Lookup: (c, md, s) => promised((cb) => c.lookup({ table: "alpha", key: { $case: "id", value: s.sessionId } }, md, cb)),
   List: (c, md) => promised((cb) => c.list({ table: "alpha", pageSize: 0, pageToken: "" }, md, cb)),
   Update: (c, md, s) =>
     promised((cb) =>
-      c.update({ table: "alpha", session: session({ id: s.sessionId, name: "renamed" }), updateMask: ["name"], expectedRevision: 0 }, md, cb),
+      c.update({ requestId: "", table: "alpha", session: session({ id: s.sessionId, name: "renamed" }), updateMask: ["name"], expectedRevision: 0 }, md, cb),
     ),
-  Remove: (c, md, s) => promised((cb) => c.remove({ table: "alpha", id: s.sessionId, expectedRevision: 0, allowMissing: false }, md, cb)),
+  Remove: (c, md, s) => promised((cb) => c.remove({ requestId: "", table: "alpha", id: s.sessionId, expectedRevision: 0, allowMissing: false }, md, cb)),
   KeepAlive: (c, md, s) => promised((cb) => c.keepAlive({ table: "alpha", id: s.sessionId }, md, cb)),
   // A watch is allowed once its first message (the snapshot) arrives; then the client cancels it.
   Watch: (c, md) =>

@@ -68,15 +68,16 @@ describe("hostile input", () => {
 
   it("names expected_revision when it exceeds every revision the server can issue", async () => {
     const session = { id: "x", name: "", projectPath: "", metadata: new Map(), createTime: undefined, updateTime: undefined, revision: 0n, ttl: undefined, expireTime: undefined };
-    const update = UpdateRequest.encode({ table: "", session: { ...session, name: "n" }, updateMask: [], expectedRevision: 2n ** 63n }).finish();
+    const update = UpdateRequest.encode({ requestId: "", table: "", session: { ...session, name: "n" }, updateMask: [], expectedRevision: 2n ** 63n }).finish();
     expectInvalid(await callBytes("Update", update), "expected_revision");
-    const remove = RemoveRequest.encode({ table: "", id: "x", expectedRevision: 2n ** 64n - 1n, allowMissing: false }).finish();
+    const remove = RemoveRequest.encode({ requestId: "", table: "", id: "x", expectedRevision: 2n ** 64n - 1n, allowMissing: false }).finish();
     expectInvalid(await callBytes("Remove", remove), "expected_revision");
   });
 
   it("names session.ttl when its seconds are far past 24 h or negative", async () => {
     for (const seconds of [2n ** 62n, -(2n ** 62n), -1n]) {
       const bytes = RegisterRequest.encode({
+        requestId: "",
         table: "",
         session: { id: "", name: "", projectPath: "/ttl", metadata: new Map(), createTime: undefined, updateTime: undefined, revision: 0n, ttl: { seconds, nanos: 0 }, expireTime: undefined },
       }).finish();
@@ -86,6 +87,7 @@ describe("hostile input", () => {
 
   it("refuses a request larger than the receive limit with RESOURCE_EXHAUSTED", async () => {
     const bytes = RegisterRequest.encode({
+      requestId: "",
       table: "",
       session: { id: "", name: "", projectPath: "/big", metadata: new Map([["k", "v".repeat(70 * 1024)]]), createTime: undefined, updateTime: undefined, revision: 0n, ttl: undefined, expireTime: undefined },
     }).finish();

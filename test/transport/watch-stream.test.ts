@@ -211,7 +211,7 @@ describe("Watch and KeepAlive handlers", () => {
 
       it("returns a session without ttl unchanged", async () => {
         const table = await newTable();
-        const { session: registered } = await raw.register({ table, session: session({ id: "plain", projectPath: "/plain" }) });
+        const { session: registered } = await raw.register({ requestId: "", table, session: session({ id: "plain", projectPath: "/plain" }) });
         const { session: kept } = await keepAlive(client, { table, id: "plain" });
         expect(kept).to.deep.equal(registered);
         expect(kept!.expireTime).to.equal(undefined);
@@ -220,6 +220,7 @@ describe("Watch and KeepAlive handlers", () => {
       it("moves expire_time forward without changing the revision", async () => {
         const table = await newTable();
         const { session: registered } = await raw.register({
+          requestId: "",
           table,
           session: session({ id: "ttl", projectPath: "/ttl", ttl: { seconds: 3600, nanos: 0 } }),
         });
@@ -239,7 +240,7 @@ describe("Watch and KeepAlive handlers", () => {
     describe("Watch", () => {
       it("sends one snapshot at the table's revision first, then each write as an event at its revision", async () => {
         const table = await newTable();
-        const { session: a } = await raw.register({ table, session: session({ id: "a", projectPath: "/a" }) });
+        const { session: a } = await raw.register({ requestId: "", table, session: session({ id: "a", projectPath: "/a" }) });
         const w = watch(table);
         await w.until(() => w.messages.length >= 1, "the snapshot");
         const { table: atStart } = await raw.getTable({ table });
@@ -248,14 +249,15 @@ describe("Watch and KeepAlive handlers", () => {
         expect(first.kind?.$case).to.equal("snapshot");
         if (first.kind?.$case === "snapshot") expect(first.kind.value.sessions).to.deep.equal([a]);
 
-        const { session: b } = await raw.register({ table, session: session({ id: "b", projectPath: "/b" }) });
+        const { session: b } = await raw.register({ requestId: "", table, session: session({ id: "b", projectPath: "/b" }) });
         const { session: b2 } = await raw.update({
+          requestId: "",
           table,
           session: session({ id: "b", name: "renamed" }),
           updateMask: ["name"],
           expectedRevision: 0,
         });
-        const { session: removed } = await raw.remove({ table, id: "a", expectedRevision: 0, allowMissing: false });
+        const { session: removed } = await raw.remove({ requestId: "", table, id: "a", expectedRevision: 0, allowMissing: false });
         const { table: afterRemove } = await raw.getTable({ table });
 
         await w.until(() => w.events.length >= 3, "three events");
@@ -310,7 +312,7 @@ describe("Watch and KeepAlive handlers", () => {
 
       it("ends the table's watches with NOT_FOUND when the table is force-deleted", async () => {
         const table = await newTable();
-        await raw.register({ table, session: session({ id: "x", projectPath: "/x" }) });
+        await raw.register({ requestId: "", table, session: session({ id: "x", projectPath: "/x" }) });
         const w1 = watch(table);
         const w2 = watch(table, 1);
         await w1.until(() => w1.messages.length >= 1, "the snapshot");
@@ -405,7 +407,7 @@ describe("Watch and KeepAlive handlers", () => {
       await raw.createTable({ table, maxSessions: 100 });
       // About 245 KB per message: HTTP/2 flow control and the client's buffer fill up after a few dozen.
       const big = (n: number) => new Map(Array.from({ length: 60 }, (_, i) => [`k${i}`, `${n}:${i}:`.padEnd(4096, "x")]));
-      await raw.register({ table, session: session({ id: "big", projectPath: "/big", metadata: big(0) }) });
+      await raw.register({ requestId: "", table, session: session({ id: "big", projectPath: "/big", metadata: big(0) }) });
 
       const slow = new Watch(reader, table);
       await slow.until(() => slow.messages.length >= 1, "the snapshot");
@@ -415,6 +417,7 @@ describe("Watch and KeepAlive handlers", () => {
       for (let n = 1; d.daemon.registry.activeWatchers > 0; n++) {
         if (n > 1000) throw new Error("the watcher was never found too slow");
         const { session: s } = await raw.update({
+          requestId: "",
           table,
           session: session({ id: "big", metadata: big(n) }),
           updateMask: ["metadata"],
@@ -424,7 +427,7 @@ describe("Watch and KeepAlive handlers", () => {
       }
       // Two more writes, which the ended watcher must not get.
       for (const n of [-1, -2]) {
-        const { session: s } = await raw.update({ table, session: session({ id: "big", metadata: big(n) }), updateMask: ["metadata"], expectedRevision: 0 });
+        const { session: s } = await raw.update({ requestId: "", table, session: session({ id: "big", metadata: big(n) }), updateMask: ["metadata"], expectedRevision: 0 });
         written.push(s!.revision);
       }
 
@@ -452,9 +455,9 @@ describe("Watch and KeepAlive handlers", () => {
     it("replays a history far longer than the queue without finding the watcher too slow", async () => {
       const table = uniqueName("replay");
       await raw.createTable({ table, maxSessions: 100 });
-      const { session: first } = await raw.register({ table, session: session({ id: "r", projectPath: "/r" }) });
+      const { session: first } = await raw.register({ requestId: "", table, session: session({ id: "r", projectPath: "/r" }) });
       for (let n = 0; n < 200; n++) {
-        await raw.update({ table, session: session({ id: "r", name: `n${n}` }), updateMask: ["name"], expectedRevision: 0 });
+        await raw.update({ requestId: "", table, session: session({ id: "r", name: `n${n}` }), updateMask: ["name"], expectedRevision: 0 });
       }
       const w = new Watch(reader, table, first!.revision);
       try {
@@ -494,7 +497,7 @@ describe("Watch and KeepAlive handlers", () => {
       const w = new Watch(raw.client, "");
       await w.until(() => w.messages.length >= 1, "the snapshot");
       const entered = store.hold();
-      const registered = raw.register({ table: "", session: session({ id: "late", projectPath: "/late" }) });
+      const registered = raw.register({ requestId: "", table: "", session: session({ id: "late", projectPath: "/late" }) });
       await entered;
 
       const down = d.daemon.shutdown();

@@ -5,6 +5,7 @@
  * (every rejection is a SessionRegistryError, see errors.ts). The messages it
  * returns are the generated types, so the proto's comments document them.
  */
+import { randomUUID } from "node:crypto";
 import {
   type CallOptions,
   type ChannelCredentials,
@@ -35,7 +36,25 @@ export interface SessionRegistryClientOptions {
   timeoutMs?: number;
   /** Sent with every call (e.g. `authorization`). */
   metadata?: Record<string, string>;
+  /**
+   * Retries of register, update and remove on UNAVAILABLE (see "Retries" in
+   * the README); default `{maxAttempts: 5, initialBackoffMs: 200,
+   * maxBackoffMs: 2000}`. `false` turns them off.
+   */
+  retry?: RetryOptions | false;
 }
+
+/** How register, update and remove retry on UNAVAILABLE. */
+export interface RetryOptions {
+  /** Attempts in all, the first included; default 5. 1 means no retry. */
+  maxAttempts?: number;
+  /** The pause before the first retry, doubled before each next one (up to maxBackoffMs), with jitter; default 200. */
+  initialBackoffMs?: number;
+  /** The longest pause between attempts; default 2000. */
+  maxBackoffMs?: number;
+}
+
+const DEFAULT_RETRY: Required<RetryOptions> = { maxAttempts: 5, initialBackoffMs: 200, maxBackoffMs: 2_000 };
 
 /** Session labels, as a plain object or a Map. */
 export type SessionMetadata = Record<string, string> | ReadonlyMap<string, string>;
@@ -50,6 +69,12 @@ export interface RegisterInput {
   metadata?: SessionMetadata;
   /** Absent or 0: the session never expires; otherwise 1 s to 24 h. */
   ttlMs?: number;
+  /**
+   * The idempotency key (RegisterRequest.request_id): 1-128 characters of
+   * `[A-Za-z0-9._:-]`. Absent: with retries on, a random UUID per call (kept
+   * across its attempts); with `retry: false`, none.
+   */
+  requestId?: string;
 }
 
 /** Exactly one key; the `never` members make a second key a compile error. */
@@ -75,6 +100,8 @@ export interface UpdateInput {
   updateMask?: UpdatePath[];
   /** Update only if the session is at this revision (its etag). */
   expectedRevision?: number;
+  /** The idempotency key (UpdateRequest.request_id); absent: as in RegisterInput.requestId. */
+  requestId?: string;
 }
 
 export interface KeepAliveOptions {
@@ -99,6 +126,7 @@ const DEFAULT_TIMEOUT_MS = 10_000;
 export class SessionRegistryClient {
   private readonly stub: GeneratedClient;
   private readonly timeoutMs: number;
+  private readonly retry: Required<RetryOptions> | undefined;
   /** Built once so that a bad key or value throws here rather than on every call. */
   private readonly metadata: Metadata;
   private closed = false;
@@ -111,6 +139,7 @@ export class SessionRegistryClient {
     this.metadata = new Metadata();
     for (const [key, value] of Object.entries(options.metadata ?? {})) this.metadata.set(key, value);
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.retry = options.retry === false ? undefined : retryOptions(options.retry ?? {});
     this.stub = new GeneratedClient(
       address,
       options.credentials ?? grpcCredentials.createInsecure(),
@@ -139,10 +168,17 @@ export class SessionRegistryClient {
     await this.unary(this.stub.deleteTable, { table, force: options.force ?? false });
   }
 
-  /** Registers a session and returns it as stored (normalized, id and times filled in). */
+  /**
+   * Registers a session and returns it as stored (normalized, id and times
+   * filled in). Retried on UNAVAILABLE with one request_id, so a retry whose
+   * earlier attempt did register returns that session rather than failing
+   * with SESSION_EXISTS or PROJECT_ALREADY_OPEN. update and remove likewise.
+   */
   async register(session: RegisterInput, options: { table?: string } = {}): Promise<Session> {
-    const message = sessionMessage({ ...session, ttl: toDuration(session.ttlMs) });
-    const res = await this.unary(this.stub.register, { table: options.table ?? "", session: message });
+    const { requestId: given, ...fields } = session;
+    const message = sessionMessage({ ...fields, ttl: toDuration(session.ttlMs) });
+    const request = { table: options.table ?? "", session: message, requestId: this.requestId(given) };
+    const res = await this.withRetries((deadline) => this.unary(this.stub.register, request, deadline));
     return required(res.session, "session");
   }
 
@@ -170,30 +206,40 @@ export class SessionRegistryClient {
   /**
    * Changes the given fields of a session. Without `updateMask`, the mask
    * names every field that is not undefined, so `{metadata: {}}` clears the
-   * metadata and `{ttlMs: null}` clears the ttl.
+   * metadata and `{ttlMs: null}` clears the ttl. Retried on UNAVAILABLE with
+   * one request_id (`requestId`, or a random one), so a retry whose earlier
+   * attempt did apply returns that result rather than REVISION_MISMATCH.
    */
   async update(req: UpdateInput): Promise<Session> {
     const session = sessionMessage({ ...req, ttl: toDuration(req.ttlMs) });
-    const res = await this.unary(this.stub.update, {
+    const request = {
       table: req.table ?? "",
       session,
       updateMask: req.updateMask ?? impliedMask(req),
       expectedRevision: req.expectedRevision ?? 0,
-    });
+      requestId: this.requestId(req.requestId),
+    };
+    const res = await this.withRetries((deadline) => this.unary(this.stub.update, request, deadline));
     return required(res.session, "session");
   }
 
-  /** Removes a session and returns it as it was; undefined if it was missing and `allowMissing` was set. */
+  /**
+   * Removes a session and returns it as it was; undefined if it was missing
+   * and `allowMissing` was set. Retried on UNAVAILABLE with one request_id
+   * (`requestId`, or a random one).
+   */
   async remove(
     id: string,
-    options: { table?: string; expectedRevision?: number; allowMissing?: boolean } = {},
+    options: { table?: string; expectedRevision?: number; allowMissing?: boolean; requestId?: string } = {},
   ): Promise<Session | undefined> {
-    const res = await this.unary(this.stub.remove, {
+    const request = {
       table: options.table ?? "",
       id,
       expectedRevision: options.expectedRevision ?? 0,
       allowMissing: options.allowMissing ?? false,
-    });
+      requestId: this.requestId(options.requestId),
+    };
+    const res = await this.withRetries((deadline) => this.unary(this.stub.remove, request, deadline));
     return res.session;
   }
 
@@ -264,13 +310,43 @@ export class SessionRegistryClient {
     this.stub.close();
   }
 
-  private unary<Req, Res>(method: UnaryMethod<Req, Res>, request: NoInfer<Req>): Promise<Res> {
+  /**
+   * Runs `call` (attempt 1, 2, ...) until it succeeds, fails with anything
+   * but UNAVAILABLE, runs out of attempts, or the next pause would pass the
+   * deadline, which is one for all attempts (the client's timeoutMs).
+   */
+  private async withRetries<Res>(call: (deadline: number | undefined) => Promise<Res>): Promise<Res> {
+    const deadline = this.timeoutMs > 0 ? Date.now() + this.timeoutMs : undefined;
+    const r = this.retry;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await call(deadline);
+      } catch (err) {
+        if (r === undefined || attempt >= r.maxAttempts || this.closed) throw err;
+        if (!(err instanceof SessionRegistryError) || err.code !== status.UNAVAILABLE) throw err;
+        // Exponential, with "equal jitter": half the step fixed, half random.
+        const step = Math.min(r.maxBackoffMs, r.initialBackoffMs * 2 ** (attempt - 1));
+        const pause = step / 2 + Math.random() * (step / 2);
+        if (deadline !== undefined && Date.now() + pause >= deadline) throw err;
+        await new Promise((resolve) => setTimeout(resolve, pause));
+        if (this.closed) throw err;
+      }
+    }
+  }
+
+  /** The caller's request_id, else a fresh one when retries are on, else none. */
+  private requestId(given: string | undefined): string {
+    return given ?? (this.retry === undefined ? "" : randomUUID());
+  }
+
+  private unary<Req, Res>(method: UnaryMethod<Req, Res>, request: NoInfer<Req>, deadline?: number): Promise<Res> {
     // grpc-js throws a plain Error for a call on a closed channel; report it
     // as gRPC Go does ("client connection is closing"), as a typed CANCELLED.
     if (this.closed) {
       return Promise.reject(new SessionRegistryError({ code: status.CANCELLED, details: "the client is closed" }));
     }
-    const options: Partial<CallOptions> = this.timeoutMs > 0 ? { deadline: Date.now() + this.timeoutMs } : {};
+    const at = deadline ?? (this.timeoutMs > 0 ? Date.now() + this.timeoutMs : undefined);
+    const options: Partial<CallOptions> = at !== undefined ? { deadline: at } : {};
     return new Promise((resolve, reject) => {
       method.call(this.stub, request, this.metadata.clone(), options, (error, response) => {
         if (error) reject(fromServiceError(error));
@@ -299,6 +375,21 @@ function sessionMessage(s: {
     ttl: s.ttl,
     expireTime: undefined,
   };
+}
+
+function retryOptions(o: RetryOptions): Required<RetryOptions> {
+  const r = {
+    maxAttempts: o.maxAttempts ?? DEFAULT_RETRY.maxAttempts,
+    initialBackoffMs: o.initialBackoffMs ?? DEFAULT_RETRY.initialBackoffMs,
+    maxBackoffMs: o.maxBackoffMs ?? DEFAULT_RETRY.maxBackoffMs,
+  };
+  for (const [key, min] of [["maxAttempts", 1], ["initialBackoffMs", 0], ["maxBackoffMs", 0]] as const) {
+    const value = r[key];
+    if (typeof value !== "number" || !Number.isFinite(value) || value < min || (key === "maxAttempts" && !Number.isInteger(value))) {
+      throw new TypeError(`retry.${key} must be a ${key === "maxAttempts" ? "whole number" : "number"} >= ${min}; got ${String(value)}`);
+    }
+  }
+  return r;
 }
 
 function impliedMask(req: UpdateInput): UpdatePath[] {

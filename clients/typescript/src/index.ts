@@ -9,6 +9,7 @@ export {
   type KeepAliveOptions,
   type LookupKey,
   type RegisterInput,
+  type RetryOptions,
   type SessionMetadata,
   type SessionRegistryClientOptions,
   type UpdateInput,

@@ -26,7 +26,8 @@ export interface EtcdConnectionOptions {
   /** How long to wait for a connection (default 5,000 ms). */
   dialTimeoutMs?: number;
   auth?: { username: string; password: string };
-  tls?: { ca: Buffer; cert?: Buffer; key?: Buffer };
+  /** TLS to etcd; without `ca`, the system's roots check etcd's certificate. */
+  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
 }
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
@@ -75,7 +76,8 @@ export function createClient(o: EtcdConnectionOptions): Etcd3 {
   if (o.auth !== undefined) options.auth = { username: o.auth.username, password: o.auth.password };
   if (o.tls !== undefined) {
     options.credentials = {
-      rootCertificate: o.tls.ca,
+      // grpc-js takes a missing root certificate (null) as "the system's roots".
+      rootCertificate: o.tls.ca ?? (null as unknown as Buffer),
       ...(o.tls.key !== undefined ? { privateKey: o.tls.key } : {}),
       ...(o.tls.cert !== undefined ? { certChain: o.tls.cert } : {}),
     };

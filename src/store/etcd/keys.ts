@@ -9,6 +9,9 @@
  *   P t/<table>/s/<id>/d        the session (JSON); create_revision = createRevision, mod_revision = revision
  *   P t/<table>/s/<id>/x        its expire time in epoch ms ("" without ttl), moved by KeepAlive
  *   P t/<table>/p/<sha256(path)> -> id; the project path index
+ *   P t/<table>/req/<method>/<request_id> -> JSON record of a Register's, Update's or Remove's result
+ *                               (method: register, update, remove), on a shared lease of at least the
+ *                               retention window (REQUEST_ID_RETENTION_MS)
  *   P t/<table>/n/<hex(name)>/<id> -> createRevision ("" when the key was made by Register: its own
  *                               create_revision is then the session's); the name index
  *
@@ -83,6 +86,10 @@ export class Keys {
 
   name(table: string, name: string, id: string): string {
     return this.names(table, name) + id;
+  }
+
+  request(table: string, method: "register" | "update" | "remove", requestId: string): string {
+    return `${this.table(table)}req/${method}/${requestId}`;
   }
 
   /** What a key under `t/<table>/` is, for the watch mapping. */

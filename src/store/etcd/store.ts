@@ -14,6 +14,12 @@
  *   that one snapshot: table, limit, duplicate id, duplicate path; only a
  *   lost race for a slot retries, with a slot seen free. The limit is exact
  *   because a session can only exist holding one of `max_sessions` slots.
+ * - Register, Update and Remove with a request_id also compare that the
+ *   table's `req/<method>/<request_id>` key is absent and put it, holding the
+ *   write's result (on a shared lease of at least the retention window).
+ *   Register's else-branch reads it, Update and Remove read it with the
+ *   session; a present one returns the first write's result (right after the
+ *   table check).
  * - Update, Remove and KeepAlive read the session, check it (revision, new
  *   path), then commit with compares on the session's mod revision (and the
  *   new path's hash being free); a lost race re-reads.
@@ -88,7 +94,16 @@ import {
   tableNotFound,
   type RegistryError,
 } from "../../core/errors.js";
-import type { Duration, LookupKey, NewSession, Session, SessionPage, SessionPatch, Table } from "../../core/model.js";
+import {
+  REQUEST_ID_RETENTION_MS,
+  type Duration,
+  type LookupKey,
+  type NewSession,
+  type Session,
+  type SessionPage,
+  type SessionPatch,
+  type Table,
+} from "../../core/model.js";
 import { deriveName, ttlMillis } from "../../core/validation.js";
 import type { Store, StoreLimits, StoreObserver, WatchSink, WatchSubscription } from "../store.js";
 import {
@@ -149,6 +164,8 @@ export class EtcdStore implements Store {
   private readonly tables = new Map<string, TableInfo>();
   private readonly watches = new Set<TableWatch>();
   private expiryWatcher: Watcher | undefined;
+  /** The shared lease of request_id keys and until when new keys may use it; see retentionLease(). */
+  private requestLease: { id: Promise<string>; until: number } | undefined;
   private closed = false;
 
   constructor(
@@ -255,9 +272,12 @@ export class EtcdStore implements Store {
 
   // ---- sessions ----
 
-  async register(tableName: string, input: NewSession): Promise<Session> {
+  async register(tableName: string, input: NewSession, requestId?: string): Promise<Session> {
     const k = this.keys;
     let info = await this.tableInfo(tableName);
+    // A request_id is remembered by a `req` key put in the Register's own Txn (which compares that
+    // it is absent), on a shared lease of at least the retention window: see retentionLease().
+    const reqKey = requestId === undefined ? undefined : k.request(tableName, "register", requestId);
     const now = Date.now();
     const expireTime = input.ttl === undefined ? undefined : now + ttlMillis(input.ttl);
     let lease: string | undefined;
@@ -268,6 +288,7 @@ export class EtcdStore implements Store {
     try {
       for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
         if (input.ttl !== undefined && lease === undefined) lease = await this.grant(input.ttl);
+        const reqLease = reqKey === undefined ? undefined : await this.retentionLease();
         const value = encodeSession({
           name: input.name,
           projectPath: input.projectPath,
@@ -284,8 +305,15 @@ export class EtcdStore implements Store {
         let txn: ITxnResponse;
         try {
           txn = await this.txn(
-            [createdAt(k.rev(tableName), info.createRevision), createdAt(slotKey, 0), createdAt(dataKey, 0), createdAt(pathKey, 0)],
             [
+              createdAt(k.rev(tableName), info.createRevision),
+              createdAt(slotKey, 0),
+              createdAt(dataKey, 0),
+              createdAt(pathKey, 0),
+              ...(reqKey === undefined ? [] : [createdAt(reqKey, 0)]),
+            ],
+            [
+              ...(reqKey === undefined ? [] : [put(reqKey, requestRecord({ id: input.id, s: value }), reqLease)]),
               put(slotKey, input.id, lease),
               put(dataKey, value, lease),
               put(k.expiry(tableName, input.id), expireTime === undefined ? "" : String(expireTime), lease),
@@ -299,12 +327,14 @@ export class EtcdStore implements Store {
               getPrefix(k.slots(tableName), { keys_only: true }),
               get(dataKey, { keys_only: true }),
               get(pathKey),
+              ...(reqKey === undefined ? [] : [get(reqKey)]),
             ],
           );
         } catch (err) {
           // The lease ran out while we retried (a ttl of seconds and a slow etcd): take a new one.
-          if (lease !== undefined && isLeaseNotFound(err)) {
+          if ((lease !== undefined || reqLease !== undefined) && isLeaseNotFound(err)) {
             lease = undefined;
+            this.requestLease = undefined;
             continue;
           }
           maybeUsed = true;
@@ -334,6 +364,9 @@ export class EtcdStore implements Store {
           slot = Math.floor(Math.random() * info.maxSessions);
           continue;
         }
+        // A repeated request_id: the first Register's result, before any other check.
+        const original = first(txn, 5);
+        if (reqKey !== undefined && original !== undefined) return recordedResult(original);
         const taken = new Set(kvs(txn, 2).map((kv) => Number(kv.key.toString("utf8").slice(k.slots(tableName).length))));
         if (taken.size >= info.maxSessions) throw sessionLimitReached(tableName, taken.size, info.maxSessions);
         if (kvs(txn, 3).length > 0) throw sessionExists(tableName, input.id);
@@ -424,23 +457,33 @@ export class EtcdStore implements Store {
     };
   }
 
-  async update(tableName: string, id: string, patch: SessionPatch, expectedRevision: number): Promise<Session> {
+  async update(tableName: string, id: string, patch: SessionPatch, expectedRevision: number, requestId?: string): Promise<Session> {
     const k = this.keys;
+    // A request_id: its `req` key is read with the session (a present one answers), compared absent and put by the Txn.
+    const reqKey = requestId === undefined ? undefined : k.request(tableName, "update", requestId);
     for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
-      const ops = [get(k.rev(tableName)), getPrefix(k.session(tableName, id))];
+      const ops = [
+        get(k.rev(tableName)),
+        getPrefix(k.session(tableName, id)),
+        // Without a request_id, a stand-in that keeps the indexes below fixed.
+        get(reqKey ?? k.rev(tableName), { keys_only: reqKey === undefined }),
+      ];
       if (patch.projectPath !== undefined) ops.push(get(k.path(tableName, patch.projectPath)));
       const res = await this.read(ops);
       if (first(res, 0) === undefined) throw tableNotFound(tableName);
+      const recorded = first(res, 2);
+      if (reqKey !== undefined && recorded !== undefined) return recordedResult(recorded);
       const { data, expiry } = sessionKvs(kvs(res, 1));
       if (data === undefined) throw sessionNotFound(tableName, { field: "id", value: id });
       const prev = decodeSession(id, data, expiry?.value.toString("utf8"));
+      const reqLease = reqKey === undefined ? undefined : await this.retentionLease();
       if (expectedRevision !== 0 && expectedRevision !== prev.revision) {
         throw revisionMismatch(tableName, id, expectedRevision, prev.revision);
       }
       const projectPath = patch.projectPath ?? prev.projectPath;
       const pathChanged = projectPath !== prev.projectPath;
       if (pathChanged) {
-        const holder = first(res, 2);
+        const holder = first(res, 3);
         if (holder !== undefined) throw projectAlreadyOpen(tableName, projectPath, holder.value.toString("utf8"));
       }
 
@@ -485,6 +528,10 @@ export class EtcdStore implements Store {
       if (leaseChanged) success.push(put(k.slot(tableName, slot), id, lease));
       const compare = [modifiedAt(k.data(tableName, id), data.mod_revision)];
       if (pathChanged) compare.push(createdAt(k.path(tableName, projectPath), 0));
+      if (reqKey !== undefined) {
+        compare.push(createdAt(reqKey, 0));
+        success.push(put(reqKey, requestRecord({ id, s: value, cr: prev.createRevision }), reqLease));
+      }
 
       let txn: ITxnResponse;
       try {
@@ -493,6 +540,7 @@ export class EtcdStore implements Store {
         // A lease ran out between the read and the write: read again (the session may have expired).
         if (isLeaseNotFound(err)) {
           if (leaseChanged && lease !== "0") this.revoke(lease);
+          this.requestLease = undefined;
           continue;
         }
         // Unknown outcome: the session may be on the new lease now, so neither lease is revoked.
@@ -517,11 +565,25 @@ export class EtcdStore implements Store {
     throw this.contention("Update");
   }
 
-  async remove(tableName: string, id: string, expectedRevision: number, allowMissing: boolean): Promise<Session | undefined> {
+  async remove(
+    tableName: string,
+    id: string,
+    expectedRevision: number,
+    allowMissing: boolean,
+    requestId?: string,
+  ): Promise<Session | undefined> {
     const k = this.keys;
+    // A request_id: as in update(). A Remove that finds nothing writes nothing, so records nothing.
+    const reqKey = requestId === undefined ? undefined : k.request(tableName, "remove", requestId);
     for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
-      const res = await this.read([get(k.rev(tableName)), getPrefix(k.session(tableName, id))]);
+      const res = await this.read([
+        get(k.rev(tableName)),
+        getPrefix(k.session(tableName, id)),
+        get(reqKey ?? k.rev(tableName), { keys_only: reqKey === undefined }),
+      ]);
       if (first(res, 0) === undefined) throw tableNotFound(tableName);
+      const recorded = first(res, 2);
+      if (reqKey !== undefined && recorded !== undefined) return recordedResult(recorded);
       const { data, expiry } = sessionKvs(kvs(res, 1));
       if (data === undefined) {
         if (allowMissing) return undefined;
@@ -531,17 +593,37 @@ export class EtcdStore implements Store {
       if (expectedRevision !== 0 && expectedRevision !== prev.revision) {
         throw revisionMismatch(tableName, id, expectedRevision, prev.revision);
       }
-      const txn = await this.txn(
-        [modifiedAt(k.data(tableName, id), data.mod_revision)],
-        [
-          del(k.slot(tableName, parseSession(data).slot)),
-          delPrefix(k.session(tableName, id)),
-          del(k.path(tableName, prev.projectPath)),
-          del(k.name(tableName, prev.name, id)),
-          // Marks the deletion as a removal in the feed (an expiry touches no `rev`).
-          put(k.rev(tableName), ""),
-        ],
-      );
+      const compare = [modifiedAt(k.data(tableName, id), data.mod_revision)];
+      const success = [
+        del(k.slot(tableName, parseSession(data).slot)),
+        delPrefix(k.session(tableName, id)),
+        del(k.path(tableName, prev.projectPath)),
+        del(k.name(tableName, prev.name, id)),
+        // Marks the deletion as a removal in the feed (an expiry touches no `rev`).
+        put(k.rev(tableName), ""),
+      ];
+      if (reqKey !== undefined) {
+        const record = requestRecord({
+          id,
+          s: data.value.toString("utf8"),
+          ...(expiry !== undefined ? { x: expiry.value.toString("utf8") } : {}),
+          cr: prev.createRevision,
+          rev: prev.revision,
+        });
+        compare.push(createdAt(reqKey, 0));
+        success.push(put(reqKey, record, await this.retentionLease()));
+      }
+      let txn: ITxnResponse;
+      try {
+        txn = await this.txn(compare, success);
+      } catch (err) {
+        // The request_id lease is gone (nothing else here has a lease): take a new one and read again.
+        if (reqKey !== undefined && isLeaseNotFound(err)) {
+          this.requestLease = undefined;
+          continue;
+        }
+        throw err;
+      }
       if (!txn.succeeded) continue;
       if (data.lease !== "0") this.revoke(data.lease);
       return prev;
@@ -620,6 +702,22 @@ export class EtcdStore implements Store {
       throw toStoreError(err);
     }
     return { cancel: () => watch.cancel() };
+  }
+
+  /**
+   * Whether etcd serves this store right now, for the daemon's health: one
+   * linearizable Range of one key (so it needs a leader), with a deadline of
+   * its own. Resolves when etcd answered; rejects with UNAVAILABLE
+   * (STORE_UNAVAILABLE) when not. It runs on the store's own connection, so
+   * it sees what calls see (etcd3's circuit breaker included).
+   */
+  async probe(timeoutMs = 1_000): Promise<void> {
+    if (this.closed) throw shuttingDown();
+    try {
+      await this.client.kv.range({ key: Buffer.from(this.keys.tablesEpoch), count_only: true }, { deadline: Date.now() + timeoutMs });
+    } catch (err) {
+      throw toStoreError(err);
+    }
   }
 
   async close(): Promise<void> {
@@ -784,6 +882,26 @@ export class EtcdStore implements Store {
     }
   }
 
+  /**
+   * The lease of the `req` keys that remember writes' request_ids. One
+   * lease serves every such write for REQUEST_LEASE_REUSE_MS and lives that
+   * much longer than the retention window, so that each key lives at least
+   * REQUEST_ID_RETENTION_MS (and at most that plus the reuse period).
+   */
+  private retentionLease(): Promise<string> {
+    const now = Date.now();
+    if (this.requestLease === undefined || now >= this.requestLease.until) {
+      const seconds = Math.ceil((REQUEST_ID_RETENTION_MS + REQUEST_LEASE_REUSE_MS) / 1000);
+      const id = this.grant({ seconds, nanos: 0 });
+      const entry = { id, until: now + REQUEST_LEASE_REUSE_MS };
+      this.requestLease = entry;
+      id.catch(() => {
+        if (this.requestLease === entry) this.requestLease = undefined;
+      });
+    }
+    return this.requestLease.id;
+  }
+
   /** Releases a lease nobody uses any more; best effort (it expires on its own otherwise). */
   private revoke(lease: string): void {
     this.client.leaseClient.leaseRevoke({ ID: lease }).catch(() => undefined);
@@ -831,6 +949,42 @@ export class EtcdStore implements Store {
   private contention(method: string): RegistryError {
     return storeUnavailable(`${method} gave up after ${this.maxAttempts} attempts lost to concurrent writes; retry`);
   }
+}
+
+/** How long one retention lease takes new request_id keys (it lives the retention window plus this). */
+const REQUEST_LEASE_REUSE_MS = 60_000;
+
+/**
+ * A `req` key's value: the result of the write that put it. `s` is the
+ * session value (as its data key holds it), `x` its `x` key's value when it
+ * was read with it. `cr` and `rev` are its createRevision and revision; left
+ * out, they are the req key's own, which the same Txn put (a Register's
+ * both, an Update's revision).
+ */
+interface RequestRecord {
+  id: string;
+  s: string;
+  x?: string;
+  cr?: number;
+  rev?: number;
+}
+
+function requestRecord(r: RequestRecord): string {
+  return JSON.stringify(r);
+}
+
+function recordedResult(kv: IKeyValue): Session {
+  const r = JSON.parse(kv.value.toString("utf8")) as RequestRecord;
+  return decodeSession(
+    r.id,
+    {
+      ...kv,
+      value: Buffer.from(r.s, "utf8"),
+      create_revision: r.cr === undefined ? kv.create_revision : String(r.cr),
+      mod_revision: r.rev === undefined ? kv.mod_revision : String(r.rev),
+    },
+    r.x,
+  );
 }
 
 /** A free slot among [0, max), at random so that concurrent Registers spread out. */

@@ -54,6 +54,7 @@ export const protobufFileName = "sessionregistry/v1/session_registry.proto";
  * | RESOURCE_EXHAUSTED  | WATCHER_TOO_SLOW        | `table`, `resume_revision`    |
  * | RESOURCE_EXHAUSTED  | WATCHER_LIMIT_REACHED   | `current`, `max`              |
  * | UNAVAILABLE         | SHUTTING_DOWN           | (none; reconnect)             |
+ * | UNAVAILABLE         | STORE_UNAVAILABLE       | (none; the store, e.g. etcd, is unreachable; retry) |
  * | UNAUTHENTICATED     | UNAUTHENTICATED         | (none; send `authorization: Bearer <token>`) |
  * | PERMISSION_DENIED   | PERMISSION_DENIED       | `method`, `role`, `table`     |
  * | INTERNAL            | INTERNAL                | (none; the message is generic) |
@@ -264,7 +265,35 @@ export interface RegisterRequest {
    * The session to register. `project_path` is required; `id` and `name` may
    * be left empty. Output-only fields are ignored.
    */
-  session: Session | undefined;
+  session:
+    | Session
+    | undefined;
+  /**
+   * Optional idempotency key, chosen by the client (e.g. a UUID): 1-128
+   * characters of `[A-Za-z0-9._:-]` (else INVALID_ARGUMENT on field
+   * `request_id`); empty means none. Update and Remove have one too;
+   * request_ids are kept per table and per method.
+   *
+   * The server remembers, per table, the result of every successful Register
+   * that carried a request_id for at least 10 minutes (the retention window;
+   * the memory store also keeps at most the 10,000 newest per table). A
+   * Register whose request_id is remembered in its table does nothing and
+   * returns the session as that first Register returned it (same id, same
+   * revision, same times), even if the session was updated, removed or
+   * expired since; it never fails with SESSION_EXISTS,
+   * PROJECT_ALREADY_OPEN or SESSION_LIMIT_REACHED because of its own first
+   * attempt. The check and the first Register's write are atomic, so of any
+   * number of concurrent attempts with one request_id exactly one registers.
+   *
+   * The request_id alone identifies the request: the server does not compare
+   * the rest of a repeated request with the first one, so a request_id must
+   * never be reused for a different Register (one sent with another
+   * project path would get the first session back). A failed Register
+   * records nothing; retried, it is checked afresh. Deleting the table
+   * forgets its request_ids. Validation and the table's existence are
+   * checked before the request_id is looked up.
+   */
+  requestId: string;
 }
 
 /** Response of Register. */
@@ -344,6 +373,14 @@ export interface UpdateRequest {
    * it; otherwise ABORTED (`REVISION_MISMATCH`, metadata `current_revision`).
    */
   expectedRevision: number;
+  /**
+   * Optional idempotency key, as RegisterRequest.request_id (same format,
+   * same retention window, kept per table and per method): an Update whose
+   * request_id is remembered does nothing and returns the session as that
+   * first Update returned it, without checking `expected_revision` or the
+   * session's existence again. A failed Update records nothing.
+   */
+  requestId: string;
 }
 
 /** Response of Update. */
@@ -368,6 +405,15 @@ export interface RemoveRequest {
    * failing with NOT_FOUND.
    */
   allowMissing: boolean;
+  /**
+   * Optional idempotency key, as RegisterRequest.request_id (same format,
+   * same retention window, kept per table and per method): a Remove whose
+   * request_id is remembered does nothing and returns what that first Remove
+   * returned (the removed session, or unset), instead of NOT_FOUND or
+   * REVISION_MISMATCH. A failed Remove records nothing, nor does one that
+   * found nothing to remove (`allow_missing`).
+   */
+  requestId: string;
 }
 
 /** Response of Remove. */
@@ -1480,7 +1526,7 @@ export const DeleteTableResponse: MessageFns<DeleteTableResponse> = {
 };
 
 function createBaseRegisterRequest(): RegisterRequest {
-  return { table: "", session: undefined };
+  return { table: "", session: undefined, requestId: "" };
 }
 
 export const RegisterRequest: MessageFns<RegisterRequest> = {
@@ -1490,6 +1536,9 @@ export const RegisterRequest: MessageFns<RegisterRequest> = {
     }
     if (message.session !== undefined) {
       Session.encode(message.session, writer.uint32(18).fork()).join();
+    }
+    if (message.requestId !== "") {
+      writer.uint32(26).string(message.requestId);
     }
     return writer;
   },
@@ -1523,6 +1572,14 @@ export const RegisterRequest: MessageFns<RegisterRequest> = {
             message.session = Session.decode(reader, reader.uint32());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1539,6 +1596,11 @@ export const RegisterRequest: MessageFns<RegisterRequest> = {
     return {
       table: isSet(object.table) ? globalThis.String(object.table) : "",
       session: isSet(object.session) ? Session.fromJSON(object.session) : undefined,
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
     };
   },
 
@@ -1549,6 +1611,9 @@ export const RegisterRequest: MessageFns<RegisterRequest> = {
     }
     if (message.session !== undefined) {
       obj.session = Session.toJSON(message.session);
+    }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
     }
     return obj;
   },
@@ -1562,6 +1627,7 @@ export const RegisterRequest: MessageFns<RegisterRequest> = {
     message.session = (object.session !== undefined && object.session !== null)
       ? Session.fromPartial(object.session)
       : undefined;
+    message.requestId = object.requestId ?? "";
     return message;
   },
 };
@@ -2079,7 +2145,7 @@ export const ListResponse: MessageFns<ListResponse> = {
 };
 
 function createBaseUpdateRequest(): UpdateRequest {
-  return { table: "", session: undefined, updateMask: undefined, expectedRevision: 0 };
+  return { table: "", session: undefined, updateMask: undefined, expectedRevision: 0, requestId: "" };
 }
 
 export const UpdateRequest: MessageFns<UpdateRequest> = {
@@ -2095,6 +2161,9 @@ export const UpdateRequest: MessageFns<UpdateRequest> = {
     }
     if (message.expectedRevision !== 0) {
       writer.uint32(32).uint64(message.expectedRevision);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(42).string(message.requestId);
     }
     return writer;
   },
@@ -2144,6 +2213,14 @@ export const UpdateRequest: MessageFns<UpdateRequest> = {
             message.expectedRevision = longToNumber(reader.uint64());
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2170,6 +2247,11 @@ export const UpdateRequest: MessageFns<UpdateRequest> = {
         : isSet(object.expected_revision)
         ? globalThis.Number(object.expected_revision)
         : 0,
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
     };
   },
 
@@ -2187,6 +2269,9 @@ export const UpdateRequest: MessageFns<UpdateRequest> = {
     if (message.expectedRevision !== 0) {
       obj.expectedRevision = Math.round(message.expectedRevision);
     }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
     return obj;
   },
 
@@ -2201,6 +2286,7 @@ export const UpdateRequest: MessageFns<UpdateRequest> = {
       : undefined;
     message.updateMask = object.updateMask ?? undefined;
     message.expectedRevision = object.expectedRevision ?? 0;
+    message.requestId = object.requestId ?? "";
     return message;
   },
 };
@@ -2275,7 +2361,7 @@ export const UpdateResponse: MessageFns<UpdateResponse> = {
 };
 
 function createBaseRemoveRequest(): RemoveRequest {
-  return { table: "", id: "", expectedRevision: 0, allowMissing: false };
+  return { table: "", id: "", expectedRevision: 0, allowMissing: false, requestId: "" };
 }
 
 export const RemoveRequest: MessageFns<RemoveRequest> = {
@@ -2291,6 +2377,9 @@ export const RemoveRequest: MessageFns<RemoveRequest> = {
     }
     if (message.allowMissing !== false) {
       writer.uint32(32).bool(message.allowMissing);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(42).string(message.requestId);
     }
     return writer;
   },
@@ -2340,6 +2429,14 @@ export const RemoveRequest: MessageFns<RemoveRequest> = {
             message.allowMissing = reader.bool();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2366,6 +2463,11 @@ export const RemoveRequest: MessageFns<RemoveRequest> = {
         : isSet(object.allow_missing)
         ? globalThis.Boolean(object.allow_missing)
         : false,
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
     };
   },
 
@@ -2383,6 +2485,9 @@ export const RemoveRequest: MessageFns<RemoveRequest> = {
     if (message.allowMissing !== false) {
       obj.allowMissing = message.allowMissing;
     }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
     return obj;
   },
 
@@ -2395,6 +2500,7 @@ export const RemoveRequest: MessageFns<RemoveRequest> = {
     message.id = object.id ?? "";
     message.expectedRevision = object.expectedRevision ?? 0;
     message.allowMissing = object.allowMissing ?? false;
+    message.requestId = object.requestId ?? "";
     return message;
   },
 };
@@ -3059,6 +3165,12 @@ export const SessionRegistryService = {
    * `PROJECT_ALREADY_OPEN` with metadata `session_id` of the holder). Check and
    * insert are one atomic step: under any concurrency a table never holds more
    * than `max_sessions` sessions, nor two sessions with one id or one path.
+   *
+   * Safe retries: a Register that fails with UNAVAILABLE or DEADLINE_EXCEEDED
+   * may still have taken effect (with the etcd store a write can time out
+   * after committing). Send a `request_id` and retry with the same one: see
+   * RegisterRequest.request_id. The TypeScript SDK does so on UNAVAILABLE,
+   * with exponential backoff.
    */
   register: {
     path: "/sessionregistry.v1.SessionRegistry/Register" as const,
@@ -3107,6 +3219,11 @@ export const SessionRegistryService = {
    * set, a session whose revision differs is ABORTED (`REVISION_MISMATCH`,
    * metadata `current_revision`). An unknown id is NOT_FOUND
    * (`SESSION_NOT_FOUND`).
+   *
+   * Safe retries: after UNAVAILABLE or DEADLINE_EXCEEDED the update may have
+   * been applied; a plain repeat of a conditional Update would then fail with
+   * REVISION_MISMATCH. Send a `request_id` and retry with the same one: see
+   * UpdateRequest.request_id. The TypeScript SDK does so on UNAVAILABLE.
    */
   update: {
     path: "/sessionregistry.v1.SessionRegistry/Update" as const,
@@ -3121,6 +3238,11 @@ export const SessionRegistryService = {
    * Removes a session and returns it as it was. An unknown id is NOT_FOUND
    * (`SESSION_NOT_FOUND`) unless `allow_missing` is set; then the call
    * succeeds with `session` unset. `expected_revision` works as in Update.
+   *
+   * Safe retries: after UNAVAILABLE or DEADLINE_EXCEEDED the session may have
+   * been removed; a plain repeat would then fail with NOT_FOUND. Send a
+   * `request_id` and retry with the same one: see RemoveRequest.request_id.
+   * The TypeScript SDK does so on UNAVAILABLE.
    */
   remove: {
     path: "/sessionregistry.v1.SessionRegistry/Remove" as const,
@@ -3208,6 +3330,12 @@ export interface SessionRegistryServer extends UntypedServiceImplementation {
    * `PROJECT_ALREADY_OPEN` with metadata `session_id` of the holder). Check and
    * insert are one atomic step: under any concurrency a table never holds more
    * than `max_sessions` sessions, nor two sessions with one id or one path.
+   *
+   * Safe retries: a Register that fails with UNAVAILABLE or DEADLINE_EXCEEDED
+   * may still have taken effect (with the etcd store a write can time out
+   * after committing). Send a `request_id` and retry with the same one: see
+   * RegisterRequest.request_id. The TypeScript SDK does so on UNAVAILABLE,
+   * with exponential backoff.
    */
   register: handleUnaryCall<RegisterRequest, RegisterResponse>;
   /**
@@ -3232,12 +3360,22 @@ export interface SessionRegistryServer extends UntypedServiceImplementation {
    * set, a session whose revision differs is ABORTED (`REVISION_MISMATCH`,
    * metadata `current_revision`). An unknown id is NOT_FOUND
    * (`SESSION_NOT_FOUND`).
+   *
+   * Safe retries: after UNAVAILABLE or DEADLINE_EXCEEDED the update may have
+   * been applied; a plain repeat of a conditional Update would then fail with
+   * REVISION_MISMATCH. Send a `request_id` and retry with the same one: see
+   * UpdateRequest.request_id. The TypeScript SDK does so on UNAVAILABLE.
    */
   update: handleUnaryCall<UpdateRequest, UpdateResponse>;
   /**
    * Removes a session and returns it as it was. An unknown id is NOT_FOUND
    * (`SESSION_NOT_FOUND`) unless `allow_missing` is set; then the call
    * succeeds with `session` unset. `expected_revision` works as in Update.
+   *
+   * Safe retries: after UNAVAILABLE or DEADLINE_EXCEEDED the session may have
+   * been removed; a plain repeat would then fail with NOT_FOUND. Send a
+   * `request_id` and retry with the same one: see RemoveRequest.request_id.
+   * The TypeScript SDK does so on UNAVAILABLE.
    */
   remove: handleUnaryCall<RemoveRequest, RemoveResponse>;
   /**
@@ -3357,6 +3495,12 @@ export interface SessionRegistryClient extends Client {
    * `PROJECT_ALREADY_OPEN` with metadata `session_id` of the holder). Check and
    * insert are one atomic step: under any concurrency a table never holds more
    * than `max_sessions` sessions, nor two sessions with one id or one path.
+   *
+   * Safe retries: a Register that fails with UNAVAILABLE or DEADLINE_EXCEEDED
+   * may still have taken effect (with the etcd store a write can time out
+   * after committing). Send a `request_id` and retry with the same one: see
+   * RegisterRequest.request_id. The TypeScript SDK does so on UNAVAILABLE,
+   * with exponential backoff.
    */
   register(
     request: RegisterRequest,
@@ -3420,6 +3564,11 @@ export interface SessionRegistryClient extends Client {
    * set, a session whose revision differs is ABORTED (`REVISION_MISMATCH`,
    * metadata `current_revision`). An unknown id is NOT_FOUND
    * (`SESSION_NOT_FOUND`).
+   *
+   * Safe retries: after UNAVAILABLE or DEADLINE_EXCEEDED the update may have
+   * been applied; a plain repeat of a conditional Update would then fail with
+   * REVISION_MISMATCH. Send a `request_id` and retry with the same one: see
+   * UpdateRequest.request_id. The TypeScript SDK does so on UNAVAILABLE.
    */
   update(
     request: UpdateRequest,
@@ -3440,6 +3589,11 @@ export interface SessionRegistryClient extends Client {
    * Removes a session and returns it as it was. An unknown id is NOT_FOUND
    * (`SESSION_NOT_FOUND`) unless `allow_missing` is set; then the call
    * succeeds with `session` unset. `expected_revision` works as in Update.
+   *
+   * Safe retries: after UNAVAILABLE or DEADLINE_EXCEEDED the session may have
+   * been removed; a plain repeat would then fail with NOT_FOUND. Send a
+   * `request_id` and retry with the same one: see RemoveRequest.request_id.
+   * The TypeScript SDK does so on UNAVAILABLE.
    */
   remove(
     request: RemoveRequest,
