@@ -11,7 +11,9 @@ import { parseArgs } from "node:util";
 
 import { LOG_LEVELS, type LogLevel } from "./logger.js";
 
-export type StoreKind = "memory";
+export type StoreKind = "memory" | "etcd";
+
+export const STORE_KINDS: readonly StoreKind[] = ["memory", "etcd"];
 
 export interface DaemonConfig {
   /** host:port to listen on; IPv6 hosts in brackets. Port 0 picks a free port. */
@@ -20,6 +22,20 @@ export interface DaemonConfig {
   maxSessions: number;
   maxTables: number;
   store: StoreKind;
+  /** etcd client URLs (--store etcd), all http:// or all https://. */
+  etcdEndpoints: string[];
+  /** Every key the daemon writes to etcd starts with it; starts and ends with "/". */
+  etcdPrefix: string;
+  /** PEM CA bundle that signed etcd's server certificates (default: the system's roots); needs https:// endpoints. */
+  etcdCa: string | undefined;
+  /** PEM client certificate for etcd (mTLS); with etcdKey. */
+  etcdCert: string | undefined;
+  /** PEM private key of etcdCert. */
+  etcdKey: string | undefined;
+  /** etcd user name; with etcdPassword. */
+  etcdUser: string | undefined;
+  /** etcd password; never logged. Best passed as SESSION_REGISTRY_ETCD_PASSWORD, which `ps` does not show. */
+  etcdPassword: string | undefined;
   logLevel: LogLevel;
   /** How long shutdown waits for running calls before cutting them off. */
   shutdownGraceMs: number;
@@ -73,6 +89,13 @@ export const DEFAULT_CONFIG: Readonly<DaemonConfig> = Object.freeze({
   maxSessions: 10,
   maxTables: 1000,
   store: "memory",
+  etcdEndpoints: ["http://127.0.0.1:2379"],
+  etcdPrefix: "/session-registry/",
+  etcdCa: undefined,
+  etcdCert: undefined,
+  etcdKey: undefined,
+  etcdUser: undefined,
+  etcdPassword: undefined,
   logLevel: "info",
   shutdownGraceMs: 10_000,
   maxReceiveMessageBytes: 1024 * 1024,
@@ -190,9 +213,65 @@ const FLAGS: readonly FlagSpec[] = [
     flag: "store",
     key: "store",
     valueName: "kind",
-    description: "Where sessions live: memory (lost on exit).",
+    description: "Where sessions live: memory (one daemon, lost on exit) or etcd (shared by every daemon on the same etcd and prefix).",
     defaultText: DEFAULT_CONFIG.store,
-    parse: (raw) => (raw === "memory" ? raw : { error: 'must be "memory"' }),
+    parse: (raw) => ((STORE_KINDS as readonly string[]).includes(raw) ? (raw as StoreKind) : { error: 'must be "memory" or "etcd"' }),
+  }),
+  spec({
+    flag: "etcd-endpoints",
+    key: "etcdEndpoints",
+    valueName: "urls",
+    description: "Comma-separated etcd client URLs (--store etcd), all http:// or all https://.",
+    defaultText: DEFAULT_CONFIG.etcdEndpoints.join(","),
+    parse: parseEtcdEndpoints,
+  }),
+  spec({
+    flag: "etcd-prefix",
+    key: "etcdPrefix",
+    valueName: "prefix",
+    description: "Key prefix of the daemon's data in etcd; daemons with the same prefix share their tables.",
+    defaultText: DEFAULT_CONFIG.etcdPrefix,
+    parse: parseEtcdPrefix,
+  }),
+  spec({
+    flag: "etcd-ca",
+    key: "etcdCa",
+    valueName: "file",
+    description: "PEM CA certificates that signed etcd's server certificate; needs https:// endpoints.",
+    defaultText: "the system's roots (with https:// endpoints)",
+    parse: parsePath,
+  }),
+  spec({
+    flag: "etcd-cert",
+    key: "etcdCert",
+    valueName: "file",
+    description: "PEM client certificate presented to etcd; with --etcd-key and https:// endpoints.",
+    defaultText: "none",
+    parse: parsePath,
+  }),
+  spec({
+    flag: "etcd-key",
+    key: "etcdKey",
+    valueName: "file",
+    description: "PEM private key of --etcd-cert.",
+    defaultText: "none",
+    parse: parsePath,
+  }),
+  spec({
+    flag: "etcd-user",
+    key: "etcdUser",
+    valueName: "name",
+    description: "etcd user name (etcd auth); with --etcd-password.",
+    defaultText: "none (no etcd auth)",
+    parse: (raw) => (raw === "" || raw.includes(":") ? { error: "must be a non-empty name without \":\"" } : raw),
+  }),
+  spec({
+    flag: "etcd-password",
+    key: "etcdPassword",
+    valueName: "password",
+    description: "Password of --etcd-user; prefer the variable (a flag shows in `ps`). Never logged.",
+    defaultText: "none",
+    parse: (raw) => (raw === "" ? { error: "must not be empty" } : raw),
   }),
   spec({
     flag: "max-sessions",
@@ -382,6 +461,7 @@ export function validateConfig(config: DaemonConfig): void {
       "--tls-client-ca needs --tls-cert and --tls-key: client certificates are checked in the TLS handshake, so the daemon must serve TLS",
     );
   }
+  validateEtcd(config);
   if (config.insecure) return;
 
   const { host } = parseListen(config.listen);
@@ -412,6 +492,64 @@ export function validateConfig(config: DaemonConfig): void {
       );
     }
   }
+}
+
+/**
+ * The etcd options' rules: TLS files only with https:// endpoints (an
+ * http:// URL with a CA would be ambiguous: TLS or not?), a client
+ * certificate with its key, a user with a password. Checked whatever the
+ * store, so a mistake shows before someone switches to --store etcd.
+ */
+function validateEtcd(config: DaemonConfig): void {
+  const endpoints = parseEtcdEndpoints(config.etcdEndpoints.join(","));
+  if ("error" in endpoints) throw new ConfigError(`--etcd-endpoints ${endpoints.error}, got ${JSON.stringify(config.etcdEndpoints.join(","))}`);
+  const prefix = parseEtcdPrefix(config.etcdPrefix);
+  if (typeof prefix !== "string") throw new ConfigError(`--etcd-prefix ${prefix.error}, got ${JSON.stringify(config.etcdPrefix)}`);
+  if ((config.etcdCert === undefined) !== (config.etcdKey === undefined)) {
+    const [given, missing] = config.etcdCert === undefined ? ["--etcd-key", "--etcd-cert"] : ["--etcd-cert", "--etcd-key"];
+    throw new ConfigError(`${given} needs ${missing} as well: a client certificate goes with its private key`);
+  }
+  const https = config.etcdEndpoints.every((u) => u.startsWith("https://"));
+  if (!https) {
+    const tlsFlag = config.etcdCa !== undefined ? "--etcd-ca" : config.etcdCert !== undefined ? "--etcd-cert" : undefined;
+    if (tlsFlag !== undefined) {
+      throw new ConfigError(`${tlsFlag} needs https:// --etcd-endpoints: TLS files are for a TLS connection to etcd`);
+    }
+  }
+  if ((config.etcdUser === undefined) !== (config.etcdPassword === undefined)) {
+    throw new ConfigError(
+      config.etcdUser === undefined
+        ? "--etcd-password needs --etcd-user as well"
+        : "--etcd-user needs a password as well: set SESSION_REGISTRY_ETCD_PASSWORD (or --etcd-password)",
+    );
+  }
+}
+
+/** "http://a:2379,https://b:2379" -> URLs; one scheme for all, host and port only. */
+function parseEtcdEndpoints(raw: string): string[] | { error: string } {
+  const error = { error: "must be comma-separated etcd URLs like http://127.0.0.1:2379, all http:// or all https://" };
+  const parts = raw.split(",").map((p) => p.trim());
+  if (parts.some((p) => p === "")) return error;
+  const urls: string[] = [];
+  for (const part of parts) {
+    let url: URL;
+    try {
+      url = new URL(part);
+    } catch {
+      return error;
+    }
+    const bare = url.pathname === "/" && url.search === "" && url.hash === "" && url.username === "" && url.password === "";
+    if ((url.protocol !== "http:" && url.protocol !== "https:") || url.hostname === "" || !bare) return error;
+    urls.push(`${url.protocol}//${url.host}`);
+  }
+  if (new Set(urls.map((u) => u.slice(0, u.indexOf(":")))).size > 1) return error;
+  return urls;
+}
+
+function parseEtcdPrefix(raw: string): string | { error: string } {
+  return raw.length >= 1 && raw.startsWith("/") && raw.endsWith("/") && !raw.includes("//")
+    ? raw
+    : { error: 'must start and end with "/" (e.g. /session-registry/), without "//"' };
 }
 
 const LOOPBACK = new BlockList();

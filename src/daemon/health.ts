@@ -4,6 +4,10 @@
  * until shutdown starts, NOT_FOUND (Check) or SERVICE_UNKNOWN (Watch) for
  * any other name.
  *
+ * With a store that can be unreachable (etcd), both names follow the store:
+ * NOT_SERVING while it is unreachable, SERVING again when it returns
+ * (setStoreAvailable). Shutdown's NOT_SERVING is final.
+ *
  * The package's Watch streams never end, and a stream still open holds a
  * graceful shutdown for its whole grace period. So this class sees each Watch
  * call go by and ends them all once they have been told NOT_SERVING.
@@ -23,6 +27,8 @@ export class DaemonHealth {
   private readonly impl = new HealthImplementation(Object.fromEntries(HEALTH_SERVICE_NAMES.map((name) => [name, "SERVING"])));
   private readonly watches = new Set<WatchCall>();
   private ended = false;
+  private stopping = false;
+  private storeAvailable = true;
 
   addToServer(server: Pick<Server, "addService">): void {
     this.impl.addToServer({
@@ -37,7 +43,19 @@ export class DaemonHealth {
 
   /** The first step of shutdown: every name turns NOT_SERVING, and open Watch calls are told so. */
   setNotServing(): void {
-    for (const name of HEALTH_SERVICE_NAMES) this.impl.setStatus(name, "NOT_SERVING");
+    this.stopping = true;
+    this.publish();
+  }
+
+  /** The store became reachable (SERVING) or unreachable (NOT_SERVING); ignored once shutdown started. */
+  setStoreAvailable(available: boolean): void {
+    this.storeAvailable = available;
+    this.publish();
+  }
+
+  private publish(): void {
+    const status = this.stopping || !this.storeAvailable ? "NOT_SERVING" : "SERVING";
+    for (const name of HEALTH_SERVICE_NAMES) this.impl.setStatus(name, status);
   }
 
   /**

@@ -28,7 +28,8 @@ export type DaemonLogger = PinoLogger;
 /**
  * Field paths whose values are replaced by "[redacted]" wherever they are
  * logged: an `authorization` header, a `token` at the top or one level down
- * (e.g. `{config: {token}}`), and a list of `tokens`.
+ * (e.g. `{config: {token}}`), a list of `tokens`, and a password (the etcd one)
+ * in the same places.
  */
 export const REDACT_PATHS: readonly string[] = [
   "authorization",
@@ -39,6 +40,10 @@ export const REDACT_PATHS: readonly string[] = [
   "*.token",
   "tokens",
   "*.tokens",
+  "password",
+  "*.password",
+  "etcdPassword",
+  "*.etcdPassword",
 ];
 
 export interface LoggerOptions {

@@ -5,7 +5,7 @@
  * that scripts can wait for it and read the port; logs go to stderr.
  * Exit codes: 0 after a signal-driven shutdown (or --help), 1 when start-up
  * fails, 2 on bad flags or variables, and on TLS or auth tokens files that
- * cannot be read or do not hold what their flag needs.
+ * cannot be read or do not hold what their flag needs (etcd TLS files included).
  */
 import { format } from "node:util";
 
@@ -51,7 +51,7 @@ async function main(): Promise<void> {
   }
   const { address } = daemon;
   const facts = [
-    `store: ${config.store}`,
+    config.store === "etcd" ? `store: etcd (${config.etcdEndpoints.join(",")})` : `store: ${config.store}`,
     `max-sessions: ${config.maxSessions}`,
     `security: ${daemon.security}`,
     `auth: ${daemon.auth ? "tokens" : "none"}`,

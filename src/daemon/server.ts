@@ -4,14 +4,18 @@
  * over plaintext or TLS, with optional token auth and a metrics endpoint.
  * Used by main.ts and by tests, which start real daemons on 127.0.0.1:0.
  */
+import { readFile } from "node:fs/promises";
+
 import * as grpc from "@grpc/grpc-js";
 
-import { shuttingDown } from "../core/errors.js";
+import { Reason, RegistryError, shuttingDown } from "../core/errors.js";
 import { DEFAULT_TABLE, Registry } from "../core/registry.js";
+import { EtcdStore, type EtcdStoreOptions } from "../store/etcd/store.js";
 import { MemoryStore } from "../store/memory.js";
 import type { Store, StoreObserver } from "../store/store.js";
 import { AuthConfigError, loadAuthTokens, type Authorizer } from "../transport/auth.js";
 import { SessionRegistryService } from "../transport/service.js";
+import { AvailabilityMonitor } from "./availability.js";
 import { ConfigError, parseListen, validateConfig, type DaemonConfig } from "./config.js";
 import { DaemonHealth } from "./health.js";
 import { createLogger, type Logger } from "./logger.js";
@@ -48,6 +52,8 @@ export interface RunningDaemon {
 export interface DaemonDeps {
   /** A store to use instead of the one `config.store` names. The daemon owns it: shutdown closes it. */
   store?: Store;
+  /** How often health checks a store that can be unreachable (one with `probe`, i.e. etcd); default 1 s. */
+  probeIntervalMs?: number;
   logger?: Logger;
 }
 
@@ -61,16 +67,18 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
   const log = deps.logger ?? createLogger({ level: config.logLevel });
   const { host } = parseListen(config.listen);
   // Files first: a missing or bad one stops start-up before anything opens.
-  const [transport, authorizer, reflection] = await Promise.all([
+  const [transport, authorizer, reflection, etcdOptions] = await Promise.all([
     loadServerTransport(config),
     loadAuthorizer(config.authTokensFile),
     createReflectionService(),
+    deps.store === undefined && config.store === "etcd" ? loadEtcdOptions(config) : undefined,
   ]);
 
   // The store exists before the metrics that read the registry over it; its observer forwards once they do.
   let metrics: Metrics | undefined;
   const observer: StoreObserver = { expired: (table, session) => metrics?.observer.expired(table, session) };
-  const store = deps.store ?? createStore(config, observer);
+  const store = deps.store ?? createStore(config, observer, etcdOptions);
+  const probe = probeOf(store);
   const registry = new Registry(store, { maxWatchers: config.maxWatchers });
   if (config.metricsListen !== undefined) metrics = createMetrics(registry);
 
@@ -87,19 +95,49 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
 
   let port: number;
   let metricsServer: MetricsServer | undefined;
+  let monitor: AvailabilityMonitor | undefined;
   try {
     // Before binding, so that no client ever sees a daemon without its `default` table.
-    await registry.createTable({ table: DEFAULT_TABLE, maxSessions: 0 });
+    // A store that can be unreachable (etcd) may be so now: the daemon then
+    // starts NOT_SERVING, and creates the table once the store is back.
+    let defaultReady = false;
+    const createDefault = async () => {
+      if (defaultReady) return;
+      await registry.createTable({ table: DEFAULT_TABLE, maxSessions: 0 });
+      defaultReady = true;
+    };
+    try {
+      await createDefault();
+    } catch (err) {
+      if (probe === undefined || !isStoreUnavailable(err)) throw err;
+      log.warn({ err }, "the store is unreachable at start-up; health reports NOT_SERVING until it is reachable");
+      health.setStoreAvailable(false);
+    }
+    if (probe !== undefined) {
+      monitor = new AvailabilityMonitor({
+        initial: defaultReady,
+        intervalMs: deps.probeIntervalMs,
+        log,
+        check: async () => {
+          await probe();
+          await createDefault();
+        },
+        onChange: (available) => health.setStoreAvailable(available),
+      });
+    }
     port = await bind(server, config.listen, transport.credentials);
     if (metrics !== undefined) metricsServer = await startMetricsServer(config.metricsListen!, metrics, log);
   } catch (err) {
     server.forceShutdown();
+    await monitor?.stop();
     await store.close().catch((closeErr: unknown) => log.warn({ err: closeErr }, "closing the store failed"));
     throw err;
   }
 
   const address = `${host.includes(":") ? `[${host}]` : host}:${port}`;
-  const { help: _help, ...effective } = config;
+  const { help: _help, etcdPassword, ...rest } = config;
+  // The etcd password never reaches a log; only whether there is one.
+  const effective = { ...rest, etcdPassword: etcdPassword === undefined ? undefined : "[redacted]" };
   log.info(
     {
       address,
@@ -129,7 +167,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
     metricsAddress: metricsServer?.address,
     registry,
     shutdown(graceMs = config.shutdownGraceMs) {
-      stopping ??= shutdown({ server, service, health, store, metricsServer }, graceMs, log);
+      stopping ??= shutdown({ server, service, health, store, metricsServer, monitor }, graceMs, log);
       return stopping;
     },
   };
@@ -165,17 +203,56 @@ async function loadAuthorizer(path: string | undefined): Promise<Authorizer | un
   }
 }
 
-function createStore(config: DaemonConfig, observer: StoreObserver): Store {
+/** A store that can be unreachable (etcd) tells health so through `probe`. */
+interface ProbedStore {
+  probe(): Promise<void>;
+}
+
+function probeOf(store: Store): (() => Promise<void>) | undefined {
+  const candidate = store as Partial<ProbedStore>;
+  return typeof candidate.probe === "function" ? () => (store as unknown as ProbedStore).probe() : undefined;
+}
+
+function isStoreUnavailable(err: unknown): boolean {
+  return err instanceof RegistryError && err.reason === Reason.STORE_UNAVAILABLE;
+}
+
+type EtcdConnection = Omit<EtcdStoreOptions, "prefix" | "observer">;
+
+/** The etcd connection options of the config, with the TLS files read; an unreadable file is a ConfigError. */
+async function loadEtcdOptions(config: DaemonConfig): Promise<EtcdConnection> {
+  const read = async (flag: string, path: string | undefined): Promise<Buffer | undefined> => {
+    if (path === undefined) return undefined;
+    try {
+      return await readFile(path);
+    } catch (err) {
+      throw new ConfigError(`--${flag}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
+        cause: err,
+      });
+    }
+  };
+  const [ca, cert, key] = await Promise.all([
+    read("etcd-ca", config.etcdCa),
+    read("etcd-cert", config.etcdCert),
+    read("etcd-key", config.etcdKey),
+  ]);
+  const options: EtcdConnection = { endpoints: [...config.etcdEndpoints] };
+  if (config.etcdEndpoints.every((u) => u.startsWith("https://")) && (ca !== undefined || cert !== undefined)) {
+    options.tls = { ...(ca !== undefined ? { ca } : {}), ...(cert !== undefined ? { cert } : {}), ...(key !== undefined ? { key } : {}) };
+  }
+  if (config.etcdUser !== undefined && config.etcdPassword !== undefined) {
+    options.auth = { username: config.etcdUser, password: config.etcdPassword };
+  }
+  return options;
+}
+
+function createStore(config: DaemonConfig, observer: StoreObserver, etcd: EtcdConnection | undefined): Store {
+  const limits = { defaultMaxSessions: config.maxSessions, maxTables: config.maxTables, watchHistory: config.watchHistory };
   switch (config.store) {
+    case "etcd":
+      return new EtcdStore(limits, { ...(etcd ?? { endpoints: [...config.etcdEndpoints] }), prefix: config.etcdPrefix, observer });
     case "memory":
-      return new MemoryStore(
-        {
-          defaultMaxSessions: config.maxSessions,
-          maxTables: config.maxTables,
-          watchHistory: config.watchHistory,
-        },
-        { observer },
-      );
+      return new MemoryStore(limits, { observer });
   }
 }
 
@@ -208,6 +285,7 @@ interface DaemonParts {
   health: DaemonHealth;
   store: Store;
   metricsServer: MetricsServer | undefined;
+  monitor: AvailabilityMonitor | undefined;
 }
 
 /**
@@ -222,9 +300,11 @@ interface DaemonParts {
  * way the server got there.
  */
 async function shutdown(parts: DaemonParts, graceMs: number, log: Logger): Promise<void> {
-  const { server, service, health, store, metricsServer } = parts;
+  const { server, service, health, store, metricsServer, monitor } = parts;
   log.info({ graceMs, openWatches: service.openWatches }, "shutting down");
   health.setNotServing();
+  // Stopped now (no more health changes), awaited before the store closes under its check.
+  const monitorStopped = monitor?.stop();
   await new Promise<void>((resolve) => {
     const timer = setTimeout(() => {
       log.warn({ graceMs }, "grace period over; cancelling the remaining calls");
@@ -243,6 +323,7 @@ async function shutdown(parts: DaemonParts, graceMs: number, log: Logger): Promi
   } catch (err) {
     log.warn({ err }, "closing the metrics server failed");
   }
+  await monitorStopped;
   try {
     await store.close();
   } catch (err) {

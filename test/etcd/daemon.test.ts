@@ -1,0 +1,94 @@
+/**
+ * The daemon's etcd options end to end: the ready line names the store and
+ * its endpoints, an unreadable TLS file is a bad flag, and the etcd password
+ * never reaches a log.
+ */
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { expect } from "chai";
+
+import { ConfigError, DEFAULT_CONFIG, type DaemonConfig } from "../../src/daemon/config.js";
+import { createLogger } from "../../src/daemon/logger.js";
+import { startDaemon } from "../../src/daemon/server.js";
+import { startEtcd, uniquePrefix, type TestEtcd } from "../helpers/etcd.js";
+
+const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
+
+describe("etcd: daemon options", function () {
+  this.timeout(30_000);
+  let etcd: TestEtcd | undefined;
+
+  before(async () => {
+    etcd = await startEtcd();
+  });
+
+  after(async () => {
+    await etcd?.stop();
+  });
+
+  it("prints `store: etcd (ENDPOINTS)` in its ready line and exits 0 on SIGTERM", async () => {
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("SESSION_REGISTRY_")));
+    const args = ["--listen", "127.0.0.1:0", "--store", "etcd", "--etcd-endpoints", etcd!.endpoint, "--etcd-prefix", uniquePrefix()];
+    const child = spawn(process.execPath, ["--conditions=source", "--import", "tsx", "src/daemon/main.ts", ...args], {
+      cwd: REPO_ROOT,
+      env: { ...env, SESSION_REGISTRY_LOG_LEVEL: "warn" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    let err = "";
+    child.stdout.setEncoding("utf8").on("data", (c: string) => (out += c));
+    child.stderr.setEncoding("utf8").on("data", (c: string) => (err += c));
+    const closed = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const check = () => {
+          if (out.includes("\n")) resolve();
+        };
+        child.stdout.on("data", check);
+        void closed.then(() => reject(new Error(`daemon exited before listening; stderr:\n${err}`)));
+      });
+      expect(out).to.match(new RegExp(`^session-registry listening on 127\\.0\\.0\\.1:\\d+ \\(store: etcd \\(${etcd!.endpoint.replace(/[.]/g, "\\.")}\\), `));
+    } finally {
+      child.kill("SIGTERM");
+    }
+    expect(await closed).to.equal(0);
+  });
+
+  it("rejects an unreadable --etcd-ca with a ConfigError before opening anything", async () => {
+    const config: DaemonConfig = {
+      ...DEFAULT_CONFIG,
+      listen: "127.0.0.1:0",
+      logLevel: "silent",
+      store: "etcd",
+      etcdEndpoints: ["https://127.0.0.1:2379"],
+      etcdCa: "/nonexistent/ca.pem",
+    };
+    try {
+      await startDaemon(config);
+      expect.fail("startDaemon should have rejected");
+    } catch (e) {
+      expect(e).to.be.instanceOf(ConfigError);
+      expect((e as Error).message).to.match(/^--etcd-ca: cannot read \/nonexistent\/ca\.pem: ENOENT/);
+    }
+  });
+
+  it("never logs the etcd password", async () => {
+    const lines: string[] = [];
+    const log = createLogger({ level: "debug", destination: { write: (line: string) => void lines.push(line) } });
+    const config: DaemonConfig = {
+      ...DEFAULT_CONFIG,
+      listen: "127.0.0.1:0",
+      store: "etcd",
+      // Nothing listens there: the daemon starts NOT_SERVING and logs why.
+      etcdEndpoints: ["http://127.0.0.1:1"],
+      etcdUser: "registry",
+      etcdPassword: "hunter2-very-secret",
+    };
+    const daemon = await startDaemon(config, { logger: log });
+    await daemon.shutdown(0);
+    const text = lines.join("");
+    expect(text).to.include("daemon started");
+    expect(text).to.include("[redacted]");
+    expect(text).to.not.include("hunter2-very-secret");
+  });
+});
