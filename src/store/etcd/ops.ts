@@ -44,6 +44,21 @@ export function modifiedAt(key: string, rev: string | number): ICompare {
   return { key: utf8(key), target: CompareTarget.Mod, result: CompareResult.Equal, mod_revision: rev };
 }
 
+/** The key's create revision is < `rev` (a missing key's is 0). */
+export function createdBefore(key: string, rev: string | number): ICompare {
+  return { key: utf8(key), target: CompareTarget.Create, result: CompareResult.Less, create_revision: rev };
+}
+
+/** The key's create revision is > `rev` (with 0: the key exists). */
+export function createdAfter(key: string, rev: string | number): ICompare {
+  return { key: utf8(key), target: CompareTarget.Create, result: CompareResult.Greater, create_revision: rev };
+}
+
+/** The key's mod revision is < `rev`. */
+export function modifiedBefore(key: string, rev: string | number): ICompare {
+  return { key: utf8(key), target: CompareTarget.Mod, result: CompareResult.Less, mod_revision: rev };
+}
+
 export function kvs(res: ITxnResponse, i: number): IKeyValue[] {
   return res.responses[i]?.response_range?.kvs ?? [];
 }

@@ -32,7 +32,7 @@
  * table's `rev` key, which every session write puts in its Txn: so a write's
  * session revision equals the table revision right after it, reads and
  * rejected writes (whose Txns put nothing) leave it, and other tables'
- * writes do not move it.
+ * writes do not move it. An expiry moves it a moment later (below).
  *
  * Deviations from the memory store, all forced by etcd (documented for the README):
  * - TTL is an etcd lease. Its TTL is whole seconds, rounded up, and at
@@ -41,18 +41,27 @@
  *   a session expires no earlier than its expire_time (computed from the
  *   clock before the lease was granted or renewed) but may outlive it by up
  *   to the rounding plus that tick; until then reads still show it.
- * - An expiry is etcd revoking the lease: one etcd revision deletes all the
- *   session's keys, and that revision is the EXPIRED event's. No Txn of ours
- *   runs then, so the table revision (the `rev` key) does not move on
- *   expiry. A List or snapshot read after an expiry therefore reports the
- *   revision of the last write, and a watch resumed from it + 1 may replay
- *   EXPIRED events of sessions the page no longer had (harmless: removing
- *   an absent session).
+ * - An expiry is etcd revoking the lease: one etcd revision E deletes all
+ *   the session's keys, and E is the EXPIRED event's revision. No Txn of
+ *   ours runs then, so the table revision (the `rev` key) does not move at
+ *   E. Each store watches the whole prefix, and on an EXPIRED event puts the
+ *   table's `rev` key right after, in a Txn that compares that it is the
+ *   same incarnation and still below E (see bumpRevision): of several
+ *   daemons only the first bumps, and none when a write moved it already.
+ *   The table revision then moves past E, one etcd revision later than the
+ *   memory store's would. What remains is the window between E and that
+ *   bump (a round trip, longer while etcd is slow or unreachable: the bump
+ *   is best effort, never retried, and the next write closes the window
+ *   anyway): a List or snapshot read in it reports the revision of the
+ *   last write, and a watch resumed from that + 1 may replay EXPIRED events
+ *   of sessions the page no longer had (harmless: removing an absent
+ *   session). A bump is a put of `rev` without session change: no event.
  * - Watch history: a start revision is served when the table has at most
  *   `watchHistory` writes since it (counted by the `rev` key's etcd
- *   version); expiries are not counted, so at least `watchHistory` events
- *   are retained. etcd's own compaction (its --auto-compaction-*) bounds it
- *   too: a start below it is REVISION_COMPACTED.
+ *   version); expiries are not counted, but bumps after them are (at most
+ *   one per expiry), so at least `watchHistory` events are retained. etcd's
+ *   own compaction (its --auto-compaction-*) bounds it too: a start below
+ *   it is REVISION_COMPACTED.
  * - List pages and the watch snapshot use an etcd Range over the table's
  *   session keys sorted by create revision (from the cursor on). etcd sorts
  *   in memory, so one page costs O(sessions in the table) inside etcd,
@@ -65,7 +74,7 @@
  *   time, so that every daemon reads the same one): an etcd revision, but no
  *   session revision, no table revision and no event.
  * - The observer hears of every expiry in the store's prefix: each daemon on
- *   one etcd counts every expiry (a store-wide watch, only with an observer).
+ *   one etcd counts every expiry (the store-wide watch that bumps revisions).
  *
  * Failures. etcd being unreachable, slow (each call has a deadline,
  * requestTimeoutMs) or leaderless is UNAVAILABLE with reason
@@ -120,7 +129,9 @@ import { Keys } from "./keys.js";
 import {
   MAX_TXN_OPS,
   count,
+  createdAfter,
   createdAt,
+  createdBefore,
   del,
   delPrefix,
   first,
@@ -128,6 +139,7 @@ import {
   getPrefix,
   kvs,
   modifiedAt,
+  modifiedBefore,
   put,
   sessionKvs,
   utf8,
@@ -164,6 +176,8 @@ export class EtcdStore implements Store {
   private readonly tables = new Map<string, TableInfo>();
   private readonly watches = new Set<TableWatch>();
   private expiryWatcher: Watcher | undefined;
+  /** Tables whose `rev` bump after an expiry is running, with the highest expiry revision still to bump past. */
+  private readonly bumps = new Map<string, { next: number | undefined; done: Promise<void> }>();
   /** The shared lease of request_id keys and until when new keys may use it; see retentionLease(). */
   private requestLease: { id: Promise<string>; until: number } | undefined;
   private closed = false;
@@ -178,7 +192,7 @@ export class EtcdStore implements Store {
     this.maxAttempts = options.maxAttempts ?? 20;
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.observer = options.observer;
-    if (this.observer !== undefined) this.watchExpiries(this.observer);
+    this.watchExpiries();
   }
 
   // ---- tables ----
@@ -727,6 +741,7 @@ export class EtcdStore implements Store {
     for (const w of [...this.watches]) cancels.push(w.end(shuttingDown()));
     if (this.expiryWatcher !== undefined) cancels.push(this.expiryWatcher.cancel().catch(() => undefined));
     this.expiryWatcher = undefined;
+    for (const bump of this.bumps.values()) cancels.push(bump.done);
     // Cancelling needs etcd; an unreachable one must not hold shutdown.
     await Promise.race([Promise.allSettled(cancels), new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
     this.client.close();
@@ -933,17 +948,58 @@ export class EtcdStore implements Store {
     });
   }
 
-  /** Tells the observer of every expiry under the prefix, from now on. */
-  private watchExpiries(observer: StoreObserver): void {
+  /**
+   * Watches every expiry under the prefix, from now on: tells the observer,
+   * and moves the table's revision past it (bumpRevision).
+   */
+  private watchExpiries(): void {
     const watcher = this.client.watch().prefix(this.keys.allTables).withPreviousKV().watcher();
     this.expiryWatcher = watcher;
     watcher.on("data", (res) => {
       for (const change of toChanges(this.keys, res.events)) {
-        if (change.kind === "event" && change.event.type === "EXPIRED") observer.expired(change.table, change.event.session);
+        if (change.kind !== "event" || change.event.type !== "EXPIRED") continue;
+        this.observer?.expired(change.table, change.event.session);
+        this.bumpRevision(change.table, change.event.revision);
       }
     });
-    // A cancelled watch (e.g. compaction while disconnected) only costs counts; etcd3 reconnects on its own otherwise.
+    // A cancelled watch (e.g. compaction while disconnected) only costs counts and bumps; etcd3 reconnects on its own otherwise.
     watcher.on("error", () => undefined);
+  }
+
+  /**
+   * Moves the table revision past the expiry at etcd revision `expiredAt`:
+   * puts the table's `rev` key (same value) in a Txn that compares that it
+   * still exists and was created before `expiredAt` (so it is the
+   * incarnation that held the session: a table is only deleted empty or with
+   * its sessions, and a recreated one's `rev` is younger), and that its mod
+   * revision is still below `expiredAt` (of several daemons the first one
+   * bumps; a write since has moved it already). Best effort: a failed Txn is
+   * ignored (the next write moves the revision anyway). At most one Txn per
+   * table runs at a time; expiries meanwhile coalesce into one more, past
+   * the highest of them.
+   */
+  private bumpRevision(tableName: string, expiredAt: number): void {
+    if (this.closed) return;
+    const running = this.bumps.get(tableName);
+    if (running !== undefined) {
+      running.next = Math.max(running.next ?? 0, expiredAt);
+      return;
+    }
+    const rev = this.keys.rev(tableName);
+    const entry: { next: number | undefined; done: Promise<void> } = { next: expiredAt, done: Promise.resolve() };
+    this.bumps.set(tableName, entry);
+    entry.done = (async () => {
+      while (entry.next !== undefined && !this.closed) {
+        const at = entry.next;
+        entry.next = undefined;
+        try {
+          await this.txn([createdAfter(rev, 0), createdBefore(rev, at), modifiedBefore(rev, at)], [put(rev, "")]);
+        } catch {
+          // etcd unreachable or slow (each call has a deadline): the window stays open until the next write.
+        }
+      }
+      this.bumps.delete(tableName);
+    })();
   }
 
   private contention(method: string): RegistryError {
