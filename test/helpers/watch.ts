@@ -21,7 +21,8 @@ export class RecordedWatch {
   readonly messages: WatchResponse[] = [];
   error: ServiceError | undefined;
   ended = false;
-  private readonly call: ClientReadableStream<WatchResponse>;
+  /** The call itself, for tests that pause, resume or cancel it. */
+  readonly call: ClientReadableStream<WatchResponse>;
   private waiters: (() => void)[] = [];
 
   constructor(client: GeneratedClient, table: string, startRevision = 0) {

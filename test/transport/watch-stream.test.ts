@@ -9,19 +9,19 @@
 import { createServer, connect, type AddressInfo, type Server, type Socket } from "node:net";
 
 import { expect } from "chai";
-import { credentials, status, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
+import { credentials, status, type ServiceError } from "@grpc/grpc-js";
 import {
   EventType,
   SessionRegistryClient as GeneratedClient,
   Session,
   type KeepAliveRequest,
   type KeepAliveResponse,
-  type WatchResponse,
 } from "@session-registry/client/gen/sessionregistry/v1/session_registry";
 
 import { GatedStore } from "../helpers/gated-store.js";
 import { startTestDaemon, uniqueName, type TestDaemon } from "../helpers/daemon.js";
 import { rawError, wireDetails, type RawRegistry } from "../helpers/raw.js";
+import { RecordedWatch as Watch } from "../helpers/watch.js";
 
 const SERVICE = "/sessionregistry.v1.SessionRegistry";
 
@@ -40,70 +40,6 @@ async function eventually(check: () => boolean, what: string, ms = 5_000): Promi
   while (!check()) {
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
-/** One Watch call with everything it received and how it ended. */
-class Watch {
-  readonly messages: WatchResponse[] = [];
-  error: ServiceError | undefined;
-  ended = false;
-  readonly call: ClientReadableStream<WatchResponse>;
-  private wakers: (() => void)[] = [];
-
-  constructor(client: GeneratedClient, table: string, startRevision = 0) {
-    this.call = client.watch({ table, startRevision });
-    this.call.on("data", (m: WatchResponse) => {
-      this.messages.push(m);
-      this.wake();
-    });
-    this.call.on("error", (err: ServiceError) => {
-      this.error = err;
-      this.ended = true;
-      this.wake();
-    });
-    this.call.on("end", () => {
-      this.ended = true;
-      this.wake();
-    });
-  }
-
-  get events(): { revision: number; type: EventType; session: Session }[] {
-    return this.messages.flatMap((m) =>
-      m.kind?.$case === "event" ? [{ revision: m.revision, type: m.kind.value.type, session: m.kind.value.session! }] : [],
-    );
-  }
-
-  /** Resolves once `done()` holds; fails if the stream ends first, or after `ms`. */
-  async until(done: () => boolean, what: string, ms = 10_000): Promise<void> {
-    const deadline = Date.now() + ms;
-    while (!done()) {
-      if (this.ended) throw new Error(`watch ended (${this.error?.details ?? "cleanly"}) before ${what}`);
-      await this.next(deadline, `${what}; got ${this.messages.length} messages`, ms);
-    }
-  }
-
-  /** Resolves with the status the stream ended with. */
-  async ending(ms = 10_000): Promise<ServiceError | undefined> {
-    const deadline = Date.now() + ms;
-    while (!this.ended) await this.next(deadline, "the watch to end", ms);
-    return this.error;
-  }
-
-  private next(deadline: number, what: string, ms: number): Promise<void> {
-    const left = deadline - Date.now();
-    if (left <= 0) return Promise.reject(new Error(`timed out after ${ms} ms waiting for ${what}`));
-    return new Promise((resolve) => {
-      const timer = setTimeout(resolve, left);
-      this.wakers.push(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-  }
-
-  private wake(): void {
-    for (const w of this.wakers.splice(0)) w();
   }
 }
 
