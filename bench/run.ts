@@ -7,6 +7,7 @@ import { writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 
+import { etcdBench } from "./etcd.js";
 import { watchFanout } from "./watch-fanout.js";
 
 const quick = process.argv.includes("--quick");
@@ -23,6 +24,15 @@ results.watch_fanout_p50_ms = fanout.all_p50_ms;
 results.watch_fanout_p99_ms = fanout.all_p99_ms;
 results.watch_delivery_p50_ms = fanout.each_p50_ms;
 results.watch_delivery_p99_ms = fanout.each_p99_ms;
+
+const etcd = await etcdBench({
+  warmupMs: quick ? 1_000 : 5_000,
+  measureMs: quick ? 2_000 : 10_000,
+  concurrency: 64,
+  channels: 4,
+  lookupSessions: 1_000,
+});
+Object.assign(results, etcd);
 
 const out = fileURLToPath(new URL("results.json", import.meta.url));
 writeFileSync(out, JSON.stringify(results, null, 2) + "\n");

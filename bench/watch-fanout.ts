@@ -34,7 +34,16 @@ export interface FanoutResult {
 }
 
 export async function watchFanout(opts: FanoutOptions): Promise<FanoutResult> {
-  const daemon = await startDaemonProcess(["--max-watchers", String(opts.watchers + 10), "--max-sessions", "1000000"]);
+  // Every watcher is a stream; the default --max-concurrent-streams (100 per connection) would queue the
+  // writer's Register behind channel 0's 100 watchers.
+  const daemon = await startDaemonProcess([
+    "--max-watchers",
+    String(opts.watchers + 10),
+    "--max-sessions",
+    "1000000",
+    "--max-concurrent-streams",
+    String(opts.watchers + 10),
+  ]);
   const clients = Array.from(
     { length: opts.channels },
     () => new SessionRegistryClient(daemon.address, credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 }),

@@ -1,0 +1,235 @@
+/**
+ * etcd store vs raw etcd: Register and Lookup throughput through a daemon
+ * on `--store etcd`, and, in the same run, from the same Node.js load
+ * generator, raw etcd3 Txns shaped like one Register's and raw Ranges (a
+ * Lookup's etcd work). Plus Register through a memory-store daemon, for the
+ * "memory ≥ 10× etcd" comparison.
+ *
+ * Every figure is a closed loop: `concurrency` calls in flight, each worker
+ * sending its next call when the previous answers, for `warmupMs` (not
+ * counted) then `measureMs` (calls that complete in it are counted).
+ *
+ * etcd is Debian's /usr/bin/etcd on loopback with a temporary data dir (the
+ * tests' helper, test/helpers/etcd.ts); the daemons are started as users
+ * start them (bench/daemon-process.ts). Everything is stopped in `finally`.
+ */
+import { randomBytes } from "node:crypto";
+import { performance } from "node:perf_hooks";
+import { credentials } from "@grpc/grpc-js";
+import { SessionRegistryClient, type Session } from "@session-registry/client/gen/sessionregistry/v1/session_registry";
+import type { ICompare, IRequestOp } from "etcd3";
+
+import { createClient } from "../src/store/etcd/client.js";
+import { Keys } from "../src/store/etcd/keys.js";
+import { createdAt, get, getPrefix, put } from "../src/store/etcd/ops.js";
+import { startEtcd, type TestEtcd } from "../test/helpers/etcd.js";
+import { startDaemonProcess, type DaemonProcess } from "./daemon-process.js";
+import { round } from "./stats.js";
+
+export interface EtcdBenchOptions {
+  warmupMs: number;
+  measureMs: number;
+  /** Calls in flight. */
+  concurrency: number;
+  /** gRPC channels (separate HTTP/2 connections) to each daemon. */
+  channels: number;
+  /** Sessions in the Lookup table. */
+  lookupSessions: number;
+}
+
+export interface EtcdBenchResult {
+  memory_register_rps: number;
+  etcd_register_rps: number;
+  etcd_lookup_rps: number;
+  etcd_raw_txn_rps: number;
+  etcd_raw_range_rps: number;
+  /** A read-only Txn of the two Ranges one Lookup by id sends (the daemon's actual etcd request). */
+  etcd_raw_lookup_txn_rps: number;
+  etcd_register_ratio: number;
+  etcd_lookup_ratio: number;
+  memory_vs_etcd_register: number;
+}
+
+/** Runs `op` in a closed loop; returns completed calls per second over the measured window. */
+export async function closedLoop(opts: EtcdBenchOptions, op: (i: number) => Promise<unknown>): Promise<number> {
+  const start = performance.now();
+  const measureFrom = start + opts.warmupMs;
+  const end = measureFrom + opts.measureMs;
+  let next = 0;
+  let counted = 0;
+  const worker = async () => {
+    for (;;) {
+      if (performance.now() >= end) return;
+      await op(next++);
+      const now = performance.now();
+      if (now >= measureFrom && now < end) counted++;
+    }
+  };
+  await Promise.all(Array.from({ length: opts.concurrency }, worker));
+  return counted / (opts.measureMs / 1000);
+}
+
+const call = <T>(f: (cb: (err: Error | null, res: T) => void) => void) =>
+  new Promise<T>((resolve, reject) => f((err, res) => (err ? reject(err) : resolve(res))));
+
+function session(id: string): Session {
+  return {
+    id,
+    name: "bench",
+    projectPath: `/bench/${id}`,
+    metadata: new Map(),
+    createTime: undefined,
+    updateTime: undefined,
+    revision: 0,
+    ttl: undefined,
+    expireTime: undefined,
+  };
+}
+
+/** A daemon and its channels; Registers and Lookups round-robin over the channels. */
+export class Generator {
+  private readonly clients: SessionRegistryClient[];
+
+  constructor(
+    readonly daemon: DaemonProcess,
+    channels: number,
+  ) {
+    this.clients = Array.from(
+      { length: channels },
+      () => new SessionRegistryClient(daemon.address, credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 }),
+    );
+  }
+
+  private client(i: number): SessionRegistryClient {
+    return this.clients[i % this.clients.length]!;
+  }
+
+  createTable(table: string, maxSessions: number) {
+    return call((cb) => this.client(0).createTable({ table, maxSessions }, cb));
+  }
+
+  register(i: number, table: string, id: string) {
+    return call((cb) => this.client(i).register({ requestId: "", table, session: session(id) }, cb));
+  }
+
+  lookup(i: number, table: string, id: string) {
+    return call((cb) => this.client(i).lookup({ table, key: { $case: "id", value: id } }, cb));
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.clients.splice(0)) c.close();
+    await this.daemon.stop();
+  }
+}
+
+export async function startGenerator(flags: string[], channels: number): Promise<Generator> {
+  return new Generator(await startDaemonProcess(["--max-sessions", "1000000", ...flags]), channels);
+}
+
+/** Registers/s: distinct ids and paths into one table of 1,000,000; nothing is removed. */
+async function registerRps(gen: Generator, opts: EtcdBenchOptions): Promise<number> {
+  await gen.createTable("reg", 1_000_000);
+  const run = randomBytes(3).toString("hex");
+  return closedLoop(opts, (i) => gen.register(i, "reg", `r-${run}-${i}`));
+}
+
+export async function etcdBench(opts: EtcdBenchOptions): Promise<EtcdBenchResult> {
+  const stops: (() => Promise<void>)[] = [];
+  const stopAll = async () => {
+    for (const stop of stops.splice(0).reverse()) await stop().catch(() => {});
+  };
+  try {
+    // 1. Memory store, before etcd exists (nothing else running).
+    const memory = await startGenerator([], opts.channels);
+    stops.push(() => memory.close());
+    const memory_register_rps = await registerRps(memory, opts);
+    await stopAll();
+
+    // 2. etcd store, through a daemon.
+    const etcd: TestEtcd = await startEtcd();
+    stops.push(() => etcd.stop());
+    const gen = await startGenerator(
+      ["--store", "etcd", "--etcd-endpoints", etcd.endpoint, "--etcd-prefix", `/bench-${randomBytes(4).toString("hex")}/`],
+      opts.channels,
+    );
+    stops.push(() => gen.close());
+    const etcd_register_rps = await registerRps(gen, opts);
+
+    await gen.createTable("look", opts.lookupSessions);
+    const ids = Array.from({ length: opts.lookupSessions }, (_, i) => `l-${i}`);
+    for (let i = 0; i < ids.length; i += opts.concurrency) {
+      await Promise.all(ids.slice(i, i + opts.concurrency).map((id, j) => gen.register(i + j, "look", id)));
+    }
+    const etcd_lookup_rps = await closedLoop(opts, (i) => gen.lookup(i, "look", ids[i % ids.length]!));
+    await gen.close();
+
+    // 3. Raw etcd, from this process, with the store's own client settings, under a prefix of its own.
+    const client = createClient({ endpoints: [etcd.endpoint] });
+    stops.push(async () => client.close());
+    const k = new Keys(`/bench-raw-${randomBytes(4).toString("hex")}/`);
+    const table = "raw";
+    await client.kv.txn({ compare: [], success: [put(k.tableMeta(table), "{}"), put(k.rev(table), "")] });
+    const rev = await client.kv.range({ key: Buffer.from(k.rev(table)) });
+    const createRevision = rev.kvs[0]!.create_revision;
+    const value = JSON.stringify({ name: "bench", projectPath: "/bench/raw-0", metadata: {}, createTime: Date.now(), updateTime: Date.now(), slot: 0 });
+
+    // One Register's Txn (no ttl, no request_id): 4 compares, 6 puts, a 5-range else-branch; distinct keys, as the daemon's.
+    const registerTxn = (i: number): { compare: ICompare[]; success: IRequestOp[]; failure: IRequestOp[] } => {
+      const id = `r-${i}`;
+      const path = `/bench/${id}`;
+      return {
+        compare: [createdAt(k.rev(table), createRevision), createdAt(k.slot(table, i), 0), createdAt(k.data(table, id), 0), createdAt(k.path(table, path), 0)],
+        success: [
+          put(k.slot(table, i), id),
+          put(k.data(table, id), value),
+          put(k.expiry(table, id), ""),
+          put(k.path(table, path), id),
+          put(k.name(table, "bench", id), ""),
+          put(k.rev(table), ""),
+        ],
+        // Sent with every Register, run only when a compare fails (never here).
+        failure: [
+          get(k.tableMeta(table)),
+          get(k.rev(table)),
+          getPrefix(k.slots(table), { keys_only: true }),
+          get(k.data(table, id), { keys_only: true }),
+          get(k.path(table, path)),
+        ],
+      };
+    };
+    let failed = 0;
+    const etcd_raw_txn_rps = await closedLoop(opts, async (i) => {
+      const res = await client.kv.txn(registerTxn(i));
+      if (!res.succeeded) failed++;
+    });
+    if (failed > 0) throw new Error(`${failed} raw Register Txns failed their compares`);
+
+    // A Lookup by id's etcd work on a table of lookupSessions sessions.
+    const lookTable = "rawlook";
+    await client.kv.txn({ compare: [], success: [put(k.tableMeta(lookTable), "{}"), put(k.rev(lookTable), "")] });
+    for (let i = 0; i < opts.lookupSessions; i += 50) {
+      const ops: IRequestOp[] = [];
+      for (let j = i; j < Math.min(i + 50, opts.lookupSessions); j++) ops.push(put(k.data(lookTable, `l-${j}`), value), put(k.expiry(lookTable, `l-${j}`), ""));
+      await client.kv.txn({ compare: [], success: ops });
+    }
+    const dataKeys = Array.from({ length: opts.lookupSessions }, (_, i) => Buffer.from(k.data(lookTable, `l-${i}`)));
+    const etcd_raw_range_rps = await closedLoop(opts, (i) => client.kv.range({ key: dataKeys[i % dataKeys.length]! }));
+    const etcd_raw_lookup_txn_rps = await closedLoop(opts, (i) =>
+      client.kv.txn({ compare: [], success: [get(k.rev(lookTable)), getPrefix(k.session(lookTable, `l-${i % opts.lookupSessions}`))] }),
+    );
+
+    return {
+      memory_register_rps: round(memory_register_rps, 0),
+      etcd_register_rps: round(etcd_register_rps, 0),
+      etcd_lookup_rps: round(etcd_lookup_rps, 0),
+      etcd_raw_txn_rps: round(etcd_raw_txn_rps, 0),
+      etcd_raw_range_rps: round(etcd_raw_range_rps, 0),
+      etcd_raw_lookup_txn_rps: round(etcd_raw_lookup_txn_rps, 0),
+      etcd_register_ratio: round(etcd_register_rps / etcd_raw_txn_rps, 3),
+      etcd_lookup_ratio: round(etcd_lookup_rps / etcd_raw_range_rps, 3),
+      memory_vs_etcd_register: round(memory_register_rps / etcd_register_rps, 1),
+    };
+  } finally {
+    await stopAll();
+  }
+}
