@@ -7,10 +7,11 @@ cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 PATH="$PWD/node_modules/.bin:$PATH" buf generate -o "$tmp"
+PATH="$PWD/node_modules/.bin:$PATH" buf generate --template buf.gen.python.yaml -o "$tmp"
 # The descriptor set that reflection serves (see build-descriptors.sh); diff -r compares it byte for byte.
 bash scripts/build-descriptors.sh "$tmp/src/gen/descriptors.binpb"
 status=0
-for dir in src/gen clients/typescript/src/gen; do
+for dir in src/gen clients/typescript/src/gen clients/python/session_registry/gen; do
   if ! diff -r "$tmp/$dir" "$dir" >/dev/null 2>&1; then
     echo "generated code in $dir is stale: run 'npm run generate' and commit the result" >&2
     diff -r "$tmp/$dir" "$dir" | head -20 >&2 || true
