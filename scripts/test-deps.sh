@@ -3,11 +3,12 @@
 # (run by `npm test` as its pretest step, so the README's test command works
 # on a fresh Debian machine): openssl makes the TLS tests' certificates;
 # Python's grpcio and protobuf, protoc and its gRPC Python plugin drive the
-# reflection test's Python client; etcd-server is the etcd the etcd store's
+# reflection test's Python client and the Python SDK, whose tests pytest
+# runs (npm run test:python); etcd-server is the etcd the etcd store's
 # tests start (on loopback, with a temporary data dir). Fast when everything
 # is there.
 set -euo pipefail
-packages=(openssl python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc etcd-server)
+packages=(openssl python3-grpcio python3-protobuf python3-pytest protobuf-compiler protobuf-compiler-grpc etcd-server)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

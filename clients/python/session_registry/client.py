@@ -1,0 +1,178 @@
+"""A thin, synchronous client over the generated grpcio stub, mirroring the
+TypeScript SDK (clients/typescript/src/client.ts): a per-call deadline,
+default metadata, keyword arguments instead of full request messages, and
+typed errors (every failure raises a SessionRegistryError, see errors.py).
+The messages it returns are the generated types (``pb.Session``,
+``pb.Table``), so the proto's comments document them.
+"""
+import grpc
+
+from google.protobuf import duration_pb2, field_mask_pb2
+from sessionregistry.v1 import session_registry_pb2 as pb
+from sessionregistry.v1 import session_registry_pb2_grpc as rpc
+
+from .errors import SessionRegistryError, from_rpc_error
+
+DEFAULT_TIMEOUT = 10.0
+
+#: Field paths of UpdateRequest.update_mask, as on the wire.
+UPDATE_PATHS = ("name", "project_path", "metadata", "ttl")
+
+
+def _duration(seconds):
+    """Seconds (int or float) as a Duration; None or 0 means no ttl."""
+    if seconds is None or seconds == 0:
+        return None
+    d = duration_pb2.Duration()
+    d.FromNanoseconds(int(round(seconds * 1e9)))
+    return d
+
+
+def _session(*, id="", name="", project_path="", metadata=None, ttl=None):
+    s = pb.Session(id=id or "", name=name or "", project_path=project_path or "")
+    if metadata:
+        s.metadata.update(dict(metadata))
+    d = _duration(ttl)
+    if d is not None:
+        s.ttl.CopyFrom(d)
+    return s
+
+
+class SessionRegistryClient:
+    """A client of one daemon.
+
+    Args:
+        address: ``host:port`` of the daemon.
+        credentials: ``grpc.ChannelCredentials``; default insecure (plaintext),
+            as for a daemon on localhost.
+        timeout: deadline of each call in seconds; default 10; 0 or None means none.
+        metadata: dict sent with every call (e.g. ``{"authorization": "Bearer ..."}``).
+        options: gRPC channel options, passed to grpcio as is.
+
+    Use it as a context manager, or call ``close()``.
+    """
+
+    def __init__(self, address, *, credentials=None, timeout=DEFAULT_TIMEOUT, metadata=None, options=None):
+        self._metadata = tuple((str(k).lower(), str(v)) for k, v in (metadata or {}).items())
+        self._timeout = timeout if timeout else None
+        if credentials is None:
+            self._channel = grpc.insecure_channel(address, options=options)
+        else:
+            self._channel = grpc.secure_channel(address, credentials, options=options)
+        self._stub = rpc.SessionRegistryStub(self._channel)
+        self._closed = False
+
+    # -- tables -------------------------------------------------------------
+
+    def create_table(self, table="", max_sessions=0):
+        """Creates a table, or returns the existing one; returns ``(table, created)``."""
+        res = self._unary(self._stub.CreateTable, pb.CreateTableRequest(table=table, max_sessions=max_sessions))
+        return res.table, res.created
+
+    def get_table(self, table=""):
+        """The table (default: ``default``) with its session count and revision."""
+        return self._unary(self._stub.GetTable, pb.GetTableRequest(table=table)).table
+
+    def list_tables(self):
+        """Every table, in name order, as a list."""
+        return list(self._unary(self._stub.ListTables, pb.ListTablesRequest()).tables)
+
+    def delete_table(self, table, force=False):
+        """Deletes a table; one that still holds sessions needs ``force``."""
+        self._unary(self._stub.DeleteTable, pb.DeleteTableRequest(table=table, force=force))
+
+    # -- sessions -----------------------------------------------------------
+
+    def register(self, project_path, *, id="", name="", metadata=None, ttl=None, table="", request_id=None):
+        """Registers a session and returns it as stored (normalized, id and
+        times filled in). ``ttl`` is in seconds (None or 0: never expires).
+        ``request_id`` is the idempotency key: a repeat with the same key
+        returns the session the first call registered."""
+        session = _session(id=id, name=name, project_path=project_path, metadata=metadata, ttl=ttl)
+        req = pb.RegisterRequest(table=table, session=session, request_id=request_id or "")
+        return self._unary(self._stub.Register, req).session
+
+    def lookup(self, *, id=None, project_path=None, name=None, table=""):
+        """Finds one session by exactly one of ``id``, ``project_path`` or ``name``."""
+        given = {k: v for k, v in (("id", id), ("project_path", project_path), ("name", name)) if v is not None}
+        if len(given) != 1:
+            raise TypeError("lookup() takes exactly one of id, project_path or name; got %s" % (sorted(given) or "none"))
+        return self._unary(self._stub.Lookup, pb.LookupRequest(table=table, **given)).session
+
+    def list_page(self, table="", page_size=0, page_token=""):
+        """One page of a table's sessions, oldest first: the ``pb.ListResponse``
+        (``sessions``, ``next_page_token``, ``total_size``, ``revision``)."""
+        req = pb.ListRequest(table=table, page_size=page_size, page_token=page_token)
+        return self._unary(self._stub.List, req)
+
+    def list(self, table="", page_size=0):
+        """Every session of a table, as a generator that fetches pages as needed."""
+        token = ""
+        while True:
+            page = self.list_page(table=table, page_size=page_size, page_token=token)
+            yield from page.sessions
+            token = page.next_page_token
+            if not token:
+                return
+
+    def update(self, id, *, table="", name=None, project_path=None, metadata=None, ttl=...,
+               update_mask=None, expected_revision=0, request_id=None):
+        """Changes the given fields of a session and returns it.
+
+        Without ``update_mask`` the mask names every field given: ``name``,
+        ``project_path`` and ``metadata`` when not None, ``ttl`` when passed at
+        all. So ``metadata={}`` clears the metadata, ``name=""`` derives the
+        name again, and ``ttl=None`` (or 0) clears the ttl. With
+        ``expected_revision`` the update applies only at that revision, else
+        RevisionMismatchError.
+        """
+        ttl_given = ttl is not ...
+        session = _session(id=id, name=name, project_path=project_path, metadata=metadata,
+                           ttl=ttl if ttl_given else None)
+        if update_mask is None:
+            update_mask = [p for p, given in (("name", name is not None), ("project_path", project_path is not None),
+                                              ("metadata", metadata is not None), ("ttl", ttl_given)) if given]
+        req = pb.UpdateRequest(table=table, session=session, update_mask=field_mask_pb2.FieldMask(paths=list(update_mask)),
+                               expected_revision=expected_revision, request_id=request_id or "")
+        return self._unary(self._stub.Update, req).session
+
+    def remove(self, id, *, table="", expected_revision=0, allow_missing=False, request_id=None):
+        """Removes a session and returns it as it was; None if it was missing
+        and ``allow_missing`` was set."""
+        req = pb.RemoveRequest(table=table, id=id, expected_revision=expected_revision,
+                               allow_missing=allow_missing, request_id=request_id or "")
+        res = self._unary(self._stub.Remove, req)
+        return res.session if res.HasField("session") else None
+
+    def keep_alive(self, id, table=""):
+        """Pushes a session's expire_time to now + its ttl and returns the
+        session. One without ttl comes back unchanged; an expired one is
+        SessionNotFoundError."""
+        return self._unary(self._stub.KeepAlive, pb.KeepAliveRequest(table=table, id=id)).session
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def close(self):
+        """Closes the channel; later calls raise SessionRegistryError(CANCELLED)."""
+        if not self._closed:
+            self._closed = True
+            self._channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def _unary(self, method, request):
+        if self._closed:
+            raise SessionRegistryError(grpc.StatusCode.CANCELLED, "the client is closed")
+        try:
+            return method(request, timeout=self._timeout, metadata=self._metadata)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from e
+        except ValueError as e:  # grpcio: "Cannot invoke RPC on closed channel!"
+            if self._closed or "closed channel" in str(e):
+                raise SessionRegistryError(grpc.StatusCode.CANCELLED, "the client is closed") from e
+            raise
