@@ -34,6 +34,8 @@ from .errors import (  # noqa: E402
     from_rpc_error,
 )
 from .client import SessionRegistryClient  # noqa: E402
+from .lease import SessionLease  # noqa: E402
+from .watch import WatchItem, WatchStream  # noqa: E402
 from sessionregistry.v1 import session_registry_pb2 as pb  # noqa: E402
 
 __all__ = [
@@ -45,6 +47,7 @@ __all__ = [
     "RevisionMismatchError",
     "SessionExistsError",
     "SessionLimitReachedError",
+    "SessionLease",
     "SessionNotFoundError",
     "SessionRegistryClient",
     "SessionRegistryError",
@@ -53,6 +56,8 @@ __all__ = [
     "TableNotEmptyError",
     "TableNotFoundError",
     "UnauthenticatedError",
+    "WatchItem",
+    "WatchStream",
     "WatcherLimitReachedError",
     "WatcherTooSlowError",
     "from_rpc_error",

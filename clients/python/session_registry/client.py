@@ -5,6 +5,11 @@ typed errors (every failure raises a SessionRegistryError, see errors.py).
 The messages it returns are the generated types (``pb.Session``,
 ``pb.Table``), so the proto's comments document them.
 """
+import random
+import threading
+import time
+import uuid
+
 import grpc
 
 from google.protobuf import duration_pb2, field_mask_pb2
@@ -12,8 +17,15 @@ from sessionregistry.v1 import session_registry_pb2 as pb
 from sessionregistry.v1 import session_registry_pb2_grpc as rpc
 
 from .errors import SessionRegistryError, from_rpc_error
+from .lease import SessionLease
+from .watch import WatchStream
 
 DEFAULT_TIMEOUT = 10.0
+
+#: How register, update and remove retry on UNAVAILABLE (as the TypeScript
+#: SDK): attempts in all, the first pause in seconds (doubled before each
+#: next one, with "equal jitter"), the longest pause.
+DEFAULT_RETRY = {"max_attempts": 5, "initial_backoff": 0.2, "max_backoff": 2.0}
 
 #: Field paths of UpdateRequest.update_mask, as on the wire.
 UPDATE_PATHS = ("name", "project_path", "metadata", "ttl")
@@ -48,11 +60,17 @@ class SessionRegistryClient:
         timeout: deadline of each call in seconds; default 10; 0 or None means none.
         metadata: dict sent with every call (e.g. ``{"authorization": "Bearer ..."}``).
         options: gRPC channel options, passed to grpcio as is.
+        retry: how register, update and remove retry on UNAVAILABLE: a dict
+            with ``max_attempts`` (5), ``initial_backoff`` (0.2 s) and
+            ``max_backoff`` (2 s); ``True`` for those defaults; ``False``
+            turns retries off. All attempts of a call share one request_id
+            (the caller's or a uuid4) and the call's one ``timeout``.
 
     Use it as a context manager, or call ``close()``.
     """
 
-    def __init__(self, address, *, credentials=None, timeout=DEFAULT_TIMEOUT, metadata=None, options=None):
+    def __init__(self, address, *, credentials=None, timeout=DEFAULT_TIMEOUT, metadata=None, options=None, retry=True):
+        self._retry = _retry_options(retry)
         self._metadata = tuple((str(k).lower(), str(v)) for k, v in (metadata or {}).items())
         self._timeout = timeout if timeout else None
         if credentials is None:
@@ -89,8 +107,8 @@ class SessionRegistryClient:
         ``request_id`` is the idempotency key: a repeat with the same key
         returns the session the first call registered."""
         session = _session(id=id, name=name, project_path=project_path, metadata=metadata, ttl=ttl)
-        req = pb.RegisterRequest(table=table, session=session, request_id=request_id or "")
-        return self._unary(self._stub.Register, req).session
+        req = pb.RegisterRequest(table=table, session=session, request_id=self._request_id(request_id))
+        return self._unary(self._stub.Register, req, retry=True).session
 
     def lookup(self, *, id=None, project_path=None, name=None, table=""):
         """Finds one session by exactly one of ``id``, ``project_path`` or ``name``."""
@@ -133,15 +151,15 @@ class SessionRegistryClient:
             update_mask = [p for p, given in (("name", name is not None), ("project_path", project_path is not None),
                                               ("metadata", metadata is not None), ("ttl", ttl_given)) if given]
         req = pb.UpdateRequest(table=table, session=session, update_mask=field_mask_pb2.FieldMask(paths=list(update_mask)),
-                               expected_revision=expected_revision, request_id=request_id or "")
-        return self._unary(self._stub.Update, req).session
+                               expected_revision=expected_revision, request_id=self._request_id(request_id))
+        return self._unary(self._stub.Update, req, retry=True).session
 
     def remove(self, id, *, table="", expected_revision=0, allow_missing=False, request_id=None):
         """Removes a session and returns it as it was; None if it was missing
         and ``allow_missing`` was set."""
         req = pb.RemoveRequest(table=table, id=id, expected_revision=expected_revision,
-                               allow_missing=allow_missing, request_id=request_id or "")
-        res = self._unary(self._stub.Remove, req)
+                               allow_missing=allow_missing, request_id=self._request_id(request_id))
+        res = self._unary(self._stub.Remove, req, retry=True)
         return res.session if res.HasField("session") else None
 
     def keep_alive(self, id, table=""):
@@ -149,6 +167,33 @@ class SessionRegistryClient:
         session. One without ttl comes back unchanged; an expired one is
         SessionNotFoundError."""
         return self._unary(self._stub.KeepAlive, pb.KeepAliveRequest(table=table, id=id)).session
+
+    def register_with_keep_alive(self, project_path, *, ttl, interval=None, table="", on_lost=None, **register_kwargs):
+        """Registers a session with ``ttl`` (seconds, >= 1) and keeps it alive
+        with a keep-alive every ``interval`` seconds (default ttl/3) on a
+        daemon thread. Returns a :class:`SessionLease`; use it as a context
+        manager (leaving removes the session) or call ``close()``/``remove()``.
+        ``on_lost(err)`` is called once, on the lease's thread, if the session
+        is lost. Other keyword arguments go to :meth:`register`."""
+        if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl < 1:
+            raise ValueError("ttl must be a number of seconds >= 1; got %r" % (ttl,))
+        if interval is None:
+            interval = ttl / 3.0
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not 0 < interval < ttl:
+            raise ValueError("interval must be > 0 and < ttl; got %r" % (interval,))
+        session = self.register(project_path, ttl=ttl, table=table, **register_kwargs)
+        return SessionLease(self, session, table=table, interval=interval, on_lost=on_lost)
+
+    def watch(self, table="", start_revision=0, auto_resume=False):
+        """Watches a table: returns a :class:`WatchStream`, an iterator of
+        :class:`WatchItem` — from ``start_revision`` 0 a snapshot first, then
+        one event per change; from N > 0 the events after revision N-1.
+        With ``auto_resume`` it reconnects after transient failures
+        (UNAVAILABLE and the like) from the last revision + 1, and after
+        REVISION_COMPACTED or WATCHER_TOO_SLOW resyncs with a fresh snapshot
+        marked ``resync=True``; without it those errors are raised.
+        ``close()`` cancels the watch."""
+        return WatchStream(self, table, start_revision, auto_resume)
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -165,14 +210,58 @@ class SessionRegistryClient:
         self.close()
         return False
 
-    def _unary(self, method, request):
+    def _request_id(self, given):
+        if given:
+            return given
+        return str(uuid.uuid4()) if self._retry is not None else ""
+
+    def _unary(self, method, request, retry=False):
+        """One call; with ``retry`` (and retries on), repeated on UNAVAILABLE
+        until it succeeds, fails otherwise, runs out of attempts, or the next
+        pause would pass the call's deadline (one for all attempts)."""
+        r = self._retry if retry else None
+        deadline = None if self._timeout is None else time.monotonic() + self._timeout
+        attempt = 0
+        while True:
+            attempt += 1
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                return self._once(method, request, timeout)
+            except SessionRegistryError as err:
+                if (r is None or err.code != grpc.StatusCode.UNAVAILABLE or attempt >= r["max_attempts"]
+                        or self._closed):
+                    raise
+                # Exponential, with "equal jitter": half the step fixed, half random.
+                step = min(r["max_backoff"], r["initial_backoff"] * 2 ** (attempt - 1))
+                pause = step / 2 + random.random() * step / 2
+                if deadline is not None and time.monotonic() + pause >= deadline:
+                    raise
+                time.sleep(pause)
+
+    def _once(self, method, request, timeout):
         if self._closed:
             raise SessionRegistryError(grpc.StatusCode.CANCELLED, "the client is closed")
         try:
-            return method(request, timeout=self._timeout, metadata=self._metadata)
+            return method(request, timeout=timeout, metadata=self._metadata)
         except grpc.RpcError as e:
             raise from_rpc_error(e) from e
         except ValueError as e:  # grpcio: "Cannot invoke RPC on closed channel!"
             if self._closed or "closed channel" in str(e):
                 raise SessionRegistryError(grpc.StatusCode.CANCELLED, "the client is closed") from e
             raise
+
+
+def _retry_options(retry):
+    if retry is False or retry is None:
+        return None
+    o = dict(DEFAULT_RETRY)
+    if retry is not True:
+        unknown = set(retry) - set(o)
+        if unknown:
+            raise TypeError("unknown retry options: %s" % sorted(unknown))
+        o.update(retry)
+    for key, low in (("max_attempts", 1), ("initial_backoff", 0), ("max_backoff", 0)):
+        v = o[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < low or (key == "max_attempts" and not isinstance(v, int)):
+            raise ValueError("retry[%r] must be a number >= %s; got %r" % (key, low, v))
+    return o

@@ -11,6 +11,8 @@ import grpc
 import pytest
 
 from session_registry import (
+    ERROR_DOMAIN,
+    RevisionCompactedError,
     InvalidArgumentError,
     ProjectAlreadyOpenError,
     RevisionMismatchError,
@@ -254,3 +256,237 @@ def test_from_rpc_error_never_raises_on_garbage():
             grpc.StatusCode.INTERNAL, "boom", "", {}, [])
     bare = from_rpc_error(grpc.RpcError())
     assert type(bare) is SessionRegistryError and bare.code == grpc.StatusCode.UNKNOWN
+
+
+
+class _Unavailable(grpc.RpcError):
+    def code(self):
+        return grpc.StatusCode.UNAVAILABLE
+
+    def details(self):
+        return "connection refused (injected)"
+
+    def trailing_metadata(self):
+        return ()
+
+
+class _FlakyStub:
+    """Wraps the real stub: the first ``fail`` calls of each method raise
+    UNAVAILABLE before reaching the daemon; every request is recorded."""
+
+    def __init__(self, stub, fail):
+        self._stub, self.fail, self.requests = stub, fail, []
+
+    def __getattr__(self, name):
+        real = getattr(self._stub, name)
+
+        def call(request, **kwargs):
+            self.requests.append((name, request))
+            if sum(1 for n, _ in self.requests if n == name) <= self.fail:
+                raise _Unavailable()
+            return real(request, **kwargs)
+        return call
+
+
+def test_register_update_remove_retry_with_one_request_id(client, table, daemon):
+    with SessionRegistryClient(daemon, timeout=8.0, retry={"initial_backoff": 0.02}) as c:
+        c._stub = flaky = _FlakyStub(c._stub, fail=2)
+        s = c.register("/tmp/py-retry", table=table)
+        s = c.update(s.id, table=table, metadata={"k": "v"})
+        c.remove(s.id, table=table)
+    for method in ("Register", "Update", "Remove"):
+        ids = [r.request_id for n, r in flaky.requests if n == method]
+        assert len(ids) == 3 and ids[0] and len(set(ids)) == 1
+    assert list(client.list(table=table)) == []
+    with SessionRegistryClient(daemon, timeout=8.0, retry={"initial_backoff": 0.02}) as c:
+        c._stub = flaky = _FlakyStub(c._stub, fail=2)
+        s = c.register("/tmp/py-retry2", table=table, request_id="mine")
+        assert [r.request_id for _, r in flaky.requests] == ["mine"] * 3
+        assert [x.id for x in client.list(table=table)] == [s.id]
+        c._stub = flaky = _FlakyStub(c._stub._stub, fail=10)
+        with pytest.raises(SessionRegistryError) as e:
+            c.remove(s.id, table=table)
+        assert e.value.code == grpc.StatusCode.UNAVAILABLE and len(flaky.requests) == 5
+
+
+def test_retry_false_and_the_deadline(daemon):
+    with SessionRegistryClient(daemon, retry=False) as c:
+        c._stub = flaky = _FlakyStub(c._stub, fail=1)
+        with pytest.raises(SessionRegistryError) as e:
+            c.register("/tmp/py-no-retry")
+        assert e.value.code == grpc.StatusCode.UNAVAILABLE
+        assert [r.request_id for _, r in flaky.requests] == [""]
+    with SessionRegistryClient(daemon, timeout=0.5) as c:  # pauses 0.1-0.2, 0.2-0.4, 0.4-0.8 s
+        c._stub = flaky = _FlakyStub(c._stub, fail=10)
+        import time
+        t0 = time.monotonic()
+        with pytest.raises(SessionRegistryError):
+            c.register("/tmp/py-deadline")
+        assert time.monotonic() - t0 < 0.6 and 2 <= len(flaky.requests) < 5
+    # A dead port: UNAVAILABLE retried, then raised within the timeout.
+    with SessionRegistryClient("127.0.0.1:1", timeout=1.0) as c:
+        with pytest.raises(SessionRegistryError) as e:
+            c.register("/tmp/py-dead")
+        assert e.value.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+def test_retry_options_are_checked():
+    with pytest.raises(ValueError):
+        SessionRegistryClient("127.0.0.1:1", retry={"max_attempts": 0})
+    with pytest.raises(TypeError):
+        SessionRegistryClient("127.0.0.1:1", retry={"attempts": 3})
+
+
+def test_lease_keeps_the_session_alive_and_removes_it(client, table):
+    import time
+    with client.register_with_keep_alive("/tmp/py-lease", ttl=1, table=table, metadata={"a": "b"}) as lease:
+        first = lease.session
+        assert first.ttl.seconds == 1 and first.metadata["a"] == "b"
+        deadline = time.monotonic() + 5
+        while lease.renewals < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(max(0.0, 2.2 - (time.monotonic() - (deadline - 5))))
+        assert lease.renewals >= 3 and lease.lost is None
+        assert client.lookup(id=first.id, table=table).id == first.id  # alive past 2 s with ttl 1 s
+        assert lease.session.expire_time.ToNanoseconds() > first.expire_time.ToNanoseconds()
+    assert lease.closed
+    with pytest.raises(SessionNotFoundError):
+        client.lookup(id=first.id, table=table)
+
+
+def test_lease_lost_when_someone_removes_it(client, table):
+    import threading
+    called = threading.Event()
+    seen = []
+    lease = client.register_with_keep_alive("/tmp/py-lease-lost", ttl=1, table=table,
+                                            on_lost=lambda e: (seen.append(e), called.set()))
+    try:
+        client.remove(lease.id, table=table)
+        assert called.wait(3)
+        assert isinstance(lease.lost, SessionNotFoundError) and seen == [lease.lost]
+        assert lease.closed
+    finally:
+        lease.close()
+
+
+def test_lease_close_stops_renewing_and_ttl_is_checked(client, table):
+    import time
+    lease = client.register_with_keep_alive("/tmp/py-lease-close", ttl=1, interval=0.2, table=table)
+    lease.close()
+    n = lease.renewals
+    time.sleep(0.5)
+    assert lease.renewals == n and lease.lost is None
+    client.lookup(id=lease.id, table=table)  # still there until its ttl runs out
+    with pytest.raises(ValueError):
+        client.register_with_keep_alive("/tmp/x", ttl=0.5, table=table)
+    with pytest.raises(ValueError):
+        client.register_with_keep_alive("/tmp/x", ttl=1, interval=2, table=table)
+
+
+def test_watch_snapshot_then_events(client, table):
+    before = client.register("/tmp/py-watch-a", table=table)
+    with client.watch(table=table) as w:
+        snap = next(w)
+        assert snap.kind == "snapshot" and not snap.resync
+        assert [s.id for s in snap.sessions] == [before.id]
+        s = client.register("/tmp/py-watch-b", table=table)
+        client.update(s.id, table=table, metadata={"k": "v"})
+        client.remove(s.id, table=table)
+        events = [next(w) for _ in range(3)]
+    assert [e.kind for e in events] == ["event"] * 3
+    assert [e.type for e in events] == ["REGISTERED", "UPDATED", "REMOVED"]
+    assert all(e.session.id == s.id for e in events)
+    assert events[1].session.metadata["k"] == "v"
+    revs = [snap.revision] + [e.revision for e in events]
+    assert revs == sorted(revs) and len(set(revs)) == 4 and w.last_revision == revs[-1]
+    # From revision N: the events from N on, no snapshot.
+    with client.watch(table=table, start_revision=events[2].revision) as w2:
+        item = next(w2)
+    assert item.kind == "event" and item.type == "REMOVED" and item.revision == events[2].revision
+
+
+def test_watch_close_from_another_thread_ends_the_iteration(client, table):
+    import threading
+    w = client.watch(table=table)
+    assert next(w).kind == "snapshot"
+    threading.Timer(0.3, w.close).start()
+    assert list(w) == []
+
+
+def test_watch_errors_without_and_with_auto_resume(client, table):
+    with pytest.raises(TableNotFoundError):
+        next(client.watch(table="py-no-such-" + uuid.uuid4().hex[:8]))
+    with pytest.raises(TableNotFoundError):  # not transient: raised even with auto_resume
+        next(client.watch(table="py-no-such-" + uuid.uuid4().hex[:8], auto_resume=True))
+
+
+class _CompactedError(grpc.RpcError):
+    def code(self):
+        return grpc.StatusCode.OUT_OF_RANGE
+
+    def details(self):
+        return "compacted (injected)"
+
+    def trailing_metadata(self):
+        from google.rpc import error_details_pb2, status_pb2
+        info = error_details_pb2.ErrorInfo(reason="REVISION_COMPACTED", domain=ERROR_DOMAIN)
+        st = status_pb2.Status(code=11, message="compacted (injected)")
+        st.details.add().Pack(info)
+        return (("grpc-status-details-bin", st.SerializeToString()),)
+
+
+class _BrokenWatchStub:
+    """The real stub, but the first Watch calls end with the given errors
+    after ``after`` messages; records each call's start_revision."""
+
+    def __init__(self, stub, errors, after):
+        self._stub, self.errors, self.after, self.starts = stub, list(errors), after, []
+
+    def __getattr__(self, name):
+        return getattr(self._stub, name)
+
+    def Watch(self, request, **kwargs):
+        self.starts.append(request.start_revision)
+        call = self._stub.Watch(request, **kwargs)
+        if not self.errors:
+            return call
+        err = self.errors.pop(0)
+
+        class Broken:
+            def __iter__(inner):
+                if self.after:
+                    for i, m in enumerate(call, 1):
+                        yield m
+                        if i == self.after:
+                            break
+                raise err
+
+            def cancel(inner):
+                call.cancel()
+        return Broken()
+
+
+def test_watch_auto_resume_reconnects_and_resyncs(client, table, daemon):
+    with SessionRegistryClient(daemon, timeout=5.0) as c:
+        c._stub = broken = _BrokenWatchStub(c._stub, [_Unavailable(), _CompactedError()], after=2)
+        a = client.register("/tmp/py-resume-a", table=table)
+        with c.watch(table=table, auto_resume=True) as w:
+            snap = next(w)
+            assert snap.kind == "snapshot" and not snap.resync
+            b = client.register("/tmp/py-resume-b", table=table)
+            e1 = next(w)  # the 2nd message; then UNAVAILABLE -> reconnect from e1.revision + 1
+            client.remove(a.id, table=table)
+            e2 = next(w)  # the 2nd call's messages, then REVISION_COMPACTED
+            client.register("/tmp/py-resume-c", table=table)
+            e3 = next(w)
+            resync = next(w)  # REVISION_COMPACTED -> start 0 again, resync=True
+        assert (e1.type, e1.session.id) == ("REGISTERED", b.id)
+        assert (e2.type, e2.session.id) == ("REMOVED", a.id)
+        assert e3.type == "REGISTERED"
+        assert resync.kind == "snapshot" and resync.resync
+        assert sorted(s.project_path for s in resync.sessions) == ["/tmp/py-resume-b", "/tmp/py-resume-c"]
+        assert broken.starts == [0, e1.revision + 1, 0]
+    with SessionRegistryClient(daemon, timeout=5.0) as c:
+        c._stub = _BrokenWatchStub(c._stub, [_CompactedError()], after=1)
+        with pytest.raises(RevisionCompactedError):
+            list(c.watch(table=table))

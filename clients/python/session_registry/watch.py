@@ -1,0 +1,143 @@
+"""Watch: a table's snapshot and change events as a blocking iterator
+(mirrors clients/typescript/src/watch.ts)."""
+import random
+import threading
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+import grpc
+
+from sessionregistry.v1 import session_registry_pb2 as pb
+
+from .errors import (RevisionCompactedError, SessionRegistryError, WatcherLimitReachedError,
+                     WatcherTooSlowError, from_rpc_error)
+
+#: Codes after which a reconnect may succeed; anything else is raised even with auto_resume.
+TRANSIENT = frozenset((grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.INTERNAL,
+                       grpc.StatusCode.UNKNOWN, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED))
+
+BACKOFF_INITIAL = 0.1
+BACKOFF_MAX = 5.0
+
+
+@dataclass
+class WatchItem:
+    """One item: ``kind`` is "snapshot" (``sessions``, ``resync``) or
+    "event" (``type``: "REGISTERED", "UPDATED", "REMOVED" or "EXPIRED", and
+    ``session``, for REMOVED/EXPIRED its last state); ``revision`` is the
+    table revision of the snapshot or change."""
+    kind: str
+    revision: int
+    sessions: List[pb.Session] = field(default_factory=list)
+    resync: bool = False
+    type: Optional[str] = None
+    session: Optional[pb.Session] = None
+
+
+def _recovery(err):
+    if isinstance(err, (RevisionCompactedError, WatcherTooSlowError)):
+        return "resync"
+    if err.code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return "retry" if isinstance(err, WatcherLimitReachedError) else "raise"
+    return "retry" if err.code in TRANSIENT else "raise"
+
+
+def _item(message, resync):
+    kind = message.WhichOneof("kind")
+    if kind == "snapshot":
+        return WatchItem("snapshot", message.revision, sessions=list(message.snapshot.sessions), resync=resync)
+    if kind == "event":
+        name = pb.EventType.Name(message.event.type).replace("EVENT_TYPE_", "", 1)
+        return WatchItem("event", message.revision, type=name, session=message.event.session)
+    return None  # a kind this SDK version does not know
+
+
+class WatchStream:
+    """Iterate it for :class:`WatchItem` s (blocking). ``close()`` (from any
+    thread) cancels the call and ends the iteration; ``last_revision`` is
+    the revision of the last item yielded. Also a context manager."""
+
+    def __init__(self, client, table, start_revision, auto_resume):
+        self._client = client
+        self._table = table
+        self._start = start_revision
+        self._auto_resume = auto_resume
+        self._stopped = threading.Event()
+        self._call = None
+        self._lock = threading.Lock()
+        self.last_revision = 0
+        self._gen = self._run()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return next(self._gen)
+
+    def close(self):
+        self._stopped.set()
+        with self._lock:
+            call = self._call
+        if call is not None:
+            call.cancel()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def _open(self, start):
+        if self._client._closed:
+            raise SessionRegistryError(grpc.StatusCode.CANCELLED, "the client is closed")
+        try:
+            call = self._client._stub.Watch(pb.WatchRequest(table=self._table, start_revision=start),
+                                            metadata=self._client._metadata)
+        except ValueError as e:
+            raise SessionRegistryError(grpc.StatusCode.CANCELLED, "the client is closed") from e
+        with self._lock:
+            self._call = call
+        if self._stopped.is_set():
+            call.cancel()
+        return call
+
+    def _run(self):
+        next_start, resync_pending, attempt = self._start, False, 0
+        while not self._stopped.is_set():
+            call = self._open(next_start)
+            failure = None
+            try:
+                for message in call:
+                    if self._stopped.is_set():
+                        return
+                    item = _item(message, resync_pending)
+                    if item is None:
+                        continue
+                    attempt, resync_pending = 0, False
+                    next_start = item.revision + 1
+                    self.last_revision = item.revision
+                    yield item
+                    if self._stopped.is_set():
+                        return
+            except grpc.RpcError as e:
+                if self._stopped.is_set():
+                    return
+                failure = from_rpc_error(e)
+            finally:
+                call.cancel()
+                with self._lock:
+                    self._call = None
+            if not self._auto_resume:
+                if failure is not None:
+                    raise failure
+                return  # the server ended the stream with OK
+            if failure is not None:
+                action = _recovery(failure)
+                if action == "raise":
+                    raise failure
+                if action == "resync":
+                    resync_pending, next_start = True, 0
+            step = min(BACKOFF_MAX, BACKOFF_INITIAL * 2 ** min(attempt, 30))
+            attempt += 1
+            self._stopped.wait(step / 2 + random.random() * step / 2)
