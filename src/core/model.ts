@@ -56,6 +56,27 @@ export interface NewSession {
 export const REQUEST_ID_RETENTION_MS = 10 * 60 * 1000;
 
 /**
+ * The session a store stores for a Register: the validated input, stamped
+ * with the write's time and revision (which is also its creation revision),
+ * expiring at `expireAt` (epoch ms) when it has a ttl. Each store decides
+ * `expireAt`: the memory store from the ttl, the etcd store from its lease.
+ */
+export function newSession(input: NewSession, revision: number, now: number, expireAt: number | undefined): Session {
+  return {
+    id: input.id,
+    name: input.name,
+    projectPath: input.projectPath,
+    metadata: input.metadata,
+    createTime: new Date(now),
+    updateTime: new Date(now),
+    revision,
+    createRevision: revision,
+    ttl: input.ttl,
+    expireTime: expireAt === undefined ? undefined : new Date(expireAt),
+  };
+}
+
+/**
  * A validated change to a session; a field left undefined stays as it is.
  * `ttl: null` clears the ttl. `name: null` derives the name again from the
  * session's resulting project path (the store applies deriveName to it).

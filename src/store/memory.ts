@@ -34,6 +34,7 @@ import {
   invalidArgument,
 } from "../core/errors.js";
 import {
+  newSession,
   REQUEST_ID_RETENTION_MS,
   type EventType,
   type LookupKey,
@@ -336,18 +337,7 @@ export class MemoryStore implements Store {
 
     const now = this.now();
     const revision = ++this.revision;
-    const session: Session = {
-      id: input.id,
-      name: input.name,
-      projectPath: input.projectPath,
-      metadata: input.metadata,
-      createTime: new Date(now),
-      updateTime: new Date(now),
-      revision,
-      createRevision: revision,
-      ttl: input.ttl,
-      expireTime: input.ttl === undefined ? undefined : new Date(now + ttlMillis(input.ttl)),
-    };
+    const session = newSession(input, revision, now, input.ttl === undefined ? undefined : now + ttlMillis(input.ttl));
     table.revision = revision;
     const entry: Entry = { session, alive: true, heapAt: undefined };
     table.insert(entry);

@@ -104,6 +104,7 @@ import {
   type RegistryError,
 } from "../../core/errors.js";
 import {
+  newSession,
   REQUEST_ID_RETENTION_MS,
   type Duration,
   type LookupKey,
@@ -357,18 +358,7 @@ export class EtcdStore implements Store {
         if (txn.succeeded) {
           maybeUsed = true;
           const revision = Number(txn.header.revision);
-          return {
-            id: input.id,
-            name: input.name,
-            projectPath: input.projectPath,
-            metadata: input.metadata,
-            createTime: new Date(now),
-            updateTime: new Date(now),
-            revision,
-            createRevision: revision,
-            ttl: input.ttl,
-            expireTime: expireTime === undefined ? undefined : new Date(expireTime),
-          };
+          return newSession(input, revision, now, expireTime);
         }
         const current = this.tableInfoFrom(tableName, first(txn, 0), first(txn, 1));
         if (current === undefined) throw tableNotFound(tableName);
