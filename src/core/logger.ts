@@ -10,4 +10,9 @@ export interface Logger {
   info: LogFn;
   warn: LogFn;
   error: LogFn;
+  /**
+   * Whether lines of `level` are written (pino's). Hot paths ask before they
+   * build a line's fields; a logger without it is taken to write them all.
+   */
+  isLevelEnabled?(level: "debug" | "info" | "warn" | "error"): boolean;
 }

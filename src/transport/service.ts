@@ -8,14 +8,7 @@
  * before anything else, its request's validation included. With an
  * RpcRecorder (the daemon's metrics), every call is counted once, when it ends.
  */
-import {
-  status,
-  type handleUnaryCall,
-  type MethodDefinition,
-  type Server,
-  type ServerUnaryCall,
-  type ServiceDefinition,
-} from "@grpc/grpc-js";
+import { status, type handleUnaryCall, type Server, type ServerUnaryCall } from "@grpc/grpc-js";
 
 import { malformedRequest, RegistryError } from "../core/errors.js";
 import { DEFAULT_TABLE, type Registry } from "../core/registry.js";
@@ -25,6 +18,7 @@ import {
   type SessionRegistryServer,
 } from "../gen/sessionregistry/v1/session_registry.js";
 import type { Authorizer, Principal, RpcMethod } from "./auth.js";
+import { MalformedRequest, withCodecs } from "./codecs.js";
 import { toProtoSession, toProtoTable } from "./convert.js";
 import { INTERNAL_MESSAGE, isAuthError, logRejection, outcomeOf, toServiceError, type RpcRecorder } from "./status.js";
 import { WatchStreams } from "./watch-stream.js";
@@ -82,7 +76,7 @@ export class SessionRegistryService {
   }
 
   addToServer(server: Server): void {
-    server.addService(tolerantDecoding(SessionRegistryDefinition), this.implementation());
+    server.addService(withCodecs(SessionRegistryDefinition), this.implementation());
   }
 
   private implementation(): SessionRegistryServer {
@@ -197,7 +191,8 @@ export class SessionRegistryService {
       })
         .then(
           (response) => {
-            this.log.debug({ method, ...this.callIds(ids, call) }, "rpc ok");
+            // The fields are built only for a logger that writes them: this is every call's path.
+            if (this.log.isLevelEnabled?.("debug") !== false) this.log.debug({ method, ...this.callIds(ids, call) }, "rpc ok");
             answer(status.OK, undefined, () => callback(null, response));
           },
           (err: unknown) => {
@@ -291,37 +286,4 @@ export class SessionRegistryService {
  */
 function clip(id: string): string {
   return id.length <= 128 ? id : `${id.slice(0, 128)}…`;
-}
-
-/** What the decoder hands a handler when the request bytes do not parse. */
-class MalformedRequest {
-  constructor(
-    readonly messageType: string,
-    readonly detail: string,
-  ) {}
-}
-
-/**
- * The service definition with decoders that never throw. grpc-js answers a
- * throwing decoder with a bare INTERNAL; bad bytes are the client's fault, so
- * the handler gets a MalformedRequest and answers INVALID_ARGUMENT with the
- * usual details instead.
- */
-function tolerantDecoding<D extends ServiceDefinition>(definition: D): D {
-  const tolerant: Record<string, MethodDefinition<unknown, unknown>> = {};
-  for (const [name, method] of Object.entries(definition) as [string, MethodDefinition<unknown, unknown>][]) {
-    // path is "/sessionregistry.v1.SessionRegistry/GetTable"; every request type is the method's name + "Request".
-    const messageType = `sessionregistry.v1.${method.path.slice(method.path.lastIndexOf("/") + 1)}Request`;
-    tolerant[name] = {
-      ...method,
-      requestDeserialize: (bytes: Buffer) => {
-        try {
-          return method.requestDeserialize(bytes);
-        } catch (err) {
-          return new MalformedRequest(messageType, err instanceof Error ? err.message : String(err));
-        }
-      },
-    };
-  }
-  return tolerant as D;
 }
