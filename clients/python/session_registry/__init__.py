@@ -15,6 +15,7 @@ if _GEN not in _sys.path:
 
 from .errors import (  # noqa: E402
     ERROR_DOMAIN,
+    ErrorReason,
     InvalidArgumentError,
     PermissionDeniedError,
     ProjectAlreadyOpenError,
@@ -40,6 +41,7 @@ from sessionregistry.v1 import session_registry_pb2 as pb  # noqa: E402
 
 __all__ = [
     "ERROR_DOMAIN",
+    "ErrorReason",
     "InvalidArgumentError",
     "PermissionDeniedError",
     "ProjectAlreadyOpenError",

@@ -9,6 +9,7 @@ import random
 import threading
 import time
 import uuid
+import weakref
 
 import grpc
 
@@ -40,6 +41,14 @@ def _duration(seconds):
     return d
 
 
+def _required(response, field):
+    """The daemon always fills ``field``; a response without it is a broken
+    server, reported as INTERNAL rather than as an empty message."""
+    if not response.HasField(field):
+        raise SessionRegistryError(grpc.StatusCode.INTERNAL, "response is missing %s" % field)
+    return getattr(response, field)
+
+
 def _session(*, id="", name="", project_path="", metadata=None, ttl=None):
     s = pb.Session(id=id or "", name=name or "", project_path=project_path or "")
     if metadata:
@@ -66,7 +75,8 @@ class SessionRegistryClient:
             turns retries off. All attempts of a call share one request_id
             (the caller's or a uuid4) and the call's one ``timeout``.
 
-    Use it as a context manager, or call ``close()``.
+    Use it as a context manager, or call ``close()``. One client may be
+    shared by any number of threads.
     """
 
     def __init__(self, address, *, credentials=None, timeout=DEFAULT_TIMEOUT, metadata=None, options=None, retry=True):
@@ -79,17 +89,22 @@ class SessionRegistryClient:
             self._channel = grpc.secure_channel(address, credentials, options=options)
         self._stub = rpc.SessionRegistryStub(self._channel)
         self._closed = False
+        # What close() must stop. Watches weakly: one the caller dropped
+        # mid-iteration is cancelled when it is collected, not kept alive here.
+        self._lock = threading.Lock()
+        self._watches = weakref.WeakSet()
+        self._leases = set()
 
     # -- tables -------------------------------------------------------------
 
     def create_table(self, table="", max_sessions=0):
         """Creates a table, or returns the existing one; returns ``(table, created)``."""
         res = self._unary(self._stub.CreateTable, pb.CreateTableRequest(table=table, max_sessions=max_sessions))
-        return res.table, res.created
+        return _required(res, "table"), res.created
 
     def get_table(self, table=""):
         """The table (default: ``default``) with its session count and revision."""
-        return self._unary(self._stub.GetTable, pb.GetTableRequest(table=table)).table
+        return _required(self._unary(self._stub.GetTable, pb.GetTableRequest(table=table)), "table")
 
     def list_tables(self):
         """Every table, in name order, as a list."""
@@ -108,14 +123,14 @@ class SessionRegistryClient:
         returns the session the first call registered."""
         session = _session(id=id, name=name, project_path=project_path, metadata=metadata, ttl=ttl)
         req = pb.RegisterRequest(table=table, session=session, request_id=self._request_id(request_id))
-        return self._unary(self._stub.Register, req, retry=True).session
+        return _required(self._unary(self._stub.Register, req, retry=True), "session")
 
     def lookup(self, *, id=None, project_path=None, name=None, table=""):
         """Finds one session by exactly one of ``id``, ``project_path`` or ``name``."""
         given = {k: v for k, v in (("id", id), ("project_path", project_path), ("name", name)) if v is not None}
         if len(given) != 1:
             raise TypeError("lookup() takes exactly one of id, project_path or name; got %s" % (sorted(given) or "none"))
-        return self._unary(self._stub.Lookup, pb.LookupRequest(table=table, **given)).session
+        return _required(self._unary(self._stub.Lookup, pb.LookupRequest(table=table, **given)), "session")
 
     def list_page(self, table="", page_size=0, page_token=""):
         """One page of a table's sessions, oldest first: the ``pb.ListResponse``
@@ -152,7 +167,7 @@ class SessionRegistryClient:
                                               ("metadata", metadata is not None), ("ttl", ttl_given)) if given]
         req = pb.UpdateRequest(table=table, session=session, update_mask=field_mask_pb2.FieldMask(paths=list(update_mask)),
                                expected_revision=expected_revision, request_id=self._request_id(request_id))
-        return self._unary(self._stub.Update, req, retry=True).session
+        return _required(self._unary(self._stub.Update, req, retry=True), "session")
 
     def remove(self, id, *, table="", expected_revision=0, allow_missing=False, request_id=None):
         """Removes a session and returns it as it was; None if it was missing
@@ -166,15 +181,18 @@ class SessionRegistryClient:
         """Pushes a session's expire_time to now + its ttl and returns the
         session. One without ttl comes back unchanged; an expired one is
         SessionNotFoundError."""
-        return self._unary(self._stub.KeepAlive, pb.KeepAliveRequest(table=table, id=id)).session
+        return _required(self._unary(self._stub.KeepAlive, pb.KeepAliveRequest(table=table, id=id)), "session")
 
-    def register_with_keep_alive(self, project_path, *, ttl, interval=None, table="", on_lost=None, **register_kwargs):
+    def register_with_keep_alive(self, project_path, *, ttl, interval=None, table="", on_lost=None,
+                                 on_renewed=None, **register_kwargs):
         """Registers a session with ``ttl`` (seconds, >= 1) and keeps it alive
         with a keep-alive every ``interval`` seconds (default ttl/3) on a
         daemon thread. Returns a :class:`SessionLease`; use it as a context
         manager (leaving removes the session) or call ``close()``/``remove()``.
         ``on_lost(err)`` is called once, on the lease's thread, if the session
-        is lost. Other keyword arguments go to :meth:`register`."""
+        is lost; ``on_renewed(session)`` after each keep-alive. Other keyword
+        arguments go to :meth:`register`. Raises ValueError, before any call,
+        for a bad ``ttl`` or ``interval``."""
         if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl < 1:
             raise ValueError("ttl must be a number of seconds >= 1; got %r" % (ttl,))
         if interval is None:
@@ -182,26 +200,63 @@ class SessionRegistryClient:
         if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not 0 < interval < ttl:
             raise ValueError("interval must be > 0 and < ttl; got %r" % (interval,))
         session = self.register(project_path, ttl=ttl, table=table, **register_kwargs)
-        return SessionLease(self, session, table=table, interval=interval, on_lost=on_lost)
+        lease = SessionLease(self, session, table=table, interval=interval, on_lost=on_lost,
+                             on_renewed=on_renewed, on_stop=self._forget_lease)
+        with self._lock:
+            closed = self._closed
+            if not closed:
+                self._leases.add(lease)
+        if closed:  # closed while registering: the lease must not outlive the client
+            lease.close()
+        return lease
 
-    def watch(self, table="", start_revision=0, auto_resume=False):
+    def watch(self, table="", start_revision=0, auto_resume=False, backoff=None):
         """Watches a table: returns a :class:`WatchStream`, an iterator of
         :class:`WatchItem` — from ``start_revision`` 0 a snapshot first, then
-        one event per change; from N > 0 the events after revision N-1.
+        one event per change; from N > 0 every retained event with revision
+        >= N, then live. The call has no deadline and carries the client's
+        metadata; it starts on the first ``next()``.
+
         With ``auto_resume`` it reconnects after transient failures
-        (UNAVAILABLE and the like) from the last revision + 1, and after
-        REVISION_COMPACTED or WATCHER_TOO_SLOW resyncs with a fresh snapshot
-        marked ``resync=True``; without it those errors are raised.
-        ``close()`` cancels the watch."""
-        return WatchStream(self, table, start_revision, auto_resume)
+        (UNAVAILABLE and the like) and after WATCHER_TOO_SLOW from the last
+        revision + 1, so nothing is missed or repeated; after
+        REVISION_COMPACTED it resyncs with a fresh snapshot marked
+        ``resync=True``. Without it every error is raised from the
+        iteration. ``backoff`` sets the pause between reconnects:
+        ``{"initial": 0.1, "max": 5.0}`` seconds, doubling, with jitter.
+        ``close()``, or closing the client, ends the iteration cleanly."""
+        stream = WatchStream(self, table, start_revision, auto_resume, backoff)
+        with self._lock:
+            self._watches.add(stream)
+        return stream
 
     # -- lifecycle ----------------------------------------------------------
 
     def close(self):
-        """Closes the channel; later calls raise SessionRegistryError(CANCELLED)."""
-        if not self._closed:
+        """Closes the channel. Later calls raise SessionRegistryError
+        (CANCELLED); open watches end (their loops finish without error) and
+        leases stop renewing (their sessions expire after their ttl; no
+        ``on_lost``). Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            watches, leases = list(self._watches), list(self._leases)
+            # Stopped before the client counts as closed, so that a watch
+            # between two calls ends cleanly rather than with CANCELLED.
+            for w in watches:
+                w._stopped.set()
             self._closed = True
-            self._channel.close()
+        for w in watches:
+            w.close()
+        for lease in leases:
+            lease._halt()
+        self._channel.close()  # also cancels a keep-alive in flight
+        for lease in leases:
+            lease._join()
+
+    def _forget_lease(self, lease):
+        with self._lock:
+            self._leases.discard(lease)
 
     def __enter__(self):
         return self

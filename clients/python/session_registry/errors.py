@@ -17,6 +17,29 @@ STATUS_DETAILS_KEY = "grpc-status-details-bin"
 #: The ErrorInfo domain of every error the registry reports.
 ERROR_DOMAIN = "sessionregistry.v1"
 
+
+class ErrorReason:
+    """The ErrorInfo reasons the registry reports; part of the wire contract."""
+    INVALID_ARGUMENT = "INVALID_ARGUMENT"
+    TABLE_NOT_FOUND = "TABLE_NOT_FOUND"
+    TABLE_EXISTS = "TABLE_EXISTS"
+    TABLE_NOT_EMPTY = "TABLE_NOT_EMPTY"
+    TABLE_LIMIT_REACHED = "TABLE_LIMIT_REACHED"
+    SESSION_NOT_FOUND = "SESSION_NOT_FOUND"
+    SESSION_EXISTS = "SESSION_EXISTS"
+    SESSION_LIMIT_REACHED = "SESSION_LIMIT_REACHED"
+    PROJECT_ALREADY_OPEN = "PROJECT_ALREADY_OPEN"
+    REVISION_MISMATCH = "REVISION_MISMATCH"
+    REVISION_COMPACTED = "REVISION_COMPACTED"
+    WATCHER_TOO_SLOW = "WATCHER_TOO_SLOW"
+    WATCHER_LIMIT_REACHED = "WATCHER_LIMIT_REACHED"
+    SHUTTING_DOWN = "SHUTTING_DOWN"
+    STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+    INTERNAL = "INTERNAL"
+
+
 def _to_int(value):
     """Metadata values are decimal strings; a missing or malformed one is None, not a misleading 0."""
     try:
@@ -38,10 +61,12 @@ class SessionRegistryError(Exception):
         metadata: ErrorInfo.metadata as a dict (e.g. ``table``, ``session_id``).
         details: the gRPC status message, meant for humans.
         field_violations: ``(field, description)`` pairs from google.rpc.BadRequest.
+        cause: the ``grpc.RpcError`` this error was made from, if any.
     """
 
-    def __init__(self, code, details, *, reason="", domain="", metadata=None, field_violations=None):
+    def __init__(self, code, details, *, reason="", domain="", metadata=None, field_violations=None, cause=None):
         self.code = code
+        self.cause = cause
         self.details = details
         self.reason = reason
         self.domain = domain
@@ -203,4 +228,4 @@ def from_rpc_error(err):
         details = str(err)
     decoded = _decode_status_details(err)
     cls = _CLASS_BY_REASON.get(decoded.get("reason", ""), SessionRegistryError)
-    return cls(code, details, **decoded)
+    return cls(code, details, cause=err, **decoded)

@@ -1,5 +1,14 @@
 """Watch: a table's snapshot and change events as a blocking iterator
-(mirrors clients/typescript/src/watch.ts)."""
+(mirrors clients/typescript/src/watch.ts).
+
+Back-pressure: grpcio asks the transport for the next message only when the
+iterator is advanced, so messages the consumer has not taken wait in the
+HTTP/2 stream's receive window, not in a Python queue. Once that window is
+full the daemon stops sending, its own per-watcher queue (``--watch-queue``)
+fills, and it ends the call with WATCHER_TOO_SLOW and ``resume_revision``;
+everything before that revision is still delivered first. A slow consumer
+therefore costs this process at most one window of memory.
+"""
 import random
 import threading
 from dataclasses import dataclass, field
@@ -16,8 +25,9 @@ from .errors import (RevisionCompactedError, SessionRegistryError, WatcherLimitR
 TRANSIENT = frozenset((grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.INTERNAL,
                        grpc.StatusCode.UNKNOWN, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED))
 
-BACKOFF_INITIAL = 0.1
-BACKOFF_MAX = 5.0
+#: Pause before a reconnect, in seconds: doubled from the first up to the
+#: second, with "equal jitter" (half fixed, half random).
+DEFAULT_BACKOFF = {"initial": 0.1, "max": 5.0}
 
 
 @dataclass
@@ -35,9 +45,16 @@ class WatchItem:
 
 
 def _recovery(err):
-    if isinstance(err, (RevisionCompactedError, WatcherTooSlowError)):
+    if isinstance(err, RevisionCompactedError):
         return "resync"
+    if isinstance(err, WatcherTooSlowError):
+        # Everything before resume_revision was delivered before the status,
+        # so the consumer's own position is that revision: carry on from it.
+        # Should it be compacted by then, the next call resyncs.
+        return "retry"
     if err.code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        # The watcher limit is worth waiting out (other watchers end); any
+        # other exhaustion would fail the same way on every reconnect.
         return "retry" if isinstance(err, WatcherLimitReachedError) else "raise"
     return "retry" if err.code in TRANSIENT else "raise"
 
@@ -47,25 +64,45 @@ def _item(message, resync):
     if kind == "snapshot":
         return WatchItem("snapshot", message.revision, sessions=list(message.snapshot.sessions), resync=resync)
     if kind == "event":
+        if not message.event.HasField("session"):
+            raise SessionRegistryError(grpc.StatusCode.INTERNAL, "watch event is missing session")
         name = pb.EventType.Name(message.event.type).replace("EVENT_TYPE_", "", 1)
         return WatchItem("event", message.revision, type=name, session=message.event.session)
     return None  # a kind this SDK version does not know
 
 
+def _backoff_options(backoff):
+    o = dict(DEFAULT_BACKOFF)
+    if backoff is not None:
+        unknown = set(backoff) - set(o)
+        if unknown:
+            raise TypeError("unknown backoff options: %s" % sorted(unknown))
+        o.update(backoff)
+    for key, v in o.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+            raise ValueError("backoff[%r] must be a positive number of seconds; got %r" % (key, v))
+    o["max"] = max(o["max"], o["initial"])
+    return o
+
+
 class WatchStream:
     """Iterate it for :class:`WatchItem` s (blocking). ``close()`` (from any
-    thread) cancels the call and ends the iteration; ``last_revision`` is
-    the revision of the last item yielded. Also a context manager."""
+    thread) cancels the call and ends the iteration cleanly; so does closing
+    the client. ``last_revision`` is the revision of the last item yielded
+    (0 before any); ``last_error`` the last error auto_resume recovered from
+    (None if none). Also a context manager."""
 
-    def __init__(self, client, table, start_revision, auto_resume):
+    def __init__(self, client, table, start_revision, auto_resume, backoff=None):
         self._client = client
         self._table = table
         self._start = start_revision
         self._auto_resume = auto_resume
+        self._backoff = _backoff_options(backoff)
         self._stopped = threading.Event()
         self._call = None
         self._lock = threading.Lock()
         self.last_revision = 0
+        self.last_error = None
         self._gen = self._run()
 
     def __iter__(self):
@@ -105,7 +142,12 @@ class WatchStream:
     def _run(self):
         next_start, resync_pending, attempt = self._start, False, 0
         while not self._stopped.is_set():
-            call = self._open(next_start)
+            try:
+                call = self._open(next_start)
+            except SessionRegistryError:
+                if self._stopped.is_set():
+                    return
+                raise
             failure = None
             try:
                 for message in call:
@@ -138,6 +180,7 @@ class WatchStream:
                     raise failure
                 if action == "resync":
                     resync_pending, next_start = True, 0
-            step = min(BACKOFF_MAX, BACKOFF_INITIAL * 2 ** min(attempt, 30))
+                self.last_error = failure
+            step = min(self._backoff["max"], self._backoff["initial"] * 2 ** min(attempt, 30))
             attempt += 1
             self._stopped.wait(step / 2 + random.random() * step / 2)

@@ -1,6 +1,219 @@
-"""Puts clients/python on sys.path, so the tests import the package from the
-tree (there is no install step: no PyPI, no pip)."""
+"""Shared fixtures: the real daemon as a subprocess, clients, fresh tables,
+and a watch recorder.
+
+clients/python goes on sys.path, so the tests import the package from the
+tree (there is no install step: no PyPI, no pip). One daemon with the
+default flags serves the whole session; modules that need other flags
+(auth, small watch queues, ...) start their own with ``Daemon(...)``. Every
+test works in tables of its own, so tests do not see each other's sessions.
+"""
 import os
+import re
+import signal
+import subprocess
 import sys
+import threading
+import time
+import uuid
+
+import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from session_registry import SessionRegistryClient, SessionRegistryError, TableNotFoundError  # noqa: E402
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+LISTENING = re.compile(r"listening on (\S+:\d+)")
+
+#: Generous bound for anything the daemon does on its own (expiry, events):
+#: tests wait for the condition, never for a fixed time, and assert no durations.
+WAIT = 15.0
+
+#: Channel options for clients whose connection a test breaks on purpose:
+#: reconnect at once rather than after grpcio's default backoff (1 s and up).
+FAST_RECONNECT = [
+    ("grpc.initial_reconnect_backoff_ms", 10),
+    ("grpc.min_reconnect_backoff_ms", 10),
+    ("grpc.max_reconnect_backoff_ms", 100),
+]
+
+
+class Daemon:
+    """``node src/daemon/main.ts --listen 127.0.0.1:0`` with extra ``flags``;
+    ``address`` is where it listens. ``stop()`` sends SIGTERM and waits."""
+
+    def __init__(self, *flags):
+        self.proc = subprocess.Popen(
+            ["node", "--conditions=source", "--import", "tsx", "src/daemon/main.ts",
+             "--listen", "127.0.0.1:0", "--log-level", "silent", *flags],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        line = self.proc.stdout.readline()  # the daemon's one stdout line; "" if it died
+        match = LISTENING.search(line)
+        if match is None:
+            self.proc.kill()
+            _, err = self.proc.communicate(timeout=10)
+            pytest.fail("the daemon did not start: %r %s" % (line, err))
+        self.address = match.group(1)
+
+    def client(self, **kwargs):
+        kwargs.setdefault("timeout", 5.0)
+        return SessionRegistryClient(self.address, **kwargs)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+
+
+def unique(prefix="py"):
+    return "%s-%s" % (prefix, uuid.uuid4().hex[:12])
+
+
+def eventually(check, what, timeout=WAIT):
+    """Polls ``check()`` until it is truthy and returns its value; fails after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail("timed out after %s s waiting for %s" % (timeout, what))
+        time.sleep(0.02)
+
+
+class Recorder:
+    """Iterates a WatchStream on a thread of its own and records what it
+    yields, so that a test can wait for a condition with a bound instead of
+    blocking in ``next()`` forever. ``error`` is what ended the iteration."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.items = []
+        self.error = None
+        self.ended = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        try:
+            for item in self.stream:
+                with self._cond:
+                    self.items.append(item)
+                    self._cond.notify_all()
+        except SessionRegistryError as err:
+            self.error = err
+        finally:
+            with self._cond:
+                self.ended = True
+                self._cond.notify_all()
+
+    @property
+    def events(self):
+        with self._cond:
+            return [i for i in self.items if i.kind == "event"]
+
+    @property
+    def snapshots(self):
+        with self._cond:
+            return [i for i in self.items if i.kind == "snapshot"]
+
+    def until(self, predicate, what, timeout=WAIT):
+        """Waits until ``predicate(self)`` holds; fails on timeout, or if the stream ends first."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not predicate(self):
+                if self.ended:
+                    pytest.fail("the watch ended (%r) before %s" % (self.error, what))
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    pytest.fail("timed out after %s s waiting for %s; got %d items" % (timeout, what, len(self.items)))
+                self._cond.wait(left)
+
+    def ending(self, timeout=WAIT):
+        """Waits for the iteration to end and returns its error (None if it ended cleanly)."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self.ended, timeout):
+                pytest.fail("timed out after %s s waiting for the watch to end" % timeout)
+        return self.error
+
+    def close(self):
+        self.stream.close()
+        self._thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def daemon():
+    d = Daemon()
+    yield d.address
+    d.stop()
+
+
+@pytest.fixture(scope="session")
+def bounded():
+    """A daemon with small watch bounds: a watcher may fall 4 live messages
+    behind (``--watch-queue``), and each table keeps 100 events for replay
+    (``--watch-history``)."""
+    d = Daemon("--watch-queue", "4", "--watch-history", "100")
+    yield d
+    d.stop()
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """A daemon with tiny limits: 2 tables (``default`` is one) and 1 open watch."""
+    d = Daemon("--max-tables", "2", "--max-watchers", "1")
+    yield d
+    d.stop()
+
+
+@pytest.fixture
+def client(daemon):
+    with SessionRegistryClient(daemon, timeout=5.0) as c:
+        yield c
+
+
+@pytest.fixture
+def new_table(client):
+    """Makes fresh tables (``new_table(max_sessions=10)``) and deletes them after the test."""
+    made = []
+
+    def make(max_sessions=10, on=None):
+        name = unique()
+        (on or client).create_table(name, max_sessions=max_sessions)
+        made.append(name)
+        return name
+
+    yield make
+    for name in made:
+        try:
+            client.delete_table(name, force=True)
+        except TableNotFoundError:
+            pass
+
+
+@pytest.fixture
+def table(new_table):
+    return new_table()
+
+
+@pytest.fixture
+def record():
+    """``record(stream)`` starts a Recorder; every one is closed after the test."""
+    recorders = []
+
+    def start(stream):
+        r = Recorder(stream)
+        recorders.append(r)
+        return r
+
+    yield start
+    for r in recorders:
+        r.close()
