@@ -84,7 +84,11 @@ const TRANSIENT_CODES: ReadonlySet<status> = new Set([
 
 /** What autoResume does after an error. */
 function recovery(err: SessionRegistryError): "resync" | "retry" | "throw" {
-  if (err instanceof RevisionCompactedError || err instanceof WatcherTooSlowError) return "resync";
+  if (err instanceof RevisionCompactedError) return "resync";
+  // The daemon delivered every event before resume_revision, which is where
+  // the next call starts: nothing is lost, and no snapshot is needed unless
+  // that revision has been compacted meanwhile (REVISION_COMPACTED next).
+  if (err instanceof WatcherTooSlowError) return "retry";
   // The watcher limit is worth waiting out (other watchers end); any other
   // exhaustion (e.g. a snapshot above the message size limit) would fail the
   // same way on every reconnect.
