@@ -2,9 +2,9 @@
  * Watch as an async iterable. Each WatchStream owns at most one grpc-js call
  * at a time; with `autoResume` it opens the next one itself, from where the
  * consumer is, so a consumer sees one ordered feed across reconnects:
- * transient failures resume from `lastRevision + 1`, and a lost position
- * (compacted history, a watcher that fell too far behind) becomes a fresh
- * snapshot marked `resync: true`.
+ * transient failures and WATCHER_TOO_SLOW resume from `lastRevision + 1`,
+ * and a lost position (compacted history) becomes a fresh snapshot marked
+ * `resync: true`.
  */
 import { type ClientReadableStream, type ServiceError, status } from "@grpc/grpc-js";
 import type { EventType, Session, WatchResponse } from "./gen/sessionregistry/v1/session_registry.js";
