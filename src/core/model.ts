@@ -55,6 +55,9 @@ export interface NewSession {
  */
 export const REQUEST_ID_RETENTION_MS = 10 * 60 * 1000;
 
+/** The metadata of every session that has none; never mutated (it is a ReadonlyMap to everyone). */
+export const EMPTY_METADATA: ReadonlyMap<string, string> = new Map();
+
 /**
  * The session a store stores for a Register: the validated input, stamped
  * with the write's time and revision (which is also its creation revision),
@@ -62,13 +65,17 @@ export const REQUEST_ID_RETENTION_MS = 10 * 60 * 1000;
  * `expireAt`: the memory store from the ttl, the etcd store from its lease.
  */
 export function newSession(input: NewSession, revision: number, now: number, expireAt: number | undefined): Session {
+  // Snapshots are never mutated, so a fresh session's two equal times can be
+  // one Date, and every session without metadata can share one empty Map: a
+  // Date and an empty Map cost ~110 and ~200 bytes of heap, per session.
+  const created = new Date(now);
   return {
     id: input.id,
     name: input.name,
     projectPath: input.projectPath,
-    metadata: input.metadata,
-    createTime: new Date(now),
-    updateTime: new Date(now),
+    metadata: input.metadata.size === 0 ? EMPTY_METADATA : input.metadata,
+    createTime: created,
+    updateTime: created,
     revision,
     createRevision: revision,
     ttl: input.ttl,

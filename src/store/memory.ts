@@ -7,7 +7,8 @@
  * Store contract's, shared with stores that do I/O.
  *
  * Indexes keep every lookup O(1) in the table's size: by id and by path in
- * Maps, by name in a Map of creation-ordered lists. Creation order for List
+ * Maps, by name in a Map of creation-ordered lists (a name held by one session
+ * maps to its entry alone). Creation order for List
  * is an append-only array with tombstones, compacted when half dead, so that
  * a page starts with a binary search instead of a rescan from the start.
  *
@@ -34,6 +35,7 @@ import {
   invalidArgument,
 } from "../core/errors.js";
 import {
+  EMPTY_METADATA,
   newSession,
   REQUEST_ID_RETENTION_MS,
   type EventType,
@@ -118,8 +120,12 @@ const COMPACT_MIN_DEAD = 64;
 class MemoryTable {
   readonly byId = new Map<string, Entry>();
   readonly byPath = new Map<string, Entry>();
-  /** Sessions of each name, oldest (lowest createRevision) first. */
-  readonly byName = new Map<string, Entry[]>();
+  /**
+   * Sessions of each name, oldest (lowest createRevision) first: the entry
+   * itself while it is the only one of its name (most names are unique, and
+   * a one-element array costs ~56 bytes per session), a list from two on.
+   */
+  private readonly byName = new Map<string, Entry | Entry[]>();
   /** Every entry in creation order (ascending createRevision), with tombstones. */
   private order: Entry[] = [];
   private dead = 0;
@@ -200,6 +206,12 @@ class MemoryTable {
     return { sessions, more: false };
   }
 
+  /** The oldest session named `name`. */
+  oldestNamed(name: string): Entry | undefined {
+    const named = this.byName.get(name);
+    return Array.isArray(named) ? named[0] : named;
+  }
+
   /** Every live session, oldest first. */
   allSessions(): Session[] {
     const out: Session[] = [];
@@ -225,11 +237,13 @@ class MemoryTable {
 
   private addName(entry: Entry): void {
     const name = entry.session.name;
-    const list = this.byName.get(name);
-    if (list === undefined) {
-      this.byName.set(name, [entry]);
+    const named = this.byName.get(name);
+    if (named === undefined) {
+      this.byName.set(name, entry);
       return;
     }
+    const list = Array.isArray(named) ? named : [named];
+    if (list !== named) this.byName.set(name, list);
     // Usually appended (new sessions are the newest); a rename can bring an older one.
     const rev = entry.session.createRevision;
     let i = list.length;
@@ -238,11 +252,23 @@ class MemoryTable {
   }
 
   private removeName(entry: Entry, name: string): void {
-    const list = this.byName.get(name);
-    if (list === undefined) return;
-    const i = list.indexOf(entry);
-    if (i >= 0) list.splice(i, 1);
-    if (list.length === 0) this.byName.delete(name);
+    const named = this.byName.get(name);
+    if (named === undefined) return;
+    if (!Array.isArray(named)) {
+      if (named === entry) this.byName.delete(name);
+      return;
+    }
+    // The list is in createRevision order: a binary search, not a scan of every session of the name.
+    const rev = entry.session.createRevision;
+    let lo = 0;
+    let hi = named.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (named[mid]!.session.createRevision < rev) lo = mid + 1;
+      else hi = mid;
+    }
+    if (named[lo] === entry) named.splice(lo, 1);
+    if (named.length === 1) this.byName.set(name, named[0]!);
   }
 }
 
@@ -359,7 +385,7 @@ export class MemoryStore implements Store {
         entry = table.byPath.get(key.value);
         break;
       case "name":
-        entry = table.byName.get(key.value)?.[0];
+        entry = table.oldestNamed(key.value);
         break;
     }
     if (entry === undefined) {
@@ -414,7 +440,7 @@ export class MemoryStore implements Store {
       ...prev,
       name: patch.name === undefined ? prev.name : (patch.name ?? deriveName(projectPath)),
       projectPath,
-      metadata: patch.metadata ?? prev.metadata,
+      metadata: patch.metadata === undefined ? prev.metadata : patch.metadata.size === 0 ? EMPTY_METADATA : patch.metadata,
       updateTime: new Date(now),
       revision,
       ttl,
@@ -526,6 +552,9 @@ export class MemoryStore implements Store {
 
   /** Expires every session whose expire time has passed. O(log n) per session. */
   private expireDue(): void {
+    // Every call comes through here: with nothing scheduled and no timer armed
+    // (no session has a ttl) there is nothing to do, not even to read the clock.
+    if (this.expiries.size === 0 && this.timerAt === Infinity) return;
     const now = this.now();
     for (let top = this.expiries.peek(); top !== undefined && top.at <= now; top = this.expiries.peek()) {
       this.expiries.pop();
