@@ -1,25 +1,38 @@
 /**
- * Starts the daemon the way users do (`npm start` runs exactly this command,
- * minus npm), as its own process, and stops it with SIGTERM.
+ * Starts the servers under test as their own processes: the daemon the way
+ * users do (`npm start` runs exactly this command, minus npm), and the bare
+ * grpc-js no-op server (./noop-server.ts) the same way. Both print
+ * "listening on <address>"; both stop on SIGTERM.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
-export interface DaemonProcess {
+export interface ServerProcess {
   address: string;
   child: ChildProcess;
+  /** User + system CPU time the process has used so far, in ms (Linux /proc). */
+  cpuMs(): number;
   stop(): Promise<void>;
 }
 
-export async function startDaemonProcess(flags: string[]): Promise<DaemonProcess> {
-  const child = spawn(
-    process.execPath,
-    ["--conditions=source", "--import", "tsx", "src/daemon/main.ts", "--listen", "127.0.0.1:0", "--log-level", "warn", ...flags],
-    { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] },
-  );
+/** `nodeArgs` go to node itself, e.g. --cpu-prof for a profile. */
+export function startDaemonProcess(flags: string[], nodeArgs: string[] = []): Promise<ServerProcess> {
+  return startServerProcess(nodeArgs, ["src/daemon/main.ts", "--listen", "127.0.0.1:0", "--log-level", "warn", ...flags]);
+}
+
+export function startNoopProcess(nodeArgs: string[] = []): Promise<ServerProcess> {
+  return startServerProcess(nodeArgs, ["bench/noop-server.ts", "--listen", "127.0.0.1:0"]);
+}
+
+async function startServerProcess(nodeArgs: string[], args: string[]): Promise<ServerProcess> {
+  const child = spawn(process.execPath, [...nodeArgs, "--conditions=source", "--import", "tsx", ...args], {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   const address = await new Promise<string>((resolve, reject) => {
     let out = "";
     child.stdout!.on("data", (chunk: Buffer) => {
@@ -27,15 +40,25 @@ export async function startDaemonProcess(flags: string[]): Promise<DaemonProcess
       const m = /listening on (\S+)/.exec(out);
       if (m) resolve(m[1]!);
     });
-    child.once("exit", (code) => reject(new Error(`daemon exited with ${code} before listening`)));
+    child.once("exit", (code) => reject(new Error(`${args[0]} exited with ${code} before listening`)));
   });
   return {
     address,
     child,
+    cpuMs: () => processCpuMs(child.pid!),
     async stop() {
-      if (child.exitCode !== null) return;
+      if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill("SIGTERM");
       await once(child, "exit");
     },
   };
+}
+
+/** utime + stime of a process from /proc/<pid>/stat, in ms (the kernel counts in ticks of 10 ms). */
+export function processCpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  // Fields after the parenthesized command name, which may itself contain spaces.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return ticks * 10;
 }

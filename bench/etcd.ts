@@ -1,13 +1,17 @@
 /**
  * etcd store vs raw etcd: Register and Lookup throughput through a daemon
- * on `--store etcd`, and, in the same run, from the same Node.js load
- * generator, raw etcd3 Txns shaped like one Register's and raw Ranges (a
- * Lookup's etcd work). Plus Register through a memory-store daemon, for the
- * "memory ≥ 10× etcd" comparison.
+ * on `--store etcd`, and, in the same run, raw etcd3 Txns shaped like one
+ * Register's and raw Ranges (a Lookup's etcd work). Plus Register through a
+ * memory-store daemon, for the "memory ≥ 10× etcd" comparison.
  *
- * Every figure is a closed loop: `concurrency` calls in flight, each worker
+ * Every figure is a closed loop: `concurrency` calls in flight, each
  * sending its next call when the previous answers, for `warmupMs` (not
- * counted) then `measureMs` (calls that complete in it are counted).
+ * counted) then `measureMs` (calls that complete in it are counted). The
+ * two Register figures come from the worker-thread generator (./load/);
+ * Lookup through the daemon and the raw requests, from grpc-js clients in
+ * this process (the daemon's through the SDK's stubs, the raw ones through
+ * the etcd3 client the store itself uses): etcd, not the client, is what
+ * saturates at those rates.
  *
  * etcd is Debian's /usr/bin/etcd on loopback with a temporary data dir (the
  * tests' helper, test/helpers/etcd.ts); the daemons are started as users
@@ -23,7 +27,8 @@ import { createClient } from "../src/store/etcd/client.js";
 import { Keys } from "../src/store/etcd/keys.js";
 import { createdAt, get, getPrefix, put } from "../src/store/etcd/ops.js";
 import { startEtcd, type TestEtcd } from "../test/helpers/etcd.js";
-import { startDaemonProcess, type DaemonProcess } from "./daemon-process.js";
+import { startDaemonProcess, type ServerProcess } from "./daemon-process.js";
+import type { LoadGenerator } from "./load/generator.js";
 import { round } from "./stats.js";
 
 export interface EtcdBenchOptions {
@@ -91,7 +96,7 @@ export class Generator {
   private readonly clients: SessionRegistryClient[];
 
   constructor(
-    readonly daemon: DaemonProcess,
+    readonly daemon: ServerProcess,
     channels: number,
   ) {
     this.clients = Array.from(
@@ -126,14 +131,26 @@ export async function startGenerator(flags: string[], channels: number): Promise
   return new Generator(await startDaemonProcess(["--max-sessions", "1000000", ...flags]), channels);
 }
 
-/** Registers/s: distinct ids and paths into one table of 1,000,000; nothing is removed. */
-async function registerRps(gen: Generator, opts: EtcdBenchOptions): Promise<number> {
+/**
+ * Registers/s: distinct ids and paths into one table of 1,000,000; nothing
+ * is removed. Driven by the worker-thread load generator (./load/), which,
+ * unlike this process's grpc-js clients, does not saturate before a
+ * memory-store daemon does: the memory vs etcd comparison compares stores.
+ */
+async function registerRps(gen: Generator, load: LoadGenerator, opts: EtcdBenchOptions): Promise<number> {
   await gen.createTable("reg", 1_000_000);
-  const run = randomBytes(3).toString("hex");
-  return closedLoop(opts, (i) => gen.register(i, "reg", `r-${run}-${i}`));
+  const { rps } = await load.run({
+    address: gen.daemon.address,
+    channelsPerWorker: opts.channels,
+    concurrency: opts.concurrency,
+    warmupMs: opts.warmupMs,
+    measureMs: opts.measureMs,
+    workload: { kind: "register", table: "reg", prefix: randomBytes(3).toString("hex") },
+  });
+  return rps;
 }
 
-export async function etcdBench(opts: EtcdBenchOptions): Promise<EtcdBenchResult> {
+export async function etcdBench(opts: EtcdBenchOptions, load: LoadGenerator): Promise<EtcdBenchResult> {
   const stops: (() => Promise<void>)[] = [];
   const stopAll = async () => {
     for (const stop of stops.splice(0).reverse()) await stop().catch(() => {});
@@ -142,7 +159,7 @@ export async function etcdBench(opts: EtcdBenchOptions): Promise<EtcdBenchResult
     // 1. Memory store, before etcd exists (nothing else running).
     const memory = await startGenerator([], opts.channels);
     stops.push(() => memory.close());
-    const memory_register_rps = await registerRps(memory, opts);
+    const memory_register_rps = await registerRps(memory, load, opts);
     await stopAll();
 
     // 2. etcd store, through a daemon.
@@ -153,7 +170,7 @@ export async function etcdBench(opts: EtcdBenchOptions): Promise<EtcdBenchResult
       opts.channels,
     );
     stops.push(() => gen.close());
-    const etcd_register_rps = await registerRps(gen, opts);
+    const etcd_register_rps = await registerRps(gen, load, opts);
 
     await gen.createTable("look", opts.lookupSessions);
     const ids = Array.from({ length: opts.lookupSessions }, (_, i) => `l-${i}`);

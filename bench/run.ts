@@ -1,41 +1,132 @@
 /**
- * `npm run bench [-- --quick]`: runs the benchmarks, prints a table and
- * writes bench/results.json (one key per figure). Not part of `npm test`:
+ * `npm run bench [-- --quick | --smoke] [-- --out-dir DIR]`: runs the
+ * benchmarks, prints a table and writes DIR/results.json (one key per
+ * figure) and DIR/chart.svg (default DIR: bench/). Not part of `npm test`:
  * figures depend on the machine and its load.
+ *
+ * --quick: the same figures with shorter windows (under a minute).
+ * --smoke: every figure from windows of a fraction of a second and small
+ *   tables, only to check that the harness works (the test suite runs it);
+ *   its figures mean nothing.
  */
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
+import { resolve } from "node:path";
+import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 
+import { renderChart } from "./chart.js";
 import { etcdBench } from "./etcd.js";
-import { watchFanout } from "./watch-fanout.js";
+import { runInProcess } from "./inprocess-runner.js";
+import { LoadGenerator } from "./load/generator.js";
+import { unaryBench, type UnaryBenchOptions } from "./unary.js";
+import { watchFanout, type FanoutOptions } from "./watch-fanout.js";
 
-const quick = process.argv.includes("--quick");
-const results: Record<string, number | string> = {
+type Mode = "full" | "quick" | "smoke";
+
+const args = process.argv.slice(2);
+const mode: Mode = args.includes("--smoke") ? "smoke" : args.includes("--quick") ? "quick" : "full";
+const outAt = args.indexOf("--out-dir");
+const outDir = outAt >= 0 && args[outAt + 1] !== undefined ? resolve(args[outAt + 1]!) : fileURLToPath(new URL(".", import.meta.url));
+
+interface Plan {
+  unary: UnaryBenchOptions;
+  inProcess: { maxSize: number; lookups: number };
+  fanout: FanoutOptions;
+  etcd: { warmupMs: number; measureMs: number; concurrency: number; channels: number; lookupSessions: number };
+}
+
+/**
+ * One load-generator thread: with the daemon on the other core, a second
+ * thread would only take CPU from the server under test (see BENCHMARKS.md).
+ */
+const WORKERS = 1;
+const common = { channelsPerWorker: 4, concurrency: 64, lookupSessions: 1000 };
+const PLANS: Record<Mode, Plan> = {
+  full: {
+    unary: { ...common, warmupMs: 2000, measureMs: 5000, sweep: [1, 4, 16, 64, 256], sweepWarmupMs: 500, sweepMeasureMs: 2000 },
+    inProcess: { maxSize: 1_000_000, lookups: 1_000_000 },
+    fanout: { watchers: 1000, channels: 10, registers: 200 },
+    etcd: { warmupMs: 3000, measureMs: 8000, concurrency: 64, channels: 4, lookupSessions: 1000 },
+  },
+  quick: {
+    unary: { ...common, warmupMs: 500, measureMs: 1500, sweep: [1, 16, 64], sweepWarmupMs: 300, sweepMeasureMs: 700 },
+    inProcess: { maxSize: 1_000_000, lookups: 200_000 },
+    fanout: { watchers: 1000, channels: 10, registers: 20 },
+    etcd: { warmupMs: 500, measureMs: 1500, concurrency: 64, channels: 4, lookupSessions: 200 },
+  },
+  smoke: {
+    unary: { ...common, lookupSessions: 20, warmupMs: 50, measureMs: 200, sweep: [1, 8], sweepWarmupMs: 50, sweepMeasureMs: 100 },
+    inProcess: { maxSize: 10_000, lookups: 10_000 },
+    fanout: { watchers: 20, channels: 2, registers: 3 },
+    etcd: { warmupMs: 50, measureMs: 200, concurrency: 8, channels: 2, lookupSessions: 20 },
+  },
+};
+
+/** The issue's targets: figure, comparison, bound (a number, or a factor of another figure). */
+const TARGETS: { key: string; op: ">=" | "<="; bound: number; of?: string }[] = [
+  { key: "lookup_ratio", op: ">=", bound: 0.9 },
+  { key: "register_remove_ratio", op: ">=", bound: 0.8 },
+  { key: "p99_ms", op: "<=", bound: 2 },
+  { key: "lookup_us_at_1m", op: "<=", bound: 1.2, of: "lookup_us_at_10" },
+  { key: "bytes_per_session", op: "<=", bound: 1024 },
+  { key: "watch_fanout_p99_ms", op: "<=", bound: 50 },
+  { key: "memory_vs_etcd_register", op: ">=", bound: 10 },
+];
+
+const plan = PLANS[mode];
+const results: Record<string, unknown> = {
   date: new Date().toISOString(),
   node: process.version,
   cpus: `${cpus().length} x ${cpus()[0]?.model ?? "unknown"}`,
-  mode: quick ? "quick" : "full",
+  mode,
 };
+const started = performance.now();
+const section = (name: string) => console.error(`[${((performance.now() - started) / 1000).toFixed(0)} s] ${name}…`);
 
-const fanout = await watchFanout({ watchers: 1000, channels: 10, registers: quick ? 20 : 200 });
-results.watch_fanout_watchers = fanout.watchers;
-results.watch_fanout_p50_ms = fanout.all_p50_ms;
-results.watch_fanout_p99_ms = fanout.all_p99_ms;
-results.watch_delivery_p50_ms = fanout.each_p50_ms;
-results.watch_delivery_p99_ms = fanout.each_p99_ms;
+const load = new LoadGenerator(WORKERS);
+try {
+  section("Lookup and Register+Remove: daemon vs bare grpc-js no-op server");
+  Object.assign(results, await unaryBench(plan.unary, load));
 
-const etcd = await etcdBench({
-  warmupMs: quick ? 1_000 : 5_000,
-  measureMs: quick ? 2_000 : 10_000,
-  concurrency: 64,
-  channels: 4,
-  lookupSessions: 1_000,
-});
-Object.assign(results, etcd);
+  section("in-process store: lookup cost by table size, a deep List page, heap per session");
+  Object.assign(results, await runInProcess(plan.inProcess));
 
-const out = fileURLToPath(new URL("results.json", import.meta.url));
+  section("watch fan-out");
+  const fanout = await watchFanout(plan.fanout);
+  results.watch_fanout_watchers = fanout.watchers;
+  results.watch_fanout_p50_ms = fanout.all_p50_ms;
+  results.watch_fanout_p99_ms = fanout.all_p99_ms;
+  results.watch_delivery_p50_ms = fanout.each_p50_ms;
+  results.watch_delivery_p99_ms = fanout.each_p99_ms;
+
+  section("etcd store vs raw etcd, memory vs etcd Register");
+  Object.assign(results, await etcdBench(plan.etcd, load));
+} finally {
+  await load.close();
+}
+
+results.targets = Object.fromEntries(
+  TARGETS.map((t) => {
+    const value = results[t.key] as number;
+    const bound = t.of === undefined ? t.bound : t.bound * (results[t.of] as number);
+    const met = t.op === ">=" ? value >= bound : value <= bound;
+    return [t.key, { value, target: `${t.op} ${t.of === undefined ? t.bound : `${t.bound} x ${t.of}`}`, met }];
+  }),
+);
+results.duration_s = Math.round((performance.now() - started) / 1000);
+
+mkdirSync(outDir, { recursive: true });
+const out = resolve(outDir, "results.json");
 writeFileSync(out, JSON.stringify(results, null, 2) + "\n");
-const width = Math.max(...Object.keys(results).map((k) => k.length));
-for (const [k, v] of Object.entries(results)) console.log(`${k.padEnd(width)}  ${v}`);
-console.log(`\nwritten to ${out}`);
+const chart = resolve(outDir, "chart.svg");
+writeFileSync(chart, renderChart(results));
+
+const flat = Object.entries(results).filter(([, v]) => typeof v !== "object");
+const width = Math.max(...flat.map(([k]) => k.length));
+for (const [k, v] of flat) console.log(`${k.padEnd(width)}  ${v}`);
+console.log("\ntargets:");
+for (const [k, t] of Object.entries(results.targets as Record<string, { value: number; target: string; met: boolean }>)) {
+  console.log(`  ${t.met ? "met    " : "MISSED "} ${k.padEnd(width)}  ${t.value}  (${t.target})`);
+}
+console.log(`\nwritten to ${out} and ${chart}`);

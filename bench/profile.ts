@@ -1,0 +1,71 @@
+/**
+ * `npm run bench:profile [-- seconds]`: CPU profiles (node --cpu-prof) of
+ * the daemon and of the bare no-op server, one process per workload (Lookup,
+ * Register+Remove), under the benchmark's load generator. Each summary
+ * covers the measured window only (not start-up or warm-up) and divides the
+ * self time of each area (our src/ folders, grpc-js, node's http2, GC...) by
+ * the calls handled in it: µs per call, comparable between the two servers.
+ * The .cpuprofile files stay in bench/profiles/ (open them in Chrome
+ * DevTools).
+ */
+import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { performance } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
+
+import { startDaemonProcess, startNoopProcess, type ServerProcess } from "./daemon-process.js";
+import { LoadGenerator } from "./load/generator.js";
+import type { Workload } from "./load/protocol.js";
+import { summarize, type Profile } from "./profile-summary.js";
+import { prepare, TABLE } from "./unary.js";
+
+const seconds = Number(process.argv[2] ?? 5);
+const top = Number(process.argv[3] ?? 30);
+const dir = fileURLToPath(new URL("profiles/", import.meta.url));
+rmSync(dir, { recursive: true, force: true });
+
+async function profile(
+  generator: LoadGenerator,
+  name: string,
+  kind: "lookup" | "registerRemove",
+  start: (nodeArgs: string[]) => Promise<ServerProcess>,
+): Promise<void> {
+  const out = `${dir}${name}-${kind}/`;
+  mkdirSync(out, { recursive: true });
+  const spawnedAt = performance.now();
+  const server = await start(["--cpu-prof", "--cpu-prof-dir", out]);
+  const warmupMs = 1000;
+  const measureMs = seconds * 1000;
+  let goAt = NaN;
+  let calls: number;
+  try {
+    const ids = await prepare(server.address, 1000, name === "daemon");
+    const workload: Workload = kind === "lookup" ? { kind, table: TABLE, ids } : { kind, table: TABLE };
+    const result = await generator.run({
+      address: server.address,
+      channelsPerWorker: 4,
+      concurrency: 64,
+      warmupMs,
+      measureMs,
+      workload,
+      onGo: () => (goAt = performance.now()),
+    });
+    calls = Math.round(result.rps * seconds);
+  } finally {
+    await server.stop();
+  }
+  const file = readdirSync(out).find((f) => f.endsWith(".cpuprofile"))!;
+  const fromMs = goAt - spawnedAt + warmupMs;
+  console.log(`\n=== ${name} ${kind}: ${Math.round(calls / seconds)}/s (${out}${file}) ===`);
+  const data = JSON.parse(readFileSync(out + file, "utf8")) as Profile;
+  console.log(summarize(data, { top, fromMs, toMs: fromMs + measureMs, calls }));
+}
+
+const generator = new LoadGenerator(1);
+try {
+  for (const kind of ["lookup", "registerRemove"] as const) {
+    await profile(generator, "noop", kind, startNoopProcess);
+    await profile(generator, "daemon", kind, (nodeArgs) => startDaemonProcess([], nodeArgs));
+  }
+} finally {
+  await generator.close();
+}

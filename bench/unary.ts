@@ -1,0 +1,192 @@
+/**
+ * The daemon against the physical limit of its stack: Lookup and
+ * Register+Remove through a memory-store daemon started as users start it,
+ * and the same calls, same bytes, same load generator, against the bare
+ * grpc-js no-op server (./noop-server.ts), in the same run.
+ *
+ * - Throughput: closed loop, `concurrency` calls in flight over several
+ *   worker threads and channels, after a warm-up. Each server's CPU time in
+ *   the measured window, divided by the calls, gives its CPU cost per call:
+ *   on a 2-core machine shared with the generator, that is the figure that
+ *   says what the daemon adds to gRPC, whatever saturates first.
+ * - Latency: open loop at half of the daemon's measured peak Lookup rate.
+ * - A sweep of concurrency for both servers (the chart's right panel).
+ */
+import { performance } from "node:perf_hooks";
+import { credentials } from "@grpc/grpc-js";
+import { SessionRegistryClient } from "@session-registry/client/gen/sessionregistry/v1/session_registry";
+
+import { startDaemonProcess, startNoopProcess, type ServerProcess } from "./daemon-process.js";
+import { LoadGenerator, type LoadResult } from "./load/generator.js";
+import type { Workload } from "./load/protocol.js";
+import { percentile, round } from "./stats.js";
+
+export interface UnaryBenchOptions {
+  warmupMs: number;
+  measureMs: number;
+  /** HTTP/2 connections per load-generator thread. */
+  channelsPerWorker: number;
+  /** Calls in flight for the peak-throughput figures. */
+  concurrency: number;
+  /** Concurrencies of the sweep, and each point's warm-up and window. */
+  sweep: number[];
+  sweepWarmupMs: number;
+  sweepMeasureMs: number;
+  /** Sessions in the Lookup table. */
+  lookupSessions: number;
+}
+
+export interface UnaryBenchResult {
+  noop_rps: number;
+  lookup_rps: number;
+  lookup_ratio: number;
+  noop_pair_rps: number;
+  register_remove_rps: number;
+  register_remove_ratio: number;
+  /** Lookups per second of the open loop the latencies come from (about half of lookup_rps). */
+  half_load_rps: number;
+  p50_ms: number;
+  p99_ms: number;
+  noop_p50_ms: number;
+  noop_p99_ms: number;
+  /** Server CPU per call (pair), µs: what each server spends, independent of who saturates. */
+  noop_cpu_us_per_call: number;
+  lookup_cpu_us_per_call: number;
+  noop_cpu_us_per_pair: number;
+  register_remove_cpu_us_per_pair: number;
+  rps_by_concurrency: { noop: Record<string, number>; lookup: Record<string, number> };
+}
+
+export const TABLE = "bench";
+
+const call = <T>(f: (cb: (err: Error | null, res: T) => void) => void) =>
+  new Promise<T>((resolve, reject) => f((err, res) => (err ? reject(err) : resolve(res))));
+
+/**
+ * Creates the bench table (a raised limit) and fills it with `n` sessions;
+ * returns their ids. The no-op server has no table to fill (`fill` false):
+ * it gets the same requests all the same.
+ */
+export async function prepare(address: string, n: number, fill = true): Promise<string[]> {
+  const ids = Array.from({ length: n }, (_, i) => `lookup-${i}`);
+  if (!fill) return ids;
+  const client = new SessionRegistryClient(address, credentials.createInsecure());
+  try {
+    await call((cb) => client.createTable({ table: TABLE, maxSessions: 1_000_000 }, cb));
+    for (let i = 0; i < n; i += 100) {
+      await Promise.all(
+        ids.slice(i, i + 100).map((id) =>
+          call((cb) =>
+            client.register(
+              {
+                table: TABLE,
+                requestId: "",
+                session: {
+                  id,
+                  name: "",
+                  projectPath: `/bench/lookup/${id}`,
+                  metadata: new Map([["editor", "bench"]]),
+                  revision: 0,
+                  createTime: undefined,
+                  updateTime: undefined,
+                  ttl: undefined,
+                  expireTime: undefined,
+                },
+              },
+              cb,
+            ),
+          ),
+        ),
+      );
+    }
+    return ids;
+  } finally {
+    client.close();
+  }
+}
+
+/** Runs a load and measures the server's CPU over the measured window only. */
+async function measure(
+  load: LoadGenerator,
+  server: ServerProcess,
+  opts: UnaryBenchOptions,
+  workload: Workload,
+  extra: { concurrency?: number; rate?: number; warmupMs?: number; measureMs?: number } = {},
+): Promise<LoadResult & { cpuUsPerCall: number }> {
+  const warmupMs = extra.warmupMs ?? opts.warmupMs;
+  const measureMs = extra.measureMs ?? opts.measureMs;
+  let cpuFrom = NaN;
+  let sample: NodeJS.Timeout | undefined;
+  let started = NaN;
+  const result = await load.run({
+    onGo: () => {
+      started = performance.now();
+      sample = setTimeout(() => (cpuFrom = server.cpuMs()), warmupMs);
+    },
+    address: server.address,
+    channelsPerWorker: opts.channelsPerWorker,
+    concurrency: extra.concurrency ?? opts.concurrency,
+    workload,
+    warmupMs,
+    measureMs,
+    ...(extra.rate !== undefined ? { rate: extra.rate } : {}),
+  });
+  clearTimeout(sample);
+  const cpu = server.cpuMs() - cpuFrom;
+  // The window closes when the workers stop counting; the few calls still draining add little CPU.
+  const windowMs = Math.min(measureMs, performance.now() - started - warmupMs);
+  const calls = result.rps * (windowMs / 1000);
+  return { ...result, cpuUsPerCall: calls > 0 ? (cpu * 1000) / calls : NaN };
+}
+
+export async function unaryBench(opts: UnaryBenchOptions, load: LoadGenerator): Promise<UnaryBenchResult> {
+  const servers: ServerProcess[] = [];
+  try {
+    const noop = await startNoopProcess();
+    servers.push(noop);
+    const daemon = await startDaemonProcess([]);
+    servers.push(daemon);
+    const ids = await prepare(daemon.address, opts.lookupSessions);
+    const lookup: Workload = { kind: "lookup", table: TABLE, ids };
+    const pairs: Workload = { kind: "registerRemove", table: TABLE };
+
+    const noopLookup = await measure(load, noop, opts, lookup);
+    const daemonLookup = await measure(load, daemon, opts, lookup);
+    const noopPairs = await measure(load, noop, opts, pairs);
+    const daemonPairs = await measure(load, daemon, opts, pairs);
+
+    // Open loop at half the daemon's peak; the cap on calls in flight is far above what that rate needs.
+    const rate = Math.round(daemonLookup.rps / 2);
+    const open = { rate, concurrency: 1024 };
+    const daemonLatency = await measure(load, daemon, opts, lookup, open);
+    const noopLatency = await measure(load, noop, opts, lookup, open);
+
+    const sweep = { noop: {} as Record<string, number>, lookup: {} as Record<string, number> };
+    for (const c of opts.sweep) {
+      const point = { concurrency: c, warmupMs: opts.sweepWarmupMs, measureMs: opts.sweepMeasureMs };
+      sweep.noop[c] = Math.round((await measure(load, noop, opts, lookup, point)).rps);
+      sweep.lookup[c] = Math.round((await measure(load, daemon, opts, lookup, point)).rps);
+    }
+
+    return {
+      noop_rps: Math.round(noopLookup.rps),
+      lookup_rps: Math.round(daemonLookup.rps),
+      lookup_ratio: round(daemonLookup.rps / noopLookup.rps, 3),
+      noop_pair_rps: Math.round(noopPairs.rps),
+      register_remove_rps: Math.round(daemonPairs.rps),
+      register_remove_ratio: round(daemonPairs.rps / noopPairs.rps, 3),
+      half_load_rps: Math.round(daemonLatency.rps),
+      p50_ms: round(percentile(daemonLatency.latenciesMs, 50), 3),
+      p99_ms: round(percentile(daemonLatency.latenciesMs, 99), 3),
+      noop_p50_ms: round(percentile(noopLatency.latenciesMs, 50), 3),
+      noop_p99_ms: round(percentile(noopLatency.latenciesMs, 99), 3),
+      noop_cpu_us_per_call: round(noopLookup.cpuUsPerCall, 1),
+      lookup_cpu_us_per_call: round(daemonLookup.cpuUsPerCall, 1),
+      noop_cpu_us_per_pair: round(noopPairs.cpuUsPerCall, 1),
+      register_remove_cpu_us_per_pair: round(daemonPairs.cpuUsPerCall, 1),
+      rps_by_concurrency: sweep,
+    };
+  } finally {
+    await Promise.all(servers.map((s) => s.stop()));
+  }
+}
