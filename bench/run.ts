@@ -50,10 +50,10 @@ const PLANS: Record<Mode, Plan> = {
     etcd: { warmupMs: 3000, measureMs: 8000, concurrency: 64, channels: 4, lookupSessions: 1000 },
   },
   quick: {
-    unary: { ...common, warmupMs: 500, measureMs: 1500, sweep: [1, 16, 64], sweepWarmupMs: 300, sweepMeasureMs: 700 },
-    inProcess: { maxSize: 1_000_000, lookups: 200_000 },
-    fanout: { watchers: 1000, channels: 10, registers: 20 },
-    etcd: { warmupMs: 500, measureMs: 1500, concurrency: 64, channels: 4, lookupSessions: 200 },
+    unary: { ...common, warmupMs: 300, measureMs: 1200, sweep: [1, 16, 64], sweepWarmupMs: 200, sweepMeasureMs: 600 },
+    inProcess: { maxSize: 1_000_000, lookups: 100_000 },
+    fanout: { watchers: 1000, channels: 10, registers: 30 },
+    etcd: { warmupMs: 500, measureMs: 1200, concurrency: 64, channels: 4, lookupSessions: 200 },
   },
   smoke: {
     unary: { ...common, lookupSessions: 20, warmupMs: 50, measureMs: 200, sweep: [1, 8], sweepWarmupMs: 50, sweepMeasureMs: 100 },
@@ -99,6 +99,8 @@ try {
   results.watch_fanout_p99_ms = fanout.all_p99_ms;
   results.watch_delivery_p50_ms = fanout.each_p50_ms;
   results.watch_delivery_p99_ms = fanout.each_p99_ms;
+  results.watch_fanout_daemon_cpu_ms_per_event = fanout.daemon_cpu_ms_per_event;
+  results.watch_fanout_client_cpu_ms_per_event = fanout.client_cpu_ms_per_event;
 
   section("etcd store vs raw etcd, memory vs etcd Register");
   Object.assign(results, await etcdBench(plan.etcd, load));

@@ -43,6 +43,8 @@ export interface UnaryBenchResult {
   noop_pair_rps: number;
   register_remove_rps: number;
   register_remove_ratio: number;
+  /** Registers/s (no Remove) the bare server answers: the ceiling for memory_register_rps. */
+  noop_register_rps: number;
   /** Lookups per second of the open loop the latencies come from (about half of lookup_rps). */
   half_load_rps: number;
   p50_ms: number;
@@ -54,6 +56,9 @@ export interface UnaryBenchResult {
   lookup_cpu_us_per_call: number;
   noop_cpu_us_per_pair: number;
   register_remove_cpu_us_per_pair: number;
+  /** noop CPU per call / daemon CPU per call: the throughput ratio if the servers, not the generator, saturated. */
+  lookup_cpu_ratio: number;
+  register_remove_cpu_ratio: number;
   rps_by_concurrency: { noop: Record<string, number>; lookup: Record<string, number> };
 }
 
@@ -154,6 +159,8 @@ export async function unaryBench(opts: UnaryBenchOptions, load: LoadGenerator): 
     const daemonLookup = await measure(load, daemon, opts, lookup);
     const noopPairs = await measure(load, noop, opts, pairs);
     const daemonPairs = await measure(load, daemon, opts, pairs);
+    // The ceiling for Register alone (the memory vs etcd comparison runs Register only).
+    const noopRegister = await measure(load, noop, opts, { kind: "register", table: TABLE, prefix: "noop" });
 
     // Open loop at half the daemon's peak; the cap on calls in flight is far above what that rate needs.
     const rate = Math.round(daemonLookup.rps / 2);
@@ -175,6 +182,7 @@ export async function unaryBench(opts: UnaryBenchOptions, load: LoadGenerator): 
       noop_pair_rps: Math.round(noopPairs.rps),
       register_remove_rps: Math.round(daemonPairs.rps),
       register_remove_ratio: round(daemonPairs.rps / noopPairs.rps, 3),
+      noop_register_rps: Math.round(noopRegister.rps),
       half_load_rps: Math.round(daemonLatency.rps),
       p50_ms: round(percentile(daemonLatency.latenciesMs, 50), 3),
       p99_ms: round(percentile(daemonLatency.latenciesMs, 99), 3),
@@ -184,6 +192,8 @@ export async function unaryBench(opts: UnaryBenchOptions, load: LoadGenerator): 
       lookup_cpu_us_per_call: round(daemonLookup.cpuUsPerCall, 1),
       noop_cpu_us_per_pair: round(noopPairs.cpuUsPerCall, 1),
       register_remove_cpu_us_per_pair: round(daemonPairs.cpuUsPerCall, 1),
+      lookup_cpu_ratio: round(noopLookup.cpuUsPerCall / daemonLookup.cpuUsPerCall, 3),
+      register_remove_cpu_ratio: round(noopPairs.cpuUsPerCall / daemonPairs.cpuUsPerCall, 3),
       rps_by_concurrency: sweep,
     };
   } finally {

@@ -86,6 +86,8 @@ async function openLoop(task: WorkerTask, op: (n: number) => Promise<void>, rate
   let due = start;
   let next = 0;
   let inFlight = 0;
+  /** False once every call of the window has been sent: the last one to answer then ends the run. */
+  let sending = true;
   let settle!: () => void;
   const drained = new Promise<void>((resolve) => (settle = resolve));
   const send = () => {
@@ -106,7 +108,7 @@ async function openLoop(task: WorkerTask, op: (n: number) => Promise<void>, rate
       )
       .finally(() => {
         inFlight--;
-        if (inFlight === 0 && performance.now() >= end) settle();
+        if (inFlight === 0 && sending === false) settle();
       });
   };
   await new Promise<void>((done) => {
@@ -123,6 +125,7 @@ async function openLoop(task: WorkerTask, op: (n: number) => Promise<void>, rate
     };
     pump();
   });
+  sending = false;
   if (inFlight > 0) await drained;
 }
 
