@@ -146,11 +146,7 @@ class FaultProxy:
         except OSError:
             pass
         finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            _shutdown(src, dst)
 
     def _pump_faulty(self, daemon, client):
         frames, messages = _Frames(), _Messages()
@@ -185,11 +181,7 @@ class FaultProxy:
         except OSError:
             pass
         finally:
-            for s in (daemon, client):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            _shutdown(daemon, client)
 
     def _cut(self, *socks):
         # SO_LINGER 0: close with a RST, as a failed network path or a killed
@@ -234,3 +226,12 @@ class FaultProxy:
     def __exit__(self, *exc):
         self.close()
         return False
+
+
+def _shutdown(*socks):
+    """Ends both directions of each socket; one already closed is fine."""
+    for s in socks:
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
