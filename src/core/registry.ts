@@ -9,7 +9,7 @@
  * order of the contract (validation, then table, then limit, ...) holds.
  */
 import { randomUUID } from "node:crypto";
-import type { LookupKey, NewSession, Session, SessionPatch, Table } from "./model.js";
+import { EMPTY_METADATA, type LookupKey, type NewSession, type Session, type SessionPatch, type Table } from "./model.js";
 import type { Store, WatchSink, WatchSubscription } from "../store/store.js";
 import { watcherLimitReached } from "./errors.js";
 import {
@@ -57,8 +57,6 @@ export const DEFAULT_TABLE = "default";
 /** The fields an update mask may name (snake_case, as on the wire). */
 export const UPDATABLE_FIELDS = ["name", "project_path", "metadata", "ttl"] as const;
 type UpdatableField = (typeof UPDATABLE_FIELDS)[number];
-
-const EMPTY_METADATA: ReadonlyMap<string, string> = new Map();
 
 /** Resolves and checks the `table` field every request has. */
 function tableName(v: Violations, table: string): string {
