@@ -44,19 +44,19 @@ const WORKERS = 1;
 const common = { channelsPerWorker: 4, concurrency: 64, lookupSessions: 1000 };
 const PLANS: Record<Mode, Plan> = {
   full: {
-    unary: { ...common, warmupMs: 2000, measureMs: 5000, sweep: [1, 4, 16, 64, 256], sweepWarmupMs: 500, sweepMeasureMs: 2000 },
+    unary: { ...common, warmupMs: 2000, measureMs: 6000, rounds: 3, sweep: [1, 4, 16, 64, 256], sweepWarmupMs: 500, sweepMeasureMs: 2000 },
     inProcess: { maxSize: 1_000_000, lookups: 1_000_000 },
     fanout: { watchers: 1000, channels: 10, registers: 200 },
     etcd: { warmupMs: 3000, measureMs: 8000, concurrency: 64, channels: 4, lookupSessions: 1000 },
   },
   quick: {
-    unary: { ...common, warmupMs: 300, measureMs: 1200, sweep: [1, 16, 64], sweepWarmupMs: 200, sweepMeasureMs: 600 },
+    unary: { ...common, warmupMs: 300, measureMs: 1500, rounds: 3, sweep: [1, 16, 64], sweepWarmupMs: 200, sweepMeasureMs: 600 },
     inProcess: { maxSize: 1_000_000, lookups: 100_000 },
     fanout: { watchers: 1000, channels: 10, registers: 30 },
     etcd: { warmupMs: 500, measureMs: 1200, concurrency: 64, channels: 4, lookupSessions: 200 },
   },
   smoke: {
-    unary: { ...common, lookupSessions: 20, warmupMs: 50, measureMs: 200, sweep: [1, 8], sweepWarmupMs: 50, sweepMeasureMs: 100 },
+    unary: { ...common, lookupSessions: 20, warmupMs: 50, measureMs: 200, rounds: 2, sweep: [1, 8], sweepWarmupMs: 50, sweepMeasureMs: 100 },
     inProcess: { maxSize: 10_000, lookups: 10_000 },
     fanout: { watchers: 20, channels: 2, registers: 3 },
     etcd: { warmupMs: 50, measureMs: 200, concurrency: 8, channels: 2, lookupSessions: 20 },

@@ -5,7 +5,8 @@
  * grpc-js no-op server (./noop-server.ts), in the same run.
  *
  * - Throughput: closed loop, `concurrency` calls in flight over several
- *   worker threads and channels, after a warm-up. Each server's CPU time in
+ *   HTTP/2 connections from the load generator's thread, after a warm-up,
+ *   the two servers in alternating rounds. Each server's CPU time in
  *   the measured window, divided by the calls, gives its CPU cost per call:
  *   on a 2-core machine shared with the generator, that is the figure that
  *   says what the daemon adds to gRPC, whatever saturates first.
@@ -23,7 +24,9 @@ import { percentile, round } from "./stats.js";
 
 export interface UnaryBenchOptions {
   warmupMs: number;
+  /** The measured window of each peak figure, split over `rounds` alternating rounds per server. */
   measureMs: number;
+  rounds: number;
   /** HTTP/2 connections per load-generator thread. */
   channelsPerWorker: number;
   /** Calls in flight for the peak-throughput figures. */
@@ -117,7 +120,7 @@ async function measure(
   opts: UnaryBenchOptions,
   workload: Workload,
   extra: { concurrency?: number; rate?: number; warmupMs?: number; measureMs?: number } = {},
-): Promise<LoadResult & { cpuUsPerCall: number }> {
+): Promise<Measured> {
   const warmupMs = extra.warmupMs ?? opts.warmupMs;
   const measureMs = extra.measureMs ?? opts.measureMs;
   let cpuFrom = NaN;
@@ -141,7 +144,50 @@ async function measure(
   // The window closes when the workers stop counting; the few calls still draining add little CPU.
   const windowMs = Math.min(measureMs, performance.now() - started - warmupMs);
   const calls = result.rps * (windowMs / 1000);
-  return { ...result, cpuUsPerCall: calls > 0 ? (cpu * 1000) / calls : NaN };
+  return { ...result, cpuMs: cpu, calls, cpuUsPerCall: calls > 0 ? (cpu * 1000) / calls : NaN };
+}
+
+interface Measured extends LoadResult {
+  /** Server CPU over the window, and the calls answered in it. */
+  cpuMs: number;
+  calls: number;
+  cpuUsPerCall: number;
+}
+
+/**
+ * Measures `workload` on both servers in `opts.rounds` alternating rounds
+ * (bare, daemon, bare, daemon…) of `measureMs / rounds` each, and adds the
+ * rounds up: a slow spell of the shared machine then falls on both servers
+ * alike, instead of on whichever was measured in it.
+ */
+async function compare(
+  load: LoadGenerator,
+  noop: ServerProcess,
+  daemon: ServerProcess,
+  opts: UnaryBenchOptions,
+  workload: Workload,
+): Promise<{ noop: Measured; daemon: Measured }> {
+  const rounds = Math.max(1, opts.rounds);
+  const parts = { noop: [] as Measured[], daemon: [] as Measured[] };
+  for (let r = 0; r < rounds; r++) {
+    // Every round opens new connections: later rounds warm them up briefly too.
+    const window = { warmupMs: r === 0 ? opts.warmupMs : Math.min(opts.warmupMs, 500), measureMs: opts.measureMs / rounds };
+    parts.noop.push(await measure(load, noop, opts, workload, window));
+    parts.daemon.push(await measure(load, daemon, opts, workload, window));
+  }
+  const sum = (ms: Measured[]): Measured => {
+    const cpuMs = ms.reduce((a, m) => a + m.cpuMs, 0);
+    const calls = ms.reduce((a, m) => a + m.calls, 0);
+    return {
+      rps: ms.reduce((a, m) => a + m.rps, 0) / ms.length,
+      latenciesMs: [],
+      dropped: 0,
+      cpuMs,
+      calls,
+      cpuUsPerCall: calls > 0 ? (cpuMs * 1000) / calls : NaN,
+    };
+  };
+  return { noop: sum(parts.noop), daemon: sum(parts.daemon) };
 }
 
 export async function unaryBench(opts: UnaryBenchOptions, load: LoadGenerator): Promise<UnaryBenchResult> {
@@ -155,10 +201,8 @@ export async function unaryBench(opts: UnaryBenchOptions, load: LoadGenerator): 
     const lookup: Workload = { kind: "lookup", table: TABLE, ids };
     const pairs: Workload = { kind: "registerRemove", table: TABLE };
 
-    const noopLookup = await measure(load, noop, opts, lookup);
-    const daemonLookup = await measure(load, daemon, opts, lookup);
-    const noopPairs = await measure(load, noop, opts, pairs);
-    const daemonPairs = await measure(load, daemon, opts, pairs);
+    const { noop: noopLookup, daemon: daemonLookup } = await compare(load, noop, daemon, opts, lookup);
+    const { noop: noopPairs, daemon: daemonPairs } = await compare(load, noop, daemon, opts, pairs);
     // The ceiling for Register alone (the memory vs etcd comparison runs Register only).
     const noopRegister = await measure(load, noop, opts, { kind: "register", table: TABLE, prefix: "noop" });
 

@@ -120,6 +120,8 @@ export function checkProjectPath(v: Violations, field: string, path: string): st
     v.add(field, "must not contain NUL characters");
     return undefined;
   }
+  // Most paths arrive normalized: no empty, "." or ".." segment, no trailing slash. Keep those as they are.
+  if (!NEEDS_NORMALIZING.test(path)) return path;
   const segments = path.split("/").filter((s) => s !== "" && s !== ".");
   if (segments.includes("..")) {
     v.add(field, `must not contain a ".." segment, got ${preview(path)}`);
@@ -127,6 +129,9 @@ export function checkProjectPath(v: Violations, field: string, path: string): st
   }
   return normalizeSegments(segments);
 }
+
+/** An empty segment ("//"), a "." or ".." segment, or a trailing slash after something. */
+const NEEDS_NORMALIZING = /\/\/|\/\.\.?(?:\/|$)|.\/$/;
 
 function normalizeSegments(segments: string[]): string {
   return "/" + segments.join("/");
@@ -140,6 +145,8 @@ function normalizeSegments(segments: string[]): string {
 export function deriveName(normalizedPath: string): string {
   const last = normalizedPath.slice(normalizedPath.lastIndexOf("/") + 1);
   if (last === "") return "/";
+  // Short enough in UTF-16 units is short enough in code points: no need to split it into them.
+  if (last.length <= LIMITS.nameMaxCodePoints && !CONTROL_CHAR.test(last)) return last;
   return [...last.replace(CONTROL_CHARS, "\uFFFD")].slice(0, LIMITS.nameMaxCodePoints).join("");
 }
 
