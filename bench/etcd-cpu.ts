@@ -7,18 +7,15 @@
  *   node --conditions=source --import tsx bench/etcd-cpu.ts etcd|memory
  */
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 
 import { startEtcd } from "../test/helpers/etcd.js";
+import { processCpuMs } from "./daemon-process.js";
 import { closedLoop, startGenerator } from "./etcd.js";
 import { round } from "./stats.js";
 
 /** CPU seconds (user + system) a process has used so far. */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
+const cpuSeconds = (pid: number): number => processCpuMs(pid) / 1000;
 
 const mode = process.argv[2] === "memory" ? "memory" : "etcd";
 const opts = { warmupMs: 3_000, measureMs: 8_000, concurrency: 64, channels: 4, lookupSessions: 0 };

@@ -20,13 +20,14 @@
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { credentials } from "@grpc/grpc-js";
-import { SessionRegistryClient, type Session } from "@session-registry/client/gen/sessionregistry/v1/session_registry";
+import { SessionRegistryClient } from "@session-registry/client/gen/sessionregistry/v1/session_registry";
 import type { ICompare, IRequestOp } from "etcd3";
 
 import { createClient } from "../src/store/etcd/client.js";
 import { Keys } from "../src/store/etcd/keys.js";
 import { createdAt, get, getPrefix, put } from "../src/store/etcd/ops.js";
 import { startEtcd, type TestEtcd } from "../test/helpers/etcd.js";
+import { call, sessionMessage } from "./calls.js";
 import { startDaemonProcess, type ServerProcess } from "./daemon-process.js";
 import type { LoadGenerator } from "./load/generator.js";
 import { round } from "./stats.js";
@@ -74,23 +75,6 @@ export async function closedLoop(opts: EtcdBenchOptions, op: (i: number) => Prom
   return counted / (opts.measureMs / 1000);
 }
 
-const call = <T>(f: (cb: (err: Error | null, res: T) => void) => void) =>
-  new Promise<T>((resolve, reject) => f((err, res) => (err ? reject(err) : resolve(res))));
-
-function session(id: string): Session {
-  return {
-    id,
-    name: "bench",
-    projectPath: `/bench/${id}`,
-    metadata: new Map(),
-    createTime: undefined,
-    updateTime: undefined,
-    revision: 0,
-    ttl: undefined,
-    expireTime: undefined,
-  };
-}
-
 /** A daemon and its channels; Registers and Lookups round-robin over the channels. */
 export class Generator {
   private readonly clients: SessionRegistryClient[];
@@ -114,7 +98,7 @@ export class Generator {
   }
 
   register(i: number, table: string, id: string) {
-    return call((cb) => this.client(i).register({ requestId: "", table, session: session(id) }, cb));
+    return call((cb) => this.client(i).register({ requestId: "", table, session: sessionMessage({ id, name: "bench", projectPath: `/bench/${id}` }) }, cb));
   }
 
   lookup(i: number, table: string, id: string) {

@@ -20,6 +20,7 @@ import {
   WatchResponse,
 } from "@session-registry/client/gen/sessionregistry/v1/session_registry";
 
+import { call, sessionMessage } from "./calls.js";
 import { startDaemonProcess } from "./daemon-process.js";
 import { H2GrpcChannel } from "./load/h2-client.js";
 import { percentile, round } from "./stats.js";
@@ -59,8 +60,6 @@ export async function watchFanout(opts: FanoutOptions): Promise<FanoutResult> {
   const cancels: (() => void)[] = [];
   let closing = false;
   try {
-    const call = <T>(f: (cb: (err: Error | null, res: T) => void) => void) =>
-      new Promise<T>((resolve, reject) => f((err, res) => (err ? reject(err) : resolve(res))));
     await call((cb) => writer.createTable({ table: "fanout", maxSessions: 0 }, cb));
     await Promise.all(channels.map((c) => c.connected()));
 
@@ -112,7 +111,7 @@ export async function watchFanout(opts: FanoutOptions): Promise<FanoutResult> {
       const id = `s${i}`;
       const delivered = new Promise<void>((resolve) => pending.set(id, { sent: performance.now(), seen: 0, done: resolve }));
       const sent = pending.get(id)!.sent;
-      await call((cb) => writer.register({ requestId: "", table: "fanout", session: { id, name: "", projectPath: `/bench/${id}`, metadata: new Map(), createTime: undefined, updateTime: undefined, revision: 0, ttl: undefined, expireTime: undefined } }, cb));
+      await call((cb) => writer.register({ requestId: "", table: "fanout", session: sessionMessage({ id, projectPath: `/bench/${id}` }) }, cb));
       await Promise.race([delivered, failed]);
       all.push(performance.now() - sent);
       pending.delete(id);

@@ -16,6 +16,7 @@ import { performance } from "node:perf_hooks";
 import { parentPort } from "node:worker_threads";
 import { LookupRequest, RegisterRequest, RemoveRequest } from "@session-registry/client/gen/sessionregistry/v1/session_registry";
 
+import { sessionMessage } from "../calls.js";
 import { H2GrpcChannel } from "./h2-client.js";
 import type { WorkerResult, WorkerTask } from "./protocol.js";
 
@@ -34,17 +35,7 @@ function makeOp(task: WorkerTask, clients: H2GrpcChannel[]): (n: number) => Prom
     RegisterRequest.encode({
       table: w.table,
       requestId: "",
-      session: {
-        id,
-        name: "",
-        projectPath: `${path}/${id}`.padEnd(100, "x"),
-        metadata: new Map(),
-        revision: 0,
-        createTime: undefined,
-        updateTime: undefined,
-        ttl: undefined,
-        expireTime: undefined,
-      },
+      session: sessionMessage({ id, projectPath: `${path}/${id}`.padEnd(100, "x") }),
     }).finish();
   if (w.kind === "register") {
     return (n) => clients[n % clients.length]!.unary(SERVICE + "Register", registerRequest(`${w.prefix}-${task.worker}-${task.run}-${n}`));
