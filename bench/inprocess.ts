@@ -30,6 +30,7 @@ import type { NewSession } from "../src/core/model.js";
 import type { Store } from "../src/store/store.js";
 import { MemoryStore } from "../src/store/memory.js";
 import { DEFAULT_CONFIG } from "../src/daemon/config.js";
+import { median, round } from "./stats.js";
 
 /** The table sizes of the lookup series; those below --max-size, then --max-size itself. */
 const SERIES = [10, 1_000, 100_000, 1_000_000];
@@ -94,14 +95,6 @@ function random(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
   };
 }
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-const round3 = (x: number) => Math.round(x * 1000) / 1000;
 
 function newStore(): Store {
   return new MemoryStore({
@@ -196,7 +189,7 @@ const bySize: Record<string, number> = {};
 for (const size of sizes.slice(0, -1)) {
   const store = newStore();
   await fill(store, size);
-  bySize[size] = round3(await lookupCost(store, size, lookups));
+  bySize[size] = round(await lookupCost(store, size, lookups), 3);
   await store.close();
 }
 
@@ -211,7 +204,7 @@ fullGc();
 const heapAfter = process.memoryUsage().heapUsed;
 
 const registerUs = fillUs - inputCost(Math.min(maxSize, 200_000));
-bySize[maxSize] = round3(await lookupCost(store, maxSize, lookups));
+bySize[maxSize] = round(await lookupCost(store, maxSize, lookups), 3);
 const listUs = await listPageCost(store, maxSize);
 // Keeps the table reachable through every measurement above.
 if ((await store.getTable("t")).sessionCount !== maxSize) throw new Error("table lost sessions");
@@ -222,11 +215,11 @@ const figures = {
   inprocess_lookups_per_size: lookups,
   lookup_us_at_10: bySize[10]!,
   lookup_us_at_1m: bySize[maxSize]!,
-  lookup_1m_vs_10: round3(bySize[maxSize]! / bySize[10]!),
+  lookup_1m_vs_10: round(bySize[maxSize]! / bySize[10]!, 3),
   lookup_us_by_table_size: bySize,
-  list_page_us_at_1m: round3(listUs),
+  list_page_us_at_1m: round(listUs, 3),
   bytes_per_session: Math.round((heapAfter - heapBefore) / maxSize),
-  register_us_inprocess: round3(registerUs),
-  inprocess_seconds: Math.round(((performance.now() - started) / 1000) * 10) / 10,
+  register_us_inprocess: round(registerUs, 3),
+  inprocess_seconds: round((performance.now() - started) / 1000, 1),
 };
 console.log(JSON.stringify(figures));
