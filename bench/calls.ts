@@ -18,5 +18,6 @@ export function sessionMessage(s: { id: string; projectPath: string; name?: stri
     revision: 0,
     ttl: undefined,
     expireTime: undefined,
+    tableUid: "",
   };
 }

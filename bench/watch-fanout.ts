@@ -74,7 +74,7 @@ export async function watchFanout(opts: FanoutOptions): Promise<FanoutResult> {
     const failed = new Promise<never>((_, reject) => (fail = reject));
     failed.catch(() => {});
 
-    const request = WatchRequest.encode({ table: "fanout", startRevision: 0 }).finish();
+    const request = WatchRequest.encode({ table: "fanout", startRevision: 0, tableUid: "" }).finish();
     for (let i = 0; i < opts.watchers; i++) {
       const onMessage = (bytes: Buffer) => {
         const now = performance.now();

@@ -279,7 +279,7 @@ export const COMMANDS: readonly Command[] = [
   },
   {
     name: "watch",
-    synopsis: "[--from REV]",
+    synopsis: "[--from REV [--table-uid UID]]",
     summary: "Stream a table's changes line by line until interrupted.",
     description:
       "From revision 0 (the default) the output starts with a snapshot of the table, then has one line per " +
@@ -288,24 +288,44 @@ export const COMMANDS: readonly Command[] = [
       "  rev=5 SESSION id=ID name=NAME path=PATH revision=4 [metadata=K=V,...] [expires=TIME]\n" +
       "  rev=6 REGISTERED|UPDATED|REMOVED|EXPIRED id=ID name=NAME path=PATH revision=6 ...\n\n" +
       "Values with spaces or quotes are JSON strings. With --json each line is a JSON object instead: " +
-      '{"kind":"snapshot","revision":5,"resync":false,"sessions":[...]} or ' +
-      '{"kind":"event","revision":6,"type":"REGISTERED","session":{...}}.\n\n' +
-      "The watch reconnects by itself when the daemon goes away and comes back, continuing where it was " +
-      "(or with a new snapshot marked resync=true if the daemon no longer has the history). Ctrl-C (SIGINT) " +
-      "or SIGTERM ends it with exit 0.",
+      '{"kind":"snapshot","revision":5,"tableUid":"...","resync":false,"sessions":[...]} or ' +
+      '{"kind":"event","revision":6,"tableUid":"...","type":"REGISTERED","session":{...}}.\n\n' +
+      "The watch reconnects by itself when the daemon goes away and comes back, continuing where it was. " +
+      "When it cannot (the daemon no longer has the history, or the table's history started over: a restarted " +
+      "daemon with the memory store, the table deleted and made again, a wiped etcd), it prints a new snapshot " +
+      "marked resync=true, which replaces everything printed before, and says so on stderr. To resume a " +
+      "watch later, pass the last line's revision + 1 as --from and its tableUid as --table-uid. Ctrl-C " +
+      "(SIGINT) or SIGTERM ends it with exit 0.",
     params: [],
-    options: { from: { type: "string", value: "REV", help: "Start at this revision instead of a snapshot." } },
+    options: {
+      from: { type: "string", value: "REV", help: "Start at this revision instead of a snapshot." },
+      "table-uid": {
+        type: "string",
+        value: "UID",
+        help: "With --from: the tableUid REV belongs to; from another history of the table, the watch resyncs.",
+      },
+    },
     table: true,
     examples: ["session-registry watch --table agents", "session-registry watch --json | jq -c 'select(.kind==\"event\")'"],
     async run(ctx) {
       const from = stringFlag(ctx.args, "from");
       const startRevision = from === undefined ? 0 : parseCount(from, "--from");
+      const tableUid = stringFlag(ctx.args, "table-uid");
+      if (tableUid !== undefined && startRevision === 0) throw new UsageError("--table-uid needs --from REV (above 0)");
       const client = ctx.client();
       // One ordinary call first, so that a wrong address, table or token
       // fails at once instead of being retried by the auto-resume.
       await client.getTable(ctx.table);
       const signal = ctx.interrupted();
-      for await (const item of client.watch({ table: ctx.table, startRevision, autoResume: true, signal })) {
+      const options = { table: ctx.table, startRevision, autoResume: true, signal, ...(tableUid !== undefined ? { tableUid } : {}) };
+      for await (const item of client.watch(options)) {
+        if (item.kind === "snapshot" && item.resync) {
+          ctx.note(
+            `session-registry: resynced at revision ${item.revision}: the watch could not continue where it was ` +
+              `(the daemon no longer has that history, or the table's history started over); ` +
+              `the snapshot that follows replaces everything printed before\n`,
+          );
+        }
         ctx.printLine(watchItemJson(item), watchItemLines(item));
       }
     },

@@ -24,6 +24,8 @@ export interface TableJson {
   maxSessions: number;
   sessionCount: number;
   revision: number;
+  /** The history `revision` belongs to. */
+  tableUid: string;
   createTime: string | null;
 }
 
@@ -47,14 +49,15 @@ export function tableJson(t: Table): TableJson {
     maxSessions: t.maxSessions,
     sessionCount: t.sessionCount,
     revision: t.revision,
+    tableUid: t.tableUid,
     createTime: isoOrNull(t.createTime),
   };
 }
 
 export function watchItemJson(item: WatchItem): object {
   return item.kind === "snapshot"
-    ? { kind: "snapshot", revision: item.revision, resync: item.resync, sessions: item.sessions.map(sessionJson) }
-    : { kind: "event", revision: item.revision, type: eventName(item.type), session: sessionJson(item.session) };
+    ? { kind: "snapshot", revision: item.revision, tableUid: item.tableUid, resync: item.resync, sessions: item.sessions.map(sessionJson) }
+    : { kind: "event", revision: item.revision, tableUid: item.tableUid, type: eventName(item.type), session: sessionJson(item.session) };
 }
 
 /** EVENT_TYPE_REGISTERED -> REGISTERED. */

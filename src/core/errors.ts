@@ -36,6 +36,8 @@ export const Reason = {
   PROJECT_ALREADY_OPEN: "PROJECT_ALREADY_OPEN",
   REVISION_MISMATCH: "REVISION_MISMATCH",
   REVISION_COMPACTED: "REVISION_COMPACTED",
+  TABLE_UID_MISMATCH: "TABLE_UID_MISMATCH",
+  FUTURE_REVISION: "FUTURE_REVISION",
   WATCHER_TOO_SLOW: "WATCHER_TOO_SLOW",
   WATCHER_LIMIT_REACHED: "WATCHER_LIMIT_REACHED",
   SHUTTING_DOWN: "SHUTTING_DOWN",
@@ -162,6 +164,33 @@ export function revisionCompacted(table: string, requested: number, compactRevis
     Reason.REVISION_COMPACTED,
     `revision ${requested} of table "${table}" has been compacted; the oldest start revision served is ${compactRevision}`,
     { table, compact_revision: String(compactRevision) },
+  );
+}
+
+/**
+ * A position (a revision, an etag, a page token) from another history of the
+ * table: the daemon restarted (memory store), the table was deleted and made
+ * again, or the etcd data was wiped. Its revisions mean nothing here.
+ */
+export function tableUidMismatch(table: string, given: string, current: { tableUid: string; revision: number }): RegistryError {
+  return new RegistryError(
+    "ABORTED",
+    Reason.TABLE_UID_MISMATCH,
+    `table "${table}" has a new history since table_uid ${JSON.stringify(given)} ` +
+      `(restarted daemon, table made again, or store wiped); it is now table_uid ${JSON.stringify(current.tableUid)} ` +
+      `at revision ${current.revision}: read the table again (Watch from 0, List from the first page)`,
+    { table, table_uid: current.tableUid, current_revision: String(current.revision) },
+  );
+}
+
+/** A start revision no watcher of this history can have reached: it belongs to another one. */
+export function futureRevision(table: string, requested: number, current: { tableUid: string; revision: number }): RegistryError {
+  return new RegistryError(
+    "OUT_OF_RANGE",
+    Reason.FUTURE_REVISION,
+    `start_revision ${requested} is past table "${table}"'s current revision ${current.revision}, ` +
+      `so it belongs to another history of the table (restarted daemon, table made again, or store wiped): watch again from 0`,
+    { table, table_uid: current.tableUid, current_revision: String(current.revision) },
   );
 }
 

@@ -18,6 +18,8 @@ export interface Table {
   createTime: Date;
   /** Bumped by every change to a session in the table. */
   revision: number;
+  /** The identity of the history `revision` belongs to; new whenever the table's revisions start over. */
+  tableUid: string;
 }
 
 /** A stored session. Stores hand out immutable snapshots: never mutate one. */
@@ -37,6 +39,8 @@ export interface Session {
   readonly ttl: Duration | undefined;
   /** Set exactly when ttl is set. */
   readonly expireTime: Date | undefined;
+  /** The table history `revision` belongs to (Table.tableUid). */
+  readonly tableUid: string;
 }
 
 /** A validated, normalized session to insert. */
@@ -64,7 +68,13 @@ export const EMPTY_METADATA: ReadonlyMap<string, string> = new Map();
  * expiring at `expireAt` (epoch ms) when it has a ttl. Each store decides
  * `expireAt`: the memory store from the ttl, the etcd store from its lease.
  */
-export function newSession(input: NewSession, revision: number, now: number, expireAt: number | undefined): Session {
+export function newSession(
+  input: NewSession,
+  revision: number,
+  now: number,
+  expireAt: number | undefined,
+  tableUid: string,
+): Session {
   // Snapshots are never mutated, so a fresh session's two equal times can be
   // one Date, and every session without metadata can share one empty Map: a
   // Date and an empty Map cost ~110 and ~200 bytes of heap, per session.
@@ -80,6 +90,7 @@ export function newSession(input: NewSession, revision: number, now: number, exp
     createRevision: revision,
     ttl: input.ttl,
     expireTime: expireAt === undefined ? undefined : new Date(expireAt),
+    tableUid,
   };
 }
 
@@ -109,6 +120,8 @@ export interface SessionPage {
   totalSize: number;
   /** The table revision the page was read at. */
   revision: number;
+  /** The history `revision` belongs to. */
+  tableUid: string;
 }
 
 /** What happened to a session; names as in the proto's EventType, without the prefix. */

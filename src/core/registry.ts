@@ -11,7 +11,7 @@
 import { randomUUID } from "node:crypto";
 import { EMPTY_METADATA, type LookupKey, type NewSession, type Session, type SessionPatch, type Table } from "./model.js";
 import type { Store, WatchSink, WatchSubscription } from "../store/store.js";
-import { watcherLimitReached } from "./errors.js";
+import { tableUidMismatch, watcherLimitReached } from "./errors.js";
 import {
   Violations,
   checkMaxSessions,
@@ -23,6 +23,7 @@ import {
   checkRevision,
   checkSessionId,
   checkTableName,
+  checkTableUid,
   checkTtl,
   deriveName,
   type WireDuration,
@@ -50,6 +51,7 @@ export interface ListResult {
   nextPageToken: string;
   totalSize: number;
   revision: number;
+  tableUid: string;
 }
 
 export const DEFAULT_TABLE = "default";
@@ -165,18 +167,20 @@ export class Registry {
     const v = new Violations();
     const table = tableName(v, input.table);
     const pageSize = checkPageSize(v, "page_size", input.pageSize);
-    let after: string | undefined;
-    if (input.pageToken !== "") {
-      after = decodePageToken(input.pageToken, table);
-      if (after === undefined) v.add("page_token", "is not a page token of this table's List; pass next_page_token unchanged");
+    const token = input.pageToken === "" ? undefined : decodePageToken(input.pageToken, table);
+    if (input.pageToken !== "" && token === undefined) {
+      v.add("page_token", "is not a page token of this table's List; pass next_page_token unchanged");
     }
     v.throwIfAny();
-    const page = await this.store.list(table, after, pageSize);
+    const page = await this.store.list(table, token?.cursor, pageSize);
+    // The cursor is a position in the history it came from; in another one it would skip or repeat sessions.
+    if (token?.tableUid !== undefined && token.tableUid !== page.tableUid) throw tableUidMismatch(table, token.tableUid, page);
     return {
       sessions: page.sessions,
-      nextPageToken: page.nextCursor === undefined ? "" : encodePageToken(table, page.nextCursor),
+      nextPageToken: page.nextCursor === undefined ? "" : encodePageToken(table, page.tableUid, page.nextCursor),
       totalSize: page.totalSize,
       revision: page.revision,
+      tableUid: page.tableUid,
     };
   }
 
@@ -186,11 +190,14 @@ export class Registry {
     updateMask: string[] | undefined;
     expectedRevision: WireInt;
     requestId?: string;
+    tableUid?: string;
   }): Promise<Session> {
     const v = new Violations();
     const table = tableName(v, input.table);
     const requestId = input.requestId ?? "";
     checkRequestId(v, "request_id", requestId);
+    const tableUid = input.tableUid ?? "";
+    checkTableUid(v, "table_uid", tableUid);
     const s = input.session;
     if (s === undefined) return v.fail("session", "is required");
     checkSessionId(v, "session.id", s.id);
@@ -212,7 +219,11 @@ export class Registry {
     if (fields.has("ttl")) patch.ttl = checkTtl(v, "session.ttl", s.ttl) ?? null;
     const expectedRevision = checkRevision(v, "expected_revision", input.expectedRevision);
     v.throwIfAny();
-    return this.store.update(table, s.id, patch, expectedRevision, requestId === "" ? undefined : requestId);
+    return this.store.update(table, s.id, patch, {
+      expectedRevision,
+      tableUid: tableUid === "" ? undefined : tableUid,
+      requestId: requestId === "" ? undefined : requestId,
+    });
   }
 
   remove(input: {
@@ -221,6 +232,7 @@ export class Registry {
     expectedRevision: WireInt;
     allowMissing: boolean;
     requestId?: string;
+    tableUid?: string;
   }): Promise<Session | undefined> {
     const v = new Violations();
     const table = tableName(v, input.table);
@@ -228,8 +240,15 @@ export class Registry {
     const expectedRevision = checkRevision(v, "expected_revision", input.expectedRevision);
     const requestId = input.requestId ?? "";
     checkRequestId(v, "request_id", requestId);
+    const tableUid = input.tableUid ?? "";
+    checkTableUid(v, "table_uid", tableUid);
     v.throwIfAny();
-    return this.store.remove(table, input.id, expectedRevision, input.allowMissing, requestId === "" ? undefined : requestId);
+    return this.store.remove(table, input.id, {
+      expectedRevision,
+      allowMissing: input.allowMissing,
+      tableUid: tableUid === "" ? undefined : tableUid,
+      requestId: requestId === "" ? undefined : requestId,
+    });
   }
 
   keepAlive(input: { table: string; id: string }): Promise<Session> {
@@ -245,10 +264,12 @@ export class Registry {
    * the returned subscription is cancelled or the store ends the watch,
    * whichever comes first; either way it is released exactly once.
    */
-  async watch(input: { table: string; startRevision: WireInt }, sink: WatchSink): Promise<WatchSubscription> {
+  async watch(input: { table: string; startRevision: WireInt; tableUid?: string }, sink: WatchSink): Promise<WatchSubscription> {
     const v = new Violations();
     const table = tableName(v, input.table);
     const startRevision = checkRevision(v, "start_revision", input.startRevision);
+    const tableUid = input.tableUid ?? "";
+    checkTableUid(v, "table_uid", tableUid);
     v.throwIfAny();
     if (this.watchers >= this.maxWatchers) throw watcherLimitReached(this.watchers, this.maxWatchers);
 
@@ -261,8 +282,10 @@ export class Registry {
       }
     };
     try {
-      const subscription = await this.store.watch(table, startRevision, {
-        snapshot: (sessions, revision) => sink.snapshot(sessions, revision),
+      // A snapshot is good in any history: the table_uid matters only to a resume.
+      const from = { startRevision, tableUid: startRevision === 0 || tableUid === "" ? undefined : tableUid };
+      const subscription = await this.store.watch(table, from, {
+        snapshot: (sessions, revision, uid) => sink.snapshot(sessions, revision, uid),
         event: (event) => sink.event(event),
         end: (error) => {
           release();

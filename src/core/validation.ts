@@ -79,11 +79,20 @@ export function checkSessionId(v: Violations, field: string, id: string): void {
 
 /** A Register's optional idempotency key: empty (none) or like a session id (1-128 of [A-Za-z0-9._:-]). */
 export function checkRequestId(v: Violations, field: string, requestId: string): void {
-  if (requestId === "") return;
-  if (requestId.length > LIMITS.idMaxChars) {
-    v.add(field, `must be at most ${LIMITS.idMaxChars} characters, got ${requestId.length}`);
-  } else if (!SESSION_ID.test(requestId)) {
-    v.add(field, `must contain only [A-Za-z0-9._:-], got ${preview(requestId)}`);
+  checkOptionalKey(v, field, requestId);
+}
+
+/** A table_uid a client sends back: what the daemon hands out fits a session id's format; empty means none. */
+export function checkTableUid(v: Violations, field: string, tableUid: string): void {
+  checkOptionalKey(v, field, tableUid);
+}
+
+function checkOptionalKey(v: Violations, field: string, key: string): void {
+  if (key === "") return;
+  if (key.length > LIMITS.idMaxChars) {
+    v.add(field, `must be at most ${LIMITS.idMaxChars} characters, got ${key.length}`);
+  } else if (!SESSION_ID.test(key)) {
+    v.add(field, `must contain only [A-Za-z0-9._:-], got ${preview(key)}`);
   }
 }
 

@@ -19,6 +19,8 @@
  * expires them, and every operation first expires what is due, so no call
  * ever sees a session past its expire time.
  */
+import { randomUUID } from "node:crypto";
+
 import {
   type RegistryError,
   projectAlreadyOpen,
@@ -47,10 +49,11 @@ import {
   type Table,
   type WatchEvent,
 } from "../core/model.js";
+import { checkNotFuture, checkSameHistory } from "../core/history.js";
 import { deriveName, ttlMillis } from "../core/validation.js";
 import { EventHistory } from "./event-history.js";
 import { ExpiryQueue, type Deadline } from "./expiry-queue.js";
-import type { Store, StoreLimits, StoreObserver, WatchSink, WatchSubscription } from "./store.js";
+import type { Store, StoreLimits, StoreObserver, WatchSink, WatchStart, WatchSubscription, WriteConditions } from "./store.js";
 
 export interface MemoryStoreOptions {
   /** The clock, in epoch milliseconds; tests of expiry replace it. */
@@ -132,6 +135,8 @@ class MemoryTable {
   readonly history: EventHistory;
   readonly watchers = new Set<Watcher>();
   readonly requests = new RequestLog(REQUEST_ID_RETENTION_MS, MAX_REQUEST_IDS_PER_TABLE);
+  /** This table's history: new for every table this process makes, so a restart or a re-creation is never mistaken for it. */
+  readonly tableUid = randomUUID();
 
   constructor(
     readonly name: string,
@@ -154,6 +159,7 @@ class MemoryTable {
       sessionCount: this.byId.size,
       createTime: this.createTime,
       revision: this.revision,
+      tableUid: this.tableUid,
     };
   }
 
@@ -363,7 +369,7 @@ export class MemoryStore implements Store {
 
     const now = this.now();
     const revision = ++this.revision;
-    const session = newSession(input, revision, now, input.ttl === undefined ? undefined : now + ttlMillis(input.ttl));
+    const session = newSession(input, revision, now, input.ttl === undefined ? undefined : now + ttlMillis(input.ttl), table.tableUid);
     table.revision = revision;
     const entry: Entry = { session, alive: true, heapAt: undefined };
     table.insert(entry);
@@ -411,12 +417,15 @@ export class MemoryStore implements Store {
       nextCursor: more && last !== undefined ? String(last.createRevision) : undefined,
       totalSize: table.size,
       revision: table.revision,
+      tableUid: table.tableUid,
     };
   }
 
-  async update(tableName: string, id: string, patch: SessionPatch, expectedRevision: number, requestId?: string): Promise<Session> {
+  async update(tableName: string, id: string, patch: SessionPatch, conditions: WriteConditions): Promise<Session> {
+    const { expectedRevision, requestId } = conditions;
     this.expireDue();
     const table = this.table(tableName);
+    checkSameHistory(tableName, conditions.tableUid, table);
     if (requestId !== undefined) {
       const original = table.requests.get(`update:${requestId}`, this.now());
       if (original !== undefined) return original;
@@ -455,15 +464,11 @@ export class MemoryStore implements Store {
     return next;
   }
 
-  async remove(
-    tableName: string,
-    id: string,
-    expectedRevision: number,
-    allowMissing: boolean,
-    requestId?: string,
-  ): Promise<Session | undefined> {
+  async remove(tableName: string, id: string, conditions: WriteConditions & { allowMissing: boolean }): Promise<Session | undefined> {
+    const { expectedRevision, allowMissing, requestId } = conditions;
     this.expireDue();
     const table = this.table(tableName);
+    checkSameHistory(tableName, conditions.tableUid, table);
     const key = `remove:${requestId}`;
     if (requestId !== undefined) {
       const original = table.requests.get(key, this.now());
@@ -497,13 +502,17 @@ export class MemoryStore implements Store {
     return next;
   }
 
-  async watch(tableName: string, startRevision: number, sink: WatchSink): Promise<WatchSubscription> {
+  async watch(tableName: string, start: WatchStart, sink: WatchSink): Promise<WatchSubscription> {
+    const { startRevision } = start;
     this.expireDue();
     const table = this.table(tableName);
     // Replay and subscribe in one turn: no write can fall between them.
     if (startRevision === 0) {
-      sink.snapshot(table.allSessions(), table.revision);
+      sink.snapshot(table.allSessions(), table.revision, table.tableUid);
     } else {
+      checkSameHistory(tableName, start.tableUid, table);
+      // Every revision this history handed out is at most the table's: an event's is the table's revision when it is made.
+      checkNotFuture(tableName, startRevision, table.revision, table);
       const compact = table.history.compactRevision;
       if (startRevision < compact) throw revisionCompacted(tableName, startRevision, compact);
       for (const event of table.history.from(startRevision)) sink.event(event);

@@ -26,8 +26,8 @@ export interface StoreLimits {
  * block (the transport queues, bounded, and ends slow watchers itself).
  */
 export interface WatchSink {
-  /** Once, first, when the watch started at revision 0: every session, oldest first, at `revision`. */
-  snapshot(sessions: Session[], revision: number): void;
+  /** Once, first, when the watch started at revision 0: every session, oldest first, at `revision` of history `tableUid`. */
+  snapshot(sessions: Session[], revision: number, tableUid: string): void;
   event(event: WatchEvent): void;
   /** The store ended the watch: TABLE_NOT_FOUND when the table is deleted, UNAVAILABLE when the store closes. */
   end(error: RegistryError): void;
@@ -42,6 +42,27 @@ export interface StoreObserver {
 export interface WatchSubscription {
   /** Stops delivery and releases what the watch holds; idempotent. */
   cancel(): void;
+}
+
+/** The checks a conditional write makes, after the table's existence, in this order. */
+export interface WriteConditions {
+  /**
+   * When set, the table's history must be this one (Table.tableUid), else
+   * TABLE_UID_MISMATCH; checked right after the table, before the request_id.
+   */
+  tableUid?: string | undefined;
+  /** When > 0, the session's revision must equal it, else REVISION_MISMATCH. */
+  expectedRevision: number;
+  /** The idempotency key (see register). */
+  requestId?: string | undefined;
+}
+
+/** Where a watch starts. */
+export interface WatchStart {
+  /** 0: a snapshot, then live events. N: every retained event with revision >= N, then live events. */
+  startRevision: number;
+  /** With N > 0: the history N belongs to. */
+  tableUid?: string | undefined;
 }
 
 export interface Store {
@@ -85,26 +106,23 @@ export interface Store {
   list(table: string, after: string | undefined, limit: number): Promise<SessionPage>;
 
   /**
-   * Applies a patch after checking, atomically: table exists, session exists,
-   * revision (when expectedRevision > 0), new project path unique.
-   * `requestId` as in register (kept apart from Register's and Remove's):
-   * a remembered one returns that Update's result, right after the table check.
+   * Applies a patch after checking, atomically: table exists, table history
+   * (conditions.tableUid), session exists, revision (when
+   * expectedRevision > 0), new project path unique. `requestId` as in
+   * register (kept apart from Register's and Remove's): a remembered one
+   * returns that Update's result, right after the table checks.
    */
-  update(table: string, id: string, patch: SessionPatch, expectedRevision: number, requestId?: string): Promise<Session>;
+  update(table: string, id: string, patch: SessionPatch, conditions: WriteConditions): Promise<Session>;
 
   /**
-   * Removes a session after checking its revision (when expectedRevision > 0).
-   * Unknown id: SESSION_NOT_FOUND, or undefined when allowMissing.
-   * `requestId` as in register (kept apart from Register's and Update's):
-   * a remembered one returns that Remove's result, right after the table check.
+   * Removes a session after checking, atomically: table exists, table
+   * history (conditions.tableUid), session exists, revision (when
+   * expectedRevision > 0). Unknown id: SESSION_NOT_FOUND, or undefined when
+   * allowMissing. `requestId` as in register (kept apart from Register's and
+   * Update's): a remembered one returns that Remove's result, right after
+   * the table checks.
    */
-  remove(
-    table: string,
-    id: string,
-    expectedRevision: number,
-    allowMissing: boolean,
-    requestId?: string,
-  ): Promise<Session | undefined>;
+  remove(table: string, id: string, conditions: WriteConditions & { allowMissing: boolean }): Promise<Session | undefined>;
 
   /**
    * Pushes a session's expire time to now + ttl. No revision, no event. A
@@ -115,10 +133,16 @@ export interface Store {
   /**
    * Starts a watch. startRevision 0: sink.snapshot, then live events.
    * startRevision N: every retained event with revision >= N, then live
-   * events, with none lost and none twice. N older than the retained history
-   * is REVISION_COMPACTED (rejected, nothing delivered); TABLE_NOT_FOUND.
+   * events, with none lost and none twice. Rejected (nothing delivered), in
+   * this order: TABLE_NOT_FOUND; TABLE_UID_MISMATCH when `tableUid` is set
+   * and the table's history is another one; FUTURE_REVISION when N is past
+   * every revision the table's history has handed out + 1 (it comes from
+   * another history); REVISION_COMPACTED when N is older than the retained
+   * history. A running watch whose history ends under it (the table
+   * deleted, the store's data wiped) is ended: TABLE_NOT_FOUND, or
+   * TABLE_UID_MISMATCH when a new history of the table is already there.
    */
-  watch(table: string, startRevision: number, sink: WatchSink): Promise<WatchSubscription>;
+  watch(table: string, start: WatchStart, sink: WatchSink): Promise<WatchSubscription>;
 
   /**
    * Releases the store's resources. Open watches end with UNAVAILABLE.

@@ -12,6 +12,7 @@ export function toProtoTable(table: CoreTable): Table {
     sessionCount: table.sessionCount,
     createTime: table.createTime,
     revision: BigInt(table.revision),
+    tableUid: table.tableUid,
   };
 }
 
@@ -28,5 +29,6 @@ export function toProtoSession(session: CoreSession): Session {
     revision: BigInt(session.revision),
     ttl: session.ttl === undefined ? undefined : { seconds: BigInt(session.ttl.seconds), nanos: session.ttl.nanos },
     expireTime: session.expireTime,
+    tableUid: session.tableUid,
   };
 }

@@ -136,6 +136,7 @@ export class SessionRegistryService {
             nextPageToken: page.nextPageToken,
             totalSize: page.totalSize,
             revision: BigInt(page.revision),
+            tableUid: page.tableUid,
           };
         },
       ),

@@ -153,7 +153,7 @@ class WatchStream implements WatchSink {
     const request = this.call.request;
     let started: Promise<WatchSubscription>;
     try {
-      started = this.registry.watch({ table: request.table, startRevision: request.startRevision }, this);
+      started = this.registry.watch({ table: request.table, startRevision: request.startRevision, tableUid: request.tableUid }, this);
     } catch (err) {
       // Registry.watch is async and rejects rather than throws; this is for safety only.
       started = Promise.reject(err);
@@ -191,9 +191,12 @@ class WatchStream implements WatchSink {
 
   // WatchSink: called by the store, synchronously, in revision order.
 
-  snapshot(sessions: Session[], revision: number): void {
+  snapshot(sessions: Session[], revision: number, tableUid: string): void {
     this.guarded(() =>
-      this.send({ revision: BigInt(revision), kind: { $case: "snapshot", value: { sessions: sessions.map(toProtoSession) } } }, 0),
+      this.send(
+        { revision: BigInt(revision), tableUid, kind: { $case: "snapshot", value: { sessions: sessions.map(toProtoSession) } } },
+        0,
+      ),
     );
   }
 
@@ -202,6 +205,7 @@ class WatchStream implements WatchSink {
       this.send(
         {
           revision: BigInt(event.revision),
+          tableUid: event.session.tableUid,
           kind: { $case: "event", value: { type: EVENT_TYPES[event.type], session: toProtoSession(event.session) } },
         },
         event.revision,

@@ -41,6 +41,7 @@ const session: Session = {
   revision: 7,
   ttl: { seconds: 1, nanos: 500_000_000 },
   expireTime: new Date("2025-01-02T03:04:07.178Z"),
+  tableUid: "u1",
 };
 
 describe("CLI units", () => {
@@ -105,7 +106,7 @@ describe("CLI units", () => {
     });
 
     it("quotes watch values with spaces", () => {
-      expect(watchItemLines({ kind: "event", revision: 9, type: 2, session })).to.equal(
+      expect(watchItemLines({ kind: "event", revision: 9, tableUid: "u1", type: 2, session })).to.equal(
         'rev=9 UPDATED id=s1 name="my app" path="/p/my app" revision=7 metadata=tool=editor expires=2025-01-02T03:04:07Z\n',
       );
     });

@@ -33,7 +33,7 @@ describe("memory store: request_id bounds", () => {
     expect(await store.register("t", session("a"), "req")).to.equal(first);
     clock += 1;
     // Forgotten: the repeat is a new Register, checked as usual.
-    await store.remove("t", "a", 0, false);
+    await store.remove("t", "a", { expectedRevision: 0, allowMissing: false });
     const again = await store.register("t", session("a"), "req");
     expect(again.revision).to.be.greaterThan(first.revision);
   });

@@ -98,7 +98,7 @@ describe("metrics", () => {
     await d.client().createTable({ table });
     const before = sample(await scrape(metricsAddress), "session_registry_rpcs_total", { method: "Watch", code: "CANCELLED" }) ?? 0;
 
-    const stream = raw.watch({ table, startRevision: 0 });
+    const stream = raw.watch({ table, startRevision: 0, tableUid: "" });
     stream.on("error", () => {}); // CANCELLED, below
     await new Promise((resolve) => stream.once("data", resolve));
     const open = await scrape(metricsAddress);
@@ -113,7 +113,7 @@ describe("metrics", () => {
   });
 
   it("counts a refused watch with its code and reason", async () => {
-    const stream = raw.watch({ table: uniqueName("missing"), startRevision: 0 });
+    const stream = raw.watch({ table: uniqueName("missing"), startRevision: 0, tableUid: "" });
     const err = await new Promise<grpc.ServiceError>((resolve) => stream.on("error", resolve));
     expect(err.code).to.equal(grpc.status.NOT_FOUND);
     const text = await scrape(metricsAddress);

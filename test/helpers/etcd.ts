@@ -31,6 +31,11 @@ export interface TestEtcd {
   kill9(): void;
   /** Starts etcd again on the same ports and data dir (stopping a running one first) and waits until it serves. */
   restart(): Promise<void>;
+  /**
+   * Stops etcd, deletes its data dir and starts a new, empty one on the same
+   * ports: every key gone and revisions started over, as after a lost disk.
+   */
+  wipe(): Promise<void>;
 }
 
 const running = new Set<ChildProcess>();
@@ -175,6 +180,12 @@ export async function startEtcd(): Promise<TestEtcd> {
     async restart() {
       if (stopped) throw new Error("etcd was stopped");
       await terminate();
+      await launch();
+    },
+    async wipe() {
+      if (stopped) throw new Error("etcd was stopped");
+      await terminate();
+      await rm(dataDir, { recursive: true, force: true });
       await launch();
     },
   };

@@ -3,7 +3,7 @@
  * will not send (no lookup key, output-only fields, an empty update mask) and
  * for reading error details off the wire.
  */
-import { credentials, type Metadata, type ServiceError } from "@grpc/grpc-js";
+import { type ClientReadableStream, credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import {
   SessionRegistryClient as GeneratedClient,
   type CreateTableRequest,
@@ -21,11 +21,16 @@ import {
   type RemoveResponse,
   type UpdateRequest,
   type UpdateResponse,
+  type WatchRequest,
+  type WatchResponse,
 } from "@session-registry/client/gen/sessionregistry/v1/session_registry";
 import { BadRequest, ErrorInfo } from "@session-registry/client/gen/google/rpc/error_details";
 import { Status } from "@session-registry/client/gen/google/rpc/status";
 
 type Callback<T> = (err: ServiceError | null, res: T) => void;
+
+/** A request whose `tableUid` (most tests send none) may be left out. */
+type WithoutUid<R extends { tableUid: string }> = Omit<R, "tableUid"> & { tableUid?: string };
 
 function promised<T>(start: (cb: Callback<T>) => void): Promise<T> {
   return new Promise((resolve, reject) => start((err, res) => (err ? reject(err) : resolve(res))));
@@ -56,11 +61,17 @@ export class RawRegistry {
   list(req: ListRequest): Promise<ListResponse> {
     return promised((cb) => this.client.list(req, cb));
   }
-  update(req: UpdateRequest): Promise<UpdateResponse> {
-    return promised((cb) => this.client.update(req, cb));
+  /** `tableUid` may be left out: "" (unchecked). */
+  update(req: WithoutUid<UpdateRequest>): Promise<UpdateResponse> {
+    return promised((cb) => this.client.update({ tableUid: "", ...req }, cb));
   }
-  remove(req: RemoveRequest): Promise<RemoveResponse> {
-    return promised((cb) => this.client.remove(req, cb));
+  /** `tableUid` may be left out: "" (unchecked). */
+  remove(req: WithoutUid<RemoveRequest>): Promise<RemoveResponse> {
+    return promised((cb) => this.client.remove({ tableUid: "", ...req }, cb));
+  }
+  /** `tableUid` may be left out: "" (unchecked). */
+  watch(req: WithoutUid<WatchRequest>, metadata?: Metadata): ClientReadableStream<WatchResponse> {
+    return this.client.watch({ tableUid: "", ...req }, metadata ?? new Metadata());
   }
   close(): void {
     this.client.close();

@@ -25,8 +25,8 @@ export class RecordedWatch {
   readonly call: ClientReadableStream<WatchResponse>;
   private waiters: (() => void)[] = [];
 
-  constructor(client: GeneratedClient, table: string, startRevision = 0) {
-    this.call = client.watch({ table, startRevision });
+  constructor(client: GeneratedClient, table: string, startRevision = 0, tableUid = "") {
+    this.call = client.watch({ table, startRevision, tableUid });
     this.call.on("data", (m: WatchResponse) => {
       this.messages.push(m);
       this.wake();

@@ -12,6 +12,7 @@ import { ProjectAlreadyOpenError, SessionRegistryClient, SessionRegistryError, s
 import { storeUnavailable } from "../../src/core/errors.js";
 import type { NewSession, Session, SessionPatch } from "../../src/core/model.js";
 import { MemoryStore } from "../../src/store/memory.js";
+import type { WriteConditions } from "../../src/store/store.js";
 import { expectError, startTestDaemon, uniqueName, type TestDaemon } from "../helpers/daemon.js";
 
 const LIMITS = { defaultMaxSessions: 10, maxTables: 100, watchHistory: 1000 };
@@ -46,20 +47,16 @@ class FlakyStore extends MemoryStore {
     return this.faulty("register", () => super.register(table, s, requestId));
   }
 
-  override update(table: string, id: string, patch: SessionPatch, expectedRevision: number, requestId?: string): Promise<Session> {
+  override update(table: string, id: string, patch: SessionPatch, conditions: WriteConditions): Promise<Session> {
+    const { requestId } = conditions;
     this.calls.push({ method: "update", ...(requestId !== undefined ? { requestId } : {}) });
-    return this.faulty("update", () => super.update(table, id, patch, expectedRevision, requestId));
+    return this.faulty("update", () => super.update(table, id, patch, conditions));
   }
 
-  override remove(
-    table: string,
-    id: string,
-    expectedRevision: number,
-    allowMissing: boolean,
-    requestId?: string,
-  ): Promise<Session | undefined> {
+  override remove(table: string, id: string, conditions: WriteConditions & { allowMissing: boolean }): Promise<Session | undefined> {
+    const { requestId } = conditions;
     this.calls.push({ method: "remove", ...(requestId !== undefined ? { requestId } : {}) });
-    return this.faulty("remove", () => super.remove(table, id, expectedRevision, allowMissing, requestId));
+    return this.faulty("remove", () => super.remove(table, id, conditions));
   }
 
   callsOf(method: Method) {

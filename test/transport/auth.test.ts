@@ -110,6 +110,7 @@ function session(fields: { id: string; name?: string; projectPath?: string }) {
     revision: 0,
     ttl: undefined,
     expireTime: undefined,
+    tableUid: "",
   };
 }
 
@@ -125,14 +126,14 @@ const CALLS: Record<RpcMethod, (c: GeneratedClient, md: grpc.Metadata, s: CaseSt
   List: (c, md) => promised((cb) => c.list({ table: "alpha", pageSize: 0, pageToken: "" }, md, cb)),
   Update: (c, md, s) =>
     promised((cb) =>
-      c.update({ requestId: "", table: "alpha", session: session({ id: s.sessionId, name: "renamed" }), updateMask: ["name"], expectedRevision: 0 }, md, cb),
+      c.update({ requestId: "", table: "alpha", session: session({ id: s.sessionId, name: "renamed" }), updateMask: ["name"], expectedRevision: 0, tableUid: "" }, md, cb),
     ),
-  Remove: (c, md, s) => promised((cb) => c.remove({ requestId: "", table: "alpha", id: s.sessionId, expectedRevision: 0, allowMissing: false }, md, cb)),
+  Remove: (c, md, s) => promised((cb) => c.remove({ requestId: "", table: "alpha", id: s.sessionId, expectedRevision: 0, allowMissing: false, tableUid: "" }, md, cb)),
   KeepAlive: (c, md, s) => promised((cb) => c.keepAlive({ table: "alpha", id: s.sessionId }, md, cb)),
   // A watch is allowed once its first message (the snapshot) arrives; then the client cancels it.
   Watch: (c, md) =>
     new Promise((resolve, reject) => {
-      const stream = c.watch({ table: "alpha", startRevision: 0 }, md);
+      const stream = c.watch({ table: "alpha", startRevision: 0, tableUid: "" }, md);
       stream.on("data", () => {
         stream.cancel();
         resolve(undefined);

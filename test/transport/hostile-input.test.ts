@@ -67,10 +67,10 @@ describe("hostile input", () => {
   });
 
   it("names expected_revision when it exceeds every revision the server can issue", async () => {
-    const session = { id: "x", name: "", projectPath: "", metadata: new Map(), createTime: undefined, updateTime: undefined, revision: 0n, ttl: undefined, expireTime: undefined };
-    const update = UpdateRequest.encode({ requestId: "", table: "", session: { ...session, name: "n" }, updateMask: [], expectedRevision: 2n ** 63n }).finish();
+    const session = { id: "x", name: "", projectPath: "", metadata: new Map(), createTime: undefined, updateTime: undefined, revision: 0n, ttl: undefined, expireTime: undefined, tableUid: "" };
+    const update = UpdateRequest.encode({ requestId: "", table: "", session: { ...session, name: "n" }, updateMask: [], expectedRevision: 2n ** 63n, tableUid: "" }).finish();
     expectInvalid(await callBytes("Update", update), "expected_revision");
-    const remove = RemoveRequest.encode({ requestId: "", table: "", id: "x", expectedRevision: 2n ** 64n - 1n, allowMissing: false }).finish();
+    const remove = RemoveRequest.encode({ requestId: "", table: "", id: "x", expectedRevision: 2n ** 64n - 1n, allowMissing: false, tableUid: "" }).finish();
     expectInvalid(await callBytes("Remove", remove), "expected_revision");
   });
 
@@ -79,7 +79,7 @@ describe("hostile input", () => {
       const bytes = RegisterRequest.encode({
         requestId: "",
         table: "",
-        session: { id: "", name: "", projectPath: "/ttl", metadata: new Map(), createTime: undefined, updateTime: undefined, revision: 0n, ttl: { seconds, nanos: 0 }, expireTime: undefined },
+        session: { id: "", name: "", projectPath: "/ttl", metadata: new Map(), createTime: undefined, updateTime: undefined, revision: 0n, ttl: { seconds, nanos: 0 }, expireTime: undefined, tableUid: "" },
       }).finish();
       expectInvalid(await callBytes("Register", bytes), "session.ttl");
     }
@@ -89,7 +89,7 @@ describe("hostile input", () => {
     const bytes = RegisterRequest.encode({
       requestId: "",
       table: "",
-      session: { id: "", name: "", projectPath: "/big", metadata: new Map([["k", "v".repeat(70 * 1024)]]), createTime: undefined, updateTime: undefined, revision: 0n, ttl: undefined, expireTime: undefined },
+      session: { id: "", name: "", projectPath: "/big", metadata: new Map([["k", "v".repeat(70 * 1024)]]), createTime: undefined, updateTime: undefined, revision: 0n, ttl: undefined, expireTime: undefined, tableUid: "" },
     }).finish();
     const err = await callBytes("Register", bytes);
     expect(err.code).to.equal(status.RESOURCE_EXHAUSTED);

@@ -16,6 +16,7 @@ if _GEN not in _sys.path:
 from .errors import (  # noqa: E402
     ERROR_DOMAIN,
     ErrorReason,
+    FutureRevisionError,
     InvalidArgumentError,
     PermissionDeniedError,
     ProjectAlreadyOpenError,
@@ -29,6 +30,7 @@ from .errors import (  # noqa: E402
     TableLimitReachedError,
     TableNotEmptyError,
     TableNotFoundError,
+    TableUidMismatchError,
     UnauthenticatedError,
     WatcherLimitReachedError,
     WatcherTooSlowError,
@@ -42,6 +44,7 @@ from sessionregistry.v1 import session_registry_pb2 as pb  # noqa: E402
 __all__ = [
     "ERROR_DOMAIN",
     "ErrorReason",
+    "FutureRevisionError",
     "InvalidArgumentError",
     "PermissionDeniedError",
     "ProjectAlreadyOpenError",
@@ -57,6 +60,7 @@ __all__ = [
     "TableLimitReachedError",
     "TableNotEmptyError",
     "TableNotFoundError",
+    "TableUidMismatchError",
     "UnauthenticatedError",
     "WatchItem",
     "WatchStream",

@@ -149,7 +149,7 @@ class SessionRegistryClient:
                 return
 
     def update(self, id, *, table="", name=None, project_path=None, metadata=None, ttl=...,
-               update_mask=None, expected_revision=0, request_id=None):
+               update_mask=None, expected_revision=0, table_uid="", request_id=None):
         """Changes the given fields of a session and returns it.
 
         Without ``update_mask`` the mask names every field given: ``name``,
@@ -157,7 +157,10 @@ class SessionRegistryClient:
         all. So ``metadata={}`` clears the metadata, ``name=""`` derives the
         name again, and ``ttl=None`` (or 0) clears the ttl. With
         ``expected_revision`` the update applies only at that revision, else
-        RevisionMismatchError.
+        RevisionMismatchError. With ``table_uid`` (the session's own, read
+        with its revision) it applies only while the table's history is that
+        one, else TableUidMismatchError: an etag from another history (a
+        restarted daemon, a table made again) never matches by chance.
         """
         ttl_given = ttl is not ...
         session = _session(id=id, name=name, project_path=project_path, metadata=metadata,
@@ -166,13 +169,15 @@ class SessionRegistryClient:
             update_mask = [p for p, given in (("name", name is not None), ("project_path", project_path is not None),
                                               ("metadata", metadata is not None), ("ttl", ttl_given)) if given]
         req = pb.UpdateRequest(table=table, session=session, update_mask=field_mask_pb2.FieldMask(paths=list(update_mask)),
-                               expected_revision=expected_revision, request_id=self._request_id(request_id))
+                               expected_revision=expected_revision, table_uid=table_uid,
+                               request_id=self._request_id(request_id))
         return _required(self._unary(self._stub.Update, req, retry=True), "session")
 
-    def remove(self, id, *, table="", expected_revision=0, allow_missing=False, request_id=None):
+    def remove(self, id, *, table="", expected_revision=0, table_uid="", allow_missing=False, request_id=None):
         """Removes a session and returns it as it was; None if it was missing
-        and ``allow_missing`` was set."""
-        req = pb.RemoveRequest(table=table, id=id, expected_revision=expected_revision,
+        and ``allow_missing`` was set. ``expected_revision`` and ``table_uid``
+        make it conditional, as in :meth:`update`."""
+        req = pb.RemoveRequest(table=table, id=id, expected_revision=expected_revision, table_uid=table_uid,
                                allow_missing=allow_missing, request_id=self._request_id(request_id))
         res = self._unary(self._stub.Remove, req, retry=True)
         return res.session if res.HasField("session") else None
@@ -210,22 +215,29 @@ class SessionRegistryClient:
             lease.close()
         return lease
 
-    def watch(self, table="", start_revision=0, auto_resume=False, backoff=None):
+    def watch(self, table="", start_revision=0, auto_resume=False, backoff=None, table_uid=""):
         """Watches a table: returns a :class:`WatchStream`, an iterator of
         :class:`WatchItem` — from ``start_revision`` 0 a snapshot first, then
         one event per change; from N > 0 every retained event with revision
         >= N, then live. The call has no deadline and carries the client's
         metadata; it starts on the first ``next()``.
 
+        ``table_uid`` goes with ``start_revision`` N > 0: the history N belongs
+        to (a position kept from an earlier stream's ``last_revision`` + 1 and
+        ``table_uid``); from another history of the table the watch fails
+        with TableUidMismatchError.
+
         With ``auto_resume`` it reconnects after transient failures
         (UNAVAILABLE and the like) and after WATCHER_TOO_SLOW from the last
-        revision + 1, so nothing is missed or repeated; after
-        REVISION_COMPACTED it resyncs with a fresh snapshot marked
-        ``resync=True``. Without it every error is raised from the
-        iteration. ``backoff`` sets the pause between reconnects:
+        revision + 1 (with its table_uid), so nothing is missed or repeated;
+        when the position is lost (REVISION_COMPACTED) or the table's history
+        started over (TABLE_UID_MISMATCH, FUTURE_REVISION: a restarted
+        daemon, a table made again, a wiped etcd) it resyncs with a fresh
+        snapshot marked ``resync=True``, which replaces everything held
+        before. Without it every error is raised from the iteration. ``backoff`` sets the pause between reconnects:
         ``{"initial": 0.1, "max": 5.0}`` seconds, doubling, with jitter.
         ``close()``, or closing the client, ends the iteration cleanly."""
-        stream = WatchStream(self, table, start_revision, auto_resume, backoff)
+        stream = WatchStream(self, table, start_revision, auto_resume, backoff, table_uid=table_uid)
         with self._lock:
             self._watches.add(stream)
         return stream

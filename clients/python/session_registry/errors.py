@@ -31,6 +31,8 @@ class ErrorReason:
     PROJECT_ALREADY_OPEN = "PROJECT_ALREADY_OPEN"
     REVISION_MISMATCH = "REVISION_MISMATCH"
     REVISION_COMPACTED = "REVISION_COMPACTED"
+    TABLE_UID_MISMATCH = "TABLE_UID_MISMATCH"
+    FUTURE_REVISION = "FUTURE_REVISION"
     WATCHER_TOO_SLOW = "WATCHER_TOO_SLOW"
     WATCHER_LIMIT_REACHED = "WATCHER_LIMIT_REACHED"
     SHUTTING_DOWN = "SHUTTING_DOWN"
@@ -147,6 +149,28 @@ class RevisionCompactedError(SessionRegistryError):
         super().__init__(*args, **kwargs)
         self.compact_revision = _to_int(self.metadata.get("compact_revision"))
 
+class TableUidMismatchError(SessionRegistryError):
+    """ABORTED: the position sent (a watch's start revision, an etag, a page
+    token) belongs to another history of the table: the daemon restarted
+    (memory store), the table was made again, or the etcd data was wiped.
+    Read the table again (watch from 0, list from the first page).
+    ``table_uid`` and ``current_revision`` are the table's now."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.table_uid = self.metadata.get("table_uid", "")
+        self.current_revision = _to_int(self.metadata.get("current_revision"))
+
+class FutureRevisionError(SessionRegistryError):
+    """OUT_OF_RANGE: the watch start is past the table's current revision + 1,
+    so it comes from another history of the table; watch again from 0.
+    ``table_uid`` and ``current_revision`` are the table's now."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.table_uid = self.metadata.get("table_uid", "")
+        self.current_revision = _to_int(self.metadata.get("current_revision"))
+
 class WatcherTooSlowError(SessionRegistryError):
     """RESOURCE_EXHAUSTED: the watcher fell too far behind; watch again from ``resume_revision``."""
 
@@ -174,6 +198,8 @@ _CLASS_BY_REASON = {
     "PROJECT_ALREADY_OPEN": ProjectAlreadyOpenError,
     "REVISION_MISMATCH": RevisionMismatchError,
     "REVISION_COMPACTED": RevisionCompactedError,
+    "TABLE_UID_MISMATCH": TableUidMismatchError,
+    "FUTURE_REVISION": FutureRevisionError,
     "WATCHER_TOO_SLOW": WatcherTooSlowError,
     "WATCHER_LIMIT_REACHED": WatcherLimitReachedError,
     "UNAUTHENTICATED": UnauthenticatedError,

@@ -18,8 +18,8 @@ import grpc
 
 from sessionregistry.v1 import session_registry_pb2 as pb
 
-from .errors import (RevisionCompactedError, SessionRegistryError, WatcherLimitReachedError,
-                     WatcherTooSlowError, from_rpc_error)
+from .errors import (FutureRevisionError, RevisionCompactedError, SessionRegistryError, TableUidMismatchError,
+                     WatcherLimitReachedError, WatcherTooSlowError, from_rpc_error)
 
 #: Codes after which a reconnect may succeed; anything else is raised even with auto_resume.
 TRANSIENT = frozenset((grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.INTERNAL,
@@ -35,9 +35,11 @@ class WatchItem:
     """One item: ``kind`` is "snapshot" (``sessions``, ``resync``) or
     "event" (``type``: "REGISTERED", "UPDATED", "REMOVED" or "EXPIRED", and
     ``session``, for REMOVED/EXPIRED its last state); ``revision`` is the
-    table revision of the snapshot or change."""
+    table revision of the snapshot or change, ``table_uid`` the history it
+    belongs to. A snapshot with ``resync`` replaces everything held before."""
     kind: str
     revision: int
+    table_uid: str = ""
     sessions: List[pb.Session] = field(default_factory=list)
     resync: bool = False
     type: Optional[str] = None
@@ -45,7 +47,8 @@ class WatchItem:
 
 
 def _recovery(err):
-    if isinstance(err, RevisionCompactedError):
+    # The position is gone from the history, or belongs to another one: only a new snapshot is the truth.
+    if isinstance(err, (RevisionCompactedError, TableUidMismatchError, FutureRevisionError)):
         return "resync"
     if isinstance(err, WatcherTooSlowError):
         # Everything before resume_revision was delivered before the status,
@@ -62,12 +65,13 @@ def _recovery(err):
 def _item(message, resync):
     kind = message.WhichOneof("kind")
     if kind == "snapshot":
-        return WatchItem("snapshot", message.revision, sessions=list(message.snapshot.sessions), resync=resync)
+        return WatchItem("snapshot", message.revision, message.table_uid, sessions=list(message.snapshot.sessions),
+                         resync=resync)
     if kind == "event":
         if not message.event.HasField("session"):
             raise SessionRegistryError(grpc.StatusCode.INTERNAL, "watch event is missing session")
         name = pb.EventType.Name(message.event.type).replace("EVENT_TYPE_", "", 1)
-        return WatchItem("event", message.revision, type=name, session=message.event.session)
+        return WatchItem("event", message.revision, message.table_uid, type=name, session=message.event.session)
     return None  # a kind this SDK version does not know
 
 
@@ -89,13 +93,16 @@ class WatchStream:
     """Iterate it for :class:`WatchItem` s (blocking). ``close()`` (from any
     thread) cancels the call and ends the iteration cleanly; so does closing
     the client. ``last_revision`` is the revision of the last item yielded
-    (0 before any); ``last_error`` the last error auto_resume recovered from
-    (None if none). Also a context manager."""
+    (0 before any) and ``table_uid`` the history it belongs to (the
+    ``table_uid`` passed, or "", before any): keep both to resume later.
+    ``last_error`` is the last error auto_resume recovered from (None if
+    none). Also a context manager."""
 
-    def __init__(self, client, table, start_revision, auto_resume, backoff=None):
+    def __init__(self, client, table, start_revision, auto_resume, backoff=None, table_uid=""):
         self._client = client
         self._table = table
         self._start = start_revision
+        self.table_uid = table_uid
         self._auto_resume = auto_resume
         self._backoff = _backoff_options(backoff)
         self._stopped = threading.Event()
@@ -129,8 +136,9 @@ class WatchStream:
         if self._client._closed:
             raise SessionRegistryError(grpc.StatusCode.CANCELLED, "the client is closed")
         try:
-            call = self._client._stub.Watch(pb.WatchRequest(table=self._table, start_revision=start),
-                                            metadata=self._client._metadata)
+            request = pb.WatchRequest(table=self._table, start_revision=start,
+                                      table_uid=self.table_uid if start > 0 else "")
+            call = self._client._stub.Watch(request, metadata=self._client._metadata)
         except ValueError as e:
             raise SessionRegistryError(grpc.StatusCode.CANCELLED, "the client is closed") from e
         with self._lock:
@@ -159,6 +167,7 @@ class WatchStream:
                     attempt, resync_pending = 0, False
                     next_start = item.revision + 1
                     self.last_revision = item.revision
+                    self.table_uid = item.table_uid
                     yield item
                     if self._stopped.is_set():
                         return

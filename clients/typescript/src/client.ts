@@ -100,6 +100,13 @@ export interface UpdateInput {
   updateMask?: UpdatePath[];
   /** Update only if the session is at this revision (its etag). */
   expectedRevision?: number;
+  /**
+   * Update only if the table's history is still this one: pass the
+   * session's `tableUid` with `expectedRevision`, so that an etag from
+   * another history (a restarted daemon, a table made again) never matches
+   * by chance. A mismatch is TableUidMismatchError.
+   */
+  tableUid?: string;
   /** The idempotency key (UpdateRequest.request_id); absent: as in RegisterInput.requestId. */
   requestId?: string;
 }
@@ -218,6 +225,7 @@ export class SessionRegistryClient {
       updateMask: req.updateMask ?? impliedMask(req),
       expectedRevision: req.expectedRevision ?? 0,
       requestId: this.requestId(req.requestId),
+      tableUid: req.tableUid ?? "",
     };
     const res = await this.withRetries((deadline) => this.unary(this.stub.update, request, deadline));
     return required(res.session, "session");
@@ -226,11 +234,12 @@ export class SessionRegistryClient {
   /**
    * Removes a session and returns it as it was; undefined if it was missing
    * and `allowMissing` was set. Retried on UNAVAILABLE with one request_id
-   * (`requestId`, or a random one).
+   * (`requestId`, or a random one). `expectedRevision` and `tableUid` make
+   * it conditional, as in update().
    */
   async remove(
     id: string,
-    options: { table?: string; expectedRevision?: number; allowMissing?: boolean; requestId?: string } = {},
+    options: { table?: string; expectedRevision?: number; tableUid?: string; allowMissing?: boolean; requestId?: string } = {},
   ): Promise<Session | undefined> {
     const request = {
       table: options.table ?? "",
@@ -238,6 +247,7 @@ export class SessionRegistryClient {
       expectedRevision: options.expectedRevision ?? 0,
       allowMissing: options.allowMissing ?? false,
       requestId: this.requestId(options.requestId),
+      tableUid: options.tableUid ?? "",
     };
     const res = await this.withRetries((deadline) => this.unary(this.stub.remove, request, deadline));
     return res.session;
@@ -259,15 +269,17 @@ export class SessionRegistryClient {
    * session, then one item per change. The call starts with the iteration,
    * has no deadline and carries the client's metadata. Errors are thrown from
    * the loop as typed errors; with `autoResume` transient failures reconnect
-   * (from `lastRevision + 1`) and a lost position yields a new snapshot with
-   * `resync: true` instead. `break`, close() and `signal` end it cleanly.
+   * (from `lastRevision + 1`, with the `tableUid` of that revision) and a
+   * lost position (compacted, or from another history of the table) yields a
+   * new snapshot with `resync: true` instead. `break`, close() and `signal`
+   * end it cleanly.
    */
   watch(req: WatchOptions = {}): WatchStream {
     const table = req.table ?? "";
     return new WatchStreamImpl(
-      (startRevision) => {
+      (startRevision, tableUid) => {
         if (this.closed) throw new SessionRegistryError({ code: status.CANCELLED, details: "the client is closed" });
-        return this.stub.watch({ table, startRevision }, this.metadata.clone(), {});
+        return this.stub.watch({ table, startRevision, tableUid }, this.metadata.clone(), {});
       },
       req,
       // Tracked while iterated, so that close() can end it. On a closed
@@ -374,6 +386,7 @@ function sessionMessage(s: {
     revision: 0,
     ttl: s.ttl,
     expireTime: undefined,
+    tableUid: "",
   };
 }
 

@@ -29,6 +29,8 @@ export const ErrorReason = {
   PROJECT_ALREADY_OPEN: "PROJECT_ALREADY_OPEN",
   REVISION_MISMATCH: "REVISION_MISMATCH",
   REVISION_COMPACTED: "REVISION_COMPACTED",
+  TABLE_UID_MISMATCH: "TABLE_UID_MISMATCH",
+  FUTURE_REVISION: "FUTURE_REVISION",
   WATCHER_TOO_SLOW: "WATCHER_TOO_SLOW",
   WATCHER_LIMIT_REACHED: "WATCHER_LIMIT_REACHED",
   SHUTTING_DOWN: "SHUTTING_DOWN",
@@ -207,6 +209,42 @@ export class RevisionCompactedError extends SessionRegistryError {
   }
 }
 
+/**
+ * ABORTED: the position sent (a watch's start revision, an etag, a page
+ * token) belongs to another history of the table: the daemon restarted
+ * (memory store), the table was made again, or the etcd data was wiped.
+ * Read the table again (watch from 0, list from the first page).
+ */
+export class TableUidMismatchError extends SessionRegistryError {
+  override name = "TableUidMismatchError";
+  /** The table's history now. */
+  readonly tableUid: string;
+  /** The table's revision now. */
+  readonly currentRevision: number;
+  constructor(init: SessionRegistryErrorInit) {
+    super(init);
+    this.tableUid = this.metadata.table_uid ?? "";
+    this.currentRevision = toNumber(this.metadata.current_revision);
+  }
+}
+
+/**
+ * OUT_OF_RANGE: the watch start is past the table's current revision + 1,
+ * so it comes from another history of the table; watch again from 0.
+ */
+export class FutureRevisionError extends SessionRegistryError {
+  override name = "FutureRevisionError";
+  /** The table's history now. */
+  readonly tableUid: string;
+  /** The table's revision now. */
+  readonly currentRevision: number;
+  constructor(init: SessionRegistryErrorInit) {
+    super(init);
+    this.tableUid = this.metadata.table_uid ?? "";
+    this.currentRevision = toNumber(this.metadata.current_revision);
+  }
+}
+
 /** RESOURCE_EXHAUSTED: the watcher fell too far behind; watch again from `resumeRevision`. */
 export class WatcherTooSlowError extends SessionRegistryError {
   override name = "WatcherTooSlowError";
@@ -245,6 +283,8 @@ const classByReason = new Map<string, ErrorClass>([
   [ErrorReason.PROJECT_ALREADY_OPEN, ProjectAlreadyOpenError],
   [ErrorReason.REVISION_MISMATCH, RevisionMismatchError],
   [ErrorReason.REVISION_COMPACTED, RevisionCompactedError],
+  [ErrorReason.TABLE_UID_MISMATCH, TableUidMismatchError],
+  [ErrorReason.FUTURE_REVISION, FutureRevisionError],
   [ErrorReason.WATCHER_TOO_SLOW, WatcherTooSlowError],
   [ErrorReason.WATCHER_LIMIT_REACHED, WatcherLimitReachedError],
   [ErrorReason.UNAUTHENTICATED, UnauthenticatedError],

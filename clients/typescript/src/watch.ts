@@ -2,8 +2,10 @@
  * Watch as an async iterable. Each WatchStream owns at most one grpc-js call
  * at a time; with `autoResume` it opens the next one itself, from where the
  * consumer is, so a consumer sees one ordered feed across reconnects:
- * transient failures and WATCHER_TOO_SLOW resume from `lastRevision + 1`,
- * and a lost position (compacted history) becomes a fresh snapshot marked
+ * transient failures and WATCHER_TOO_SLOW resume from `lastRevision + 1`
+ * with the table_uid of that revision, and a lost position (compacted
+ * history, or a table whose history started over: a restarted daemon, a
+ * table made again, a wiped etcd) becomes a fresh snapshot marked
  * `resync: true`.
  */
 import { type ClientReadableStream, type ServiceError, status } from "@grpc/grpc-js";
@@ -11,8 +13,10 @@ import type { EventType, Session, WatchResponse } from "./gen/sessionregistry/v1
 import {
   ErrorReason,
   fromServiceError,
+  FutureRevisionError,
   RevisionCompactedError,
   SessionRegistryError,
+  TableUidMismatchError,
   WatcherTooSlowError,
 } from "./errors.js";
 
@@ -24,13 +28,20 @@ export type WatchItem =
       revision: number;
       /** Every session in the table, oldest first. */
       sessions: Session[];
-      /** True when this snapshot replaces the consumer's state after a resync (autoResume only). */
+      /**
+       * True when this snapshot replaces the consumer's state after a resync
+       * (autoResume only): drop every session you held and keep these.
+       */
       resync: boolean;
+      /** The history `revision` belongs to (see Table.tableUid). */
+      tableUid: string;
     }
   | {
       kind: "event";
       /** The table revision of this change. */
       revision: number;
+      /** The history `revision` belongs to. */
+      tableUid: string;
       type: EventType;
       /** The session after the change; for REMOVED and EXPIRED, its last state. */
       session: Session;
@@ -41,6 +52,13 @@ export interface WatchOptions {
   table?: string;
   /** 0 (default): a snapshot first, then events. N > 0: every event with revision >= N, no snapshot. */
   startRevision?: number;
+  /**
+   * With `startRevision` N > 0: the `tableUid` N belongs to (a position the
+   * consumer kept: `lastRevision + 1` and `tableUid` of an earlier stream).
+   * If the table's history is another one now, the watch fails with
+   * TableUidMismatchError, or resyncs with `autoResume`.
+   */
+  tableUid?: string;
   /** Reconnect after transient failures and resync after lost positions instead of throwing. Default false. */
   autoResume?: boolean;
   /** Delay between reconnects: `initialMs` (default 100) doubling up to `maxMs` (default 5000), with jitter. */
@@ -55,10 +73,12 @@ export interface WatchStream extends AsyncIterable<WatchItem> {
   close(): void;
   /** The revision of the last item yielded; 0 before any. */
   readonly lastRevision: number;
+  /** The history `lastRevision` belongs to; the `tableUid` option (or "") before any item. Keep both to resume later. */
+  readonly tableUid: string;
 }
 
-/** Opens one Watch call from `startRevision`; throws if the client is closed. */
-export type OpenWatchCall = (startRevision: number) => ClientReadableStream<WatchResponse>;
+/** Opens one Watch call from `startRevision` of history `tableUid` ("": unchecked); throws if the client is closed. */
+export type OpenWatchCall = (startRevision: number, tableUid: string) => ClientReadableStream<WatchResponse>;
 
 /**
  * Above this many messages waiting for the consumer, the call is paused: the
@@ -84,7 +104,10 @@ const TRANSIENT_CODES: ReadonlySet<status> = new Set([
 
 /** What autoResume does after an error. */
 function recovery(err: SessionRegistryError): "resync" | "retry" | "throw" {
-  if (err instanceof RevisionCompactedError) return "resync";
+  // The position is gone from the history, or belongs to another one: only a new snapshot is the truth.
+  if (err instanceof RevisionCompactedError || err instanceof TableUidMismatchError || err instanceof FutureRevisionError) {
+    return "resync";
+  }
   // The daemon delivered every event before resume_revision, which is where
   // the next call starts: nothing is lost, and no snapshot is needed unless
   // that revision has been compacted meanwhile (REVISION_COMPACTED next).
@@ -100,6 +123,7 @@ function recovery(err: SessionRegistryError): "resync" | "retry" | "throw" {
 
 export class WatchStreamImpl implements WatchStream {
   private last = 0;
+  private uid: string;
   private stopped = false;
   private iterated = false;
   private finished = false;
@@ -120,6 +144,7 @@ export class WatchStreamImpl implements WatchStream {
     private readonly hooks: { onStart(stream: WatchStreamImpl): void; onFinish(stream: WatchStreamImpl): void },
   ) {
     this.startRevision = options.startRevision ?? 0;
+    this.uid = options.tableUid ?? "";
     this.autoResume = options.autoResume ?? false;
     this.initialMs = positive(options.backoff?.initialMs, DEFAULT_BACKOFF_INITIAL_MS, "backoff.initialMs");
     this.maxMs = Math.max(this.initialMs, positive(options.backoff?.maxMs, DEFAULT_BACKOFF_MAX_MS, "backoff.maxMs"));
@@ -130,6 +155,10 @@ export class WatchStreamImpl implements WatchStream {
 
   get lastRevision(): number {
     return this.last;
+  }
+
+  get tableUid(): string {
+    return this.uid;
   }
 
   close(): void {
@@ -167,7 +196,7 @@ export class WatchStreamImpl implements WatchStream {
       while (!this.stopped) {
         let call: WatchCall;
         try {
-          call = new WatchCall(this.open(nextStart));
+          call = new WatchCall(this.open(nextStart, nextStart === 0 ? "" : this.uid));
         } catch (err) {
           // grpc-js throws synchronously on a closed channel.
           throw err instanceof SessionRegistryError
@@ -190,6 +219,7 @@ export class WatchStreamImpl implements WatchStream {
             resyncPending = false;
             nextStart = item.revision + 1;
             this.last = item.revision;
+            this.uid = item.tableUid;
             yield item;
             if (this.stopped) return;
           }
@@ -320,13 +350,13 @@ function toItem(message: WatchResponse, resync: boolean): WatchItem | undefined 
   const kind = message.kind;
   switch (kind?.$case) {
     case "snapshot":
-      return { kind: "snapshot", revision: message.revision, sessions: kind.value.sessions, resync };
+      return { kind: "snapshot", revision: message.revision, tableUid: message.tableUid, sessions: kind.value.sessions, resync };
     case "event": {
       const session = kind.value.session;
       if (session === undefined) {
         throw new SessionRegistryError({ code: status.INTERNAL, details: "watch event is missing session" });
       }
-      return { kind: "event", revision: message.revision, type: kind.value.type, session };
+      return { kind: "event", revision: message.revision, tableUid: message.tableUid, type: kind.value.type, session };
     }
     default:
       return undefined;

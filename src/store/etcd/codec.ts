@@ -29,6 +29,8 @@ export interface StoredTable {
   maxSessions: number;
   /** epoch ms */
   createTime: number;
+  /** The table's history (Table.tableUid), random at creation; absent in metas written before it existed. */
+  uid?: string;
 }
 
 export interface SessionFields {
@@ -66,7 +68,7 @@ export function parseSession(kv: IKeyValue): StoredSession {
  * read with it (KeepAlive moves only that one); without it the expire time
  * is the one the data key's write set.
  */
-export function decodeSession(id: string, kv: IKeyValue, expiry?: string): Session {
+export function decodeSession(id: string, kv: IKeyValue, tableUid: string, expiry?: string): Session {
   const s = parseSession(kv);
   const ttl = s.ttl === null ? undefined : { seconds: s.ttl.s, nanos: s.ttl.n };
   let expireTime: Date | undefined;
@@ -86,6 +88,7 @@ export function decodeSession(id: string, kv: IKeyValue, expiry?: string): Sessi
     createRevision: Number(kv.create_revision),
     ttl,
     expireTime,
+    tableUid,
   };
 }
 
@@ -95,4 +98,13 @@ export function encodeTable(t: StoredTable): string {
 
 export function parseTable(kv: IKeyValue): StoredTable {
   return JSON.parse(kv.value.toString("utf8")) as StoredTable;
+}
+
+/**
+ * The table_uid of a table meta. One without a stored uid gets one made of
+ * what every daemon reads alike and a wipe does not bring back: its create
+ * time and the meta key's create revision.
+ */
+export function tableUidOf(meta: IKeyValue, stored: StoredTable = parseTable(meta)): string {
+  return stored.uid ?? `m${meta.create_revision}-${stored.createTime}`;
 }

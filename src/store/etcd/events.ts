@@ -36,20 +36,20 @@ interface Located {
  * The changes in `events` (ordered by revision, as etcd sends them). With
  * `onlyTable`, keys are those of that table; otherwise of any table.
  */
-export function toChanges(keys: Keys, events: readonly IEvent[], onlyTable?: string): Change[] {
+export function toChanges(keys: Keys, events: readonly IEvent[], tableUid: string, onlyTable?: string): Change[] {
   const out: Change[] = [];
   let i = 0;
   while (i < events.length) {
     const revision = events[i]!.kv.mod_revision;
     let j = i;
     while (j < events.length && events[j]!.kv.mod_revision === revision) j++;
-    mapRevision(keys, events.slice(i, j), onlyTable, out);
+    mapRevision(keys, events.slice(i, j), tableUid, onlyTable, out);
     i = j;
   }
   return out;
 }
 
-function mapRevision(keys: Keys, group: readonly IEvent[], onlyTable: string | undefined, out: Change[]): void {
+function mapRevision(keys: Keys, group: readonly IEvent[], tableUid: string, onlyTable: string | undefined, out: Change[]): void {
   const located: Located[] = [];
   const wrote = new Set<string>();
   const deleted = new Set<string>();
@@ -73,13 +73,13 @@ function mapRevision(keys: Keys, group: readonly IEvent[], onlyTable: string | u
     const revision = Number(ev.kv.mod_revision);
     if (!isDelete(ev)) {
       const type = ev.kv.create_revision === ev.kv.mod_revision ? "REGISTERED" : "UPDATED";
-      out.push({ kind: "event", table, event: { type, revision, session: decodeSession(key.id, ev.kv) } });
+      out.push({ kind: "event", table, event: { type, revision, session: decodeSession(key.id, ev.kv, tableUid) } });
       continue;
     }
     const prev: IKeyValue | undefined = ev.prev_kv ?? undefined;
     // Without prev_kv (history compacted under a reconnecting watch) the last state is gone; nothing to report.
     if (prev === undefined) continue;
-    const session = decodeSession(key.id, prev, lastExpiry.get(`${table}/${key.id}`));
+    const session = decodeSession(key.id, prev, tableUid, lastExpiry.get(`${table}/${key.id}`));
     out.push({ kind: "event", table, event: { type: wrote.has(table) ? "REMOVED" : "EXPIRED", revision, session } });
   }
 }

@@ -44,6 +44,11 @@ export function modifiedAt(key: string, rev: string | number): ICompare {
   return { key: utf8(key), target: CompareTarget.Mod, result: CompareResult.Equal, mod_revision: rev };
 }
 
+/** The key exists with exactly this value. */
+export function valueIs(key: string, value: Buffer): ICompare {
+  return { key: utf8(key), target: CompareTarget.Value, result: CompareResult.Equal, value };
+}
+
 /** The key's create revision is < `rev` (a missing key's is 0). */
 export function createdBefore(key: string, rev: string | number): ICompare {
   return { key: utf8(key), target: CompareTarget.Create, result: CompareResult.Less, create_revision: rev };

@@ -84,6 +84,8 @@
  * (issue 5's request_id is what makes a retried Register safe). Watches
  * survive a disconnection: etcd3 re-creates them from the next revision.
  */
+import { randomUUID } from "node:crypto";
+
 import type { Etcd3, ICompare, IKeyValue, IRequestOp, ITxnResponse, Watcher } from "etcd3";
 import { SortOrder, SortTarget } from "etcd3";
 
@@ -98,6 +100,7 @@ import {
   shuttingDown,
   storeUnavailable,
   tableExists,
+  tableUidMismatch,
   tableLimitReached,
   tableNotEmpty,
   tableNotFound,
@@ -114,8 +117,9 @@ import {
   type SessionPatch,
   type Table,
 } from "../../core/model.js";
+import { checkNotFuture, checkSameHistory } from "../../core/history.js";
 import { deriveName, ttlMillis } from "../../core/validation.js";
-import type { Store, StoreLimits, StoreObserver, WatchSink, WatchSubscription } from "../store.js";
+import type { Store, StoreLimits, StoreObserver, WatchSink, WatchStart, WatchSubscription, WriteConditions } from "../store.js";
 import {
   DEFAULT_REQUEST_TIMEOUT_MS,
   createClient,
@@ -124,7 +128,7 @@ import {
   toStoreError,
   type EtcdConnectionOptions,
 } from "./client.js";
-import { decodeSession, encodeSession, encodeTable, parseSession, parseTable } from "./codec.js";
+import { decodeSession, encodeSession, encodeTable, parseSession, parseTable, tableUidOf } from "./codec.js";
 import { toChanges } from "./events.js";
 import { Keys } from "./keys.js";
 import {
@@ -144,6 +148,7 @@ import {
   put,
   sessionKvs,
   utf8,
+  valueIs,
   type SessionKvs,
 } from "./ops.js";
 import { TableWatch } from "./watch.js";
@@ -159,8 +164,13 @@ export interface EtcdStoreOptions extends EtcdConnectionOptions {
 
 /** What a store knows of a table between calls; Txn compares catch a stale entry. */
 interface TableInfo {
-  /** Create revision of the table's `rev` key: which incarnation of the name this is. */
-  createRevision: string;
+  /**
+   * The meta key's value. It holds the table's random uid, so a Txn that
+   * compares it is sure to write into this incarnation of the name, even
+   * after a wipe of etcd, where revisions (a create revision) come again.
+   */
+  meta: Buffer;
+  tableUid: string;
   maxSessions: number;
 }
 
@@ -217,14 +227,20 @@ export class EtcdStore implements Store {
       if (tables >= this.limits.maxTables) throw tableLimitReached(tables, this.limits.maxTables);
       const max = maxSessions ?? this.limits.defaultMaxSessions;
       const createTime = Date.now();
+      // Stored, so that every daemon on this etcd and prefix reports the same one.
+      const tableUid = randomUUID();
+      const meta = encodeTable({ v: 1, maxSessions: max, createTime, uid: tableUid });
       const txn = await this.txn(
         [modifiedAt(k.tablesEpoch, first(res, 4)?.mod_revision ?? 0), createdAt(k.tableMeta(name), 0)],
-        [put(k.tableMeta(name), encodeTable({ v: 1, maxSessions: max, createTime })), put(k.rev(name), ""), put(k.tablesEpoch, "")],
+        [put(k.tableMeta(name), meta), put(k.rev(name), ""), put(k.tablesEpoch, "")],
       );
       if (!txn.succeeded) continue;
-      this.tables.set(name, { createRevision: txn.header.revision, maxSessions: max });
+      this.tables.set(name, { meta: utf8(meta), tableUid, maxSessions: max });
       const revision = Number(txn.header.revision);
-      return { table: { name, maxSessions: max, sessionCount: 0, createTime: new Date(createTime), revision }, created: true };
+      return {
+        table: { name, maxSessions: max, sessionCount: 0, createTime: new Date(createTime), revision, tableUid },
+        created: true,
+      };
     }
     throw this.contention("CreateTable");
   }
@@ -321,7 +337,7 @@ export class EtcdStore implements Store {
         try {
           txn = await this.txn(
             [
-              createdAt(k.rev(tableName), info.createRevision),
+              valueIs(k.tableMeta(tableName), info.meta),
               createdAt(slotKey, 0),
               createdAt(dataKey, 0),
               createdAt(pathKey, 0),
@@ -358,11 +374,11 @@ export class EtcdStore implements Store {
         if (txn.succeeded) {
           maybeUsed = true;
           const revision = Number(txn.header.revision);
-          return newSession(input, revision, now, expireTime);
+          return newSession(input, revision, now, expireTime, info.tableUid);
         }
         const current = this.tableInfoFrom(tableName, first(txn, 0), first(txn, 1));
         if (current === undefined) throw tableNotFound(tableName);
-        if (current.createRevision !== info.createRevision) {
+        if (current.tableUid !== info.tableUid) {
           // Deleted and created again since we cached it: start over on the new one.
           info = current;
           slot = Math.floor(Math.random() * info.maxSessions);
@@ -370,7 +386,7 @@ export class EtcdStore implements Store {
         }
         // A repeated request_id: the first Register's result, before any other check.
         const original = first(txn, 5);
-        if (reqKey !== undefined && original !== undefined) return recordedResult(original);
+        if (reqKey !== undefined && original !== undefined) return recordedResult(original, info.tableUid);
         const taken = new Set(kvs(txn, 2).map((kv) => Number(kv.key.toString("utf8").slice(k.slots(tableName).length))));
         if (taken.size >= info.maxSessions) throw sessionLimitReached(tableName, taken.size, info.maxSessions);
         if (kvs(txn, 3).length > 0) throw sessionExists(tableName, input.id);
@@ -389,24 +405,26 @@ export class EtcdStore implements Store {
     const k = this.keys;
     const notFound = () =>
       sessionNotFound(tableName, { field: key.by === "projectPath" ? "project_path" : key.by, value: key.value });
+    // The table's meta (created and deleted with `rev`) tells both that the table exists and its history.
     if (key.by === "id") {
-      const res = await this.read([get(k.rev(tableName)), getPrefix(k.session(tableName, key.value))]);
-      if (first(res, 0) === undefined) throw tableNotFound(tableName);
+      const res = await this.read([get(k.tableMeta(tableName)), getPrefix(k.session(tableName, key.value))]);
+      const tableUid = this.uidFrom(tableName, first(res, 0));
       const s = sessionKvs(kvs(res, 1));
       if (s.data === undefined) throw notFound();
-      return decodeSession(key.value, s.data, s.expiry?.value.toString("utf8"));
+      return decodeSession(key.value, s.data, tableUid, s.expiry?.value.toString("utf8"));
     }
     let id: string | undefined;
     let at: string;
+    let tableUid: string;
     if (key.by === "projectPath") {
-      const res = await this.read([get(k.rev(tableName)), get(k.path(tableName, key.value))]);
-      if (first(res, 0) === undefined) throw tableNotFound(tableName);
+      const res = await this.read([get(k.tableMeta(tableName)), get(k.path(tableName, key.value))]);
+      tableUid = this.uidFrom(tableName, first(res, 0));
       id = first(res, 1)?.value.toString("utf8");
       at = res.header.revision;
     } else {
       const prefix = k.names(tableName, key.value);
-      const res = await this.read([get(k.rev(tableName)), getPrefix(prefix)]);
-      if (first(res, 0) === undefined) throw tableNotFound(tableName);
+      const res = await this.read([get(k.tableMeta(tableName)), getPrefix(prefix)]);
+      tableUid = this.uidFrom(tableName, first(res, 0));
       let oldest = Infinity;
       for (const kv of kvs(res, 1)) {
         const value = kv.value.toString("utf8");
@@ -423,7 +441,7 @@ export class EtcdStore implements Store {
     const res = await this.read([getPrefix(k.session(tableName, id), { revision: at })]);
     const s = sessionKvs(kvs(res, 0));
     if (s.data === undefined) throw notFound();
-    return decodeSession(id, s.data, s.expiry?.value.toString("utf8"));
+    return decodeSession(id, s.data, tableUid, s.expiry?.value.toString("utf8"));
   }
 
   async list(tableName: string, after: string | undefined, limit: number): Promise<SessionPage> {
@@ -447,10 +465,12 @@ export class EtcdStore implements Store {
         min_create_revision: afterRevision + 1,
         limit: 2 * (limit + 1),
       }),
+      get(k.tableMeta(tableName)),
     ]);
     const rev = first(res, 0);
     if (rev === undefined) throw tableNotFound(tableName);
-    const all = this.sessionsOf(tableName, kvs(res, 2));
+    const tableUid = this.uidFrom(tableName, first(res, 3));
+    const all = this.sessionsOf(tableName, kvs(res, 2), tableUid);
     const sessions = all.slice(0, limit);
     const last = sessions[sessions.length - 1];
     return {
@@ -458,10 +478,12 @@ export class EtcdStore implements Store {
       nextCursor: all.length > limit && last !== undefined ? String(last.createRevision) : undefined,
       totalSize: count(res, 1),
       revision: Number(rev.mod_revision),
+      tableUid,
     };
   }
 
-  async update(tableName: string, id: string, patch: SessionPatch, expectedRevision: number, requestId?: string): Promise<Session> {
+  async update(tableName: string, id: string, patch: SessionPatch, conditions: WriteConditions): Promise<Session> {
+    const { expectedRevision, requestId } = conditions;
     const k = this.keys;
     // A request_id: its `req` key is read with the session (a present one answers), compared absent and put by the Txn.
     const reqKey = requestId === undefined ? undefined : k.request(tableName, "update", requestId);
@@ -471,15 +493,20 @@ export class EtcdStore implements Store {
         getPrefix(k.session(tableName, id)),
         // Without a request_id, a stand-in that keeps the indexes below fixed.
         get(reqKey ?? k.rev(tableName), { keys_only: reqKey === undefined }),
+        get(k.tableMeta(tableName)),
       ];
       if (patch.projectPath !== undefined) ops.push(get(k.path(tableName, patch.projectPath)));
       const res = await this.read(ops);
-      if (first(res, 0) === undefined) throw tableNotFound(tableName);
+      const rev = first(res, 0);
+      const meta = first(res, 3);
+      if (rev === undefined || meta === undefined) throw tableNotFound(tableName);
+      const tableUid = tableUidOf(meta);
+      checkSameHistory(tableName, conditions.tableUid, { tableUid, revision: Number(rev.mod_revision) });
       const recorded = first(res, 2);
-      if (reqKey !== undefined && recorded !== undefined) return recordedResult(recorded);
+      if (reqKey !== undefined && recorded !== undefined) return recordedResult(recorded, tableUid);
       const { data, expiry } = sessionKvs(kvs(res, 1));
       if (data === undefined) throw sessionNotFound(tableName, { field: "id", value: id });
-      const prev = decodeSession(id, data, expiry?.value.toString("utf8"));
+      const prev = decodeSession(id, data, tableUid, expiry?.value.toString("utf8"));
       const reqLease = reqKey === undefined ? undefined : await this.retentionLease();
       if (expectedRevision !== 0 && expectedRevision !== prev.revision) {
         throw revisionMismatch(tableName, id, expectedRevision, prev.revision);
@@ -487,7 +514,7 @@ export class EtcdStore implements Store {
       const projectPath = patch.projectPath ?? prev.projectPath;
       const pathChanged = projectPath !== prev.projectPath;
       if (pathChanged) {
-        const holder = first(res, 3);
+        const holder = first(res, 4);
         if (holder !== undefined) throw projectAlreadyOpen(tableName, projectPath, holder.value.toString("utf8"));
       }
 
@@ -530,7 +557,8 @@ export class EtcdStore implements Store {
         success.push(put(k.name(tableName, name, id), createRevision, lease));
       }
       if (leaseChanged) success.push(put(k.slot(tableName, slot), id, lease));
-      const compare = [modifiedAt(k.data(tableName, id), data.mod_revision)];
+      // The meta compare keeps the history checked above: after a wipe a data key's mod revision can come again.
+      const compare = [modifiedAt(k.data(tableName, id), data.mod_revision), valueIs(k.tableMeta(tableName), meta.value)];
       if (pathChanged) compare.push(createdAt(k.path(tableName, projectPath), 0));
       if (reqKey !== undefined) {
         compare.push(createdAt(reqKey, 0));
@@ -569,13 +597,8 @@ export class EtcdStore implements Store {
     throw this.contention("Update");
   }
 
-  async remove(
-    tableName: string,
-    id: string,
-    expectedRevision: number,
-    allowMissing: boolean,
-    requestId?: string,
-  ): Promise<Session | undefined> {
+  async remove(tableName: string, id: string, conditions: WriteConditions & { allowMissing: boolean }): Promise<Session | undefined> {
+    const { expectedRevision, allowMissing, requestId } = conditions;
     const k = this.keys;
     // A request_id: as in update(). A Remove that finds nothing writes nothing, so records nothing.
     const reqKey = requestId === undefined ? undefined : k.request(tableName, "remove", requestId);
@@ -584,20 +607,25 @@ export class EtcdStore implements Store {
         get(k.rev(tableName)),
         getPrefix(k.session(tableName, id)),
         get(reqKey ?? k.rev(tableName), { keys_only: reqKey === undefined }),
+        get(k.tableMeta(tableName)),
       ]);
-      if (first(res, 0) === undefined) throw tableNotFound(tableName);
+      const rev = first(res, 0);
+      const meta = first(res, 3);
+      if (rev === undefined || meta === undefined) throw tableNotFound(tableName);
+      const tableUid = tableUidOf(meta);
+      checkSameHistory(tableName, conditions.tableUid, { tableUid, revision: Number(rev.mod_revision) });
       const recorded = first(res, 2);
-      if (reqKey !== undefined && recorded !== undefined) return recordedResult(recorded);
+      if (reqKey !== undefined && recorded !== undefined) return recordedResult(recorded, tableUid);
       const { data, expiry } = sessionKvs(kvs(res, 1));
       if (data === undefined) {
         if (allowMissing) return undefined;
         throw sessionNotFound(tableName, { field: "id", value: id });
       }
-      const prev = decodeSession(id, data, expiry?.value.toString("utf8"));
+      const prev = decodeSession(id, data, tableUid, expiry?.value.toString("utf8"));
       if (expectedRevision !== 0 && expectedRevision !== prev.revision) {
         throw revisionMismatch(tableName, id, expectedRevision, prev.revision);
       }
-      const compare = [modifiedAt(k.data(tableName, id), data.mod_revision)];
+      const compare = [modifiedAt(k.data(tableName, id), data.mod_revision), valueIs(k.tableMeta(tableName), meta.value)];
       const success = [
         del(k.slot(tableName, parseSession(data).slot)),
         delPrefix(k.session(tableName, id)),
@@ -639,11 +667,11 @@ export class EtcdStore implements Store {
     const k = this.keys;
     const notFound = () => sessionNotFound(tableName, { field: "id", value: id });
     for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
-      const res = await this.read([get(k.rev(tableName)), getPrefix(k.session(tableName, id))]);
-      if (first(res, 0) === undefined) throw tableNotFound(tableName);
+      const res = await this.read([get(k.tableMeta(tableName)), getPrefix(k.session(tableName, id))]);
+      const tableUid = this.uidFrom(tableName, first(res, 0));
       const { data, expiry } = sessionKvs(kvs(res, 1));
       if (data === undefined) throw notFound();
-      const prev = decodeSession(id, data, expiry?.value.toString("utf8"));
+      const prev = decodeSession(id, data, tableUid, expiry?.value.toString("utf8"));
       if (prev.ttl === undefined || data.lease === "0") return prev;
       // The clock before the renewal: etcd's deadline is at least this + ttl.
       const now = Date.now();
@@ -670,36 +698,41 @@ export class EtcdStore implements Store {
 
   // ---- watch ----
 
-  async watch(tableName: string, startRevision: number, sink: WatchSink): Promise<WatchSubscription> {
+  async watch(tableName: string, start: WatchStart, sink: WatchSink): Promise<WatchSubscription> {
+    const { startRevision } = start;
     const k = this.keys;
-    const ops = [get(k.rev(tableName))];
+    const ops = [get(k.rev(tableName)), get(k.tableMeta(tableName))];
     if (startRevision === 0) ops.push(getPrefix(k.sessions(tableName), { sort_target: SortTarget.Create, sort_order: SortOrder.Ascend }));
     const res = await this.read(ops);
     const rev = first(res, 0);
-    if (rev === undefined) throw tableNotFound(tableName);
+    const meta = first(res, 1);
+    if (rev === undefined || meta === undefined) throw tableNotFound(tableName);
     const tableRevision = Number(rev.mod_revision);
     const createRevision = Number(rev.create_revision);
+    const head = Number(res.header.revision);
+    const history = { tableUid: tableUidOf(meta), revision: tableRevision };
     let from: number;
     let snapshot: Session[] | undefined;
     if (startRevision === 0) {
-      snapshot = this.sessionsOf(tableName, kvs(res, 1));
-      from = Number(res.header.revision) + 1;
+      snapshot = this.sessionsOf(tableName, kvs(res, 2), history.tableUid);
+      from = head + 1;
     } else {
+      checkSameHistory(tableName, start.tableUid, history);
+      // An expiry's revision is above the table's until its bump (see bumpRevision): etcd's own revision bounds every one handed out.
+      checkNotFuture(tableName, startRevision, head, history);
       // Events before the table's creation belong to a former table of that name.
       from = Math.max(startRevision, createRevision + 1);
-      if (from <= tableRevision) await this.checkRetained(tableName, startRevision, from, rev, Number(res.header.revision));
+      if (from <= tableRevision) await this.checkRetained(tableName, startRevision, from, rev, head);
     }
-    const watch = new TableWatch(
-      this.keys,
-      tableName,
-      sink,
-      (w) => this.watches.delete(w),
-      (next) => this.whyCancelled(tableName, next),
-    );
+    const watch = new TableWatch(this.keys, tableName, history.tableUid, sink, {
+      onDone: (w) => this.watches.delete(w),
+      cancelled: (next) => this.whyCancelled(tableName, next),
+      reconnected: (next) => this.whyNotResumable(tableName, history.tableUid, next),
+    });
     this.watches.add(watch);
     try {
       await watch.start(this.client, from, this.requestTimeoutMs, () => {
-        if (snapshot !== undefined) sink.snapshot(snapshot, tableRevision);
+        if (snapshot !== undefined) sink.snapshot(snapshot, tableRevision, history.tableUid);
       });
     } catch (err) {
       this.watches.delete(watch);
@@ -810,8 +843,27 @@ export class EtcdStore implements Store {
     return hi;
   }
 
+  /**
+   * Whether a watch that etcd3 re-created after a lost connection still
+   * watches its history: undefined if so; else the error that ends it. etcd
+   * may have come back wiped: revisions then start over (the watch, re-created
+   * from `next`, would wait for a future revision and then deliver another
+   * history's events as this one's), and the table is gone or another one.
+   */
+  private async whyNotResumable(tableName: string, tableUid: string, next: number): Promise<RegistryError | undefined> {
+    const res = await this.read([get(this.keys.tableMeta(tableName)), get(this.keys.rev(tableName))]);
+    const meta = first(res, 0);
+    const rev = first(res, 1);
+    if (meta === undefined || rev === undefined) return tableNotFound(tableName);
+    const history = { tableUid: tableUidOf(meta), revision: Number(rev.mod_revision) };
+    if (history.tableUid !== tableUid) return tableUidMismatch(tableName, tableUid, history);
+    // The same table, but etcd's revisions went back below what this watch has seen: not one history any more.
+    if (Number(res.header.revision) + 1 < next) return tableUidMismatch(tableName, tableUid, history);
+    return undefined;
+  }
+
   /** Sessions from a Range over a table's `s/` keys sorted by create revision. */
-  private sessionsOf(tableName: string, list: readonly IKeyValue[]): Session[] {
+  private sessionsOf(tableName: string, list: readonly IKeyValue[], tableUid: string): Session[] {
     const prefix = this.keys.sessions(tableName);
     const byId = new Map<string, SessionKvs>();
     for (const kv of list) {
@@ -828,7 +880,7 @@ export class EtcdStore implements Store {
     }
     const out: Session[] = [];
     for (const [id, s] of byId) {
-      if (s.data !== undefined) out.push(decodeSession(id, s.data, s.expiry?.value.toString("utf8")));
+      if (s.data !== undefined) out.push(decodeSession(id, s.data, tableUid, s.expiry?.value.toString("utf8")));
     }
     return out;
   }
@@ -843,6 +895,7 @@ export class EtcdStore implements Store {
       sessionCount,
       createTime: new Date(parseTable(meta).createTime),
       revision: Number(rev.mod_revision),
+      tableUid: info.tableUid,
     };
   }
 
@@ -851,9 +904,19 @@ export class EtcdStore implements Store {
       this.tables.delete(name);
       return undefined;
     }
-    const info = { createRevision: rev.create_revision, maxSessions: parseTable(meta).maxSessions };
+    const stored = parseTable(meta);
+    const info: TableInfo = { meta: meta.value, tableUid: tableUidOf(meta, stored), maxSessions: stored.maxSessions };
     this.tables.set(name, info);
     return info;
+  }
+
+  /** The table_uid from a read of the table's meta; TABLE_NOT_FOUND when it is missing. */
+  private uidFrom(name: string, meta: IKeyValue | undefined): string {
+    if (meta === undefined) {
+      this.tables.delete(name);
+      throw tableNotFound(name);
+    }
+    return tableUidOf(meta);
   }
 
   private async tableInfo(name: string): Promise<TableInfo> {
@@ -946,7 +1009,8 @@ export class EtcdStore implements Store {
     const watcher = this.client.watch().prefix(this.keys.allTables).withPreviousKV().watcher();
     this.expiryWatcher = watcher;
     watcher.on("data", (res) => {
-      for (const change of toChanges(this.keys, res.events)) {
+      // Only expiries are counted here, never handed out: the sessions need no table_uid.
+      for (const change of toChanges(this.keys, res.events, "")) {
         if (change.kind !== "event" || change.event.type !== "EXPIRED") continue;
         this.observer?.expired(change.table, change.event.session);
         this.bumpRevision(change.table, change.event.revision);
@@ -1019,7 +1083,8 @@ function requestRecord(r: RequestRecord): string {
   return JSON.stringify(r);
 }
 
-function recordedResult(kv: IKeyValue): Session {
+/** The result a `req` key recorded; `tableUid` is the table's now (a table's `req` keys go with it). */
+function recordedResult(kv: IKeyValue, tableUid: string): Session {
   const r = JSON.parse(kv.value.toString("utf8")) as RequestRecord;
   return decodeSession(
     r.id,
@@ -1029,6 +1094,7 @@ function recordedResult(kv: IKeyValue): Session {
       create_revision: r.cr === undefined ? kv.create_revision : String(r.cr),
       mod_revision: r.rev === undefined ? kv.mod_revision : String(r.rev),
     },
+    tableUid,
     r.x,
   );
 }

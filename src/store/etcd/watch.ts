@@ -4,30 +4,44 @@
  * watch is set up (etcd sends from the start revision as soon as it is
  * created) wait, so that the snapshot goes first. etcd3 re-creates the watch
  * after a disconnection from the revision after the last one delivered:
- * nothing lost, nothing twice.
+ * nothing lost, nothing twice, as long as etcd kept its data. Whether it did
+ * is checked before anything more is delivered (see `reconnected`): etcd may
+ * be back wiped, with revisions started over and the table gone or another.
  */
-import type { Etcd3, Watcher } from "etcd3";
+import type { Etcd3, IEvent, Watcher } from "etcd3";
 
 import { storeUnavailable, tableNotFound, type RegistryError } from "../../core/errors.js";
 import type { WatchSink } from "../store.js";
 import { toChanges } from "./events.js";
 import type { Keys } from "./keys.js";
 
+export interface TableWatchHooks {
+  /** The watch is over (cancelled or ended); called once. */
+  onDone(w: TableWatch): void;
+  /** Why etcd cancelled (or refused) a watch whose next revision was `next`. */
+  cancelled(next: number): Promise<RegistryError>;
+  /** After etcd3 re-created the watch: undefined if it still watches its history, else the error that ends it. */
+  reconnected(next: number): Promise<RegistryError | undefined>;
+}
+
 export class TableWatch {
   private watcher: Watcher | undefined;
+  /** The snapshot (if any) went out: events may follow. */
   private ready = false;
+  /** Lost the connection: events wait until the re-created watch is known to follow the same history. */
+  private resuming = false;
   private ended = false;
   /** The revision of the first event the sink has not had yet. */
   private next = 0;
-  private readonly pending: Parameters<typeof toChanges>[1][] = [];
+  private readonly pending: IEvent[][] = [];
 
   constructor(
     private readonly keys: Keys,
     private readonly table: string,
+    /** The history this watch delivers; its sessions carry it. */
+    private readonly tableUid: string,
     private readonly sink: WatchSink,
-    private readonly onDone: (w: TableWatch) => void,
-    /** Why etcd cancelled (or refused) a watch whose next revision was `next`. */
-    private readonly cancelled: (next: number) => Promise<RegistryError>,
+    private readonly hooks: TableWatchHooks,
   ) {}
 
   /** Resolves once etcd has created the watch; `onReady` runs first (the snapshot), then what arrived meanwhile. */
@@ -37,7 +51,7 @@ export class TableWatch {
     this.watcher = watcher;
     watcher.on("data", (res) => {
       if (this.ended) return;
-      if (!this.ready) this.pending.push(res.events);
+      if (!this.ready || this.resuming) this.pending.push(res.events);
       else this.deliver(res.events);
     });
     let connected = false;
@@ -56,12 +70,18 @@ export class TableWatch {
         if (!connected) {
           // Refused at creation: typically a start revision etcd has compacted.
           clearTimeout(timer);
-          void this.cancelled(from).then(reject);
+          void this.hooks.cancelled(from).then(reject);
           return;
         }
         // etcd cancelled the watch: typically a revision it still owed was compacted while it was away.
-        void this.cancelled(this.next).then((error) => this.end(error));
+        void this.hooks.cancelled(this.next).then((error) => this.end(error));
       });
+    });
+    watcher.on("disconnected", () => {
+      if (connected) this.resuming = true;
+    });
+    watcher.on("connected", () => {
+      if (this.resuming) void this.resume();
     });
     try {
       await created;
@@ -73,16 +93,13 @@ export class TableWatch {
     if (this.ended) return;
     this.ready = true;
     onReady();
-    for (const events of this.pending.splice(0)) {
-      if (this.ended) break;
-      this.deliver(events);
-    }
+    if (!this.resuming) this.flush();
   }
 
   cancel(): void {
     if (this.ended) return;
     this.ended = true;
-    this.onDone(this);
+    this.hooks.onDone(this);
     void this.watcher?.cancel().catch(() => undefined);
   }
 
@@ -90,13 +107,39 @@ export class TableWatch {
   async end(error: RegistryError): Promise<void> {
     if (this.ended) return;
     this.ended = true;
-    this.onDone(this);
+    this.hooks.onDone(this);
     this.sink.end(error);
     await this.watcher?.cancel().catch(() => undefined);
   }
 
-  private deliver(events: Parameters<typeof toChanges>[1]): void {
-    for (const change of toChanges(this.keys, events, this.table)) {
+  /** The watch is back after a lost connection: goes on if etcd still has its history, else ends. */
+  private async resume(): Promise<void> {
+    let error: RegistryError | undefined;
+    try {
+      error = await this.hooks.reconnected(this.next);
+    } catch (err) {
+      // Could not tell (etcd gone again): nothing unchecked may go out, so the watcher resumes later instead.
+      error = storeUnavailable(
+        `lost etcd while resuming the watch of table "${this.table}": ${err instanceof Error ? err.message : String(err)}`,
+      );
+    }
+    if (this.ended) return;
+    if (error !== undefined) {
+      this.pending.length = 0;
+      await this.end(error);
+      return;
+    }
+    this.resuming = false;
+    if (this.ready) this.flush();
+  }
+
+  /** Delivers what waited; stops (keeping the rest) if the connection is lost again meanwhile. */
+  private flush(): void {
+    while (this.pending.length > 0 && !this.ended && !this.resuming) this.deliver(this.pending.shift()!);
+  }
+
+  private deliver(events: readonly IEvent[]): void {
+    for (const change of toChanges(this.keys, events, this.tableUid, this.table)) {
       if (this.ended) return;
       if (change.kind === "tableDeleted") {
         void this.end(tableNotFound(this.table));

@@ -50,7 +50,9 @@ export const protobufFileName = "sessionregistry/v1/session_registry.proto";
  * | RESOURCE_EXHAUSTED  | TABLE_LIMIT_REACHED     | `current`, `max`              |
  * | FAILED_PRECONDITION | TABLE_NOT_EMPTY         | `table`, `session_count`      |
  * | ABORTED             | REVISION_MISMATCH       | `table`, `session_id`, `current_revision` |
+ * | ABORTED             | TABLE_UID_MISMATCH      | `table`, `table_uid` (the current one), `current_revision` |
  * | OUT_OF_RANGE        | REVISION_COMPACTED      | `table`, `compact_revision`   |
+ * | OUT_OF_RANGE        | FUTURE_REVISION         | `table`, `table_uid`, `current_revision` |
  * | RESOURCE_EXHAUSTED  | WATCHER_TOO_SLOW        | `table`, `resume_revision`    |
  * | RESOURCE_EXHAUSTED  | WATCHER_LIMIT_REACHED   | `current`, `max`              |
  * | UNAVAILABLE         | SHUTTING_DOWN           | (none; reconnect)             |
@@ -61,6 +63,19 @@ export const protobufFileName = "sessionregistry/v1/session_registry.proto";
  *
  * Names: an empty `table` field in any request means the table `default`,
  * which the daemon creates at start-up.
+ *
+ * Histories: a revision means something only within the history it belongs
+ * to, so every revision the daemon hands out comes with a `table_uid`, an
+ * opaque string naming that history (as etcd pairs a revision with its
+ * cluster, and Kubernetes a resourceVersion with an object's uid). A table's
+ * revisions start over, and its `table_uid` changes, whenever its history
+ * does: a memory-store daemon restarted, a table deleted and created again
+ * under the same name, an etcd store whose data was wiped. Send it back
+ * (WatchRequest, UpdateRequest and RemoveRequest have a `table_uid`; List
+ * page tokens carry it) and a position from another history is refused with
+ * ABORTED (`TABLE_UID_MISMATCH`) instead of being taken for one in this
+ * history: re-read the table (a Watch from revision 0, a List from the first
+ * page) and go on from there.
  */
 
 /** The kind of change a WatchEvent reports. */
@@ -143,6 +158,14 @@ export interface Table {
    * session in it. Strictly increasing; not necessarily contiguous.
    */
   revision: bigint;
+  /**
+   * Output only. The identity of the history `revision` belongs to: it
+   * changes whenever the table's revisions start over (a memory-store daemon
+   * restarted, the table deleted and created again, an etcd store wiped).
+   * Opaque: compare it for equality only. Every daemon on one etcd store
+   * reports the same one.
+   */
+  tableUid: string;
 }
 
 /** An active session of an agent or editor tool. */
@@ -194,7 +217,16 @@ export interface Session {
    * Output only. When the session expires unless kept alive; set only when
    * `ttl` is set.
    */
-  expireTime: Date | undefined;
+  expireTime:
+    | Date
+    | undefined;
+  /**
+   * Output only. The `table_uid` of the history `revision` belongs to (see
+   * Table.table_uid). Pass it with `revision` as UpdateRequest.table_uid or
+   * RemoveRequest.table_uid, so that an etag from another history is never
+   * taken for one of this table's.
+   */
+  tableUid: string;
 }
 
 export interface Session_MetadataEntry {
@@ -349,6 +381,13 @@ export interface ListResponse {
    * see exactly the changes after it.
    */
   revision: bigint;
+  /**
+   * The `table_uid` of the history `revision` belongs to: send it as
+   * WatchRequest.table_uid with that Watch. The page token carries it too: a
+   * token from another history of the table is ABORTED
+   * (`TABLE_UID_MISMATCH`); list again from the first page.
+   */
+  tableUid: string;
 }
 
 /** Request of Update. */
@@ -381,6 +420,14 @@ export interface UpdateRequest {
    * session's existence again. A failed Update records nothing.
    */
   requestId: string;
+  /**
+   * If non-empty, the update happens only if the table's history is still
+   * this one (the `table_uid` of the session you read); otherwise ABORTED
+   * (`TABLE_UID_MISMATCH`). Send it with `expected_revision`: revisions of
+   * another history may be equal by chance. At most 128 characters of
+   * `[A-Za-z0-9._:-]`.
+   */
+  tableUid: string;
 }
 
 /** Response of Update. */
@@ -414,6 +461,12 @@ export interface RemoveRequest {
    * found nothing to remove (`allow_missing`).
    */
   requestId: string;
+  /**
+   * If non-empty, the removal happens only if the table's history is still
+   * this one; otherwise ABORTED (`TABLE_UID_MISMATCH`). As
+   * UpdateRequest.table_uid.
+   */
+  tableUid: string;
 }
 
 /** Response of Remove. */
@@ -435,6 +488,14 @@ export interface WatchRequest {
    * live, with no snapshot.
    */
   startRevision: bigint;
+  /**
+   * The `table_uid` that `start_revision` belongs to (from the last message
+   * received, or from List or GetTable). If non-empty and the table's history
+   * is another one now, the watch is refused with ABORTED
+   * (`TABLE_UID_MISMATCH`): watch again from 0. Ignored when
+   * `start_revision` is 0. At most 128 characters of `[A-Za-z0-9._:-]`.
+   */
+  tableUid: string;
 }
 
 /** One message of a Watch stream. */
@@ -444,6 +505,11 @@ export interface WatchResponse {
    * revision, or the event's.
    */
   revision: bigint;
+  /**
+   * The `table_uid` of the history `revision` belongs to; the same for every
+   * message of one stream. Resume with it as WatchRequest.table_uid.
+   */
+  tableUid: string;
   /** What this message carries. */
   kind:
     | //
@@ -487,7 +553,7 @@ export interface KeepAliveResponse {
 }
 
 function createBaseTable(): Table {
-  return { name: "", maxSessions: 0, sessionCount: 0, createTime: undefined, revision: 0n };
+  return { name: "", maxSessions: 0, sessionCount: 0, createTime: undefined, revision: 0n, tableUid: "" };
 }
 
 export const Table: MessageFns<Table> = {
@@ -509,6 +575,9 @@ export const Table: MessageFns<Table> = {
         throw new globalThis.Error("value provided for field message.revision of type uint64 too large");
       }
       writer.uint32(40).uint64(message.revision);
+    }
+    if (message.tableUid !== "") {
+      writer.uint32(50).string(message.tableUid);
     }
     return writer;
   },
@@ -566,6 +635,14 @@ export const Table: MessageFns<Table> = {
             message.revision = reader.uint64() as bigint;
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.tableUid = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -597,6 +674,11 @@ export const Table: MessageFns<Table> = {
         ? fromJsonTimestamp(object.create_time)
         : undefined,
       revision: isSet(object.revision) ? BigInt(object.revision) : 0n,
+      tableUid: isSet(object.tableUid)
+        ? globalThis.String(object.tableUid)
+        : isSet(object.table_uid)
+        ? globalThis.String(object.table_uid)
+        : "",
     };
   },
 
@@ -617,6 +699,9 @@ export const Table: MessageFns<Table> = {
     if (message.revision !== 0n) {
       obj.revision = message.revision.toString();
     }
+    if (message.tableUid !== "") {
+      obj.tableUid = message.tableUid;
+    }
     return obj;
   },
 
@@ -630,6 +715,7 @@ export const Table: MessageFns<Table> = {
     message.sessionCount = object.sessionCount ?? 0;
     message.createTime = object.createTime ?? undefined;
     message.revision = (object.revision !== undefined && object.revision !== null) ? BigInt(object.revision) : 0n;
+    message.tableUid = object.tableUid ?? "";
     return message;
   },
 };
@@ -645,6 +731,7 @@ function createBaseSession(): Session {
     revision: 0n,
     ttl: undefined,
     expireTime: undefined,
+    tableUid: "",
   };
 }
 
@@ -679,6 +766,9 @@ export const Session: MessageFns<Session> = {
     }
     if (message.expireTime !== undefined) {
       Timestamp.encode(toTimestamp(message.expireTime), writer.uint32(74).fork()).join();
+    }
+    if (message.tableUid !== "") {
+      writer.uint32(82).string(message.tableUid);
     }
     return writer;
   },
@@ -771,6 +861,14 @@ export const Session: MessageFns<Session> = {
             message.expireTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.tableUid = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -818,6 +916,11 @@ export const Session: MessageFns<Session> = {
         : isSet(object.expire_time)
         ? fromJsonTimestamp(object.expire_time)
         : undefined,
+      tableUid: isSet(object.tableUid)
+        ? globalThis.String(object.tableUid)
+        : isSet(object.table_uid)
+        ? globalThis.String(object.table_uid)
+        : "",
     };
   },
 
@@ -853,6 +956,9 @@ export const Session: MessageFns<Session> = {
     if (message.expireTime !== undefined) {
       obj.expireTime = message.expireTime.toISOString();
     }
+    if (message.tableUid !== "") {
+      obj.tableUid = message.tableUid;
+    }
     return obj;
   },
 
@@ -878,6 +984,7 @@ export const Session: MessageFns<Session> = {
     message.revision = (object.revision !== undefined && object.revision !== null) ? BigInt(object.revision) : 0n;
     message.ttl = (object.ttl !== undefined && object.ttl !== null) ? Duration.fromPartial(object.ttl) : undefined;
     message.expireTime = object.expireTime ?? undefined;
+    message.tableUid = object.tableUid ?? "";
     return message;
   },
 };
@@ -2026,7 +2133,7 @@ export const ListRequest: MessageFns<ListRequest> = {
 };
 
 function createBaseListResponse(): ListResponse {
-  return { sessions: [], nextPageToken: "", totalSize: 0, revision: 0n };
+  return { sessions: [], nextPageToken: "", totalSize: 0, revision: 0n, tableUid: "" };
 }
 
 export const ListResponse: MessageFns<ListResponse> = {
@@ -2045,6 +2152,9 @@ export const ListResponse: MessageFns<ListResponse> = {
         throw new globalThis.Error("value provided for field message.revision of type uint64 too large");
       }
       writer.uint32(32).uint64(message.revision);
+    }
+    if (message.tableUid !== "") {
+      writer.uint32(42).string(message.tableUid);
     }
     return writer;
   },
@@ -2094,6 +2204,14 @@ export const ListResponse: MessageFns<ListResponse> = {
             message.revision = reader.uint64() as bigint;
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.tableUid = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2120,6 +2238,11 @@ export const ListResponse: MessageFns<ListResponse> = {
         ? globalThis.Number(object.total_size)
         : 0,
       revision: isSet(object.revision) ? BigInt(object.revision) : 0n,
+      tableUid: isSet(object.tableUid)
+        ? globalThis.String(object.tableUid)
+        : isSet(object.table_uid)
+        ? globalThis.String(object.table_uid)
+        : "",
     };
   },
 
@@ -2137,6 +2260,9 @@ export const ListResponse: MessageFns<ListResponse> = {
     if (message.revision !== 0n) {
       obj.revision = message.revision.toString();
     }
+    if (message.tableUid !== "") {
+      obj.tableUid = message.tableUid;
+    }
     return obj;
   },
 
@@ -2149,12 +2275,13 @@ export const ListResponse: MessageFns<ListResponse> = {
     message.nextPageToken = object.nextPageToken ?? "";
     message.totalSize = object.totalSize ?? 0;
     message.revision = (object.revision !== undefined && object.revision !== null) ? BigInt(object.revision) : 0n;
+    message.tableUid = object.tableUid ?? "";
     return message;
   },
 };
 
 function createBaseUpdateRequest(): UpdateRequest {
-  return { table: "", session: undefined, updateMask: undefined, expectedRevision: 0n, requestId: "" };
+  return { table: "", session: undefined, updateMask: undefined, expectedRevision: 0n, requestId: "", tableUid: "" };
 }
 
 export const UpdateRequest: MessageFns<UpdateRequest> = {
@@ -2176,6 +2303,9 @@ export const UpdateRequest: MessageFns<UpdateRequest> = {
     }
     if (message.requestId !== "") {
       writer.uint32(42).string(message.requestId);
+    }
+    if (message.tableUid !== "") {
+      writer.uint32(50).string(message.tableUid);
     }
     return writer;
   },
@@ -2233,6 +2363,14 @@ export const UpdateRequest: MessageFns<UpdateRequest> = {
             message.requestId = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.tableUid = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2264,6 +2402,11 @@ export const UpdateRequest: MessageFns<UpdateRequest> = {
         : isSet(object.request_id)
         ? globalThis.String(object.request_id)
         : "",
+      tableUid: isSet(object.tableUid)
+        ? globalThis.String(object.tableUid)
+        : isSet(object.table_uid)
+        ? globalThis.String(object.table_uid)
+        : "",
     };
   },
 
@@ -2284,6 +2427,9 @@ export const UpdateRequest: MessageFns<UpdateRequest> = {
     if (message.requestId !== "") {
       obj.requestId = message.requestId;
     }
+    if (message.tableUid !== "") {
+      obj.tableUid = message.tableUid;
+    }
     return obj;
   },
 
@@ -2301,6 +2447,7 @@ export const UpdateRequest: MessageFns<UpdateRequest> = {
       ? BigInt(object.expectedRevision)
       : 0n;
     message.requestId = object.requestId ?? "";
+    message.tableUid = object.tableUid ?? "";
     return message;
   },
 };
@@ -2375,7 +2522,7 @@ export const UpdateResponse: MessageFns<UpdateResponse> = {
 };
 
 function createBaseRemoveRequest(): RemoveRequest {
-  return { table: "", id: "", expectedRevision: 0n, allowMissing: false, requestId: "" };
+  return { table: "", id: "", expectedRevision: 0n, allowMissing: false, requestId: "", tableUid: "" };
 }
 
 export const RemoveRequest: MessageFns<RemoveRequest> = {
@@ -2397,6 +2544,9 @@ export const RemoveRequest: MessageFns<RemoveRequest> = {
     }
     if (message.requestId !== "") {
       writer.uint32(42).string(message.requestId);
+    }
+    if (message.tableUid !== "") {
+      writer.uint32(50).string(message.tableUid);
     }
     return writer;
   },
@@ -2454,6 +2604,14 @@ export const RemoveRequest: MessageFns<RemoveRequest> = {
             message.requestId = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.tableUid = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2485,6 +2643,11 @@ export const RemoveRequest: MessageFns<RemoveRequest> = {
         : isSet(object.request_id)
         ? globalThis.String(object.request_id)
         : "",
+      tableUid: isSet(object.tableUid)
+        ? globalThis.String(object.tableUid)
+        : isSet(object.table_uid)
+        ? globalThis.String(object.table_uid)
+        : "",
     };
   },
 
@@ -2505,6 +2668,9 @@ export const RemoveRequest: MessageFns<RemoveRequest> = {
     if (message.requestId !== "") {
       obj.requestId = message.requestId;
     }
+    if (message.tableUid !== "") {
+      obj.tableUid = message.tableUid;
+    }
     return obj;
   },
 
@@ -2520,6 +2686,7 @@ export const RemoveRequest: MessageFns<RemoveRequest> = {
       : 0n;
     message.allowMissing = object.allowMissing ?? false;
     message.requestId = object.requestId ?? "";
+    message.tableUid = object.tableUid ?? "";
     return message;
   },
 };
@@ -2594,7 +2761,7 @@ export const RemoveResponse: MessageFns<RemoveResponse> = {
 };
 
 function createBaseWatchRequest(): WatchRequest {
-  return { table: "", startRevision: 0n };
+  return { table: "", startRevision: 0n, tableUid: "" };
 }
 
 export const WatchRequest: MessageFns<WatchRequest> = {
@@ -2607,6 +2774,9 @@ export const WatchRequest: MessageFns<WatchRequest> = {
         throw new globalThis.Error("value provided for field message.startRevision of type uint64 too large");
       }
       writer.uint32(16).uint64(message.startRevision);
+    }
+    if (message.tableUid !== "") {
+      writer.uint32(26).string(message.tableUid);
     }
     return writer;
   },
@@ -2640,6 +2810,14 @@ export const WatchRequest: MessageFns<WatchRequest> = {
             message.startRevision = reader.uint64() as bigint;
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.tableUid = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2660,6 +2838,11 @@ export const WatchRequest: MessageFns<WatchRequest> = {
         : isSet(object.start_revision)
         ? BigInt(object.start_revision)
         : 0n,
+      tableUid: isSet(object.tableUid)
+        ? globalThis.String(object.tableUid)
+        : isSet(object.table_uid)
+        ? globalThis.String(object.table_uid)
+        : "",
     };
   },
 
@@ -2670,6 +2853,9 @@ export const WatchRequest: MessageFns<WatchRequest> = {
     }
     if (message.startRevision !== 0n) {
       obj.startRevision = message.startRevision.toString();
+    }
+    if (message.tableUid !== "") {
+      obj.tableUid = message.tableUid;
     }
     return obj;
   },
@@ -2683,12 +2869,13 @@ export const WatchRequest: MessageFns<WatchRequest> = {
     message.startRevision = (object.startRevision !== undefined && object.startRevision !== null)
       ? BigInt(object.startRevision)
       : 0n;
+    message.tableUid = object.tableUid ?? "";
     return message;
   },
 };
 
 function createBaseWatchResponse(): WatchResponse {
-  return { revision: 0n, kind: undefined };
+  return { revision: 0n, tableUid: "", kind: undefined };
 }
 
 export const WatchResponse: MessageFns<WatchResponse> = {
@@ -2698,6 +2885,9 @@ export const WatchResponse: MessageFns<WatchResponse> = {
         throw new globalThis.Error("value provided for field message.revision of type uint64 too large");
       }
       writer.uint32(8).uint64(message.revision);
+    }
+    if (message.tableUid !== "") {
+      writer.uint32(34).string(message.tableUid);
     }
     switch (message.kind?.$case) {
       case "snapshot":
@@ -2731,6 +2921,14 @@ export const WatchResponse: MessageFns<WatchResponse> = {
             message.revision = reader.uint64() as bigint;
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.tableUid = reader.string();
+            continue;
+          }
           case 2: {
             if (tag !== 18) {
               break;
@@ -2762,6 +2960,11 @@ export const WatchResponse: MessageFns<WatchResponse> = {
   fromJSON(object: any): WatchResponse {
     return {
       revision: isSet(object.revision) ? BigInt(object.revision) : 0n,
+      tableUid: isSet(object.tableUid)
+        ? globalThis.String(object.tableUid)
+        : isSet(object.table_uid)
+        ? globalThis.String(object.table_uid)
+        : "",
       kind: isSet(object.snapshot)
         ? { $case: "snapshot", value: WatchSnapshot.fromJSON(object.snapshot) }
         : isSet(object.event)
@@ -2774,6 +2977,9 @@ export const WatchResponse: MessageFns<WatchResponse> = {
     const obj: any = {};
     if (message.revision !== 0n) {
       obj.revision = message.revision.toString();
+    }
+    if (message.tableUid !== "") {
+      obj.tableUid = message.tableUid;
     }
     if (message.kind?.$case === "snapshot") {
       obj.snapshot = WatchSnapshot.toJSON(message.kind.value);
@@ -2789,6 +2995,7 @@ export const WatchResponse: MessageFns<WatchResponse> = {
   fromPartial<I extends Exact<DeepPartial<WatchResponse>, I>>(object: I): WatchResponse {
     const message = createBaseWatchResponse();
     message.revision = (object.revision !== undefined && object.revision !== null) ? BigInt(object.revision) : 0n;
+    message.tableUid = object.tableUid ?? "";
     switch (object.kind?.$case) {
       case "snapshot": {
         if (object.kind?.value !== undefined && object.kind?.value !== null) {
@@ -3290,6 +3497,15 @@ export const SessionRegistryService = {
    * the retained history is OUT_OF_RANGE (`REVISION_COMPACTED`, metadata
    * `compact_revision` = the oldest start revision still served).
    *
+   * Resuming: send the `table_uid` of the revisions you hold with
+   * `start_revision`. If the table's history is another one now (see
+   * Histories above) the watch is refused with ABORTED
+   * (`TABLE_UID_MISMATCH`, metadata `table_uid` and `current_revision` of the
+   * table now): start again from revision 0. Without a `table_uid`, a
+   * `start_revision` past the table's current revision + 1 is refused with
+   * OUT_OF_RANGE (`FUTURE_REVISION`): it cannot come from this history. Every
+   * message carries the table's `table_uid`.
+   *
    * Events arrive in revision order, none lost and none twice. A watcher that
    * falls too far behind is ended with RESOURCE_EXHAUSTED (`WATCHER_TOO_SLOW`,
    * metadata `resume_revision`) and may resume from that revision. Deleting
@@ -3414,6 +3630,15 @@ export interface SessionRegistryServer extends UntypedServiceImplementation {
    * revision >= N is replayed, then the stream goes live. A start older than
    * the retained history is OUT_OF_RANGE (`REVISION_COMPACTED`, metadata
    * `compact_revision` = the oldest start revision still served).
+   *
+   * Resuming: send the `table_uid` of the revisions you hold with
+   * `start_revision`. If the table's history is another one now (see
+   * Histories above) the watch is refused with ABORTED
+   * (`TABLE_UID_MISMATCH`, metadata `table_uid` and `current_revision` of the
+   * table now): start again from revision 0. Without a `table_uid`, a
+   * `start_revision` past the table's current revision + 1 is refused with
+   * OUT_OF_RANGE (`FUTURE_REVISION`): it cannot come from this history. Every
+   * message carries the table's `table_uid`.
    *
    * Events arrive in revision order, none lost and none twice. A watcher that
    * falls too far behind is ended with RESOURCE_EXHAUSTED (`WATCHER_TOO_SLOW`,
@@ -3646,6 +3871,15 @@ export interface SessionRegistryClient extends Client {
    * revision >= N is replayed, then the stream goes live. A start older than
    * the retained history is OUT_OF_RANGE (`REVISION_COMPACTED`, metadata
    * `compact_revision` = the oldest start revision still served).
+   *
+   * Resuming: send the `table_uid` of the revisions you hold with
+   * `start_revision`. If the table's history is another one now (see
+   * Histories above) the watch is refused with ABORTED
+   * (`TABLE_UID_MISMATCH`, metadata `table_uid` and `current_revision` of the
+   * table now): start again from revision 0. Without a `table_uid`, a
+   * `start_revision` past the table's current revision + 1 is refused with
+   * OUT_OF_RANGE (`FUTURE_REVISION`): it cannot come from this history. Every
+   * message carries the table's `table_uid`.
    *
    * Events arrive in revision order, none lost and none twice. A watcher that
    * falls too far behind is ended with RESOURCE_EXHAUSTED (`WATCHER_TOO_SLOW`,

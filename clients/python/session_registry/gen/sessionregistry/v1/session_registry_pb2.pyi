@@ -79,16 +79,18 @@ class ListRequest(_message.Message):
     def __init__(self, table: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListResponse(_message.Message):
-    __slots__ = ["next_page_token", "revision", "sessions", "total_size"]
+    __slots__ = ["next_page_token", "revision", "sessions", "table_uid", "total_size"]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
     SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    TABLE_UID_FIELD_NUMBER: _ClassVar[int]
     TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
     next_page_token: str
     revision: int
     sessions: _containers.RepeatedCompositeFieldContainer[Session]
+    table_uid: str
     total_size: int
-    def __init__(self, sessions: _Optional[_Iterable[_Union[Session, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ..., revision: _Optional[int] = ...) -> None: ...
+    def __init__(self, sessions: _Optional[_Iterable[_Union[Session, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ..., revision: _Optional[int] = ..., table_uid: _Optional[str] = ...) -> None: ...
 
 class ListTablesRequest(_message.Message):
     __slots__ = []
@@ -135,18 +137,20 @@ class RegisterResponse(_message.Message):
     def __init__(self, session: _Optional[_Union[Session, _Mapping]] = ...) -> None: ...
 
 class RemoveRequest(_message.Message):
-    __slots__ = ["allow_missing", "expected_revision", "id", "request_id", "table"]
+    __slots__ = ["allow_missing", "expected_revision", "id", "request_id", "table", "table_uid"]
     ALLOW_MISSING_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_REVISION_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TABLE_FIELD_NUMBER: _ClassVar[int]
+    TABLE_UID_FIELD_NUMBER: _ClassVar[int]
     allow_missing: bool
     expected_revision: int
     id: str
     request_id: str
     table: str
-    def __init__(self, table: _Optional[str] = ..., id: _Optional[str] = ..., expected_revision: _Optional[int] = ..., allow_missing: bool = ..., request_id: _Optional[str] = ...) -> None: ...
+    table_uid: str
+    def __init__(self, table: _Optional[str] = ..., id: _Optional[str] = ..., expected_revision: _Optional[int] = ..., allow_missing: bool = ..., request_id: _Optional[str] = ..., table_uid: _Optional[str] = ...) -> None: ...
 
 class RemoveResponse(_message.Message):
     __slots__ = ["session"]
@@ -155,7 +159,7 @@ class RemoveResponse(_message.Message):
     def __init__(self, session: _Optional[_Union[Session, _Mapping]] = ...) -> None: ...
 
 class Session(_message.Message):
-    __slots__ = ["create_time", "expire_time", "id", "metadata", "name", "project_path", "revision", "ttl", "update_time"]
+    __slots__ = ["create_time", "expire_time", "id", "metadata", "name", "project_path", "revision", "table_uid", "ttl", "update_time"]
     class MetadataEntry(_message.Message):
         __slots__ = ["key", "value"]
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -170,6 +174,7 @@ class Session(_message.Message):
     NAME_FIELD_NUMBER: _ClassVar[int]
     PROJECT_PATH_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
+    TABLE_UID_FIELD_NUMBER: _ClassVar[int]
     TTL_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     create_time: _timestamp_pb2.Timestamp
@@ -179,37 +184,42 @@ class Session(_message.Message):
     name: str
     project_path: str
     revision: int
+    table_uid: str
     ttl: _duration_pb2.Duration
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., project_path: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., revision: _Optional[int] = ..., ttl: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., expire_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., project_path: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., revision: _Optional[int] = ..., ttl: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., expire_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., table_uid: _Optional[str] = ...) -> None: ...
 
 class Table(_message.Message):
-    __slots__ = ["create_time", "max_sessions", "name", "revision", "session_count"]
+    __slots__ = ["create_time", "max_sessions", "name", "revision", "session_count", "table_uid"]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     MAX_SESSIONS_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
     SESSION_COUNT_FIELD_NUMBER: _ClassVar[int]
+    TABLE_UID_FIELD_NUMBER: _ClassVar[int]
     create_time: _timestamp_pb2.Timestamp
     max_sessions: int
     name: str
     revision: int
     session_count: int
-    def __init__(self, name: _Optional[str] = ..., max_sessions: _Optional[int] = ..., session_count: _Optional[int] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., revision: _Optional[int] = ...) -> None: ...
+    table_uid: str
+    def __init__(self, name: _Optional[str] = ..., max_sessions: _Optional[int] = ..., session_count: _Optional[int] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., revision: _Optional[int] = ..., table_uid: _Optional[str] = ...) -> None: ...
 
 class UpdateRequest(_message.Message):
-    __slots__ = ["expected_revision", "request_id", "session", "table", "update_mask"]
+    __slots__ = ["expected_revision", "request_id", "session", "table", "table_uid", "update_mask"]
     EXPECTED_REVISION_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SESSION_FIELD_NUMBER: _ClassVar[int]
     TABLE_FIELD_NUMBER: _ClassVar[int]
+    TABLE_UID_FIELD_NUMBER: _ClassVar[int]
     UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
     expected_revision: int
     request_id: str
     session: Session
     table: str
+    table_uid: str
     update_mask: _field_mask_pb2.FieldMask
-    def __init__(self, table: _Optional[str] = ..., session: _Optional[_Union[Session, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., expected_revision: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, table: _Optional[str] = ..., session: _Optional[_Union[Session, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., expected_revision: _Optional[int] = ..., request_id: _Optional[str] = ..., table_uid: _Optional[str] = ...) -> None: ...
 
 class UpdateResponse(_message.Message):
     __slots__ = ["session"]
@@ -226,22 +236,26 @@ class WatchEvent(_message.Message):
     def __init__(self, type: _Optional[_Union[EventType, str]] = ..., session: _Optional[_Union[Session, _Mapping]] = ...) -> None: ...
 
 class WatchRequest(_message.Message):
-    __slots__ = ["start_revision", "table"]
+    __slots__ = ["start_revision", "table", "table_uid"]
     START_REVISION_FIELD_NUMBER: _ClassVar[int]
     TABLE_FIELD_NUMBER: _ClassVar[int]
+    TABLE_UID_FIELD_NUMBER: _ClassVar[int]
     start_revision: int
     table: str
-    def __init__(self, table: _Optional[str] = ..., start_revision: _Optional[int] = ...) -> None: ...
+    table_uid: str
+    def __init__(self, table: _Optional[str] = ..., start_revision: _Optional[int] = ..., table_uid: _Optional[str] = ...) -> None: ...
 
 class WatchResponse(_message.Message):
-    __slots__ = ["event", "revision", "snapshot"]
+    __slots__ = ["event", "revision", "snapshot", "table_uid"]
     EVENT_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    TABLE_UID_FIELD_NUMBER: _ClassVar[int]
     event: WatchEvent
     revision: int
     snapshot: WatchSnapshot
-    def __init__(self, revision: _Optional[int] = ..., snapshot: _Optional[_Union[WatchSnapshot, _Mapping]] = ..., event: _Optional[_Union[WatchEvent, _Mapping]] = ...) -> None: ...
+    table_uid: str
+    def __init__(self, revision: _Optional[int] = ..., table_uid: _Optional[str] = ..., snapshot: _Optional[_Union[WatchSnapshot, _Mapping]] = ..., event: _Optional[_Union[WatchEvent, _Mapping]] = ...) -> None: ...
 
 class WatchSnapshot(_message.Message):
     __slots__ = ["sessions"]

@@ -206,6 +206,15 @@ class SessionRegistryServicer(object):
         the retained history is OUT_OF_RANGE (`REVISION_COMPACTED`, metadata
         `compact_revision` = the oldest start revision still served).
 
+        Resuming: send the `table_uid` of the revisions you hold with
+        `start_revision`. If the table's history is another one now (see
+        Histories above) the watch is refused with ABORTED
+        (`TABLE_UID_MISMATCH`, metadata `table_uid` and `current_revision` of the
+        table now): start again from revision 0. Without a `table_uid`, a
+        `start_revision` past the table's current revision + 1 is refused with
+        OUT_OF_RANGE (`FUTURE_REVISION`): it cannot come from this history. Every
+        message carries the table's `table_uid`.
+
         Events arrive in revision order, none lost and none twice. A watcher that
         falls too far behind is ended with RESOURCE_EXHAUSTED (`WATCHER_TOO_SLOW`,
         metadata `resume_revision`) and may resume from that revision. Deleting

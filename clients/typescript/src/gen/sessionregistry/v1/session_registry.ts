@@ -50,7 +50,9 @@ export const protobufFileName = "sessionregistry/v1/session_registry.proto";
  * | RESOURCE_EXHAUSTED  | TABLE_LIMIT_REACHED     | `current`, `max`              |
  * | FAILED_PRECONDITION | TABLE_NOT_EMPTY         | `table`, `session_count`      |
  * | ABORTED             | REVISION_MISMATCH       | `table`, `session_id`, `current_revision` |
+ * | ABORTED             | TABLE_UID_MISMATCH      | `table`, `table_uid` (the current one), `current_revision` |
  * | OUT_OF_RANGE        | REVISION_COMPACTED      | `table`, `compact_revision`   |
+ * | OUT_OF_RANGE        | FUTURE_REVISION         | `table`, `table_uid`, `current_revision` |
  * | RESOURCE_EXHAUSTED  | WATCHER_TOO_SLOW        | `table`, `resume_revision`    |
  * | RESOURCE_EXHAUSTED  | WATCHER_LIMIT_REACHED   | `current`, `max`              |
  * | UNAVAILABLE         | SHUTTING_DOWN           | (none; reconnect)             |
@@ -61,6 +63,19 @@ export const protobufFileName = "sessionregistry/v1/session_registry.proto";
  *
  * Names: an empty `table` field in any request means the table `default`,
  * which the daemon creates at start-up.
+ *
+ * Histories: a revision means something only within the history it belongs
+ * to, so every revision the daemon hands out comes with a `table_uid`, an
+ * opaque string naming that history (as etcd pairs a revision with its
+ * cluster, and Kubernetes a resourceVersion with an object's uid). A table's
+ * revisions start over, and its `table_uid` changes, whenever its history
+ * does: a memory-store daemon restarted, a table deleted and created again
+ * under the same name, an etcd store whose data was wiped. Send it back
+ * (WatchRequest, UpdateRequest and RemoveRequest have a `table_uid`; List
+ * page tokens carry it) and a position from another history is refused with
+ * ABORTED (`TABLE_UID_MISMATCH`) instead of being taken for one in this
+ * history: re-read the table (a Watch from revision 0, a List from the first
+ * page) and go on from there.
  */
 
 /** The kind of change a WatchEvent reports. */
@@ -143,6 +158,14 @@ export interface Table {
    * session in it. Strictly increasing; not necessarily contiguous.
    */
   revision: number;
+  /**
+   * Output only. The identity of the history `revision` belongs to: it
+   * changes whenever the table's revisions start over (a memory-store daemon
+   * restarted, the table deleted and created again, an etcd store wiped).
+   * Opaque: compare it for equality only. Every daemon on one etcd store
+   * reports the same one.
+   */
+  tableUid: string;
 }
 
 /** An active session of an agent or editor tool. */
@@ -194,7 +217,16 @@ export interface Session {
    * Output only. When the session expires unless kept alive; set only when
    * `ttl` is set.
    */
-  expireTime: Date | undefined;
+  expireTime:
+    | Date
+    | undefined;
+  /**
+   * Output only. The `table_uid` of the history `revision` belongs to (see
+   * Table.table_uid). Pass it with `revision` as UpdateRequest.table_uid or
+   * RemoveRequest.table_uid, so that an etag from another history is never
+   * taken for one of this table's.
+   */
+  tableUid: string;
 }
 
 export interface Session_MetadataEntry {
@@ -349,6 +381,13 @@ export interface ListResponse {
    * see exactly the changes after it.
    */
   revision: number;
+  /**
+   * The `table_uid` of the history `revision` belongs to: send it as
+   * WatchRequest.table_uid with that Watch. The page token carries it too: a
+   * token from another history of the table is ABORTED
+   * (`TABLE_UID_MISMATCH`); list again from the first page.
+   */
+  tableUid: string;
 }
 
 /** Request of Update. */
@@ -381,6 +420,14 @@ export interface UpdateRequest {
    * session's existence again. A failed Update records nothing.
    */
   requestId: string;
+  /**
+   * If non-empty, the update happens only if the table's history is still
+   * this one (the `table_uid` of the session you read); otherwise ABORTED
+   * (`TABLE_UID_MISMATCH`). Send it with `expected_revision`: revisions of
+   * another history may be equal by chance. At most 128 characters of
+   * `[A-Za-z0-9._:-]`.
+   */
+  tableUid: string;
 }
 
 /** Response of Update. */
@@ -414,6 +461,12 @@ export interface RemoveRequest {
    * found nothing to remove (`allow_missing`).
    */
   requestId: string;
+  /**
+   * If non-empty, the removal happens only if the table's history is still
+   * this one; otherwise ABORTED (`TABLE_UID_MISMATCH`). As
+   * UpdateRequest.table_uid.
+   */
+  tableUid: string;
 }
 
 /** Response of Remove. */
@@ -435,6 +488,14 @@ export interface WatchRequest {
    * live, with no snapshot.
    */
   startRevision: number;
+  /**
+   * The `table_uid` that `start_revision` belongs to (from the last message
+   * received, or from List or GetTable). If non-empty and the table's history
+   * is another one now, the watch is refused with ABORTED
+   * (`TABLE_UID_MISMATCH`): watch again from 0. Ignored when
+   * `start_revision` is 0. At most 128 characters of `[A-Za-z0-9._:-]`.
+   */
+  tableUid: string;
 }
 
 /** One message of a Watch stream. */
@@ -444,6 +505,11 @@ export interface WatchResponse {
    * revision, or the event's.
    */
   revision: number;
+  /**
+   * The `table_uid` of the history `revision` belongs to; the same for every
+   * message of one stream. Resume with it as WatchRequest.table_uid.
+   */
+  tableUid: string;
   /** What this message carries. */
   kind:
     | //
@@ -487,7 +553,7 @@ export interface KeepAliveResponse {
 }
 
 function createBaseTable(): Table {
-  return { name: "", maxSessions: 0, sessionCount: 0, createTime: undefined, revision: 0 };
+  return { name: "", maxSessions: 0, sessionCount: 0, createTime: undefined, revision: 0, tableUid: "" };
 }
 
 export const Table: MessageFns<Table> = {
@@ -506,6 +572,9 @@ export const Table: MessageFns<Table> = {
     }
     if (message.revision !== 0) {
       writer.uint32(40).uint64(message.revision);
+    }
+    if (message.tableUid !== "") {
+      writer.uint32(50).string(message.tableUid);
     }
     return writer;
   },
@@ -563,6 +632,14 @@ export const Table: MessageFns<Table> = {
             message.revision = longToNumber(reader.uint64());
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.tableUid = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -594,6 +671,11 @@ export const Table: MessageFns<Table> = {
         ? fromJsonTimestamp(object.create_time)
         : undefined,
       revision: isSet(object.revision) ? globalThis.Number(object.revision) : 0,
+      tableUid: isSet(object.tableUid)
+        ? globalThis.String(object.tableUid)
+        : isSet(object.table_uid)
+        ? globalThis.String(object.table_uid)
+        : "",
     };
   },
 
@@ -614,6 +696,9 @@ export const Table: MessageFns<Table> = {
     if (message.revision !== 0) {
       obj.revision = Math.round(message.revision);
     }
+    if (message.tableUid !== "") {
+      obj.tableUid = message.tableUid;
+    }
     return obj;
   },
 
@@ -627,6 +712,7 @@ export const Table: MessageFns<Table> = {
     message.sessionCount = object.sessionCount ?? 0;
     message.createTime = object.createTime ?? undefined;
     message.revision = object.revision ?? 0;
+    message.tableUid = object.tableUid ?? "";
     return message;
   },
 };
@@ -642,6 +728,7 @@ function createBaseSession(): Session {
     revision: 0,
     ttl: undefined,
     expireTime: undefined,
+    tableUid: "",
   };
 }
 
@@ -673,6 +760,9 @@ export const Session: MessageFns<Session> = {
     }
     if (message.expireTime !== undefined) {
       Timestamp.encode(toTimestamp(message.expireTime), writer.uint32(74).fork()).join();
+    }
+    if (message.tableUid !== "") {
+      writer.uint32(82).string(message.tableUid);
     }
     return writer;
   },
@@ -765,6 +855,14 @@ export const Session: MessageFns<Session> = {
             message.expireTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.tableUid = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -812,6 +910,11 @@ export const Session: MessageFns<Session> = {
         : isSet(object.expire_time)
         ? fromJsonTimestamp(object.expire_time)
         : undefined,
+      tableUid: isSet(object.tableUid)
+        ? globalThis.String(object.tableUid)
+        : isSet(object.table_uid)
+        ? globalThis.String(object.table_uid)
+        : "",
     };
   },
 
@@ -847,6 +950,9 @@ export const Session: MessageFns<Session> = {
     if (message.expireTime !== undefined) {
       obj.expireTime = message.expireTime.toISOString();
     }
+    if (message.tableUid !== "") {
+      obj.tableUid = message.tableUid;
+    }
     return obj;
   },
 
@@ -872,6 +978,7 @@ export const Session: MessageFns<Session> = {
     message.revision = object.revision ?? 0;
     message.ttl = (object.ttl !== undefined && object.ttl !== null) ? Duration.fromPartial(object.ttl) : undefined;
     message.expireTime = object.expireTime ?? undefined;
+    message.tableUid = object.tableUid ?? "";
     return message;
   },
 };
@@ -2020,7 +2127,7 @@ export const ListRequest: MessageFns<ListRequest> = {
 };
 
 function createBaseListResponse(): ListResponse {
-  return { sessions: [], nextPageToken: "", totalSize: 0, revision: 0 };
+  return { sessions: [], nextPageToken: "", totalSize: 0, revision: 0, tableUid: "" };
 }
 
 export const ListResponse: MessageFns<ListResponse> = {
@@ -2036,6 +2143,9 @@ export const ListResponse: MessageFns<ListResponse> = {
     }
     if (message.revision !== 0) {
       writer.uint32(32).uint64(message.revision);
+    }
+    if (message.tableUid !== "") {
+      writer.uint32(42).string(message.tableUid);
     }
     return writer;
   },
@@ -2085,6 +2195,14 @@ export const ListResponse: MessageFns<ListResponse> = {
             message.revision = longToNumber(reader.uint64());
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.tableUid = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2111,6 +2229,11 @@ export const ListResponse: MessageFns<ListResponse> = {
         ? globalThis.Number(object.total_size)
         : 0,
       revision: isSet(object.revision) ? globalThis.Number(object.revision) : 0,
+      tableUid: isSet(object.tableUid)
+        ? globalThis.String(object.tableUid)
+        : isSet(object.table_uid)
+        ? globalThis.String(object.table_uid)
+        : "",
     };
   },
 
@@ -2128,6 +2251,9 @@ export const ListResponse: MessageFns<ListResponse> = {
     if (message.revision !== 0) {
       obj.revision = Math.round(message.revision);
     }
+    if (message.tableUid !== "") {
+      obj.tableUid = message.tableUid;
+    }
     return obj;
   },
 
@@ -2140,12 +2266,13 @@ export const ListResponse: MessageFns<ListResponse> = {
     message.nextPageToken = object.nextPageToken ?? "";
     message.totalSize = object.totalSize ?? 0;
     message.revision = object.revision ?? 0;
+    message.tableUid = object.tableUid ?? "";
     return message;
   },
 };
 
 function createBaseUpdateRequest(): UpdateRequest {
-  return { table: "", session: undefined, updateMask: undefined, expectedRevision: 0, requestId: "" };
+  return { table: "", session: undefined, updateMask: undefined, expectedRevision: 0, requestId: "", tableUid: "" };
 }
 
 export const UpdateRequest: MessageFns<UpdateRequest> = {
@@ -2164,6 +2291,9 @@ export const UpdateRequest: MessageFns<UpdateRequest> = {
     }
     if (message.requestId !== "") {
       writer.uint32(42).string(message.requestId);
+    }
+    if (message.tableUid !== "") {
+      writer.uint32(50).string(message.tableUid);
     }
     return writer;
   },
@@ -2221,6 +2351,14 @@ export const UpdateRequest: MessageFns<UpdateRequest> = {
             message.requestId = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.tableUid = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2252,6 +2390,11 @@ export const UpdateRequest: MessageFns<UpdateRequest> = {
         : isSet(object.request_id)
         ? globalThis.String(object.request_id)
         : "",
+      tableUid: isSet(object.tableUid)
+        ? globalThis.String(object.tableUid)
+        : isSet(object.table_uid)
+        ? globalThis.String(object.table_uid)
+        : "",
     };
   },
 
@@ -2272,6 +2415,9 @@ export const UpdateRequest: MessageFns<UpdateRequest> = {
     if (message.requestId !== "") {
       obj.requestId = message.requestId;
     }
+    if (message.tableUid !== "") {
+      obj.tableUid = message.tableUid;
+    }
     return obj;
   },
 
@@ -2287,6 +2433,7 @@ export const UpdateRequest: MessageFns<UpdateRequest> = {
     message.updateMask = object.updateMask ?? undefined;
     message.expectedRevision = object.expectedRevision ?? 0;
     message.requestId = object.requestId ?? "";
+    message.tableUid = object.tableUid ?? "";
     return message;
   },
 };
@@ -2361,7 +2508,7 @@ export const UpdateResponse: MessageFns<UpdateResponse> = {
 };
 
 function createBaseRemoveRequest(): RemoveRequest {
-  return { table: "", id: "", expectedRevision: 0, allowMissing: false, requestId: "" };
+  return { table: "", id: "", expectedRevision: 0, allowMissing: false, requestId: "", tableUid: "" };
 }
 
 export const RemoveRequest: MessageFns<RemoveRequest> = {
@@ -2380,6 +2527,9 @@ export const RemoveRequest: MessageFns<RemoveRequest> = {
     }
     if (message.requestId !== "") {
       writer.uint32(42).string(message.requestId);
+    }
+    if (message.tableUid !== "") {
+      writer.uint32(50).string(message.tableUid);
     }
     return writer;
   },
@@ -2437,6 +2587,14 @@ export const RemoveRequest: MessageFns<RemoveRequest> = {
             message.requestId = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.tableUid = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2468,6 +2626,11 @@ export const RemoveRequest: MessageFns<RemoveRequest> = {
         : isSet(object.request_id)
         ? globalThis.String(object.request_id)
         : "",
+      tableUid: isSet(object.tableUid)
+        ? globalThis.String(object.tableUid)
+        : isSet(object.table_uid)
+        ? globalThis.String(object.table_uid)
+        : "",
     };
   },
 
@@ -2488,6 +2651,9 @@ export const RemoveRequest: MessageFns<RemoveRequest> = {
     if (message.requestId !== "") {
       obj.requestId = message.requestId;
     }
+    if (message.tableUid !== "") {
+      obj.tableUid = message.tableUid;
+    }
     return obj;
   },
 
@@ -2501,6 +2667,7 @@ export const RemoveRequest: MessageFns<RemoveRequest> = {
     message.expectedRevision = object.expectedRevision ?? 0;
     message.allowMissing = object.allowMissing ?? false;
     message.requestId = object.requestId ?? "";
+    message.tableUid = object.tableUid ?? "";
     return message;
   },
 };
@@ -2575,7 +2742,7 @@ export const RemoveResponse: MessageFns<RemoveResponse> = {
 };
 
 function createBaseWatchRequest(): WatchRequest {
-  return { table: "", startRevision: 0 };
+  return { table: "", startRevision: 0, tableUid: "" };
 }
 
 export const WatchRequest: MessageFns<WatchRequest> = {
@@ -2585,6 +2752,9 @@ export const WatchRequest: MessageFns<WatchRequest> = {
     }
     if (message.startRevision !== 0) {
       writer.uint32(16).uint64(message.startRevision);
+    }
+    if (message.tableUid !== "") {
+      writer.uint32(26).string(message.tableUid);
     }
     return writer;
   },
@@ -2618,6 +2788,14 @@ export const WatchRequest: MessageFns<WatchRequest> = {
             message.startRevision = longToNumber(reader.uint64());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.tableUid = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2638,6 +2816,11 @@ export const WatchRequest: MessageFns<WatchRequest> = {
         : isSet(object.start_revision)
         ? globalThis.Number(object.start_revision)
         : 0,
+      tableUid: isSet(object.tableUid)
+        ? globalThis.String(object.tableUid)
+        : isSet(object.table_uid)
+        ? globalThis.String(object.table_uid)
+        : "",
     };
   },
 
@@ -2649,6 +2832,9 @@ export const WatchRequest: MessageFns<WatchRequest> = {
     if (message.startRevision !== 0) {
       obj.startRevision = Math.round(message.startRevision);
     }
+    if (message.tableUid !== "") {
+      obj.tableUid = message.tableUid;
+    }
     return obj;
   },
 
@@ -2659,18 +2845,22 @@ export const WatchRequest: MessageFns<WatchRequest> = {
     const message = createBaseWatchRequest();
     message.table = object.table ?? "";
     message.startRevision = object.startRevision ?? 0;
+    message.tableUid = object.tableUid ?? "";
     return message;
   },
 };
 
 function createBaseWatchResponse(): WatchResponse {
-  return { revision: 0, kind: undefined };
+  return { revision: 0, tableUid: "", kind: undefined };
 }
 
 export const WatchResponse: MessageFns<WatchResponse> = {
   encode(message: WatchResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.revision !== 0) {
       writer.uint32(8).uint64(message.revision);
+    }
+    if (message.tableUid !== "") {
+      writer.uint32(34).string(message.tableUid);
     }
     switch (message.kind?.$case) {
       case "snapshot":
@@ -2704,6 +2894,14 @@ export const WatchResponse: MessageFns<WatchResponse> = {
             message.revision = longToNumber(reader.uint64());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.tableUid = reader.string();
+            continue;
+          }
           case 2: {
             if (tag !== 18) {
               break;
@@ -2735,6 +2933,11 @@ export const WatchResponse: MessageFns<WatchResponse> = {
   fromJSON(object: any): WatchResponse {
     return {
       revision: isSet(object.revision) ? globalThis.Number(object.revision) : 0,
+      tableUid: isSet(object.tableUid)
+        ? globalThis.String(object.tableUid)
+        : isSet(object.table_uid)
+        ? globalThis.String(object.table_uid)
+        : "",
       kind: isSet(object.snapshot)
         ? { $case: "snapshot", value: WatchSnapshot.fromJSON(object.snapshot) }
         : isSet(object.event)
@@ -2747,6 +2950,9 @@ export const WatchResponse: MessageFns<WatchResponse> = {
     const obj: any = {};
     if (message.revision !== 0) {
       obj.revision = Math.round(message.revision);
+    }
+    if (message.tableUid !== "") {
+      obj.tableUid = message.tableUid;
     }
     if (message.kind?.$case === "snapshot") {
       obj.snapshot = WatchSnapshot.toJSON(message.kind.value);
@@ -2762,6 +2968,7 @@ export const WatchResponse: MessageFns<WatchResponse> = {
   fromPartial<I extends Exact<DeepPartial<WatchResponse>, I>>(object: I): WatchResponse {
     const message = createBaseWatchResponse();
     message.revision = object.revision ?? 0;
+    message.tableUid = object.tableUid ?? "";
     switch (object.kind?.$case) {
       case "snapshot": {
         if (object.kind?.value !== undefined && object.kind?.value !== null) {
@@ -3263,6 +3470,15 @@ export const SessionRegistryService = {
    * the retained history is OUT_OF_RANGE (`REVISION_COMPACTED`, metadata
    * `compact_revision` = the oldest start revision still served).
    *
+   * Resuming: send the `table_uid` of the revisions you hold with
+   * `start_revision`. If the table's history is another one now (see
+   * Histories above) the watch is refused with ABORTED
+   * (`TABLE_UID_MISMATCH`, metadata `table_uid` and `current_revision` of the
+   * table now): start again from revision 0. Without a `table_uid`, a
+   * `start_revision` past the table's current revision + 1 is refused with
+   * OUT_OF_RANGE (`FUTURE_REVISION`): it cannot come from this history. Every
+   * message carries the table's `table_uid`.
+   *
    * Events arrive in revision order, none lost and none twice. A watcher that
    * falls too far behind is ended with RESOURCE_EXHAUSTED (`WATCHER_TOO_SLOW`,
    * metadata `resume_revision`) and may resume from that revision. Deleting
@@ -3387,6 +3603,15 @@ export interface SessionRegistryServer extends UntypedServiceImplementation {
    * revision >= N is replayed, then the stream goes live. A start older than
    * the retained history is OUT_OF_RANGE (`REVISION_COMPACTED`, metadata
    * `compact_revision` = the oldest start revision still served).
+   *
+   * Resuming: send the `table_uid` of the revisions you hold with
+   * `start_revision`. If the table's history is another one now (see
+   * Histories above) the watch is refused with ABORTED
+   * (`TABLE_UID_MISMATCH`, metadata `table_uid` and `current_revision` of the
+   * table now): start again from revision 0. Without a `table_uid`, a
+   * `start_revision` past the table's current revision + 1 is refused with
+   * OUT_OF_RANGE (`FUTURE_REVISION`): it cannot come from this history. Every
+   * message carries the table's `table_uid`.
    *
    * Events arrive in revision order, none lost and none twice. A watcher that
    * falls too far behind is ended with RESOURCE_EXHAUSTED (`WATCHER_TOO_SLOW`,
@@ -3619,6 +3844,15 @@ export interface SessionRegistryClient extends Client {
    * revision >= N is replayed, then the stream goes live. A start older than
    * the retained history is OUT_OF_RANGE (`REVISION_COMPACTED`, metadata
    * `compact_revision` = the oldest start revision still served).
+   *
+   * Resuming: send the `table_uid` of the revisions you hold with
+   * `start_revision`. If the table's history is another one now (see
+   * Histories above) the watch is refused with ABORTED
+   * (`TABLE_UID_MISMATCH`, metadata `table_uid` and `current_revision` of the
+   * table now): start again from revision 0. Without a `table_uid`, a
+   * `start_revision` past the table's current revision + 1 is refused with
+   * OUT_OF_RANGE (`FUTURE_REVISION`): it cannot come from this history. Every
+   * message carries the table's `table_uid`.
    *
    * Events arrive in revision order, none lost and none twice. A watcher that
    * falls too far behind is ended with RESOURCE_EXHAUSTED (`WATCHER_TOO_SLOW`,
