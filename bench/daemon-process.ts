@@ -1,8 +1,9 @@
 /**
- * Starts the servers under test as their own processes: the daemon the way
- * users do (`npm start` runs exactly this command, minus npm), and the bare
- * grpc-js no-op server (./noop-server.ts) the same way. Both print
- * "listening on <address>"; both stop on SIGTERM.
+ * Starts the servers under test as their own processes: the daemon with the
+ * users' command (what `npm start` runs, minus npm) at --log-level warn, so
+ * that its start-up and shutdown lines stay out of the benchmark's output,
+ * and the bare grpc-js no-op server (./noop-server.ts) the same way. Both
+ * print "listening on <address>"; both stop on SIGTERM.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";

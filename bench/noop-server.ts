@@ -1,10 +1,11 @@
 /**
  * The physical limit of this stack: a bare grpc-js server, same grpc-js, the
- * daemon's default server options (serverOptions(DEFAULT_CONFIG)), the same
- * generated service definition and (de)serializers, whose handlers do
- * nothing: each answers an empty response at once. No registry, no
- * validation, no logging, no metrics. The benchmark drives it with the same
- * load generator as the daemon, in the same run.
+ * daemon's default server options (serverOptions(DEFAULT_CONFIG)), the
+ * generated service definition with its generated (de)serializers (the
+ * daemon replaces them with its own, src/transport/codecs.ts), whose
+ * handlers do nothing: each answers an empty response at once. No registry,
+ * no validation, no logging, no metrics. The benchmark drives it with the
+ * same load generator as the daemon, in the same run.
  *
  * Run as its own process, like the daemon:
  *   node --conditions=source --import tsx bench/noop-server.ts [--listen 127.0.0.1:0]

@@ -1,7 +1,7 @@
 /**
  * The daemon against the physical limit of its stack: Lookup and
- * Register+Remove through a memory-store daemon started as users start it,
- * and the same calls, same bytes, same load generator, against the bare
+ * Register+Remove through a memory-store daemon started with the users'
+ * command (see ./daemon-process.ts for its flags), and the same calls, same bytes, same load generator, against the bare
  * grpc-js no-op server (./noop-server.ts), in the same run.
  *
  * - Throughput: closed loop, `concurrency` calls in flight over several

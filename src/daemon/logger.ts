@@ -29,7 +29,7 @@ export type DaemonLogger = PinoLogger;
  * Field paths whose values are replaced by "[redacted]" wherever they are
  * logged: an `authorization` header, a `token` at the top or one level down
  * (e.g. `{config: {token}}`), a list of `tokens`, and a password (the etcd one)
- * in the same places.
+ * in the same places. An absent value (undefined or null) is left as it is.
  */
 export const REDACT_PATHS: readonly string[] = [
   "authorization",
@@ -63,7 +63,9 @@ export function createLogger(options: LoggerOptions): DaemonLogger {
       // Names ("info") rather than numbers (30): people and `jq 'select(.level=="error")'` read them.
       formatters: { level: (label) => ({ level: label }) },
       timestamp: stdTimeFunctions.isoTime,
-      redact: { paths: [...REDACT_PATHS], censor: "[redacted]" },
+      // pino censors a path whenever its key is there, value or not: "[redacted]"
+      // for an unset password would claim one that was never given.
+      redact: { paths: [...REDACT_PATHS], censor: (value: unknown) => (value === undefined || value === null ? value : "[redacted]") },
     },
     options.destination ?? pino.destination({ fd: 2, sync: true }),
   );

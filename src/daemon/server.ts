@@ -136,7 +136,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
 
   const address = `${host.includes(":") ? `[${host}]` : host}:${port}`;
   const { help: _help, etcdPassword, ...rest } = config;
-  // The etcd password never reaches a log; only whether there is one.
+  // The etcd password never reaches a log; only whether there is one (none: no key, like any unset option).
   const effective = { ...rest, etcdPassword: etcdPassword === undefined ? undefined : "[redacted]" };
   log.info(
     {

@@ -83,6 +83,19 @@ export class AuthConfigError extends Error {
   override readonly name = "AuthConfigError";
 }
 
+/**
+ * How many problems an AuthConfigError lists before "and N more": enough to
+ * fix a file in one pass, short enough for one log line when a whole file is
+ * in the wrong format.
+ */
+export const MAX_LISTED_PROBLEMS = 20;
+
+/** One problem of a tokens file; `line` orders problems found by different checks. */
+interface Problem {
+  readonly line: number;
+  readonly text: string;
+}
+
 /** One line of the file. */
 export interface Grant {
   role: Role;
@@ -116,43 +129,11 @@ export class Authorizer {
    * `source` (e.g. the file's path) prefixes the message.
    */
   constructor(grants: readonly Grant[], source = "auth tokens") {
-    const problems: string[] = [];
-    const seen = new Map<string, number>();
-    const entries: Entry[] = [];
-    grants.forEach((grant, i) => {
-      const line = grant.line ?? i + 1;
-      const where = grant.line !== undefined ? `line ${line}` : `grant ${line}`;
-      const before = problems.length;
-      if (!(ROLES as readonly string[]).includes(grant.role)) {
-        problems.push(`${where}: the role must be one of ${ROLES.join(", ")}`);
-      }
-      const tokenProblem = checkToken(grant.token);
-      if (tokenProblem !== undefined) problems.push(`${where}: the token ${tokenProblem}`);
-      (grant.tables ?? []).forEach((table, j) => {
-        const v = new Violations();
-        checkTableName(v, "table", table);
-        // Never the name itself: a token written one column too far would be echoed.
-        if (v.list.length > 0) {
-          problems.push(`${where}: field ${j + 3} is not a table name (1-63 characters of [A-Za-z0-9._-], starting with a letter or digit)`);
-        }
-      });
-      if (problems.length > before) return;
-
-      const digest = sha256(grant.token);
-      const key = digest.toString("hex");
-      const first = seen.get(key);
-      if (first !== undefined) {
-        problems.push(`${where}: the same token as line ${first}; give each token one line`);
-        return;
-      }
-      seen.set(key, line);
-      const tables = grant.tables !== undefined && grant.tables.length > 0 ? new Set(grant.tables) : undefined;
-      entries.push({ digest, principal: Object.freeze({ role: grant.role, tables, line }) });
-    });
+    const { entries, problems } = checkGrants(grants);
     if (problems.length === 0 && entries.length === 0) {
-      problems.push("no tokens; every call would be refused (remove --auth-tokens to run without auth)");
+      problems.push({ line: 0, text: "no tokens; every call would be refused (remove --auth-tokens to run without auth)" });
     }
-    if (problems.length > 0) throw new AuthConfigError(`${source}: ${problems.join("; ")}`);
+    if (problems.length > 0) throw refusal(source, problems);
     this.entries = entries;
   }
 
@@ -213,7 +194,7 @@ export class Authorizer {
 /** Parses the file format (see the top of this file); `source` names the file in errors. */
 export function parseAuthTokens(text: string, source = "auth tokens"): Authorizer {
   const grants: Grant[] = [];
-  const problems: string[] = [];
+  const problems: Problem[] = [];
   text
     .replace(/^\uFEFF/, "")
     .split(/\r?\n/)
@@ -228,16 +209,17 @@ export function parseAuthTokens(text: string, source = "auth tokens"): Authorize
       if (fields.length === 0) return;
       const [role, token, ...tables] = fields;
       if (!(ROLES as readonly string[]).includes(role!)) {
-        problems.push(`line ${line}: the first field must be a role: ${ROLES.join(", ")}`);
+        problems.push({ line, text: `line ${line}: the first field must be a role: ${ROLES.join(", ")}` });
         return;
       }
       if (token === undefined) {
-        problems.push(`line ${line}: a token must follow the role`);
+        problems.push({ line, text: `line ${line}: a token must follow the role` });
         return;
       }
       grants.push({ role: role as Role, token, tables, line });
     });
-  if (problems.length > 0) throw new AuthConfigError(`${source}: ${problems.join("; ")}`);
+  // The lines that did parse are checked too, so that one pass over the file reports all of it.
+  if (problems.length > 0) throw refusal(source, [...problems, ...checkGrants(grants).problems]);
   return new Authorizer(grants, source);
 }
 
@@ -259,6 +241,52 @@ export async function loadAuthTokens(path: string): Promise<Authorizer> {
     throw new AuthConfigError(`cannot read auth tokens file ${path}: ${why}`, { cause: err });
   }
   return parseAuthTokens(text, `auth tokens file ${path}`);
+}
+
+/** The grants that pass every check, and a problem for each one that does not. */
+function checkGrants(grants: readonly Grant[]): { entries: Entry[]; problems: Problem[] } {
+  const problems: Problem[] = [];
+  const seen = new Map<string, number>();
+  const entries: Entry[] = [];
+  grants.forEach((grant, i) => {
+    const line = grant.line ?? i + 1;
+    const where = grant.line !== undefined ? `line ${line}` : `grant ${line}`;
+    const before = problems.length;
+    const problem = (text: string) => problems.push({ line, text: `${where}: ${text}` });
+    if (!(ROLES as readonly string[]).includes(grant.role)) problem(`the role must be one of ${ROLES.join(", ")}`);
+    const tokenProblem = checkToken(grant.token);
+    if (tokenProblem !== undefined) problem(`the token ${tokenProblem}`);
+    (grant.tables ?? []).forEach((table, j) => {
+      const v = new Violations();
+      checkTableName(v, "table", table);
+      // Never the name itself: a token written one column too far would be echoed.
+      if (v.list.length > 0) {
+        problem(`field ${j + 3} is not a table name (1-63 characters of [A-Za-z0-9._-], starting with a letter or digit)`);
+      }
+    });
+    if (problems.length > before) return;
+
+    const digest = sha256(grant.token);
+    const key = digest.toString("hex");
+    const first = seen.get(key);
+    if (first !== undefined) {
+      problem(`the same token as line ${first}; give each token one line`);
+      return;
+    }
+    seen.set(key, line);
+    const tables = grant.tables !== undefined && grant.tables.length > 0 ? new Set(grant.tables) : undefined;
+    entries.push({ digest, principal: Object.freeze({ role: grant.role, tables, line }) });
+  });
+  return { entries, problems };
+}
+
+/** One error for all of a file's problems, in line order, the first MAX_LISTED_PROBLEMS of them. */
+function refusal(source: string, problems: readonly Problem[]): AuthConfigError {
+  const sorted = [...problems].sort((a, b) => a.line - b.line);
+  const listed = sorted.slice(0, MAX_LISTED_PROBLEMS).map((p) => p.text);
+  const more = sorted.length - listed.length;
+  if (more > 0) listed.push(`and ${more} more`);
+  return new AuthConfigError(`${source}: ${listed.join("; ")}`);
 }
 
 function checkToken(token: string): string | undefined {

@@ -87,6 +87,15 @@ describe("logs", () => {
       expect(r.authorization).to.equal("[redacted]");
       expect(r.client).to.deep.equal({ token: "[redacted]", authorization: "[redacted]" });
     });
+
+    it("leaves a secret's field absent or null when there is no secret, rather than claiming one", () => {
+      const { log, records } = capture();
+      log.info({ token: undefined, client: { password: null }, config: { etcdPassword: undefined, etcdUser: undefined } }, "unset");
+      const r = records()[0]!;
+      expect(r).not.to.have.property("token");
+      expect(r.client).to.deep.equal({ password: null });
+      expect(r.config).to.deep.equal({});
+    });
   });
 
   describe("a daemon's", () => {
@@ -169,6 +178,26 @@ describe("logs", () => {
         expect(line).not.to.include(WRONG);
         expect(line).not.to.include("/payload/");
       }
+    });
+
+    it("start-up: the etcd password as [redacted] when one is set, and no etcdPassword when none is", async () => {
+      const PASSWORD = "logs-etcd-password-0123456789";
+      const startedConfig = async (config: Partial<typeof DEFAULT_CONFIG>) => {
+        const { log, lines, records } = capture("info");
+        const daemon = await startDaemon({ ...DEFAULT_CONFIG, listen: "127.0.0.1:0", logLevel: "info", ...config }, { logger: log });
+        await daemon.shutdown();
+        for (const line of lines) expect(line).not.to.include(PASSWORD);
+        const started = records().find((r) => r.msg === "daemon started");
+        expect(started, "a start-up line").to.not.equal(undefined);
+        return started!.config as Record<string, unknown>;
+      };
+
+      const unset = await startedConfig({});
+      expect(unset).to.include({ store: "memory" });
+      expect(unset).not.to.have.property("etcdPassword");
+
+      const set = await startedConfig({ etcdUser: "registry", etcdPassword: PASSWORD });
+      expect(set).to.include({ etcdUser: "registry", etcdPassword: "[redacted]" });
     });
   });
 });

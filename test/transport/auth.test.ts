@@ -22,6 +22,7 @@ import {
   AuthConfigError,
   Authorizer,
   loadAuthTokens,
+  MAX_LISTED_PROBLEMS,
   parseAuthTokens,
   REQUIRED_ROLE,
   type Role,
@@ -227,6 +228,32 @@ describe("auth", () => {
         AuthConfigError,
         /line 1: the token must be at least 16 characters; line 3: the token must be at least 16 characters/,
       );
+    });
+
+    it("lists every bad line in one error, in line order, whichever check finds it", () => {
+      // Lines 1 and 3 do not parse; line 2 parses but its token is short.
+      const text = `root ${TOKENS.read}\nread short-token\nwrite\n`;
+      expect(() => parseAuthTokens(text, "tokens.txt")).to.throw(
+        AuthConfigError,
+        new RegExp(
+          "^tokens\\.txt: line 1: the first field must be a role: read, write, admin; " +
+            "line 2: the token must be at least 16 characters; " +
+            "line 3: a token must follow the role$",
+        ),
+      );
+    });
+
+    it(`lists the first ${MAX_LISTED_PROBLEMS} problems and counts the rest`, () => {
+      const text = "read short\n".repeat(MAX_LISTED_PROBLEMS + 5);
+      let message = "";
+      try {
+        parseAuthTokens(text, "tokens.txt");
+      } catch (err) {
+        message = (err as Error).message;
+      }
+      expect(message).to.include(`line ${MAX_LISTED_PROBLEMS}: the token must be at least 16 characters; and 5 more`);
+      expect(message).not.to.include(`line ${MAX_LISTED_PROBLEMS + 1}:`);
+      expect(message.split("; ")).to.have.length(MAX_LISTED_PROBLEMS + 1);
     });
 
     describe("loadAuthTokens", () => {

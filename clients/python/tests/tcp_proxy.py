@@ -6,7 +6,10 @@ unchanged too, except on a connection chosen to fail: there the proxy reads
 the HTTP/2 frames (RFC 9113 section 4.1: a 9-byte header with a 24-bit
 length, type, flags and stream id) and, once the fault's condition is met,
 cuts both sides of that connection. The condition counts frames and gRPC
-messages, never time, so a test that uses it is deterministic:
+messages, never time, so a test that uses it is deterministic. A cut is a
+reset, which can also destroy what the client has received but not yet
+read; so the proxy cuts only when nothing it passed to the client matters
+any more:
 
 - ``"response"``: hold back the first response (the HEADERS frame of a
   stream, and everything after it) and cut the connection as soon as its
@@ -14,7 +17,10 @@ messages, never time, so a test that uses it is deterministic:
   so the call took effect, but the client never sees the answer. The held
   message is kept in ``dropped`` for the test to inspect.
 - ``("messages", n)``: pass whole frames until at least ``n`` gRPC messages
-  have gone to the client, then cut the connection.
+  have gone to the client (``passed`` says how many), then hold back
+  everything after them and set ``holding``. The test waits until the
+  client has taken those messages, and then cuts the connection with
+  ``cut()``.
 """
 import socket
 import struct
@@ -81,6 +87,8 @@ class FaultProxy:
         connections: how many client connections were accepted.
         cuts: how many connections the fault cut.
         dropped: the gRPC messages held back by ``"response"`` faults (bytes).
+        holding: set once a ``("messages", n)`` fault holds a connection.
+        passed: how many gRPC messages went to the client before the hold.
     """
 
     def __init__(self, upstream, fault, fail_connections=(1,)):
@@ -95,7 +103,9 @@ class FaultProxy:
         self.connections = 0
         self.cuts = 0
         self.dropped = []
-        self.cut_event = threading.Event()
+        self.holding = threading.Event()
+        self.passed = 0
+        self._held = []  # (daemon, client) sockets of connections that wait for cut()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.address = "127.0.0.1:%d" % self._listener.getsockname()[1]
         self._spawn(self._accept)
@@ -151,6 +161,7 @@ class FaultProxy:
     def _pump_faulty(self, daemon, client):
         frames, messages = _Frames(), _Messages()
         holding = None  # the stream whose response is held back ("response")
+        held = False  # the connection is left open for cut() ("messages")
         try:
             while True:
                 data = daemon.recv(65536)
@@ -176,12 +187,27 @@ class FaultProxy:
                         if ftype == FRAME_DATA and stream != 0:
                             messages.feed(payload)
                             if len(messages.complete) >= wanted:
-                                self._cut(daemon, client)
+                                # Reads stop here: the daemon's later bytes wait in the sockets.
+                                with self._lock:
+                                    self.passed = len(messages.complete)
+                                    self._held.append((daemon, client))
+                                held = True
+                                self.holding.set()
                                 return
         except OSError:
             pass
         finally:
-            _shutdown(daemon, client)
+            if not held:
+                _shutdown(daemon, client)
+
+    def cut(self):
+        """Cuts the connection a ``("messages", n)`` fault holds."""
+        with self._lock:
+            held, self._held = self._held, []
+        if not held:
+            raise AssertionError("cut(): no connection is held; wait for `holding` first")
+        for socks in held:
+            self._cut(*socks)
 
     def _cut(self, *socks):
         # SO_LINGER 0: close with a RST, as a failed network path or a killed
@@ -196,7 +222,6 @@ class FaultProxy:
             s.close()
         with self._lock:
             self.cuts += 1
-        self.cut_event.set()
 
     def close(self):
         with self._lock:

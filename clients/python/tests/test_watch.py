@@ -168,9 +168,11 @@ def test_auto_resume_resyncs_with_a_snapshot_after_revision_compacted(bounded, r
 
 
 def test_auto_resume_continues_after_a_real_connection_loss(daemon, client, table, record):
-    """The proxy cuts the watch's TCP connection once 3 messages (the
-    snapshot and 2 events, or more in one frame) reached the client; the
-    stream reconnects through the proxy from its last revision + 1."""
+    """The proxy passes the watch's first 3 messages (the snapshot and 2
+    events, or more in one frame) and holds the rest back; once the client
+    has delivered every message that passed, the test cuts the TCP
+    connection. The stream reconnects through the proxy from its last
+    revision + 1."""
     before = client.register("/before", id="before", table=table)
     with FaultProxy(daemon, ("messages", 3)) as proxy:
         with SessionRegistryClient(proxy.address, options=FAST_RECONNECT) as c:
@@ -184,7 +186,10 @@ def test_auto_resume_continues_after_a_real_connection_loss(daemon, client, tabl
             w = record(c.watch(table=table, auto_resume=True, backoff={"initial": 0.01}))
             w.until(lambda r: r.items, "the snapshot")
             made = [client.register("/e%d" % i, id="e%d" % i, table=table) for i in range(3)]
-            assert proxy.cut_event.wait(WAIT)
+            assert proxy.holding.wait(WAIT)
+            w.until(lambda r: len(r.items) >= proxy.passed, "the messages the proxy passed")
+            delivered_before_cut = list(w.items)
+            proxy.cut()
             made += [client.register("/e%d" % i, id="e%d" % i, table=table) for i in range(3, 6)]
             w.until(lambda r: len(r.events) >= 6, "every event")
             assert [(i.kind, i.revision) for i in w.items] == (
@@ -193,11 +198,10 @@ def test_auto_resume_continues_after_a_real_connection_loss(daemon, client, tabl
             assert proxy.cuts == 1 and proxy.connections >= 2
             assert isinstance(w.stream.last_error, SessionRegistryError)
             assert w.stream.last_error.code == grpc.StatusCode.UNAVAILABLE
-            # The next call started right after the last item the first one delivered.
-            assert starts[0] == 0 and len(starts) >= 2 and len(set(starts[1:])) == 1
-            delivered_before_cut = [i for i in w.items if i.revision < starts[1]]
-            assert len(delivered_before_cut) >= 3
-            assert starts[1] == delivered_before_cut[-1].revision + 1
+            # Every later call started right after the last item the first one delivered.
+            assert len(delivered_before_cut) == proxy.passed >= 3
+            assert starts[0] == 0 and len(starts) >= 2
+            assert set(starts[1:]) == {delivered_before_cut[-1].revision + 1}
 
 
 def test_without_auto_resume_a_connection_loss_is_raised(daemon, table, client):
@@ -205,7 +209,9 @@ def test_without_auto_resume_a_connection_loss_is_raised(daemon, table, client):
         with SessionRegistryClient(proxy.address, options=FAST_RECONNECT) as c:
             w = c.watch(table=table)
             assert next(w).kind == "snapshot"
-            client.register("/after", table=table)
+            assert proxy.holding.wait(WAIT) and proxy.passed == 1
+            client.register("/after", table=table)  # its event is held back: never delivered
+            proxy.cut()
             with pytest.raises(SessionRegistryError) as e:
                 next(w)
             assert e.value.code == grpc.StatusCode.UNAVAILABLE and e.value.reason == ""
