@@ -7,10 +7,11 @@
  */
 import { expect } from "chai";
 import { status } from "@grpc/grpc-js";
+import { TableUidMismatchError } from "@session-registry/client";
 
 import { DEFAULT_CONFIG, type DaemonConfig } from "../../src/daemon/config.js";
 import { startEtcd, uniquePrefix, type TestEtcd } from "../helpers/etcd.js";
-import { startTestDaemon, uniqueName, type TestDaemon } from "../helpers/daemon.js";
+import { expectError, startTestDaemon, uniqueName, type TestDaemon } from "../helpers/daemon.js";
 import { rawError, type RawRegistry } from "../helpers/raw.js";
 import { RecordedWatch } from "../helpers/watch.js";
 import { expectOldHistoryRefused, expectReason } from "./history-checks.js";
@@ -101,6 +102,15 @@ for (const store of ["memory", "etcd"] as const) {
         await expectOldHistoryRefused(raw, table, old, old.id);
         const err = await rawError(raw.list({ table, pageSize: 1, pageToken: old.pageToken }));
         expectReason(err, status.ABORTED, "TABLE_UID_MISMATCH");
+      });
+
+      it("refuses it through the TypeScript SDK too, with TableUidMismatchError naming the history now", async () => {
+        const c = d.client();
+        const s = await c.lookup({ projectPath: "/c1" }, { table });
+        const err = await expectError(c.update({ id: s.id, table, name: "x", expectedRevision: s.revision, tableUid: old.tableUid }), TableUidMismatchError);
+        expect([err.tableUid, err.currentRevision]).to.deep.equal([s.tableUid, (await c.getTable(table)).revision]);
+        await expectError(c.remove(s.id, { table, expectedRevision: s.revision, tableUid: old.tableUid }), TableUidMismatchError);
+        expect((await c.update({ id: s.id, table, name: "x", expectedRevision: s.revision, tableUid: s.tableUid })).name).to.equal("x");
       });
 
       for (const kind of WATCHER_KINDS) {
