@@ -1,6 +1,11 @@
 import { MemoryStore } from "../../src/store/memory.js";
 import { liveConformance } from "./live-suite.js";
 import { registryConformance } from "./registry-suite.js";
+import { rulesConformance } from "./rules-suite.js";
 
 registryConformance("memory", (limits) => new MemoryStore(limits));
 liveConformance("memory", (limits) => new MemoryStore(limits));
+rulesConformance("memory", (limits) => new MemoryStore(limits), {
+  kind: "clock",
+  makeStore: (limits, now) => new MemoryStore(limits, { now }),
+});

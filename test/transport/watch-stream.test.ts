@@ -18,8 +18,10 @@ import {
   type KeepAliveResponse,
 } from "@session-registry/client/gen/sessionregistry/v1/session_registry";
 
+import type { DaemonConfig } from "../../src/daemon/config.js";
 import { GatedStore } from "../helpers/gated-store.js";
 import { startTestDaemon, uniqueName, type TestDaemon } from "../helpers/daemon.js";
+import { startEtcd, uniquePrefix, type TestEtcd } from "../helpers/etcd.js";
 import { rawError, wireDetails, type RawRegistry } from "../helpers/raw.js";
 import { RecordedWatch as Watch } from "../helpers/watch.js";
 
@@ -96,6 +98,132 @@ function expectStatus(err: ServiceError | undefined, code: status, reason: strin
   expect(details.errorInfos[0]!.reason).to.equal(reason);
   expect(details.errorInfos[0]!.domain).to.equal("sessionregistry.v1");
   return details.errorInfos[0]!.metadata;
+}
+
+/**
+ * The daemon's bounds on watchers, the watcher limit and the queue of a slow
+ * watcher, on the store `storeConfig` selects: the etcd store feeds the
+ * queue from etcd's own watch, and resumes from etcd's revisions.
+ */
+function watchBounds(storeName: string, storeConfig: () => Partial<DaemonConfig>): void {
+  describe(`with a watcher limit of 3 (${storeName} store)`, () => {
+    let d: TestDaemon;
+    let client: GeneratedClient;
+
+    before(async () => {
+      d = await startTestDaemon({ config: { ...storeConfig(), maxWatchers: 3 } });
+      client = d.rawClient().client;
+    });
+    after(async () => {
+      await d?.stop();
+    });
+
+    it("refuses a 4th watch with RESOURCE_EXHAUSTED WATCHER_LIMIT_REACHED, and takes one after a cancel", async () => {
+      const open = [new Watch(client, ""), new Watch(client, ""), new Watch(client, "")];
+      try {
+        for (const w of open) await w.until(() => w.messages.length >= 1, "the snapshot");
+        const fourth = new Watch(client, "");
+        const metadata = expectStatus(await fourth.ending(), status.RESOURCE_EXHAUSTED, "WATCHER_LIMIT_REACHED");
+        expect(metadata.get("max")).to.equal("3");
+        expect(metadata.get("current")).to.equal("3");
+
+        open.shift()!.call.cancel();
+        await eventually(() => d.daemon.registry.activeWatchers === 2, "the cancelled watch to be released");
+        const fifth = new Watch(client, "");
+        open.push(fifth);
+        await fifth.until(() => fifth.messages.length >= 1, "the snapshot");
+        expect(d.daemon.registry.activeWatchers).to.equal(3);
+      } finally {
+        for (const w of open) w.call.cancel();
+        await eventually(() => d.daemon.registry.activeWatchers === 0, "every watch to be released");
+      }
+    });
+  });
+
+  describe(`with a watch queue of 4 (${storeName} store)`, () => {
+    let d: TestDaemon;
+    let raw: RawRegistry;
+    let reader: GeneratedClient;
+
+    before(async () => {
+      d = await startTestDaemon({ config: { ...storeConfig(), watchQueue: 4 } });
+      raw = d.rawClient();
+      // The slow reader gets a connection of its own, so that its full flow-control window blocks no write.
+      reader = new GeneratedClient(d.address, credentials.createInsecure());
+    });
+    after(async () => {
+      reader?.close();
+      await d?.stop();
+    });
+
+    it("ends a watcher that stops reading with WATCHER_TOO_SLOW, from whose resume_revision a new watch continues exactly", async () => {
+      const table = uniqueName("slow");
+      await raw.createTable({ table, maxSessions: 100 });
+      // About 245 KB per message: HTTP/2 flow control and the client's buffer fill up after a few dozen.
+      const big = (n: number) => new Map(Array.from({ length: 60 }, (_, i) => [`k${i}`, `${n}:${i}:`.padEnd(4096, "x")]));
+      await raw.register({ requestId: "", table, session: session({ id: "big", projectPath: "/big", metadata: big(0) }) });
+
+      const slow = new Watch(reader, table);
+      await slow.until(() => slow.messages.length >= 1, "the snapshot");
+      slow.call.pause();
+
+      const written: number[] = [];
+      for (let n = 1; d.daemon.registry.activeWatchers > 0; n++) {
+        if (n > 1000) throw new Error("the watcher was never found too slow");
+        const { session: s } = await raw.update({
+          requestId: "",
+          table,
+          session: session({ id: "big", metadata: big(n) }),
+          updateMask: ["metadata"],
+          expectedRevision: 0,
+        });
+        written.push(s!.revision);
+      }
+      // Two more writes, which the ended watcher must not get.
+      for (const n of [-1, -2]) {
+        const { session: s } = await raw.update({ requestId: "", table, session: session({ id: "big", metadata: big(n) }), updateMask: ["metadata"], expectedRevision: 0 });
+        written.push(s!.revision);
+      }
+
+      slow.call.resume();
+      const metadata = expectStatus(await slow.ending(), status.RESOURCE_EXHAUSTED, "WATCHER_TOO_SLOW");
+      expect(metadata.get("table")).to.equal(table);
+      const resume = Number(metadata.get("resume_revision"));
+      const delivered = slow.events.map((e) => e.revision);
+      // What the slow watcher got is a prefix of the writes, and resume_revision is the first write it missed.
+      expect(delivered).to.deep.equal(written.slice(0, delivered.length));
+      expect(delivered.length).to.be.lessThan(written.length - 2);
+      expect(resume).to.equal(written[delivered.length]);
+
+      const resumed = new Watch(reader, table, resume);
+      try {
+        await resumed.until(() => resumed.events.length >= written.length - delivered.length, "the rest of the writes");
+        expect(resumed.messages.every((m) => m.kind?.$case === "event")).to.equal(true);
+        expect(resumed.events.map((e) => e.revision)).to.deep.equal(written.slice(delivered.length));
+      } finally {
+        resumed.call.cancel();
+      }
+      await eventually(() => d.daemon.registry.activeWatchers === 0, "every watch to be released");
+    });
+
+    it("replays a history far longer than the queue without finding the watcher too slow", async () => {
+      const table = uniqueName("replay");
+      await raw.createTable({ table, maxSessions: 100 });
+      const { session: first } = await raw.register({ requestId: "", table, session: session({ id: "r", projectPath: "/r" }) });
+      for (let n = 0; n < 200; n++) {
+        await raw.update({ requestId: "", table, session: session({ id: "r", name: `n${n}` }), updateMask: ["name"], expectedRevision: 0 });
+      }
+      const w = new Watch(reader, table, first!.revision);
+      try {
+        await w.until(() => w.events.length >= 201, "the replay");
+        expect(w.events[0]!.revision).to.equal(first!.revision);
+        expect(w.ended).to.equal(false);
+      } finally {
+        w.call.cancel();
+      }
+      await eventually(() => d.daemon.registry.activeWatchers === 0, "every watch to be released");
+    });
+  });
 }
 
 describe("Watch and KeepAlive handlers", () => {
@@ -288,123 +416,20 @@ describe("Watch and KeepAlive handlers", () => {
     });
   });
 
-  describe("with a watcher limit of 3", () => {
-    let d: TestDaemon;
-    let client: GeneratedClient;
+  watchBounds("memory", () => ({}));
 
+  describe("on an etcd store", function () {
+    // Starting etcd takes a moment (an election on a fresh data dir).
+    this.timeout(30_000);
+    let etcd: TestEtcd | undefined;
     before(async () => {
-      d = await startTestDaemon({ config: { maxWatchers: 3 } });
-      client = d.rawClient().client;
+      etcd = await startEtcd();
     });
     after(async () => {
-      await d?.stop();
+      await etcd?.stop();
     });
 
-    it("refuses a 4th watch with RESOURCE_EXHAUSTED WATCHER_LIMIT_REACHED, and takes one after a cancel", async () => {
-      const open = [new Watch(client, ""), new Watch(client, ""), new Watch(client, "")];
-      try {
-        for (const w of open) await w.until(() => w.messages.length >= 1, "the snapshot");
-        const fourth = new Watch(client, "");
-        const metadata = expectStatus(await fourth.ending(), status.RESOURCE_EXHAUSTED, "WATCHER_LIMIT_REACHED");
-        expect(metadata.get("max")).to.equal("3");
-        expect(metadata.get("current")).to.equal("3");
-
-        open.shift()!.call.cancel();
-        await eventually(() => d.daemon.registry.activeWatchers === 2, "the cancelled watch to be released");
-        const fifth = new Watch(client, "");
-        open.push(fifth);
-        await fifth.until(() => fifth.messages.length >= 1, "the snapshot");
-        expect(d.daemon.registry.activeWatchers).to.equal(3);
-      } finally {
-        for (const w of open) w.call.cancel();
-        await eventually(() => d.daemon.registry.activeWatchers === 0, "every watch to be released");
-      }
-    });
-  });
-
-  describe("with a watch queue of 4", () => {
-    let d: TestDaemon;
-    let raw: RawRegistry;
-    let reader: GeneratedClient;
-
-    before(async () => {
-      d = await startTestDaemon({ config: { watchQueue: 4 } });
-      raw = d.rawClient();
-      // The slow reader gets a connection of its own, so that its full flow-control window blocks no write.
-      reader = new GeneratedClient(d.address, credentials.createInsecure());
-    });
-    after(async () => {
-      reader?.close();
-      await d?.stop();
-    });
-
-    it("ends a watcher that stops reading with WATCHER_TOO_SLOW, from whose resume_revision a new watch continues exactly", async () => {
-      const table = uniqueName("slow");
-      await raw.createTable({ table, maxSessions: 100 });
-      // About 245 KB per message: HTTP/2 flow control and the client's buffer fill up after a few dozen.
-      const big = (n: number) => new Map(Array.from({ length: 60 }, (_, i) => [`k${i}`, `${n}:${i}:`.padEnd(4096, "x")]));
-      await raw.register({ requestId: "", table, session: session({ id: "big", projectPath: "/big", metadata: big(0) }) });
-
-      const slow = new Watch(reader, table);
-      await slow.until(() => slow.messages.length >= 1, "the snapshot");
-      slow.call.pause();
-
-      const written: number[] = [];
-      for (let n = 1; d.daemon.registry.activeWatchers > 0; n++) {
-        if (n > 1000) throw new Error("the watcher was never found too slow");
-        const { session: s } = await raw.update({
-          requestId: "",
-          table,
-          session: session({ id: "big", metadata: big(n) }),
-          updateMask: ["metadata"],
-          expectedRevision: 0,
-        });
-        written.push(s!.revision);
-      }
-      // Two more writes, which the ended watcher must not get.
-      for (const n of [-1, -2]) {
-        const { session: s } = await raw.update({ requestId: "", table, session: session({ id: "big", metadata: big(n) }), updateMask: ["metadata"], expectedRevision: 0 });
-        written.push(s!.revision);
-      }
-
-      slow.call.resume();
-      const metadata = expectStatus(await slow.ending(), status.RESOURCE_EXHAUSTED, "WATCHER_TOO_SLOW");
-      expect(metadata.get("table")).to.equal(table);
-      const resume = Number(metadata.get("resume_revision"));
-      const delivered = slow.events.map((e) => e.revision);
-      // What the slow watcher got is a prefix of the writes, and resume_revision is the first write it missed.
-      expect(delivered).to.deep.equal(written.slice(0, delivered.length));
-      expect(delivered.length).to.be.lessThan(written.length - 2);
-      expect(resume).to.equal(written[delivered.length]);
-
-      const resumed = new Watch(reader, table, resume);
-      try {
-        await resumed.until(() => resumed.events.length >= written.length - delivered.length, "the rest of the writes");
-        expect(resumed.messages.every((m) => m.kind?.$case === "event")).to.equal(true);
-        expect(resumed.events.map((e) => e.revision)).to.deep.equal(written.slice(delivered.length));
-      } finally {
-        resumed.call.cancel();
-      }
-      await eventually(() => d.daemon.registry.activeWatchers === 0, "every watch to be released");
-    });
-
-    it("replays a history far longer than the queue without finding the watcher too slow", async () => {
-      const table = uniqueName("replay");
-      await raw.createTable({ table, maxSessions: 100 });
-      const { session: first } = await raw.register({ requestId: "", table, session: session({ id: "r", projectPath: "/r" }) });
-      for (let n = 0; n < 200; n++) {
-        await raw.update({ requestId: "", table, session: session({ id: "r", name: `n${n}` }), updateMask: ["name"], expectedRevision: 0 });
-      }
-      const w = new Watch(reader, table, first!.revision);
-      try {
-        await w.until(() => w.events.length >= 201, "the replay");
-        expect(w.events[0]!.revision).to.equal(first!.revision);
-        expect(w.ended).to.equal(false);
-      } finally {
-        w.call.cancel();
-      }
-      await eventually(() => d.daemon.registry.activeWatchers === 0, "every watch to be released");
-    });
+    watchBounds("etcd", () => ({ store: "etcd", etcdEndpoints: [etcd!.endpoint], etcdPrefix: uniquePrefix() }));
   });
 
   describe("shutdown", () => {

@@ -6,14 +6,23 @@ tree (there is no install step: no PyPI, no pip). One daemon with the
 default flags serves the whole session; modules that need other flags
 (auth, small watch queues, ...) start their own with ``Daemon(...)``. Every
 test works in tables of its own, so tests do not see each other's sessions.
+
+The daemons of the ``daemon``, ``bounded`` and ``tiny`` fixtures run on each
+store in turn (the ``store`` fixture): the memory store, and the etcd store
+on a real etcd (``/usr/bin/etcd`` on loopback with a temporary data dir), so
+every test that uses one of them runs twice, ``[memory]`` and ``[etcd]``.
 """
 import os
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 
 import pytest
@@ -73,6 +82,62 @@ class Daemon:
                 self.proc.wait()
         self.proc.stdout.close()
         self.proc.stderr.close()
+
+
+class Etcd:
+    """A single-member etcd on loopback: free client and peer ports, a
+    temporary data dir, its log in a file there (not in the test output).
+    Start-up waits, bounded, until /health says it serves."""
+
+    BIN = os.environ.get("ETCD_BIN", "/usr/bin/etcd")
+
+    def __init__(self):
+        self.root = tempfile.mkdtemp(prefix="sr-py-etcd-")
+        client, peer = free_port(), free_port()
+        self.endpoint = "http://127.0.0.1:%d" % client
+        peer_url = "http://127.0.0.1:%d" % peer
+        name = unique("sr-py-etcd")
+        with open(os.path.join(self.root, "etcd.log"), "w") as log:
+            self.proc = subprocess.Popen(
+                [self.BIN, "--name", name, "--data-dir", os.path.join(self.root, "data"),
+                 "--listen-client-urls", self.endpoint, "--advertise-client-urls", self.endpoint,
+                 "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
+                 "--initial-cluster", "%s=%s" % (name, peer_url), "--initial-cluster-state", "new",
+                 "--initial-cluster-token", name],
+                stdout=log, stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + WAIT
+        while not self._healthy():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                with open(os.path.join(self.root, "etcd.log")) as log:
+                    tail = log.read()[-2000:]
+                self.stop()
+                pytest.fail("etcd did not start; the end of its log:\n%s" % tail)
+            time.sleep(0.05)
+
+    def _healthy(self):
+        try:
+            with urllib.request.urlopen(self.endpoint + "/health", timeout=1) as res:
+                return b'"health":"true"' in res.read()
+        except OSError:
+            return False
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def free_port():
+    """A port free right now on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def unique(prefix="py"):
@@ -153,26 +218,43 @@ class Recorder:
 
 
 @pytest.fixture(scope="session")
-def daemon():
-    d = Daemon()
+def etcd():
+    e = Etcd()
+    yield e
+    e.stop()
+
+
+@pytest.fixture(scope="session", params=["memory", "etcd"])
+def store(request):
+    """Makes the daemon flags of one store; each etcd daemon gets a key
+    prefix of its own, so that daemons share no tables (nor the table limit)."""
+    if request.param == "memory":
+        return lambda: []
+    endpoint = request.getfixturevalue("etcd").endpoint
+    return lambda: ["--store", "etcd", "--etcd-endpoints", endpoint, "--etcd-prefix", "/%s/" % unique("sr-py")]
+
+
+@pytest.fixture(scope="session")
+def daemon(store):
+    d = Daemon(*store())
     yield d.address
     d.stop()
 
 
 @pytest.fixture(scope="session")
-def bounded():
+def bounded(store):
     """A daemon with small watch bounds: a watcher may fall 4 live messages
     behind (``--watch-queue``), and each table keeps 100 events for replay
     (``--watch-history``)."""
-    d = Daemon("--watch-queue", "4", "--watch-history", "100")
+    d = Daemon(*store(), "--watch-queue", "4", "--watch-history", "100")
     yield d
     d.stop()
 
 
 @pytest.fixture(scope="session")
-def tiny():
+def tiny(store):
     """A daemon with tiny limits: 2 tables (``default`` is one) and 1 open watch."""
-    d = Daemon("--max-tables", "2", "--max-watchers", "1")
+    d = Daemon(*store(), "--max-tables", "2", "--max-watchers", "1")
     yield d
     d.stop()
 

@@ -731,9 +731,17 @@ export class EtcdStore implements Store {
     });
     this.watches.add(watch);
     try {
-      await watch.start(this.client, from, this.requestTimeoutMs, () => {
-        if (snapshot !== undefined) sink.snapshot(snapshot, tableRevision, history.tableUid);
-      });
+      // A replay's last write put `rev` at tableRevision: the history is in once that has arrived.
+      const historyTo = from <= tableRevision ? tableRevision : 0;
+      await watch.start(
+        this.client,
+        from,
+        this.requestTimeoutMs,
+        () => {
+          if (snapshot !== undefined) sink.snapshot(snapshot, tableRevision, history.tableUid);
+        },
+        historyTo,
+      );
     } catch (err) {
       this.watches.delete(watch);
       throw toStoreError(err);

@@ -34,6 +34,8 @@ export class TableWatch {
   /** The revision of the first event the sink has not had yet. */
   private next = 0;
   private readonly pending: IEvent[][] = [];
+  /** While start() waits: checks whether it may stop waiting. */
+  private progressed = () => {};
 
   constructor(
     private readonly keys: Keys,
@@ -44,31 +46,52 @@ export class TableWatch {
     private readonly hooks: TableWatchHooks,
   ) {}
 
-  /** Resolves once etcd has created the watch; `onReady` runs first (the snapshot), then what arrived meanwhile. */
-  async start(client: Etcd3, from: number, timeoutMs: number, onReady: () => void): Promise<void> {
+  /**
+   * Resolves once etcd has created the watch and sent the history up to etcd
+   * revision `historyTo` (0: none to wait for); `onReady` runs first (the
+   * snapshot), then what arrived meanwhile. etcd sends a replay after it has
+   * created the watch, in batches: were they delivered after the store has
+   * answered, the transport would take the replay for live messages and end
+   * a watcher whose replay is longer than its queue as too slow.
+   */
+  async start(client: Etcd3, from: number, timeoutMs: number, onReady: () => void, historyTo = 0): Promise<void> {
     this.next = from;
     const watcher = client.watch().prefix(this.keys.table(this.table)).withPreviousKV().startRevision(String(from)).watcher();
     this.watcher = watcher;
+    // The newest etcd revision received before the watch is ready.
+    let received = from - 1;
     watcher.on("data", (res) => {
       if (this.ended) return;
-      if (!this.ready || this.resuming) this.pending.push(res.events);
-      else this.deliver(res.events);
+      if (this.ready && !this.resuming) {
+        this.deliver(res.events);
+        return;
+      }
+      this.pending.push(res.events);
+      for (const ev of res.events) received = Math.max(received, Number(ev.kv.mod_revision));
+      this.progressed();
     });
     let connected = false;
+    let started = false;
     const created = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         void watcher.cancel().catch(() => undefined);
-        reject(storeUnavailable(`etcd did not set up the watch within ${timeoutMs} ms`));
+        reject(storeUnavailable(`etcd did not set up the watch and send its history within ${timeoutMs} ms`));
       }, timeoutMs);
-      watcher.once("connected", () => {
+      // Also called by end(): a watch ended meanwhile stops waiting for its history.
+      this.progressed = () => {
+        if (started || (!this.ended && (!connected || received < historyTo))) return;
+        started = true;
         clearTimeout(timer);
-        connected = true;
         resolve();
+      };
+      watcher.once("connected", () => {
+        connected = true;
+        this.progressed();
       });
       // The one error listener, for the watch's whole life (an unheard "error" would throw).
       watcher.on("error", () => {
-        if (!connected) {
-          // Refused at creation: typically a start revision etcd has compacted.
+        if (!started) {
+          // Refused at creation, or cancelled during the replay: typically a start revision etcd has compacted.
           clearTimeout(timer);
           void this.hooks.cancelled(from).then(reject);
           return;
@@ -109,6 +132,7 @@ export class TableWatch {
     this.ended = true;
     this.hooks.onDone(this);
     this.sink.end(error);
+    this.progressed();
     await this.watcher?.cancel().catch(() => undefined);
   }
 
