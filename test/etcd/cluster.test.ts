@@ -1,5 +1,5 @@
 /**
- * Several daemons on one etcd (issue 5, point 3 and 4): one exact limit, one
+ * Several daemons on one etcd: one exact limit, one
  * uniqueness rule, one change feed, TTLs on etcd leases, and sessions that
  * outlive the daemon that registered them.
  */

@@ -1,5 +1,5 @@
 /**
- * Watch from a revision etcd has compacted away (issue 5, point 5):
+ * Watch from a revision etcd has compacted away:
  * OUT_OF_RANGE REVISION_COMPACTED, and the SDK's autoResume resyncs with a
  * snapshot and goes on with the live events.
  */

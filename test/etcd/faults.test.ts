@@ -1,5 +1,5 @@
 /**
- * etcd failing under a daemon (issue 5, point 7): calls get UNAVAILABLE with
+ * etcd failing under a daemon: calls get UNAVAILABLE with
  * reason STORE_UNAVAILABLE (never INTERNAL), health turns NOT_SERVING, and
  * the daemon recovers on its own when etcd returns; nothing a client was
  * told is registered is lost, nothing is duplicated, and a watch open

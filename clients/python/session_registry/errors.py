@@ -149,27 +149,23 @@ class RevisionCompactedError(SessionRegistryError):
         super().__init__(*args, **kwargs)
         self.compact_revision = _to_int(self.metadata.get("compact_revision"))
 
-class TableUidMismatchError(SessionRegistryError):
-    """ABORTED: the position sent (a watch's start revision, an etag, a page
-    token) belongs to another history of the table: the daemon restarted
-    (memory store), the table was made again, or the etcd data was wiped.
-    Read the table again (watch from 0, list from the first page).
-    ``table_uid`` and ``current_revision`` are the table's now."""
+class HistoryChangedError(SessionRegistryError):
+    """The position sent belongs to another history of the table than the one
+    it has now (the daemon restarted with the memory store, the table was
+    made again, or the etcd data was wiped): read the table again (watch
+    from 0, list from the first page). ``table_uid`` and
+    ``current_revision`` are the table's now."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.table_uid = self.metadata.get("table_uid", "")
         self.current_revision = _to_int(self.metadata.get("current_revision"))
 
-class FutureRevisionError(SessionRegistryError):
-    """OUT_OF_RANGE: the watch start is past the table's current revision + 1,
-    so it comes from another history of the table; watch again from 0.
-    ``table_uid`` and ``current_revision`` are the table's now."""
+class TableUidMismatchError(HistoryChangedError):
+    """ABORTED: a watch start, an etag (update, remove) or a page token sent with a ``table_uid`` of another history."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.table_uid = self.metadata.get("table_uid", "")
-        self.current_revision = _to_int(self.metadata.get("current_revision"))
+class FutureRevisionError(HistoryChangedError):
+    """OUT_OF_RANGE: a watch start (sent without ``table_uid``) past the table's revision + 1: from another history."""
 
 class WatcherTooSlowError(SessionRegistryError):
     """RESOURCE_EXHAUSTED: the watcher fell too far behind; watch again from ``resume_revision``."""

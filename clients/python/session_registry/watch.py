@@ -18,8 +18,8 @@ import grpc
 
 from sessionregistry.v1 import session_registry_pb2 as pb
 
-from .errors import (FutureRevisionError, RevisionCompactedError, SessionRegistryError, TableUidMismatchError,
-                     WatcherLimitReachedError, WatcherTooSlowError, from_rpc_error)
+from .errors import (HistoryChangedError, RevisionCompactedError, SessionRegistryError, WatcherLimitReachedError,
+                     WatcherTooSlowError, from_rpc_error)
 
 #: Codes after which a reconnect may succeed; anything else is raised even with auto_resume.
 TRANSIENT = frozenset((grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.INTERNAL,
@@ -48,7 +48,7 @@ class WatchItem:
 
 def _recovery(err):
     # The position is gone from the history, or belongs to another one: only a new snapshot is the truth.
-    if isinstance(err, (RevisionCompactedError, TableUidMismatchError, FutureRevisionError)):
+    if isinstance(err, (RevisionCompactedError, HistoryChangedError)):
         return "resync"
     if isinstance(err, WatcherTooSlowError):
         # Everything before resume_revision was delivered before the status,

@@ -210,13 +210,13 @@ export class RevisionCompactedError extends SessionRegistryError {
 }
 
 /**
- * ABORTED: the position sent (a watch's start revision, an etag, a page
- * token) belongs to another history of the table: the daemon restarted
- * (memory store), the table was made again, or the etcd data was wiped.
- * Read the table again (watch from 0, list from the first page).
+ * The position sent belongs to another history of the table than the one it
+ * has now (the daemon restarted with the memory store, the table was made
+ * again, or the etcd data was wiped): read the table again (watch from 0,
+ * list from the first page). `tableUid` and `currentRevision` are the
+ * table's now.
  */
-export class TableUidMismatchError extends SessionRegistryError {
-  override name = "TableUidMismatchError";
+export abstract class HistoryChangedError extends SessionRegistryError {
   /** The table's history now. */
   readonly tableUid: string;
   /** The table's revision now. */
@@ -228,21 +228,14 @@ export class TableUidMismatchError extends SessionRegistryError {
   }
 }
 
-/**
- * OUT_OF_RANGE: the watch start is past the table's current revision + 1,
- * so it comes from another history of the table; watch again from 0.
- */
-export class FutureRevisionError extends SessionRegistryError {
+/** ABORTED: a watch start, an etag (Update, Remove) or a page token sent with a `tableUid` of another history. */
+export class TableUidMismatchError extends HistoryChangedError {
+  override name = "TableUidMismatchError";
+}
+
+/** OUT_OF_RANGE: a watch start (sent without `tableUid`) past the table's revision + 1: from another history. */
+export class FutureRevisionError extends HistoryChangedError {
   override name = "FutureRevisionError";
-  /** The table's history now. */
-  readonly tableUid: string;
-  /** The table's revision now. */
-  readonly currentRevision: number;
-  constructor(init: SessionRegistryErrorInit) {
-    super(init);
-    this.tableUid = this.metadata.table_uid ?? "";
-    this.currentRevision = toNumber(this.metadata.current_revision);
-  }
 }
 
 /** RESOURCE_EXHAUSTED: the watcher fell too far behind; watch again from `resumeRevision`. */

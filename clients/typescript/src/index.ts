@@ -23,6 +23,7 @@ export {
   type FieldViolation,
   fromServiceError,
   FutureRevisionError,
+  HistoryChangedError,
   InvalidArgumentError,
   PermissionDeniedError,
   ProjectAlreadyOpenError,

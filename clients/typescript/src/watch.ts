@@ -13,10 +13,9 @@ import type { EventType, Session, WatchResponse } from "./gen/sessionregistry/v1
 import {
   ErrorReason,
   fromServiceError,
-  FutureRevisionError,
+  HistoryChangedError,
   RevisionCompactedError,
   SessionRegistryError,
-  TableUidMismatchError,
   WatcherTooSlowError,
 } from "./errors.js";
 
@@ -105,9 +104,7 @@ const TRANSIENT_CODES: ReadonlySet<status> = new Set([
 /** What autoResume does after an error. */
 function recovery(err: SessionRegistryError): "resync" | "retry" | "throw" {
   // The position is gone from the history, or belongs to another one: only a new snapshot is the truth.
-  if (err instanceof RevisionCompactedError || err instanceof TableUidMismatchError || err instanceof FutureRevisionError) {
-    return "resync";
-  }
+  if (err instanceof RevisionCompactedError || err instanceof HistoryChangedError) return "resync";
   // The daemon delivered every event before resume_revision, which is where
   // the next call starts: nothing is lost, and no snapshot is needed unless
   // that revision has been compacted meanwhile (REVISION_COMPACTED next).

@@ -33,8 +33,9 @@ interface Located {
 }
 
 /**
- * The changes in `events` (ordered by revision, as etcd sends them). With
- * `onlyTable`, keys are those of that table; otherwise of any table.
+ * The changes in `events` (ordered by revision, as etcd sends them), their
+ * sessions stamped with `tableUid`. With `onlyTable`, keys are those of that
+ * table; otherwise of any table.
  */
 export function toChanges(keys: Keys, events: readonly IEvent[], tableUid: string, onlyTable?: string): Change[] {
   const out: Change[] = [];

@@ -26,6 +26,13 @@
  * - CreateTable compares `meta/tables`, which every create puts, so the
  *   table count read before it still holds (max_tables is exact).
  *
+ * History. Each table's meta holds a random uid, its table_uid: every
+ * daemon on the prefix reports the same one, and a table made again, or made
+ * on a wiped etcd, has a new one. Writes compare the meta's value, not a
+ * revision, because a wiped etcd hands out the same revisions again. A
+ * watch that etcd3 re-creates after a lost connection checks the table's
+ * uid and etcd's revision before it delivers anything more (TableWatch).
+ *
  * Revisions are etcd's, global to the cluster: strictly increasing per table,
  * not contiguous. A session's revision and createRevision are its data key's
  * mod and create revisions. The table revision is the mod revision of the
@@ -81,7 +88,7 @@
  * STORE_UNAVAILABLE (client.ts). Such a write may have committed anyway:
  * etcd3's automatic retries are off, so that no retry of a committed Txn
  * reports the caller's own write as a conflict; retrying is the caller's
- * (issue 5's request_id is what makes a retried Register safe). Watches
+ * (a request_id is what makes a retried write safe). Watches
  * survive a disconnection: etcd3 re-creates them from the next revision.
  */
 import { randomUUID } from "node:crypto";
