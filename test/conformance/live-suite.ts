@@ -18,7 +18,7 @@ import {
 import type { Store, StoreLimits } from "../../src/store/store.js";
 import { expectError, startTestDaemon, uniqueName, type TestDaemon } from "../helpers/daemon.js";
 import { wireDetails, type RawRegistry } from "../helpers/raw.js";
-import { EventType, RecordedWatch } from "../helpers/watch.js";
+import { EventType, suiteWatches } from "../helpers/watch.js";
 
 const LIMITS: StoreLimits = { defaultMaxSessions: 10, maxTables: 1000, watchHistory: 10_000 };
 
@@ -36,15 +36,12 @@ export function liveConformance(storeName: string, makeStore: (limits: StoreLimi
     let d: TestDaemon;
     let client: SessionRegistryClient;
     let raw: RawRegistry;
-    const watches: RecordedWatch[] = [];
+    const watch = suiteWatches(() => raw.client);
 
     before(async () => {
       d = await startTestDaemon({ config: { maxSessions: LIMITS.defaultMaxSessions }, store: await makeStore(LIMITS) });
       client = d.client();
       raw = d.rawClient();
-    });
-    afterEach(() => {
-      for (const w of watches.splice(0)) w.cancel();
     });
     after(async () => {
       await d?.stop();
@@ -54,12 +51,6 @@ export function liveConformance(storeName: string, makeStore: (limits: StoreLimi
       const table = uniqueName("live");
       await on.createTable({ table, maxSessions });
       return table;
-    }
-
-    function watch(table: string, startRevision = 0, on: RawRegistry = raw): RecordedWatch {
-      const w = new RecordedWatch(on.client, table, startRevision);
-      watches.push(w);
-      return w;
     }
 
     describe("watch", () => {
@@ -130,8 +121,7 @@ export function liveConformance(storeName: string, makeStore: (limits: StoreLimi
           const written = [];
           for (let i = 0; i < 8; i++) written.push(await c.register({ id: `s${i}`, projectPath: `/s${i}` }, { table }));
           const ownRaw = own.rawClient();
-          const old = new RecordedWatch(ownRaw.client, table, written[0]!.revision);
-          watches.push(old);
+          const old = watch(table, written[0]!.revision, ownRaw.client);
           const err = await old.ending();
           expect(err?.code).to.equal(status.OUT_OF_RANGE);
           const details = wireDetails(err!.metadata);
@@ -141,12 +131,11 @@ export function liveConformance(storeName: string, makeStore: (limits: StoreLimi
           expect(compact).to.be.greaterThan(written[2]!.revision);
           expect(compact).to.be.at.most(written[3]!.revision);
 
-          const resumed = new RecordedWatch(ownRaw.client, table, compact);
-          watches.push(resumed);
+          const resumed = watch(table, compact, ownRaw.client);
           await resumed.until((x) => x.events.length >= 5, "the retained events");
           expect(resumed.eventRevisions).to.deep.equal(written.slice(3).map((s) => s.revision));
         } finally {
-          for (const w of watches.splice(0)) w.cancel();
+          watch.cancelAll();
           await own.stop();
         }
       });

@@ -26,7 +26,7 @@ import type { Store, StoreLimits } from "../../src/store/store.js";
 import { Barrier, behindBarrier } from "../helpers/barrier-store.js";
 import { expectError, startTestDaemon, uniqueName, type TestDaemon } from "../helpers/daemon.js";
 import { rawError, wireDetails, type RawRegistry } from "../helpers/raw.js";
-import { EventType, RecordedWatch } from "../helpers/watch.js";
+import { EventType, suiteWatches, type RecordedWatch } from "../helpers/watch.js";
 
 type Session = Awaited<ReturnType<SessionRegistryClient["register"]>>;
 
@@ -61,15 +61,12 @@ export function rulesConformance(
     let client: SessionRegistryClient;
     let raw: RawRegistry;
     const barrier = new Barrier();
-    const watches: RecordedWatch[] = [];
+    const watch = suiteWatches(() => raw.client);
 
     before(async () => {
       d = await startTestDaemon({ config: { maxSessions: LIMITS.defaultMaxSessions }, store: behindBarrier(await makeStore(LIMITS), barrier) });
       client = d.client();
       raw = d.rawClient();
-    });
-    afterEach(() => {
-      for (const w of watches.splice(0)) w.cancel();
     });
     after(async () => {
       await d?.stop();
@@ -79,12 +76,6 @@ export function rulesConformance(
       const table = uniqueName("rule");
       await client.createTable({ table, maxSessions });
       return table;
-    }
-
-    function watch(table: string, startRevision = 0): RecordedWatch {
-      const w = new RecordedWatch(raw.client, table, startRevision);
-      watches.push(w);
-      return w;
     }
 
     /** Clients with a channel each, so that racing calls travel side by side. */

@@ -14,7 +14,7 @@ import type { StoreLimits } from "../../src/store/store.js";
 import { startTestDaemon, uniqueName, type TestDaemon } from "../helpers/daemon.js";
 import type { RawRegistry } from "../helpers/raw.js";
 import { startEtcd, uniquePrefix, type TestEtcd } from "../helpers/etcd.js";
-import { EventType, RecordedWatch } from "../helpers/watch.js";
+import { EventType, suiteWatches } from "../helpers/watch.js";
 
 const LIMITS: StoreLimits = { defaultMaxSessions: 10, maxTables: 1000, watchHistory: 10_000 };
 
@@ -24,7 +24,7 @@ describe("etcd: table revision after an expiry", function () {
   let d: TestDaemon | undefined;
   let client: SessionRegistryClient;
   let raw: RawRegistry;
-  const watches: RecordedWatch[] = [];
+  const watch = suiteWatches(() => raw.client);
 
   before(async () => {
     etcd = await startEtcd();
@@ -34,20 +34,10 @@ describe("etcd: table revision after an expiry", function () {
     raw = d.rawClient();
   });
 
-  afterEach(() => {
-    for (const w of watches.splice(0)) w.cancel();
-  });
-
   after(async () => {
     await d?.stop();
     await etcd?.stop();
   });
-
-  function watch(table: string, startRevision = 0): RecordedWatch {
-    const w = new RecordedWatch(raw.client, table, startRevision);
-    watches.push(w);
-    return w;
-  }
 
   it("moves the table revision past the EXPIRED event, so a watch resumed from it does not replay the expiry", async () => {
     const table = uniqueName("expiry");

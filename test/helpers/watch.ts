@@ -102,4 +102,29 @@ export class RecordedWatch {
   }
 }
 
+/** Starts a RecordedWatch (on `on`, default the suite's client) that the suite cancels after each test. */
+export interface SuiteWatches {
+  (table: string, startRevision?: number, on?: GeneratedClient): RecordedWatch;
+  /** Cancels every watch started so far; also run after each test. */
+  cancelAll(): void;
+}
+
+/**
+ * For a describe block: watches that never outlive their test. `client` is
+ * read at each start, so it may be one the block's `before` makes.
+ */
+export function suiteWatches(client: () => GeneratedClient): SuiteWatches {
+  const open: RecordedWatch[] = [];
+  const watch = ((table: string, startRevision = 0, on = client()) => {
+    const w = new RecordedWatch(on, table, startRevision);
+    open.push(w);
+    return w;
+  }) as SuiteWatches;
+  watch.cancelAll = () => {
+    for (const w of open.splice(0)) w.cancel();
+  };
+  afterEach(() => watch.cancelAll());
+  return watch;
+}
+
 export { EventType };
