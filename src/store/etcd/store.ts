@@ -124,7 +124,7 @@ import {
   type SessionPatch,
   type Table,
 } from "../../core/model.js";
-import { checkNotFuture, checkSameHistory } from "../../core/history.js";
+import { checkNotFuture, checkSameHistory, type HistoryHead } from "../../core/history.js";
 import { deriveName, ttlMillis } from "../../core/validation.js";
 import type { Store, StoreLimits, StoreObserver, WatchSink, WatchStart, WatchSubscription, WriteConditions } from "../store.js";
 import {
@@ -504,11 +504,11 @@ export class EtcdStore implements Store {
       ];
       if (patch.projectPath !== undefined) ops.push(get(k.path(tableName, patch.projectPath)));
       const res = await this.read(ops);
-      const rev = first(res, 0);
       const meta = first(res, 3);
-      if (rev === undefined || meta === undefined) throw tableNotFound(tableName);
-      const tableUid = tableUidOf(meta);
-      checkSameHistory(tableName, conditions.tableUid, { tableUid, revision: Number(rev.mod_revision) });
+      const history = historyOf(meta, first(res, 0));
+      if (meta === undefined || history === undefined) throw tableNotFound(tableName);
+      checkSameHistory(tableName, conditions.tableUid, history);
+      const tableUid = history.tableUid;
       const recorded = first(res, 2);
       if (reqKey !== undefined && recorded !== undefined) return recordedResult(recorded, tableUid);
       const { data, expiry } = sessionKvs(kvs(res, 1));
@@ -616,11 +616,11 @@ export class EtcdStore implements Store {
         get(reqKey ?? k.rev(tableName), { keys_only: reqKey === undefined }),
         get(k.tableMeta(tableName)),
       ]);
-      const rev = first(res, 0);
       const meta = first(res, 3);
-      if (rev === undefined || meta === undefined) throw tableNotFound(tableName);
-      const tableUid = tableUidOf(meta);
-      checkSameHistory(tableName, conditions.tableUid, { tableUid, revision: Number(rev.mod_revision) });
+      const history = historyOf(meta, first(res, 0));
+      if (meta === undefined || history === undefined) throw tableNotFound(tableName);
+      checkSameHistory(tableName, conditions.tableUid, history);
+      const tableUid = history.tableUid;
       const recorded = first(res, 2);
       if (reqKey !== undefined && recorded !== undefined) return recordedResult(recorded, tableUid);
       const { data, expiry } = sessionKvs(kvs(res, 1));
@@ -712,12 +712,11 @@ export class EtcdStore implements Store {
     if (startRevision === 0) ops.push(getPrefix(k.sessions(tableName), { sort_target: SortTarget.Create, sort_order: SortOrder.Ascend }));
     const res = await this.read(ops);
     const rev = first(res, 0);
-    const meta = first(res, 1);
-    if (rev === undefined || meta === undefined) throw tableNotFound(tableName);
-    const tableRevision = Number(rev.mod_revision);
+    const history = historyOf(first(res, 1), rev);
+    if (rev === undefined || history === undefined) throw tableNotFound(tableName);
+    const tableRevision = history.revision;
     const createRevision = Number(rev.create_revision);
     const head = Number(res.header.revision);
-    const history = { tableUid: tableUidOf(meta), revision: tableRevision };
     let from: number;
     let snapshot: Session[] | undefined;
     if (startRevision === 0) {
@@ -867,10 +866,8 @@ export class EtcdStore implements Store {
    */
   private async whyNotResumable(tableName: string, tableUid: string, next: number): Promise<RegistryError | undefined> {
     const res = await this.read([get(this.keys.tableMeta(tableName)), get(this.keys.rev(tableName))]);
-    const meta = first(res, 0);
-    const rev = first(res, 1);
-    if (meta === undefined || rev === undefined) return tableNotFound(tableName);
-    const history = { tableUid: tableUidOf(meta), revision: Number(rev.mod_revision) };
+    const history = historyOf(first(res, 0), first(res, 1));
+    if (history === undefined) return tableNotFound(tableName);
     if (history.tableUid !== tableUid) return tableUidMismatch(tableName, tableUid, history);
     // The same table, but etcd's revisions went back below what this watch has seen: not one history any more.
     if (Number(res.header.revision) + 1 < next) return tableUidMismatch(tableName, tableUid, history);
@@ -1074,6 +1071,11 @@ export class EtcdStore implements Store {
   private contention(method: string): RegistryError {
     return storeUnavailable(`${method} gave up after ${this.maxAttempts} attempts lost to concurrent writes; retry`);
   }
+}
+
+/** A table's history as its meta and `rev` keys tell it; undefined when the table is missing (either key is). */
+function historyOf(meta: IKeyValue | undefined, rev: IKeyValue | undefined): HistoryHead | undefined {
+  return meta === undefined || rev === undefined ? undefined : { tableUid: tableUidOf(meta), revision: Number(rev.mod_revision) };
 }
 
 /** How long one retention lease takes new request_id keys (it lives the retention window plus this). */

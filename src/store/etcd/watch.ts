@@ -10,7 +10,7 @@
  */
 import type { Etcd3, IEvent, Watcher } from "etcd3";
 
-import { storeUnavailable, tableNotFound, type RegistryError } from "../../core/errors.js";
+import { RegistryError, storeUnavailable, tableNotFound } from "../../core/errors.js";
 import type { WatchSink } from "../store.js";
 import { toChanges } from "./events.js";
 import type { Keys } from "./keys.js";
@@ -67,6 +67,8 @@ export class TableWatch {
         return;
       }
       this.pending.push(res.events);
+      // Ready but resuming: held for the history check; only start() counts what arrives.
+      if (this.ready) return;
       for (const ev of res.events) received = Math.max(received, Number(ev.kv.mod_revision));
       this.progressed();
     });
@@ -116,7 +118,7 @@ export class TableWatch {
     if (this.ended) return;
     this.ready = true;
     onReady();
-    if (!this.resuming) this.flush();
+    this.flush();
   }
 
   cancel(): void {
@@ -143,9 +145,10 @@ export class TableWatch {
       error = await this.hooks.reconnected(this.next);
     } catch (err) {
       // Could not tell (etcd gone again): nothing unchecked may go out, so the watcher resumes later instead.
-      error = storeUnavailable(
-        `lost etcd while resuming the watch of table "${this.table}": ${err instanceof Error ? err.message : String(err)}`,
-      );
+      error =
+        err instanceof RegistryError
+          ? err
+          : storeUnavailable(`lost etcd while resuming the watch of table "${this.table}": ${err instanceof Error ? err.message : String(err)}`);
     }
     if (this.ended) return;
     if (error !== undefined) {
