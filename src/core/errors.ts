@@ -40,6 +40,7 @@ export const Reason = {
   FUTURE_REVISION: "FUTURE_REVISION",
   WATCHER_TOO_SLOW: "WATCHER_TOO_SLOW",
   WATCHER_LIMIT_REACHED: "WATCHER_LIMIT_REACHED",
+  MEMORY_BUDGET_REACHED: "MEMORY_BUDGET_REACHED",
   SHUTTING_DOWN: "SHUTTING_DOWN",
   INTERNAL: "INTERNAL",
   UNAUTHENTICATED: "UNAUTHENTICATED",
@@ -209,6 +210,17 @@ export function watcherLimitReached(current: number, max: number): RegistryError
     Reason.WATCHER_LIMIT_REACHED,
     `maximum watchers reached (${current}/${max} watches open on this daemon)`,
     { current: String(current), max: String(max) },
+  );
+}
+
+/** A write that would take the daemon's sessions past their share of --memory-budget. */
+export function memoryBudgetReached(usedBytes: number, budgetBytes: number): RegistryError {
+  const mib = (n: number) => (n / (1024 * 1024)).toFixed(1);
+  return new RegistryError(
+    "RESOURCE_EXHAUSTED",
+    Reason.MEMORY_BUDGET_REACHED,
+    `the daemon's memory budget for sessions is full (${mib(usedBytes)} of ${mib(budgetBytes)} MiB); remove sessions or raise --memory-budget`,
+    { used_bytes: String(Math.round(usedBytes)), budget_bytes: String(Math.round(budgetBytes)) },
   );
 }
 

@@ -14,6 +14,8 @@ export const LIMITS = {
   metadataMaxEntries: 64,
   metadataKeyMaxBytes: 128,
   metadataValueMaxBytes: 4096,
+  /** Keys and values together: a session's memory (and every event and watch message that carries it) stays small. */
+  metadataMaxTotalBytes: 16384,
   ttlMinNanos: 1_000_000_000n,
   ttlMaxNanos: 24n * 3600n * 1_000_000_000n,
   maxSessionsMax: 1_000_000,
@@ -164,6 +166,7 @@ export function checkMetadata(v: Violations, field: string, metadata: ReadonlyMa
     v.add(field, `must have at most ${LIMITS.metadataMaxEntries} entries, got ${metadata.size}`);
     return;
   }
+  let total = 0;
   for (const [key, value] of metadata) {
     const kb = byteLength(key);
     if (kb === 0) {
@@ -175,6 +178,10 @@ export function checkMetadata(v: Violations, field: string, metadata: ReadonlyMa
     if (vb > LIMITS.metadataValueMaxBytes) {
       v.add(field, `value of key ${preview(key)} is ${vb} bytes; values must be at most ${LIMITS.metadataValueMaxBytes} bytes`);
     }
+    total += kb + vb;
+  }
+  if (total > LIMITS.metadataMaxTotalBytes) {
+    v.add(field, `keys and values total ${total} bytes; together they must be at most ${LIMITS.metadataMaxTotalBytes} bytes`);
   }
 }
 

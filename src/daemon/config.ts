@@ -46,6 +46,12 @@ export interface DaemonConfig {
   maxWatchers: number;
   /** The most messages one watcher may have waiting to be sent before it is ended as too slow. */
   watchQueue: number;
+  /** The most estimated bytes of events each table keeps for Watch replay (memory store). */
+  watchHistoryBytes: number;
+  /** The most estimated bytes of messages one watcher may have waiting before it is ended as too slow. */
+  watchQueueBytes: number;
+  /** What sessions, watch history and watch queues may hold together, in estimated bytes (src/core/budget.ts). */
+  memoryBudget: number;
   /** PEM certificate chain; with tlsKey, turns TLS on. */
   tlsCert: string | undefined;
   /** PEM private key of tlsCert. */
@@ -83,6 +89,11 @@ export const MAX_CONCURRENT_STREAMS_LIMIT = 2 ** 31 - 1;
 export const MAX_WATCH_HISTORY = 10_000_000;
 export const MAX_WATCHERS_LIMIT = 1_000_000;
 export const MAX_WATCH_QUEUE = 1_000_000;
+const MIB = 1024 * 1024;
+/** Below this a daemon could not hold one table's largest session and its events. */
+export const MIN_MEMORY_BUDGET = 16 * MIB;
+/** A watcher must be able to queue at least one of the largest events. */
+export const MIN_WATCH_QUEUE_BYTES = MIB;
 
 export const DEFAULT_CONFIG: Readonly<DaemonConfig> = Object.freeze({
   listen: "127.0.0.1:50051",
@@ -102,6 +113,9 @@ export const DEFAULT_CONFIG: Readonly<DaemonConfig> = Object.freeze({
   watchHistory: 10_000,
   maxWatchers: 10_000,
   watchQueue: 1024,
+  watchHistoryBytes: 64 * MIB,
+  watchQueueBytes: 8 * MIB,
+  memoryBudget: 512 * MIB,
   tlsCert: undefined,
   tlsKey: undefined,
   tlsClientCa: undefined,
@@ -312,6 +326,31 @@ const FLAGS: readonly FlagSpec[] = [
     description: "Messages a watcher may fall behind by before it is ended as WATCHER_TOO_SLOW.",
     defaultText: String(DEFAULT_CONFIG.watchQueue),
     parse: (raw) => parseInteger(raw, 1, MAX_WATCH_QUEUE),
+  }),
+  spec({
+    flag: "memory-budget",
+    key: "memoryBudget",
+    valueName: "bytes",
+    description:
+      "What sessions, watch history and watch queues may hold together (estimated). Sessions may take 3/4: past it, writes are RESOURCE_EXHAUSTED (MEMORY_BUDGET_REACHED); when it is full, the oldest history and the slowest watchers go first.",
+    defaultText: "512MiB",
+    parse: (raw) => parseBytes(raw, MIN_MEMORY_BUDGET),
+  }),
+  spec({
+    flag: "watch-history-bytes",
+    key: "watchHistoryBytes",
+    valueName: "bytes",
+    description: "Estimated bytes of events each table keeps for Watch to replay (memory store), besides --watch-history's count.",
+    defaultText: "64MiB",
+    parse: (raw) => parseBytes(raw, 1),
+  }),
+  spec({
+    flag: "watch-queue-bytes",
+    key: "watchQueueBytes",
+    valueName: "bytes",
+    description: "Estimated bytes of messages a watcher may fall behind by before it is ended as WATCHER_TOO_SLOW, besides --watch-queue's count.",
+    defaultText: "8MiB",
+    parse: (raw) => parseBytes(raw, MIN_WATCH_QUEUE_BYTES),
   }),
   spec({
     flag: "max-receive-message-size",
@@ -650,6 +689,18 @@ function parseInteger(raw: string, min: number, max: number): number | { error: 
   if (!/^\d+$/.test(raw)) return { error: `must be ${range}` };
   const n = Number(raw);
   if (!Number.isSafeInteger(n) || n < min || n > max) return { error: `must be ${range}` };
+  return n;
+}
+
+const BYTE_UNITS: Readonly<Record<string, number>> = { "": 1, KiB: 1024, MiB: MIB, GiB: 1024 * MIB };
+
+/** "1048576", "64KiB", "512MiB", "2GiB" -> bytes, from min to 2^53-1. */
+function parseBytes(raw: string, min: number): number | { error: string } {
+  const m = /^(\d+)(KiB|MiB|GiB)?$/.exec(raw);
+  const n = m ? Number(m[1]) * BYTE_UNITS[m[2] ?? ""]! : NaN;
+  if (!Number.isSafeInteger(n) || n < min) {
+    return { error: `must be a size of at least ${min >= MIB ? `${min / MIB}MiB` : `${min} bytes`}: bytes, or a whole number with KiB, MiB or GiB` };
+  }
   return n;
 }
 

@@ -13,6 +13,10 @@
  *   rpc_duration_seconds{method}    histogram  unary call latency, from arrival to answer
  *   rejections_total{reason}        counter  error statuses by ErrorInfo reason
  *   expirations_total               counter  sessions removed because their ttl ran out
+ *   memory_budget_bytes             gauge    --memory-budget
+ *   memory_used_bytes{kind}         gauge    estimated bytes held: sessions, history, queues
+ *   memory_reclaimed_bytes_total{kind}  counter  given back because the budget was full
+ *   memory_reclaimed_total{kind}    counter  history events dropped, watchers ended for it
  *   process_*, nodejs_*             prom-client's default metrics, under their usual
  *                                   names so that stock dashboards and alerts work
  *
@@ -25,6 +29,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import { status } from "@grpc/grpc-js";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry as PromRegistry } from "prom-client";
 
+import { BUDGET_KINDS, type MemoryBudget } from "../core/budget.js";
 import type { Logger } from "../core/logger.js";
 import type { Table } from "../core/model.js";
 import type { Registry } from "../core/registry.js";
@@ -44,6 +49,8 @@ export interface Metrics extends RpcRecorder {
   readonly prometheus: PromRegistry;
   /** Give it to the store: it counts expirations. */
   readonly observer: StoreObserver;
+  /** Counts what the memory budget gave back. */
+  reclaimed(kind: "history" | "queues", bytes: number, items: number): void;
   /** The exposition text, as served at /metrics. */
   text(): Promise<string>;
   /** Its content type (Prometheus text format 0.0.4). */
@@ -56,7 +63,7 @@ interface MethodSeries {
   readonly latency: Histogram.Internal<"method">;
 }
 
-export function createMetrics(registry: Registry): Metrics {
+export function createMetrics(registry: Registry, budget?: MemoryBudget): Metrics {
   const prometheus = new PromRegistry();
   const registers = [prometheus];
   const name = (n: string) => METRICS_PREFIX + n;
@@ -140,6 +147,37 @@ export function createMetrics(registry: Registry): Metrics {
     registers,
   });
 
+  new Gauge({
+    name: name("memory_budget_bytes"),
+    help: "The daemon's memory budget (--memory-budget) for sessions, watch history and watch queues.",
+    registers,
+    collect() {
+      if (budget !== undefined && Number.isFinite(budget.limit)) this.set(budget.limit);
+    },
+  });
+  new Gauge({
+    name: name("memory_used_bytes"),
+    help: "Estimated bytes held against the memory budget, by kind: sessions, history, queues.",
+    labelNames: ["kind"] as const,
+    registers,
+    collect() {
+      if (budget === undefined) return;
+      for (const kind of BUDGET_KINDS) this.set({ kind }, budget.usage(kind));
+    },
+  });
+  const reclaimedBytes = new Counter({
+    name: name("memory_reclaimed_bytes_total"),
+    help: "Estimated bytes given back because the memory budget was full, by kind: history (oldest events dropped), queues (slowest watchers ended).",
+    labelNames: ["kind"] as const,
+    registers,
+  });
+  const reclaimedItems = new Counter({
+    name: name("memory_reclaimed_total"),
+    help: "History events dropped (kind=history) and watchers ended as WATCHER_TOO_SLOW (kind=queues) because the memory budget was full.",
+    labelNames: ["kind"] as const,
+    registers,
+  });
+
   collectDefaultMetrics({ register: prometheus });
 
   const byMethod = new Map<string, MethodSeries>();
@@ -152,6 +190,10 @@ export function createMetrics(registry: Registry): Metrics {
       expired: () => expirations.inc(),
     },
     text: () => prometheus.metrics(),
+    reclaimed(kind, bytes, items) {
+      reclaimedBytes.inc({ kind }, bytes);
+      reclaimedItems.inc({ kind }, items);
+    },
     rpcEnded(method, code, reason, startedAt) {
       let series = byMethod.get(method);
       if (series === undefined) {

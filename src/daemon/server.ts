@@ -8,6 +8,7 @@ import { readFile } from "node:fs/promises";
 
 import * as grpc from "@grpc/grpc-js";
 
+import { MemoryBudget } from "../core/budget.js";
 import { Reason, RegistryError, shuttingDown } from "../core/errors.js";
 import { DEFAULT_TABLE, Registry } from "../core/registry.js";
 import { EtcdStore, type EtcdStoreOptions } from "../store/etcd/store.js";
@@ -16,6 +17,7 @@ import type { Store, StoreObserver } from "../store/store.js";
 import { AuthConfigError, loadAuthTokens, type Authorizer } from "../transport/auth.js";
 import { SessionRegistryService } from "../transport/service.js";
 import { AvailabilityMonitor } from "./availability.js";
+import { reportBudget, type BudgetReport } from "./budget-report.js";
 import { ConfigError, parseListen, validateConfig, type DaemonConfig } from "./config.js";
 import { DaemonHealth } from "./health.js";
 import { createLogger, type Logger } from "./logger.js";
@@ -77,15 +79,19 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
   // The store exists before the metrics that read the registry over it; its observer forwards once they do.
   let metrics: Metrics | undefined;
   const observer: StoreObserver = { expired: (table, session) => metrics?.observer.expired(table, session) };
-  const store = deps.store ?? createStore(config, observer, etcdOptions);
+  const budget = new MemoryBudget(config.memoryBudget);
+  const store = deps.store ?? createStore(config, observer, etcdOptions, budget);
   const probe = probeOf(store);
   const registry = new Registry(store, { maxWatchers: config.maxWatchers });
-  if (config.metricsListen !== undefined) metrics = createMetrics(registry);
+  if (config.metricsListen !== undefined) metrics = createMetrics(registry, budget);
+  const budgetReport = reportBudget(budget, log, () => metrics);
 
   const server = new grpc.Server(serverOptions(config));
   const health = new DaemonHealth();
   const service = new SessionRegistryService(registry, log, {
     watchQueue: config.watchQueue,
+    watchQueueBytes: config.watchQueueBytes,
+    budget,
     ...(authorizer !== undefined ? { authorizer } : {}),
     ...(metrics !== undefined ? { metrics } : {}),
   });
@@ -129,6 +135,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
     if (metrics !== undefined) metricsServer = await startMetricsServer(config.metricsListen!, metrics, log);
   } catch (err) {
     server.forceShutdown();
+    budgetReport.stop();
     await monitor?.stop();
     await store.close().catch((closeErr: unknown) => log.warn({ err: closeErr }, "closing the store failed"));
     throw err;
@@ -167,7 +174,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
     metricsAddress: metricsServer?.address,
     registry,
     shutdown(graceMs = config.shutdownGraceMs) {
-      stopping ??= shutdown({ server, service, health, store, metricsServer, monitor }, graceMs, log);
+      stopping ??= shutdown({ server, service, health, store, metricsServer, monitor, budgetReport }, graceMs, log);
       return stopping;
     },
   };
@@ -246,13 +253,18 @@ async function loadEtcdOptions(config: DaemonConfig): Promise<EtcdConnection> {
   return options;
 }
 
-function createStore(config: DaemonConfig, observer: StoreObserver, etcd: EtcdConnection | undefined): Store {
-  const limits = { defaultMaxSessions: config.maxSessions, maxTables: config.maxTables, watchHistory: config.watchHistory };
+function createStore(config: DaemonConfig, observer: StoreObserver, etcd: EtcdConnection | undefined, budget: MemoryBudget): Store {
+  const limits = {
+    defaultMaxSessions: config.maxSessions,
+    maxTables: config.maxTables,
+    watchHistory: config.watchHistory,
+    watchHistoryBytes: config.watchHistoryBytes,
+  };
   switch (config.store) {
     case "etcd":
       return new EtcdStore(limits, { ...(etcd ?? { endpoints: [...config.etcdEndpoints] }), prefix: config.etcdPrefix, observer });
     case "memory":
-      return new MemoryStore(limits, { observer });
+      return new MemoryStore(limits, { observer, budget });
   }
 }
 
@@ -286,6 +298,7 @@ interface DaemonParts {
   store: Store;
   metricsServer: MetricsServer | undefined;
   monitor: AvailabilityMonitor | undefined;
+  budgetReport: BudgetReport;
 }
 
 /**
@@ -300,7 +313,7 @@ interface DaemonParts {
  * way the server got there.
  */
 async function shutdown(parts: DaemonParts, graceMs: number, log: Logger): Promise<void> {
-  const { server, service, health, store, metricsServer, monitor } = parts;
+  const { server, service, health, store, metricsServer, monitor, budgetReport } = parts;
   log.info({ graceMs, openWatches: service.openWatches }, "shutting down");
   health.setNotServing();
   // Stopped now (no more health changes), awaited before the store closes under its check.
@@ -329,5 +342,6 @@ async function shutdown(parts: DaemonParts, graceMs: number, log: Logger): Promi
   } catch (err) {
     log.warn({ err }, "closing the store failed");
   }
+  budgetReport.stop();
   log.info({}, "shut down");
 }

@@ -12,6 +12,12 @@
  * is an append-only array with tombstones, compacted when half dead, so that
  * a page starts with a binary search instead of a rescan from the start.
  *
+ * Every session, every remembered request result and every retained event
+ * is charged to the daemon's memory budget (src/core/budget.ts). A write
+ * that would take sessions past their share is refused before it changes
+ * anything; when the budget is full, the oldest events of all tables'
+ * histories go first (the store is the budget's history reclaimer).
+ *
  * Every write appends an event to the table's bounded history and hands it
  * to the table's watchers in the same turn, so a watch that replays history
  * and then subscribes can neither miss nor repeat an event. Sessions with a
@@ -35,6 +41,7 @@ import {
   tableNotEmpty,
   tableNotFound,
   invalidArgument,
+  memoryBudgetReached,
 } from "../core/errors.js";
 import {
   EMPTY_METADATA,
@@ -49,6 +56,7 @@ import {
   type Table,
   type WatchEvent,
 } from "../core/model.js";
+import { MemoryBudget, sessionBytes, unlimitedBudget, type Reclaimer } from "../core/budget.js";
 import { checkNotFuture, checkSameHistory } from "../core/history.js";
 import { deriveName, ttlMillis } from "../core/validation.js";
 import { EventHistory } from "./event-history.js";
@@ -60,6 +68,8 @@ export interface MemoryStoreOptions {
   now?: () => number;
   /** Told of expirations (metrics, logs). */
   observer?: StoreObserver;
+  /** What sessions, request results and history are charged to; default: unlimited. */
+  budget?: MemoryBudget;
 }
 
 /** A session's slot in its table. The session snapshot is replaced on update; the slot keeps its place in creation order. */
@@ -68,6 +78,8 @@ interface Entry {
   alive: boolean;
   /** The deadline this entry has in the expiry queue, if any. */
   heapAt: number | undefined;
+  /** What the session is charged to the budget. */
+  bytes: number;
 }
 
 /** A live watch: it gets every event with revision >= `from`. */
@@ -92,12 +104,18 @@ export const MAX_REQUEST_IDS_PER_TABLE = 10_000;
  * bounded in count and in age.
  */
 class RequestLog {
-  private readonly entries = new Map<string, { result: Session; at: number }>();
+  private readonly entries = new Map<string, { result: Session; at: number; bytes: number }>();
 
   constructor(
     private readonly retentionMs: number,
     private readonly maxEntries: number,
+    private readonly budget: MemoryBudget,
   ) {}
+
+  /** What remembering `result` under `key` is charged (the result may outlive its session). */
+  static bytesOf(key: string, result: Session): number {
+    return 64 + 2 * key.length + sessionBytes(result);
+  }
 
   get(key: string, now: number): Session | undefined {
     this.prune(now);
@@ -105,14 +123,23 @@ class RequestLog {
   }
 
   add(key: string, result: Session, now: number): void {
-    this.entries.set(key, { result, at: now });
+    const bytes = RequestLog.bytesOf(key, result);
+    this.entries.set(key, { result, at: now, bytes });
+    this.budget.charge("sessions", bytes);
     this.prune(now);
+  }
+
+  /** Forgets everything (the table is gone). */
+  clear(): void {
+    for (const e of this.entries.values()) this.budget.release("sessions", e.bytes);
+    this.entries.clear();
   }
 
   private prune(now: number): void {
     for (const [id, e] of this.entries) {
       if (this.entries.size <= this.maxEntries && now - e.at < this.retentionMs) break;
       this.entries.delete(id);
+      this.budget.release("sessions", e.bytes);
     }
   }
 }
@@ -134,7 +161,7 @@ class MemoryTable {
   private dead = 0;
   readonly history: EventHistory;
   readonly watchers = new Set<Watcher>();
-  readonly requests = new RequestLog(REQUEST_ID_RETENTION_MS, MAX_REQUEST_IDS_PER_TABLE);
+  readonly requests: RequestLog;
   /** This table's history: new for every table this process makes, so a restart or a re-creation is never mistaken for it. */
   readonly tableUid = randomUUID();
 
@@ -143,9 +170,11 @@ class MemoryTable {
     readonly maxSessions: number,
     readonly createTime: Date,
     public revision: number,
-    historySize: number,
+    limits: StoreLimits,
+    private readonly budget: MemoryBudget,
   ) {
-    this.history = new EventHistory(historySize);
+    this.history = new EventHistory(limits.watchHistory, limits.watchHistoryBytes ?? Infinity, budget);
+    this.requests = new RequestLog(REQUEST_ID_RETENTION_MS, MAX_REQUEST_IDS_PER_TABLE, budget);
   }
 
   get size(): number {
@@ -165,6 +194,7 @@ class MemoryTable {
 
   insert(entry: Entry): void {
     const s = entry.session;
+    this.budget.charge("sessions", entry.bytes);
     this.byId.set(s.id, entry);
     this.byPath.set(s.projectPath, entry);
     this.addName(entry);
@@ -174,6 +204,7 @@ class MemoryTable {
   delete(entry: Entry): void {
     const s = entry.session;
     entry.alive = false;
+    this.budget.release("sessions", entry.bytes);
     this.byId.delete(s.id);
     this.byPath.delete(s.projectPath);
     this.removeName(entry, s.name);
@@ -184,10 +215,13 @@ class MemoryTable {
     }
   }
 
-  /** Replaces an entry's session, keeping the indexes in step. */
-  replace(entry: Entry, next: Session): void {
+  /** Replaces an entry's session, keeping the indexes and the budget in step. */
+  replace(entry: Entry, next: Session, bytes: number): void {
     const prev = entry.session;
     entry.session = next;
+    this.budget.release("sessions", entry.bytes);
+    entry.bytes = bytes;
+    this.budget.charge("sessions", bytes);
     if (prev.projectPath !== next.projectPath) {
       this.byPath.delete(prev.projectPath);
       this.byPath.set(next.projectPath, entry);
@@ -232,6 +266,13 @@ class MemoryTable {
     for (const w of this.watchers) {
       if (event.revision >= w.from) w.sink.event(event);
     }
+  }
+
+  /** Gives everything the table holds back to the budget (the table is gone). */
+  release(): void {
+    for (const entry of this.byId.values()) this.budget.release("sessions", entry.bytes);
+    this.history.clear();
+    this.requests.clear();
   }
 
   /** Ends every watch of this table with `error`. */
@@ -290,7 +331,7 @@ function firstIndexAfter(order: readonly Entry[], revision: number): number {
   return lo;
 }
 
-export class MemoryStore implements Store {
+export class MemoryStore implements Store, Reclaimer {
   private readonly tables = new Map<string, MemoryTable>();
   /**
    * One revision counter for the whole store, like etcd's: every write takes
@@ -304,6 +345,8 @@ export class MemoryStore implements Store {
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
   private closed = false;
+  private readonly budget: MemoryBudget;
+  private readonly unregister: () => void;
 
   constructor(
     private readonly limits: StoreLimits,
@@ -311,6 +354,41 @@ export class MemoryStore implements Store {
   ) {
     this.now = options.now ?? Date.now;
     this.observer = options.observer;
+    this.budget = options.budget ?? unlimitedBudget();
+    this.unregister = this.budget.addReclaimer("history", this);
+  }
+
+  /**
+   * The budget's history reclaimer: drops the oldest retained events of all
+   * tables (revisions are store-wide, so "oldest" is one order across
+   * tables) until `bytes` are freed or no history is left.
+   */
+  reclaim(bytes: number): number {
+    let freed = 0;
+    let dropped = 0;
+    while (freed < bytes) {
+      let oldest: MemoryTable | undefined;
+      let oldestRevision = Infinity;
+      let next = Infinity;
+      for (const table of this.tables.values()) {
+        const r = table.history.oldestRevision;
+        if (r === undefined) continue;
+        if (r < oldestRevision) {
+          next = oldestRevision;
+          oldest = table;
+          oldestRevision = r;
+        } else if (r < next) {
+          next = r;
+        }
+      }
+      if (oldest === undefined) break;
+      // From that table, until another table holds the oldest event (one scan per run, not per event).
+      do {
+        freed += oldest.history.dropOldest();
+        dropped++;
+      } while (freed < bytes && (oldest.history.oldestRevision ?? Infinity) < next);
+    }
+    return dropped;
   }
 
   async createTable(name: string, maxSessions: number | undefined): Promise<{ table: Table; created: boolean }> {
@@ -325,7 +403,8 @@ export class MemoryStore implements Store {
       maxSessions ?? this.limits.defaultMaxSessions,
       new Date(this.now()),
       ++this.revision,
-      this.limits.watchHistory,
+      this.limits,
+      this.budget,
     );
     this.tables.set(name, table);
     return { table: table.snapshot(), created: true };
@@ -346,6 +425,7 @@ export class MemoryStore implements Store {
     const table = this.table(name);
     if (table.size > 0 && !force) throw tableNotEmpty(name, table.size);
     this.tables.delete(name);
+    table.release();
     let scheduled = 0;
     for (const entry of table.byId.values()) {
       entry.alive = false;
@@ -368,10 +448,13 @@ export class MemoryStore implements Store {
     if (holder !== undefined) throw projectAlreadyOpen(tableName, input.projectPath, holder.session.id);
 
     const now = this.now();
-    const revision = ++this.revision;
+    const revision = this.revision + 1;
     const session = newSession(input, revision, now, input.ttl === undefined ? undefined : now + ttlMillis(input.ttl), table.tableUid);
+    const bytes = sessionBytes(session);
+    this.admit(bytes + (requestId === undefined ? 0 : RequestLog.bytesOf(`register:${requestId}`, session)));
+    this.revision = revision;
     table.revision = revision;
-    const entry: Entry = { session, alive: true, heapAt: undefined };
+    const entry: Entry = { session, alive: true, heapAt: undefined, bytes };
     table.insert(entry);
     this.schedule(table, entry);
     table.emit("REGISTERED", session);
@@ -443,7 +526,7 @@ export class MemoryStore implements Store {
     }
 
     const now = this.now();
-    const revision = ++this.revision;
+    const revision = this.revision + 1;
     const ttl = patch.ttl === undefined ? prev.ttl : (patch.ttl ?? undefined);
     const next: Session = {
       ...prev,
@@ -456,8 +539,11 @@ export class MemoryStore implements Store {
       // A changed ttl starts a new lease; otherwise the current deadline stands.
       expireTime: ttl === undefined ? undefined : patch.ttl === undefined ? prev.expireTime : new Date(now + ttlMillis(ttl)),
     };
+    const bytes = sessionBytes(next);
+    this.admit(bytes - entry.bytes + (requestId === undefined ? 0 : RequestLog.bytesOf(`update:${requestId}`, next)));
+    this.revision = revision;
     table.revision = revision;
-    table.replace(entry, next);
+    table.replace(entry, next, bytes);
     this.schedule(table, entry);
     table.emit("UPDATED", next);
     if (requestId !== undefined) table.requests.add(`update:${requestId}`, next, now);
@@ -527,8 +613,17 @@ export class MemoryStore implements Store {
     clearTimeout(this.timer);
     this.timer = undefined;
     this.expiries.clear();
-    for (const table of this.tables.values()) table.endWatches(shuttingDown());
+    for (const table of this.tables.values()) {
+      table.endWatches(shuttingDown());
+      table.release();
+    }
     this.tables.clear();
+    this.unregister();
+  }
+
+  /** Refuses a write that would take sessions past their share of the budget; called before anything changes. */
+  private admit(bytes: number): void {
+    if (!this.budget.admits(bytes)) throw memoryBudgetReached(this.budget.usage("sessions"), this.budget.sessionLimit);
   }
 
   /** Removes a session as one write: a new revision, an event, the slot and path freed. */

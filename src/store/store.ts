@@ -18,6 +18,8 @@ export interface StoreLimits {
   maxTables: number;
   /** How many events each table keeps for Watch replay; older ones are compacted. */
   watchHistory: number;
+  /** The most estimated bytes of events each table keeps (a store that keeps its history itself, like etcd, ignores it); default: no limit. */
+  watchHistoryBytes?: number;
 }
 
 /**

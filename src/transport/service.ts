@@ -10,6 +10,7 @@
  */
 import { status, type handleUnaryCall, type Server, type ServerUnaryCall } from "@grpc/grpc-js";
 
+import type { MemoryBudget } from "../core/budget.js";
 import { malformedRequest, RegistryError } from "../core/errors.js";
 import { DEFAULT_TABLE, type Registry } from "../core/registry.js";
 import type { Logger } from "../core/logger.js";
@@ -32,6 +33,10 @@ interface CallIds {
 export interface ServiceOptions {
   /** The most messages one watcher may have waiting before it is ended as WATCHER_TOO_SLOW (default 1024). */
   watchQueue?: number;
+  /** The most estimated bytes one watcher may have waiting before it is ended as WATCHER_TOO_SLOW (default: no limit). */
+  watchQueueBytes?: number;
+  /** What watch queues are charged to (the daemon's memory budget); default: unlimited. */
+  budget?: MemoryBudget;
   /** Checks each call's bearer token; without one, every call is allowed. */
   authorizer?: Authorizer;
   /** Counts each call when it ends (the daemon's Metrics). */
@@ -53,6 +58,8 @@ export class SessionRegistryService {
     const authorizer = this.authorizer;
     this.watches = new WatchStreams(registry, log, {
       queueLimit: options.watchQueue ?? 1024,
+      ...(options.watchQueueBytes !== undefined ? { queueBytes: options.watchQueueBytes } : {}),
+      ...(options.budget !== undefined ? { budget: options.budget } : {}),
       malformed: (request) => (request instanceof MalformedRequest ? request : undefined),
       ...(authorizer !== undefined
         ? { authorize: (call) => void this.authorize(authorizer, "Watch", call, (req) => req.table) }

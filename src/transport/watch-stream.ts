@@ -11,7 +11,12 @@
  * duplicate. Everything already handed to grpc-js is still delivered before
  * the status: the stream's trailers follow its writes.
  *
- * The limit counts live messages only. What the store delivers while the
+ * The queue is bounded in messages and in estimated bytes, and its bytes
+ * are charged to the daemon's memory budget: when the budget is full and
+ * the queues hold more of it than the watch history, the watchers with the
+ * most queued are ended first, with WATCHER_TOO_SLOW as above.
+ *
+ * The limits count live messages only. What the store delivers while the
  * watch starts (the snapshot, or the replay of up to a whole table history)
  * arrives in one burst that no client could keep up with; it is bounded by
  * the history size already, and queued in full. Were it counted, every
@@ -26,6 +31,7 @@
  */
 import { status, type ServerWritableStream } from "@grpc/grpc-js";
 
+import { eventBytes, sessionBytes, unlimitedBudget, type MemoryBudget, type Reclaimer } from "../core/budget.js";
 import { malformedRequest, RegistryError, watcherTooSlow } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import type { EventType as CoreEventType, Session, WatchEvent as CoreWatchEvent } from "../core/model.js";
@@ -47,6 +53,10 @@ const EVENT_TYPES: Readonly<Record<CoreEventType, EventType>> = {
 export interface WatchStreamsOptions {
   /** The most messages one watcher may have waiting (not yet handed to grpc-js) before it is too slow. */
   queueLimit: number;
+  /** The most estimated bytes of messages one watcher may have waiting before it is too slow; default: no limit. */
+  queueBytes?: number;
+  /** What queued messages are charged to; default: unlimited. */
+  budget?: MemoryBudget;
   /** Tells a request whose bytes did not parse (see service.ts) from a decoded one. */
   malformed: (request: unknown) => { messageType: string; detail: string } | undefined;
   /** Checks the caller before anything else; throws UNAUTHENTICATED or PERMISSION_DENIED. */
@@ -55,17 +65,38 @@ export interface WatchStreamsOptions {
   metrics?: RpcRecorder;
 }
 
-/** Serves Watch calls and knows the open ones, so that shutdown can end them. */
-export class WatchStreams {
+/**
+ * Serves Watch calls and knows the open ones, so that shutdown can end them
+ * and the memory budget can end the slowest.
+ */
+export class WatchStreams implements Reclaimer {
   private readonly open = new Set<WatchStream>();
   /** Set by endAll: watches that arrive later are ended with it at once. */
   private closing: RegistryError | undefined;
+  private readonly options: WatchStreamsOptions & { budget: MemoryBudget };
 
   constructor(
     private readonly registry: Registry,
     private readonly log: Logger,
-    private readonly options: WatchStreamsOptions,
-  ) {}
+    options: WatchStreamsOptions,
+  ) {
+    this.options = { ...options, budget: options.budget ?? unlimitedBudget() };
+    this.options.budget.addReclaimer("queues", this);
+  }
+
+  /** The budget's queue reclaimer: ends the watchers with the most queued until `bytes` are freed. */
+  reclaim(bytes: number): number {
+    const queued = [...this.open].filter((s) => s.queuedBytes > 0).sort((a, b) => b.queuedBytes - a.queuedBytes);
+    let freed = 0;
+    let ended = 0;
+    for (const stream of queued) {
+      if (freed >= bytes) break;
+      freed += stream.queuedBytes;
+      stream.tooSlow("the daemon's memory budget is full");
+      ended++;
+    }
+    return ended;
+  }
 
   /** Streams not yet ended by this side or the client. */
   get size(): number {
@@ -106,6 +137,8 @@ interface Pending {
   message: WatchResponse;
   /** The start revision that would deliver this message again: the event's revision, or 0 for the snapshot. */
   resumeRevision: number;
+  /** Its estimated size, as charged to the budget. */
+  bytes: number;
 }
 
 class WatchStream implements WatchSink {
@@ -122,8 +155,13 @@ class WatchStream implements WatchSink {
   private starting = true;
   /** How many of the queued messages (the oldest ones) are left of the start-up burst. */
   private burst = 0;
+  /** Estimated bytes of the queued messages, all charged to the budget, and of those left of the burst. */
+  queuedBytes = 0;
+  private burstBytes = 0;
 
   private readonly queueLimit: number;
+  private readonly queueBytes: number;
+  private readonly budget: MemoryBudget;
   private readonly metrics: RpcRecorder | undefined;
 
   private readonly onGone = () => this.finish(undefined);
@@ -133,10 +171,12 @@ class WatchStream implements WatchSink {
     private readonly call: WatchCall,
     private readonly registry: Registry,
     private readonly log: Logger,
-    options: WatchStreamsOptions,
+    options: WatchStreamsOptions & { budget: MemoryBudget },
     private readonly onFinished: (stream: WatchStream) => void,
   ) {
     this.queueLimit = options.queueLimit;
+    this.queueBytes = options.queueBytes ?? Infinity;
+    this.budget = options.budget;
     this.metrics = options.metrics;
     const table = (call.request as Partial<WatchRequest>).table;
     this.table = clip(typeof table === "string" && table !== "" ? table : DEFAULT_TABLE);
@@ -162,6 +202,7 @@ class WatchStream implements WatchSink {
       (subscription) => {
         this.starting = false;
         this.burst = this.queue.length - this.head;
+        this.burstBytes = this.queuedBytes;
         if (this.done) {
           // The client left (or the store ended the watch) while it was starting.
           subscription.cancel();
@@ -196,6 +237,7 @@ class WatchStream implements WatchSink {
       this.send(
         { revision: BigInt(revision), tableUid, kind: { $case: "snapshot", value: { sessions: sessions.map(toProtoSession) } } },
         0,
+        sessions,
       ),
     );
   }
@@ -209,6 +251,7 @@ class WatchStream implements WatchSink {
           kind: { $case: "event", value: { type: EVENT_TYPES[event.type], session: toProtoSession(event.session) } },
         },
         event.revision,
+        event,
       ),
     );
   }
@@ -228,6 +271,9 @@ class WatchStream implements WatchSink {
     this.queue = [];
     this.head = 0;
     this.burst = 0;
+    this.budget.release("queues", this.queuedBytes);
+    this.queuedBytes = 0;
+    this.burstBytes = 0;
     this.call.off("cancelled", this.onGone);
     this.call.off("close", this.onGone);
     this.call.off("error", this.onGone);
@@ -274,20 +320,37 @@ class WatchStream implements WatchSink {
     }
   }
 
-  private send(message: WatchResponse, resumeRevision: number): void {
+  /** Ends the watch as too slow, resumable at the oldest message it was not handed (`next` when none is queued). */
+  tooSlow(why: string, next?: number): void {
+    if (this.done) return;
+    const resume = this.head < this.queue.length ? this.queue[this.head]!.resumeRevision : next;
+    if (resume === undefined) return;
+    const queued = this.queue.length - this.head;
+    this.log.info({ method: "Watch", table: this.table, resumeRevision: resume, queued, queuedBytes: this.queuedBytes, why }, "watcher too slow");
+    this.finish(watcherTooSlow(this.table, resume));
+  }
+
+  private send(message: WatchResponse, resumeRevision: number, content: CoreWatchEvent | Session[]): void {
     if (this.done) return;
     if (!this.blocked) {
       this.write(message);
       return;
     }
-    if (!this.starting && this.queue.length - this.head - this.burst >= this.queueLimit) {
-      // The resume point is the oldest message the client will not get.
-      const resume = this.head < this.queue.length ? this.queue[this.head]!.resumeRevision : resumeRevision;
-      this.log.info({ method: "Watch", table: this.table, resumeRevision: resume, queued: this.queueLimit }, "watcher too slow");
-      this.finish(watcherTooSlow(this.table, resume));
-      return;
+    const bytes = Array.isArray(content) ? content.reduce((n, s) => n + sessionBytes(s), 64) : eventBytes(content);
+    if (!this.starting) {
+      if (this.queue.length - this.head - this.burst >= this.queueLimit) {
+        this.tooSlow(`more than ${this.queueLimit} messages waiting`, resumeRevision);
+        return;
+      }
+      if (this.queuedBytes - this.burstBytes + bytes > this.queueBytes) {
+        this.tooSlow(`more than ${this.queueBytes} bytes waiting`, resumeRevision);
+        return;
+      }
     }
-    this.queue.push({ message, resumeRevision });
+    this.queue.push({ message, resumeRevision, bytes });
+    this.queuedBytes += bytes;
+    // Last: a full budget may end this very watch, which is consistent by now.
+    this.budget.charge("queues", bytes);
   }
 
   private write(message: WatchResponse): void {
@@ -300,7 +363,12 @@ class WatchStream implements WatchSink {
     while (!this.done && !this.blocked && this.head < this.queue.length) {
       const next = this.queue[this.head]!;
       this.head += 1;
-      if (this.burst > 0) this.burst -= 1;
+      if (this.burst > 0) {
+        this.burst -= 1;
+        this.burstBytes -= next.bytes;
+      }
+      this.queuedBytes -= next.bytes;
+      this.budget.release("queues", next.bytes);
       this.write(next.message);
     }
     if (this.done) return;

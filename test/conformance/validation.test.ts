@@ -240,6 +240,8 @@ describe("request validation", () => {
       ["a value of 4096 bytes", { k: "v".repeat(4096) }],
       ["a value of 4096 bytes in 2048 two-byte characters", { k: E_ACUTE.repeat(2048) }],
       ["an empty value", { k: "" }],
+      // 4 x (2 + 4094) = 16384 bytes of keys and values.
+      ["keys and values of 16384 bytes together", Object.fromEntries(Array.from({ length: 4 }, (_, i) => [`k${i}`, "v".repeat(4094)]))],
     ];
     const refused: [string, Record<string, string>][] = [
       ["65 entries", entries(65)],
@@ -248,6 +250,8 @@ describe("request validation", () => {
       ["an empty key", { "": "v" }],
       ["a value of 4097 bytes", { k: "v".repeat(4097) }],
       ["a value of 4097 bytes in 2049 characters", { k: E_ACUTE.repeat(2048) + "v" }],
+      ["keys and values of 16385 bytes together", { ...Object.fromEntries(Array.from({ length: 4 }, (_, i) => [`k${i}`, "v".repeat(4094)])), x: "" }],
+      ["64 values of 4096 bytes", Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`k${i}`, "v".repeat(4096)]))],
     ];
 
     for (const [label, metadata] of accepted) {

@@ -48,6 +48,9 @@ describe("daemon config", () => {
         watchHistory: 10_000,
         maxWatchers: 10_000,
         watchQueue: 1024,
+        watchHistoryBytes: 64 * 1024 * 1024,
+        watchQueueBytes: 8 * 1024 * 1024,
+        memoryBudget: 512 * 1024 * 1024,
         tlsCert: undefined,
         tlsKey: undefined,
         tlsClientCa: undefined,
@@ -113,6 +116,11 @@ describe("daemon config", () => {
       { argv: ["--max-watchers", "1000000"], expected: { maxWatchers: 1_000_000 } },
       { argv: ["--watch-queue", "1"], expected: { watchQueue: 1 } },
       { argv: ["--watch-queue=1000000"], expected: { watchQueue: 1_000_000 } },
+      { argv: ["--memory-budget", "64MiB"], expected: { memoryBudget: 64 * 1024 * 1024 } },
+      { argv: ["--memory-budget", "2GiB"], expected: { memoryBudget: 2 * 1024 ** 3 } },
+      { argv: ["--memory-budget", "16777216"], expected: { memoryBudget: 16 * 1024 * 1024 } },
+      { argv: ["--watch-history-bytes", "1"], expected: { watchHistoryBytes: 1 } },
+      { argv: ["--watch-queue-bytes", "1024KiB"], expected: { watchQueueBytes: 1024 * 1024 } },
       { argv: ["--shutdown-grace", "1h"], expected: { shutdownGraceMs: 3_600_000 } },
       { argv: ["--shutdown-grace", "24h"], expected: { shutdownGraceMs: 86_400_000 } },
       { argv: ["--tls-cert", "s.crt", "--tls-key", "s.key"], expected: { tlsCert: "s.crt", tlsKey: "s.key" } },
@@ -244,6 +252,11 @@ describe("daemon config", () => {
       { argv: ["--max-receive-message-size", "1MiB"], message: /^--max-receive-message-size must be an integer .*got "1MiB"$/ },
       { argv: ["--max-receive-message-size", "0"], message: /^--max-receive-message-size must be an integer from 1 to 2147483647/ },
       { argv: ["--max-receive-message-size", "2147483648"], message: /^--max-receive-message-size must be/ },
+      { argv: ["--memory-budget", "15MiB"], message: /^--memory-budget must be a size of at least 16MiB: bytes, or a whole number with KiB, MiB or GiB, got "15MiB"$/ },
+      { argv: ["--memory-budget", "1.5GiB"], message: /^--memory-budget must be a size .*got "1.5GiB"$/ },
+      { argv: ["--memory-budget", "512MB"], message: /^--memory-budget must be a size .*got "512MB"$/ },
+      { argv: ["--watch-history-bytes", "0"], message: /^--watch-history-bytes must be a size of at least 1 bytes/ },
+      { argv: ["--watch-queue-bytes", "1000KiB"], message: /^--watch-queue-bytes must be a size of at least 1MiB/ },
       { argv: ["--watch-history", "0"], message: /^--watch-history must be an integer from 1 to 10000000, got "0"$/ },
       { argv: ["--watch-history", "10000001"], message: /^--watch-history must be an integer from 1 to 10000000, got "10000001"$/ },
       { argv: ["--watch-history", "1k"], message: /^--watch-history must be .*got "1k"$/ },
@@ -431,6 +444,9 @@ describe("daemon config", () => {
         ["--keepalive-timeout", "SESSION_REGISTRY_KEEPALIVE_TIMEOUT", "20s"],
         ["--max-connection-idle", "SESSION_REGISTRY_MAX_CONNECTION_IDLE", "30m"],
         ["--max-connection-age", "SESSION_REGISTRY_MAX_CONNECTION_AGE", "0 (never)"],
+        ["--memory-budget", "SESSION_REGISTRY_MEMORY_BUDGET", "512MiB"],
+        ["--watch-history-bytes", "SESSION_REGISTRY_WATCH_HISTORY_BYTES", "64MiB"],
+        ["--watch-queue-bytes", "SESSION_REGISTRY_WATCH_QUEUE_BYTES", "8MiB"],
       ] as const) {
         expect(text).to.include(flag);
         expect(text).to.include(`env ${env}, default ${def}`);
@@ -440,7 +456,7 @@ describe("daemon config", () => {
 
     it("has one entry per flag that parseConfig knows, and no other", () => {
       const listed = [...usageText().matchAll(/^ {2}(--[a-z-]+)/gm)].map((m) => m[1]!);
-      expect(listed).to.have.length(28);
+      expect(listed).to.have.length(31);
       for (const flag of listed) {
         // Every listed flag parses (a switch alone, the others with a value that may be invalid).
         const message = (() => {

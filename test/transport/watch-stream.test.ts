@@ -159,8 +159,8 @@ function watchBounds(storeName: string, storeConfig: () => Partial<DaemonConfig>
     it("ends a watcher that stops reading with WATCHER_TOO_SLOW, from whose resume_revision a new watch continues exactly", async () => {
       const table = uniqueName("slow");
       await raw.createTable({ table, maxSessions: 100 });
-      // About 245 KB per message: HTTP/2 flow control and the client's buffer fill up after a few dozen.
-      const big = (n: number) => new Map(Array.from({ length: 60 }, (_, i) => [`k${i}`, `${n}:${i}:`.padEnd(4096, "x")]));
+      // About 16 KB per message, the most metadata a session may carry: HTTP/2 flow control and the client's buffer fill up after a few dozen.
+      const big = (n: number) => new Map(Array.from({ length: 4 }, (_, i) => [`k${i}`, `${n}:${i}:`.padEnd(4000, "x")]));
       await raw.register({ requestId: "", table, session: session({ id: "big", projectPath: "/big", metadata: big(0) }) });
 
       const slow = new Watch(reader, table);

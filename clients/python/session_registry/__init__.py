@@ -34,6 +34,7 @@ from .errors import (  # noqa: E402
     TableUidMismatchError,
     UnauthenticatedError,
     WatcherLimitReachedError,
+    MemoryBudgetReachedError,
     WatcherTooSlowError,
     from_rpc_error,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "WatchItem",
     "WatchStream",
     "WatcherLimitReachedError",
+    "MemoryBudgetReachedError",
     "WatcherTooSlowError",
     "from_rpc_error",
     "pb",

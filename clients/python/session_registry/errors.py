@@ -35,6 +35,7 @@ class ErrorReason:
     FUTURE_REVISION = "FUTURE_REVISION"
     WATCHER_TOO_SLOW = "WATCHER_TOO_SLOW"
     WATCHER_LIMIT_REACHED = "WATCHER_LIMIT_REACHED"
+    MEMORY_BUDGET_REACHED = "MEMORY_BUDGET_REACHED"
     SHUTTING_DOWN = "SHUTTING_DOWN"
     STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
     UNAUTHENTICATED = "UNAUTHENTICATED"
@@ -182,6 +183,14 @@ class WatcherLimitReachedError(SessionRegistryError):
         self.current = _to_int(self.metadata.get("current"))
         self.max = _to_int(self.metadata.get("max"))
 
+class MemoryBudgetReachedError(SessionRegistryError):
+    """RESOURCE_EXHAUSTED: the daemon's sessions fill their share of its memory budget; the write changed nothing."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.used_bytes = _to_int(self.metadata.get("used_bytes"))
+        self.budget_bytes = _to_int(self.metadata.get("budget_bytes"))
+
 _CLASS_BY_REASON = {
     "INVALID_ARGUMENT": InvalidArgumentError,
     "TABLE_NOT_FOUND": TableNotFoundError,
@@ -198,6 +207,7 @@ _CLASS_BY_REASON = {
     "FUTURE_REVISION": FutureRevisionError,
     "WATCHER_TOO_SLOW": WatcherTooSlowError,
     "WATCHER_LIMIT_REACHED": WatcherLimitReachedError,
+    "MEMORY_BUDGET_REACHED": MemoryBudgetReachedError,
     "UNAUTHENTICATED": UnauthenticatedError,
     "PERMISSION_DENIED": PermissionDeniedError,
 }

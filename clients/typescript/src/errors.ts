@@ -33,6 +33,7 @@ export const ErrorReason = {
   FUTURE_REVISION: "FUTURE_REVISION",
   WATCHER_TOO_SLOW: "WATCHER_TOO_SLOW",
   WATCHER_LIMIT_REACHED: "WATCHER_LIMIT_REACHED",
+  MEMORY_BUDGET_REACHED: "MEMORY_BUDGET_REACHED",
   SHUTTING_DOWN: "SHUTTING_DOWN",
   STORE_UNAVAILABLE: "STORE_UNAVAILABLE",
   UNAUTHENTICATED: "UNAUTHENTICATED",
@@ -260,6 +261,21 @@ export class WatcherLimitReachedError extends SessionRegistryError {
   }
 }
 
+/**
+ * RESOURCE_EXHAUSTED: the daemon's sessions fill their share of its memory
+ * budget; the write changed nothing. Reads still work; retry once sessions are removed.
+ */
+export class MemoryBudgetReachedError extends SessionRegistryError {
+  override name = "MemoryBudgetReachedError";
+  readonly usedBytes: number;
+  readonly budgetBytes: number;
+  constructor(init: SessionRegistryErrorInit) {
+    super(init);
+    this.usedBytes = toNumber(this.metadata.used_bytes);
+    this.budgetBytes = toNumber(this.metadata.budget_bytes);
+  }
+}
+
 type ErrorClass = new (init: SessionRegistryErrorInit) => SessionRegistryError;
 
 // A Map rather than an object literal, so that a reason like "constructor"
@@ -280,6 +296,7 @@ const classByReason = new Map<string, ErrorClass>([
   [ErrorReason.FUTURE_REVISION, FutureRevisionError],
   [ErrorReason.WATCHER_TOO_SLOW, WatcherTooSlowError],
   [ErrorReason.WATCHER_LIMIT_REACHED, WatcherLimitReachedError],
+  [ErrorReason.MEMORY_BUDGET_REACHED, MemoryBudgetReachedError],
   [ErrorReason.UNAUTHENTICATED, UnauthenticatedError],
   [ErrorReason.PERMISSION_DENIED, PermissionDeniedError],
 ]);

@@ -41,6 +41,7 @@ export {
   TableUidMismatchError,
   UnauthenticatedError,
   WatcherLimitReachedError,
+  MemoryBudgetReachedError,
   WatcherTooSlowError,
 } from "./errors.js";
 export {

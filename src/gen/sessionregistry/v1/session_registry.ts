@@ -55,6 +55,7 @@ export const protobufFileName = "sessionregistry/v1/session_registry.proto";
  * | OUT_OF_RANGE        | FUTURE_REVISION         | `table`, `table_uid`, `current_revision` |
  * | RESOURCE_EXHAUSTED  | WATCHER_TOO_SLOW        | `table`, `resume_revision`    |
  * | RESOURCE_EXHAUSTED  | WATCHER_LIMIT_REACHED   | `current`, `max`              |
+ * | RESOURCE_EXHAUSTED  | MEMORY_BUDGET_REACHED   | `used_bytes`, `budget_bytes` (sessions' share of --memory-budget) |
  * | UNAVAILABLE         | SHUTTING_DOWN           | (none; reconnect)             |
  * | UNAVAILABLE         | STORE_UNAVAILABLE       | (none; the store, e.g. etcd, is unreachable; retry) |
  * | UNAUTHENTICATED     | UNAUTHENTICATED         | (none; send `authorization: Bearer <token>`) |
@@ -189,7 +190,7 @@ export interface Session {
   projectPath: string;
   /**
    * Free-form labels: at most 64 entries, keys 1-128 bytes, values at most
-   * 4096 bytes.
+   * 4096 bytes, and keys and values together at most 16384 bytes (UTF-8).
    */
   metadata: Map<string, string>;
   /** Output only. When the session was registered. */
