@@ -50,8 +50,8 @@ export interface DaemonConfig {
   watchHistoryBytes: number;
   /** The most estimated bytes of messages one watcher may have waiting before it is ended as too slow. */
   watchQueueBytes: number;
-  /** What sessions, watch history and watch queues may hold together, in estimated bytes (src/core/budget.ts). */
-  memoryBudget: number;
+  /** What sessions, watch history and watch queues may hold together, in estimated bytes (src/core/budget.ts); undefined: 512 MiB, or half the JavaScript heap if less. */
+  memoryBudget: number | undefined;
   /** PEM certificate chain; with tlsKey, turns TLS on. */
   tlsCert: string | undefined;
   /** PEM private key of tlsCert. */
@@ -115,7 +115,7 @@ export const DEFAULT_CONFIG: Readonly<DaemonConfig> = Object.freeze({
   watchQueue: 1024,
   watchHistoryBytes: 64 * MIB,
   watchQueueBytes: 8 * MIB,
-  memoryBudget: 512 * MIB,
+  memoryBudget: undefined,
   tlsCert: undefined,
   tlsKey: undefined,
   tlsClientCa: undefined,
@@ -333,7 +333,7 @@ const FLAGS: readonly FlagSpec[] = [
     valueName: "bytes",
     description:
       "What sessions, watch history and watch queues may hold together (estimated). Sessions may take 3/4: past it, writes are RESOURCE_EXHAUSTED (MEMORY_BUDGET_REACHED); when it is full, the oldest history and the slowest watchers go first.",
-    defaultText: "512MiB",
+    defaultText: "512MiB, or half node's heap limit if less",
     parse: (raw) => parseBytes(raw, MIN_MEMORY_BUDGET),
   }),
   spec({

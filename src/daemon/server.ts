@@ -17,7 +17,7 @@ import type { Store, StoreObserver } from "../store/store.js";
 import { AuthConfigError, loadAuthTokens, type Authorizer } from "../transport/auth.js";
 import { SessionRegistryService } from "../transport/service.js";
 import { AvailabilityMonitor } from "./availability.js";
-import { reportBudget, type BudgetReport } from "./budget-report.js";
+import { reportBudget, resolveMemoryBudget, type BudgetReport } from "./budget.js";
 import { ConfigError, parseListen, validateConfig, type DaemonConfig } from "./config.js";
 import { DaemonHealth } from "./health.js";
 import { createLogger, type Logger } from "./logger.js";
@@ -66,6 +66,7 @@ export interface DaemonDeps {
  */
 export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): Promise<RunningDaemon> {
   validateConfig(config);
+  const budgetBytes = resolveMemoryBudget(config.memoryBudget);
   const log = deps.logger ?? createLogger({ level: config.logLevel });
   const { host } = parseListen(config.listen);
   // Files first: a missing or bad one stops start-up before anything opens.
@@ -79,7 +80,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
   // The store exists before the metrics that read the registry over it; its observer forwards once they do.
   let metrics: Metrics | undefined;
   const observer: StoreObserver = { expired: (table, session) => metrics?.observer.expired(table, session) };
-  const budget = new MemoryBudget(config.memoryBudget);
+  const budget = new MemoryBudget(budgetBytes);
   const store = deps.store ?? createStore(config, observer, etcdOptions, budget);
   const probe = probeOf(store);
   const registry = new Registry(store, { maxWatchers: config.maxWatchers });
@@ -144,7 +145,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
   const address = `${host.includes(":") ? `[${host}]` : host}:${port}`;
   const { help: _help, etcdPassword, ...rest } = config;
   // The etcd password never reaches a log; only whether there is one (none: no key, like any unset option).
-  const effective = { ...rest, etcdPassword: etcdPassword === undefined ? undefined : "[redacted]" };
+  const effective = { ...rest, etcdPassword: etcdPassword === undefined ? undefined : "[redacted]", memoryBudget: budgetBytes };
   log.info(
     {
       address,

@@ -10,8 +10,8 @@ import { eventBytes, type MemoryBudget } from "../core/budget.js";
 import type { WatchEvent } from "../core/model.js";
 
 export class EventHistory {
-  /** Oldest first from `head`; the dropped prefix is cut off once it is most of the array. */
-  private events: WatchEvent[] = [];
+  /** Oldest first from `head`; dropped slots are emptied at once (their events are garbage), and cut off once they are most of the array. */
+  private events: (WatchEvent | undefined)[] = [];
   private sizes: number[] = [];
   private head = 0;
   /** Estimated bytes of the retained events. */
@@ -49,6 +49,7 @@ export class EventHistory {
     if (this.size === 0) return 0;
     const event = this.events[this.head]!;
     const size = this.sizes[this.head]!;
+    this.events[this.head] = undefined;
     this.head++;
     this.bytes -= size;
     this.compactRevision = event.revision + 1;
@@ -79,6 +80,6 @@ export class EventHistory {
       if (this.events[mid]!.revision < revision) lo = mid + 1;
       else hi = mid;
     }
-    return this.events.slice(lo);
+    return this.events.slice(lo) as WatchEvent[];
   }
 }

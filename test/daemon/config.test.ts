@@ -50,7 +50,7 @@ describe("daemon config", () => {
         watchQueue: 1024,
         watchHistoryBytes: 64 * 1024 * 1024,
         watchQueueBytes: 8 * 1024 * 1024,
-        memoryBudget: 512 * 1024 * 1024,
+        memoryBudget: undefined,
         tlsCert: undefined,
         tlsKey: undefined,
         tlsClientCa: undefined,
@@ -444,7 +444,7 @@ describe("daemon config", () => {
         ["--keepalive-timeout", "SESSION_REGISTRY_KEEPALIVE_TIMEOUT", "20s"],
         ["--max-connection-idle", "SESSION_REGISTRY_MAX_CONNECTION_IDLE", "30m"],
         ["--max-connection-age", "SESSION_REGISTRY_MAX_CONNECTION_AGE", "0 (never)"],
-        ["--memory-budget", "SESSION_REGISTRY_MEMORY_BUDGET", "512MiB"],
+        ["--memory-budget", "SESSION_REGISTRY_MEMORY_BUDGET", "512MiB, or half node's heap limit if less"],
         ["--watch-history-bytes", "SESSION_REGISTRY_WATCH_HISTORY_BYTES", "64MiB"],
         ["--watch-queue-bytes", "SESSION_REGISTRY_WATCH_QUEUE_BYTES", "8MiB"],
       ] as const) {

@@ -2,62 +2,10 @@
  * The daemon as a process: what scripts rely on (one stdout line with the
  * port, clean exit on SIGTERM and SIGINT, a non-zero exit naming a bad flag).
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { expect } from "chai";
 import { SessionRegistryClient } from "@session-registry/client";
 
-const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const LISTENING = /listening on 127\.0\.0\.1:(\d+)/;
-
-interface DaemonProcess {
-  child: ChildProcess;
-  stdout(): string;
-  stderr(): string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-const children: ChildProcess[] = [];
-
-function spawnDaemon(args: string[]): DaemonProcess {
-  // The daemon reads SESSION_REGISTRY_* variables; keep the test's environment out of it.
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("SESSION_REGISTRY_")));
-  const child = spawn(process.execPath, ["--conditions=source", "--import", "tsx", "src/daemon/main.ts", ...args], {
-    cwd: REPO_ROOT,
-    env,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.push(child);
-  let out = "";
-  let err = "";
-  child.stdout!.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
-  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (err += chunk));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    // 'close' rather than 'exit': it comes after the output streams are drained.
-    child.on("close", (code, signal) => resolve({ code, signal }));
-  });
-  return { child, stdout: () => out, stderr: () => err, exited };
-}
-
-/** Resolves with the port once the listening line is out; rejects if the process ends first. */
-function waitForPort(d: DaemonProcess): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const check = (): boolean => {
-      const m = LISTENING.exec(d.stdout());
-      if (m !== null && d.stdout().includes("\n")) {
-        d.child.stdout!.off("data", check);
-        resolve(Number(m[1]));
-        return true;
-      }
-      return false;
-    };
-    if (check()) return;
-    d.child.stdout!.on("data", check);
-    d.exited.then(({ code, signal }) => {
-      if (!check()) reject(new Error(`daemon exited (code ${code}, signal ${signal}) before listening; stderr:\n${d.stderr()}`));
-    });
-  });
-}
+import { killDaemons, LISTENING, spawnDaemon, waitForPort } from "../helpers/daemon-process.js";
 
 describe("the daemon process", function () {
   // Each start compiles the TypeScript sources through tsx.
@@ -69,11 +17,7 @@ describe("the daemon process", function () {
     for (const c of clients.splice(0)) c.close();
   });
 
-  after(() => {
-    for (const child of children) {
-      if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) child.kill("SIGKILL");
-    }
-  });
+  after(() => killDaemons());
 
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
     it(`prints one listening line, serves the default table and exits 0 on ${signal}`, async () => {
