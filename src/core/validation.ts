@@ -3,7 +3,7 @@
  * normalized. Each rule lives here once; checks add a FieldViolation to a
  * collector so that one INVALID_ARGUMENT names every bad field of a request.
  */
-import { invalidArgument, type FieldViolation } from "./errors.js";
+import { invalidArgument, quote, type FieldViolation } from "./errors.js";
 import type { Duration } from "./model.js";
 
 export const LIMITS = {
@@ -14,6 +14,8 @@ export const LIMITS = {
   metadataMaxEntries: 64,
   metadataKeyMaxBytes: 128,
   metadataValueMaxBytes: 4096,
+  /** Paths in one update_mask: the four updatable fields, with room for repeats. Checked before any path is looked at. */
+  updateMaskMaxPaths: 8,
   ttlMinNanos: 1_000_000_000n,
   ttlMaxNanos: 24n * 3600n * 1_000_000_000n,
   maxSessionsMax: 1_000_000,
@@ -52,18 +54,12 @@ function codePointLength(s: string): number {
   return n;
 }
 
-/** Quotes a client-sent value for an error message without echoing a huge payload. */
-function preview(s: string): string {
-  const cut = [...s.slice(0, 80)].slice(0, 40).join("");
-  return JSON.stringify(cut.length < s.length ? `${cut}…` : cut);
-}
-
 /** A table name; "" means the default table and is resolved by the caller before this check. */
 export function checkTableName(v: Violations, field: string, table: string): void {
   if (table.length > LIMITS.tableNameMaxChars) {
     v.add(field, `must be at most ${LIMITS.tableNameMaxChars} characters, got ${table.length}`);
   } else if (!TABLE_NAME.test(table)) {
-    v.add(field, `must be 1-${LIMITS.tableNameMaxChars} characters of [A-Za-z0-9._-] starting with a letter or digit, got ${preview(table)}`);
+    v.add(field, `must be 1-${LIMITS.tableNameMaxChars} characters of [A-Za-z0-9._-] starting with a letter or digit, got ${quote(table)}`);
   }
 }
 
@@ -73,7 +69,7 @@ export function checkSessionId(v: Violations, field: string, id: string): void {
   } else if (id.length > LIMITS.idMaxChars) {
     v.add(field, `must be at most ${LIMITS.idMaxChars} characters, got ${id.length}`);
   } else if (!SESSION_ID.test(id)) {
-    v.add(field, `must contain only [A-Za-z0-9._:-], got ${preview(id)}`);
+    v.add(field, `must contain only [A-Za-z0-9._:-], got ${quote(id)}`);
   }
 }
 
@@ -92,7 +88,7 @@ function checkOptionalKey(v: Violations, field: string, key: string): void {
   if (key.length > LIMITS.idMaxChars) {
     v.add(field, `must be at most ${LIMITS.idMaxChars} characters, got ${key.length}`);
   } else if (!SESSION_ID.test(key)) {
-    v.add(field, `must contain only [A-Za-z0-9._:-], got ${preview(key)}`);
+    v.add(field, `must contain only [A-Za-z0-9._:-], got ${quote(key)}`);
   }
 }
 
@@ -122,7 +118,7 @@ export function checkProjectPath(v: Violations, field: string, path: string): st
     return undefined;
   }
   if (!path.startsWith("/")) {
-    v.add(field, `must be an absolute POSIX path (start with "/"), got ${preview(path)}`);
+    v.add(field, `must be an absolute POSIX path (start with "/"), got ${quote(path)}`);
     return undefined;
   }
   if (path.includes("\0")) {
@@ -133,7 +129,7 @@ export function checkProjectPath(v: Violations, field: string, path: string): st
   if (!NEEDS_NORMALIZING.test(path)) return path;
   const segments = path.split("/").filter((s) => s !== "" && s !== ".");
   if (segments.includes("..")) {
-    v.add(field, `must not contain a ".." segment, got ${preview(path)}`);
+    v.add(field, `must not contain a ".." segment, got ${quote(path)}`);
     return undefined;
   }
   return normalizeSegments(segments);
@@ -169,11 +165,11 @@ export function checkMetadata(v: Violations, field: string, metadata: ReadonlyMa
     if (kb === 0) {
       v.add(field, "keys must not be empty");
     } else if (kb > LIMITS.metadataKeyMaxBytes) {
-      v.add(field, `key ${preview(key)} is ${kb} bytes; keys must be at most ${LIMITS.metadataKeyMaxBytes} bytes`);
+      v.add(field, `key ${quote(key)} is ${kb} bytes; keys must be at most ${LIMITS.metadataKeyMaxBytes} bytes`);
     }
     const vb = byteLength(value);
     if (vb > LIMITS.metadataValueMaxBytes) {
-      v.add(field, `value of key ${preview(key)} is ${vb} bytes; values must be at most ${LIMITS.metadataValueMaxBytes} bytes`);
+      v.add(field, `value of key ${quote(key)} is ${vb} bytes; values must be at most ${LIMITS.metadataValueMaxBytes} bytes`);
     }
   }
 }

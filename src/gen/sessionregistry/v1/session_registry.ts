@@ -61,6 +61,13 @@ export const protobufFileName = "sessionregistry/v1/session_registry.proto";
  * | PERMISSION_DENIED   | PERMISSION_DENIED       | `method`, `role`, `table`     |
  * | INTERNAL            | INTERNAL                | (none; the message is generic) |
  *
+ * An INVALID_ARGUMENT lists at most 10 field violations, and at most 1024
+ * bytes of their fields and descriptions, in its BadRequest; one more entry
+ * (on the first field left out) says how many were not listed. Its message
+ * lists those that fit in 512 bytes and counts the rest. Values a client sent
+ * are quoted in messages cut to 40 code points. So an error's trailers stay
+ * a few KiB, whatever the request.
+ *
  * Names: an empty `table` field in any request means the table `default`,
  * which the daemon creates at start-up.
  *
@@ -402,7 +409,9 @@ export interface UpdateRequest {
    * Which fields to change: any of `name`, `project_path`, `metadata`, `ttl`.
    * Empty means every mutable field that is populated in `session`. A named
    * field left empty is cleared (`metadata`, `ttl`) or derived again (`name`
-   * from the project path); naming any other field is INVALID_ARGUMENT.
+   * from the project path); naming any other field is INVALID_ARGUMENT. At
+   * most 8 paths (a field may repeat); a longer mask is INVALID_ARGUMENT as a
+   * whole, before any of its paths is read.
    */
   updateMask:
     | string[]
