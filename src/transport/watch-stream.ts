@@ -26,7 +26,7 @@
  */
 import { status, type ServerWritableStream } from "@grpc/grpc-js";
 
-import { malformedRequest, RegistryError, watcherTooSlow } from "../core/errors.js";
+import { RegistryError, watcherTooSlow } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import type { EventType as CoreEventType, Session, WatchEvent as CoreWatchEvent } from "../core/model.js";
 import { DEFAULT_TABLE, type Registry } from "../core/registry.js";
@@ -47,8 +47,8 @@ const EVENT_TYPES: Readonly<Record<CoreEventType, EventType>> = {
 export interface WatchStreamsOptions {
   /** The most messages one watcher may have waiting (not yet handed to grpc-js) before it is too slow. */
   queueLimit: number;
-  /** Tells a request whose bytes did not parse (see service.ts) from a decoded one. */
-  malformed: (request: unknown) => { messageType: string; detail: string } | undefined;
+  /** The INVALID_ARGUMENT for a request whose bytes did not decode (see codecs.ts); undefined for a decoded one. */
+  malformed: (request: unknown) => RegistryError | undefined;
   /** Checks the caller before anything else; throws UNAUTHENTICATED or PERMISSION_DENIED. */
   authorize?: (call: WatchCall) => void;
   /** Hears how each watch ended. */
@@ -86,7 +86,7 @@ export class WatchStreams {
     if (denied !== undefined) {
       stream.reject(denied.err);
     } else if (malformed !== undefined) {
-      stream.reject(malformedRequest(malformed.messageType, malformed.detail));
+      stream.reject(malformed);
     } else if (this.closing !== undefined) {
       stream.finish(this.closing);
     } else {

@@ -68,6 +68,11 @@ export const protobufFileName = "sessionregistry/v1/session_registry.proto";
  * are quoted in messages cut to 40 code points. So an error's trailers stay
  * a few KiB, whatever the request.
  *
+ * Strings: every string of every request (map keys and values, repeated
+ * strings, update_mask paths) must be valid UTF-8, or the request is
+ * INVALID_ARGUMENT naming each field that is not (a map's field, with the
+ * key in the description).
+ *
  * Names: an empty `table` field in any request means the table `default`,
  * which the daemon creates at start-up.
  *
