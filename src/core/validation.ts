@@ -26,7 +26,13 @@ export const LIMITS = {
 const TABLE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const SESSION_ID = /^[A-Za-z0-9._:-]+$/;
 const CONTROL_CHAR = /\p{Cc}/u;
-const CONTROL_CHARS = /\p{Cc}/gu;
+/** Control characters other than tab, newline and carriage return, which multi-line or JSON-ish metadata values may hold. */
+const CONTROL_CHAR_BUT_WHITESPACE = /(?![\t\n\r])\p{Cc}/u;
+/**
+ * Bidirectional marks, embeddings, overrides and isolates: invisible, they
+ * make one path display as another (U+202E turns "/a/txt.exe" around).
+ */
+const BIDI_CONTROL = /[\u200E\u200F\u202A-\u202E\u2066-\u2069]/u;
 
 /** Collects the violations of one request; `throwIfAny` raises them as one INVALID_ARGUMENT. */
 export class Violations {
@@ -121,8 +127,12 @@ export function checkProjectPath(v: Violations, field: string, path: string): st
     v.add(field, `must be an absolute POSIX path (start with "/"), got ${quote(path)}`);
     return undefined;
   }
-  if (path.includes("\0")) {
-    v.add(field, "must not contain NUL characters");
+  if (CONTROL_CHAR.test(path)) {
+    v.add(field, "must not contain control characters (NUL, tab, newline, ...)");
+    return undefined;
+  }
+  if (BIDI_CONTROL.test(path)) {
+    v.add(field, "must not contain bidirectional formatting characters (U+200E, U+200F, U+202A-U+202E, U+2066-U+2069)");
     return undefined;
   }
   // Most paths arrive normalized: no empty, "." or ".." segment, no trailing slash. Keep those as they are.
@@ -144,15 +154,15 @@ function normalizeSegments(segments: string[]): string {
 
 /**
  * The name a session gets when it has none: the last segment of its
- * (normalized) project path, cut to 50 code points; `/` for the root. Control
- * characters, legal in paths but not in names, become U+FFFD.
+ * (normalized) project path, cut to 50 code points; `/` for the root. A valid
+ * path has no control characters, so the segment is a valid name.
  */
 export function deriveName(normalizedPath: string): string {
   const last = normalizedPath.slice(normalizedPath.lastIndexOf("/") + 1);
   if (last === "") return "/";
   // Short enough in UTF-16 units is short enough in code points: no need to split it into them.
-  if (last.length <= LIMITS.nameMaxCodePoints && !CONTROL_CHAR.test(last)) return last;
-  return [...last.replace(CONTROL_CHARS, "\uFFFD")].slice(0, LIMITS.nameMaxCodePoints).join("");
+  if (last.length <= LIMITS.nameMaxCodePoints) return last;
+  return [...last].slice(0, LIMITS.nameMaxCodePoints).join("");
 }
 
 export function checkMetadata(v: Violations, field: string, metadata: ReadonlyMap<string, string>): void {
@@ -166,10 +176,14 @@ export function checkMetadata(v: Violations, field: string, metadata: ReadonlyMa
       v.add(field, "keys must not be empty");
     } else if (kb > LIMITS.metadataKeyMaxBytes) {
       v.add(field, `key ${quote(key)} is ${kb} bytes; keys must be at most ${LIMITS.metadataKeyMaxBytes} bytes`);
+    } else if (CONTROL_CHAR.test(key)) {
+      v.add(field, `key ${quote(key)} contains a control character; keys must have none`);
     }
     const vb = byteLength(value);
     if (vb > LIMITS.metadataValueMaxBytes) {
       v.add(field, `value of key ${quote(key)} is ${vb} bytes; values must be at most ${LIMITS.metadataValueMaxBytes} bytes`);
+    } else if (CONTROL_CHAR_BUT_WHITESPACE.test(value)) {
+      v.add(field, `value of key ${quote(key)} contains a control character; values may hold tab, newline and carriage return, no other`);
     }
   }
 }

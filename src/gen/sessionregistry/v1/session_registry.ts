@@ -194,14 +194,19 @@ export interface Session {
   name: string;
   /**
    * The project's absolute POSIX path, unique within the table. At most 4096
-   * bytes as sent, no NUL, no `..` segment. Stored normalized: repeated
+   * bytes as sent, no `..` segment, no control characters (Unicode Cc: NUL,
+   * tab, newline, ...) and no bidirectional formatting characters (U+200E,
+   * U+200F, U+202A-U+202E, U+2066-U+2069), which would make one path display
+   * as another. Stored normalized: repeated
    * slashes, `.` segments and a trailing slash are removed, so `/a//b/./c/`
    * and `/a/b/c` are the same project.
    */
   projectPath: string;
   /**
-   * Free-form labels: at most 64 entries, keys 1-128 bytes, values at most
-   * 4096 bytes.
+   * Free-form labels: at most 64 entries, keys 1-128 bytes with no control
+   * characters (Unicode Cc), values at most 4096 bytes with no control
+   * characters but tab, newline and carriage return (so multi-line and JSON
+   * text fits).
    */
   metadata: Map<string, string>;
   /** Output only. When the session was registered. */
