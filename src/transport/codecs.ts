@@ -5,6 +5,8 @@
  * - Decoding never throws. grpc-js answers a throwing decoder with a bare
  *   INTERNAL; bad bytes are the client's fault, so the handler gets a
  *   MalformedRequest and answers INVALID_ARGUMENT with the usual details.
+ *   The services the daemon serves but did not generate (health,
+ *   reflection) get the same through refusingUndecodable.
  * - Strings must be valid UTF-8. The generated decoder would replace bad
  *   bytes with U+FFFD, so that `/a\xffb` and `/a\xfeb` became one project
  *   path. Here each string is decoded strictly; a request with a bad one
@@ -19,11 +21,20 @@
  *   wrapped, not copied.
  *   Encoding is synchronous, so calls cannot interleave on the writer.
  */
-import type { MethodDefinition, ServiceDefinition } from "@grpc/grpc-js";
+import type {
+  MethodDefinition,
+  sendUnaryData,
+  ServerDuplexStream,
+  ServerUnaryCall,
+  ServerWritableStream,
+  ServiceDefinition,
+  UntypedServiceImplementation,
+} from "@grpc/grpc-js";
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 
 import { invalidArgument, malformedRequest, quote, type FieldViolation, type RegistryError } from "../core/errors.js";
 import * as messages from "../gen/sessionregistry/v1/session_registry.js";
+import { GRPC_CODE, statusError } from "./status.js";
 
 /**
  * What the decoder hands a handler when the request bytes do not parse, or
@@ -167,4 +178,72 @@ export function withCodecs<D extends ServiceDefinition>(definition: D): D {
     };
   }
   return out as D;
+}
+
+type AnyHandler = (call: any, callback?: any) => void;
+
+/**
+ * Wraps a service the daemon serves but did not generate (health,
+ * reflection) so that a request whose bytes do not decode is answered
+ * INVALID_ARGUMENT with the usual details, as the registry's own methods
+ * are, rather than grpc-js's INTERNAL "Error deserializing request".
+ * Unary, server-streaming and bidi methods are wrapped; a bidi stream ends
+ * at its first undecodable message.
+ */
+export function refusingUndecodable(
+  definition: ServiceDefinition,
+  implementation: UntypedServiceImplementation,
+): { definition: ServiceDefinition; implementation: UntypedServiceImplementation } {
+  const wrappedDefinition: Record<string, MethodDefinition<unknown, unknown>> = {};
+  const wrapped: UntypedServiceImplementation = { ...implementation };
+  for (const [name, method] of Object.entries(definition) as [string, MethodDefinition<unknown, unknown>][]) {
+    // grpc-js finds a handler under the method's name or its originalName (lower camel case).
+    const key = name in implementation ? name : method.originalName;
+    const handler = key === undefined ? undefined : (implementation[key] as AnyHandler | undefined);
+    if (key === undefined || handler === undefined || (method.requestStream && !method.responseStream)) {
+      wrappedDefinition[name] = method;
+      continue;
+    }
+    wrappedDefinition[name] = {
+      ...method,
+      requestDeserialize: (bytes: Buffer) => {
+        try {
+          return method.requestDeserialize(bytes);
+        } catch (err) {
+          return new MalformedRequest(`request of ${method.path}`, err instanceof Error ? err.message : String(err));
+        }
+      },
+    };
+    const refusal = (request: MalformedRequest) => {
+      const err = request.error();
+      return statusError({ code: GRPC_CODE[err.code], reason: err.reason, message: err.message });
+    };
+    if (!method.requestStream && !method.responseStream) {
+      wrapped[key] = ((call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
+        if (call.request instanceof MalformedRequest) callback(refusal(call.request));
+        else handler(call, callback);
+      }) as AnyHandler;
+    } else if (!method.requestStream) {
+      wrapped[key] = ((call: ServerWritableStream<unknown, unknown>) => {
+        // A server stream sends an error status when 'error' is emitted on it.
+        if (call.request instanceof MalformedRequest) call.emit("error", refusal(call.request));
+        else handler(call);
+      }) as AnyHandler;
+    } else {
+      wrapped[key] = ((call: ServerDuplexStream<unknown, unknown>) => {
+        // grpc-js pushes each decoded request onto the stream; the handler never sees an undecodable one.
+        const push = call.push.bind(call);
+        let refused = false;
+        call.push = (chunk: unknown) => {
+          if (refused) return false;
+          if (!(chunk instanceof MalformedRequest)) return push(chunk);
+          refused = true;
+          call.emit("error", refusal(chunk));
+          return false;
+        };
+        handler(call);
+      }) as AnyHandler;
+    }
+  }
+  return { definition: wrappedDefinition as ServiceDefinition, implementation: wrapped };
 }
