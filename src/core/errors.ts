@@ -73,14 +73,85 @@ export class RegistryError extends Error {
 
 // Constructors: one per reason, so that each rule's wording and metadata live in one place.
 
+/**
+ * How much of a request's wrongness one error reports. A request can break
+ * rules many times over (40,000 bad update_mask paths, 64 bad metadata
+ * entries); echoing each would make the error far larger than the request
+ * and overflow clients' 8 KiB metadata limit (grpc-message and
+ * grpc-status-details-bin are trailers). With these bounds an error's
+ * trailers stay under 4 KiB whatever the request.
+ */
+export const ERROR_REPORT = {
+  /** Field violations listed in the BadRequest; one more entry counts the rest. */
+  maxViolations: 10,
+  /** UTF-8 bytes of the listed violations' fields and descriptions together. */
+  maxViolationBytes: 1024,
+  /** UTF-8 bytes of one description; longer ones are cut with "…". */
+  maxDescriptionBytes: 256,
+  /** UTF-8 bytes of an INVALID_ARGUMENT message's list of violations. */
+  maxMessageBytes: 512,
+  /** Code points of a client-sent value quoted in a message. */
+  maxQuotedCodePoints: 40,
+} as const;
+
+/** Quotes a client-sent value for an error message, cut to a few dozen code points so a huge payload is not echoed. */
+export function quote(s: string): string {
+  const cut = [...s.slice(0, 2 * ERROR_REPORT.maxQuotedCodePoints)].slice(0, ERROR_REPORT.maxQuotedCodePoints).join("");
+  return JSON.stringify(cut.length < s.length ? `${cut}…` : cut);
+}
+
+/** Cuts `s` to at most `maxBytes` UTF-8 bytes, on a code point boundary, marking a cut with "…". */
+export function cutToBytes(s: string, maxBytes: number): string {
+  if (Buffer.byteLength(s, "utf8") <= maxBytes) return s;
+  let out = "";
+  let bytes = 3; // the "…"
+  for (const c of s) {
+    bytes += Buffer.byteLength(c, "utf8");
+    if (bytes > maxBytes) break;
+    out += c;
+  }
+  return `${out}…`;
+}
+
+/**
+ * One INVALID_ARGUMENT for every violation of a request, within ERROR_REPORT:
+ * the BadRequest lists the first ones that fit and then one entry, on the
+ * first field left out, saying how many more there are; the message lists
+ * those that fit its own budget and counts the rest.
+ */
 export function invalidArgument(violations: readonly FieldViolation[]): RegistryError {
-  const summary = violations.map((v) => `${v.field}: ${v.description}`).join("; ");
-  return new RegistryError("INVALID_ARGUMENT", Reason.INVALID_ARGUMENT, `invalid request: ${summary}`, {}, violations);
+  const listed: FieldViolation[] = [];
+  let bytes = 0;
+  for (const v of violations) {
+    if (listed.length === ERROR_REPORT.maxViolations) break;
+    const description = cutToBytes(v.description, ERROR_REPORT.maxDescriptionBytes);
+    bytes += Buffer.byteLength(v.field, "utf8") + Buffer.byteLength(description, "utf8");
+    // The first violation is always listed: it is at most a field and one cut description.
+    if (listed.length > 0 && bytes > ERROR_REPORT.maxViolationBytes) break;
+    listed.push({ field: v.field, description });
+  }
+  const left = violations.length - listed.length;
+  if (left > 0) {
+    listed.push({ field: violations[listed.length]!.field, description: `and ${left} more violation(s), starting with this field, not listed` });
+  }
+
+  const parts: string[] = [];
+  let messageBytes = 0;
+  for (const v of listed.slice(0, left > 0 ? -1 : undefined)) {
+    const part = `${v.field}: ${v.description}`;
+    messageBytes += Buffer.byteLength(part, "utf8") + 2;
+    if (parts.length > 0 && messageBytes > ERROR_REPORT.maxMessageBytes) break;
+    parts.push(cutToBytes(part, ERROR_REPORT.maxMessageBytes));
+  }
+  const unlisted = violations.length - parts.length;
+  const more = unlisted > 0 ? `; and ${unlisted} more` : "";
+  return new RegistryError("INVALID_ARGUMENT", Reason.INVALID_ARGUMENT, `invalid request: ${parts.join("; ")}${more}`, {}, listed);
 }
 
 /** A request whose bytes are not a valid message of its type: no field can be named. */
 export function malformedRequest(messageType: string, detail: string): RegistryError {
-  return new RegistryError("INVALID_ARGUMENT", Reason.INVALID_ARGUMENT, `malformed request: not a valid ${messageType}: ${detail}`);
+  const message = `malformed request: not a valid ${messageType}: ${cutToBytes(detail, ERROR_REPORT.maxDescriptionBytes)}`;
+  return new RegistryError("INVALID_ARGUMENT", Reason.INVALID_ARGUMENT, message);
 }
 
 export function tableNotFound(table: string): RegistryError {
@@ -120,7 +191,7 @@ export function sessionNotFound(table: string, key: { field: "id" | "project_pat
   return new RegistryError(
     "NOT_FOUND",
     Reason.SESSION_NOT_FOUND,
-    `no session with ${key.field} ${JSON.stringify(key.value)} in table "${table}"`,
+    `no session with ${key.field} ${quote(key.value)} in table "${table}"`,
     metadata,
   );
 }
@@ -145,7 +216,7 @@ export function projectAlreadyOpen(table: string, projectPath: string, holderId:
   return new RegistryError(
     "ALREADY_EXISTS",
     Reason.PROJECT_ALREADY_OPEN,
-    `project ${JSON.stringify(projectPath)} is already open in session "${holderId}"`,
+    `project ${quote(projectPath)} is already open in session "${holderId}"`,
     { table, session_id: holderId, project_path: projectPath },
   );
 }

@@ -11,8 +11,9 @@
 import { randomUUID } from "node:crypto";
 import { EMPTY_METADATA, type LookupKey, type NewSession, type Session, type SessionPatch, type Table } from "./model.js";
 import type { Store, WatchSink, WatchSubscription } from "../store/store.js";
-import { tableUidMismatch, watcherLimitReached } from "./errors.js";
+import { quote, tableUidMismatch, watcherLimitReached } from "./errors.js";
 import {
+  LIMITS,
   Violations,
   checkMaxSessions,
   checkMetadata,
@@ -311,12 +312,17 @@ export class Registry {
  */
 function updateFields(v: Violations, mask: readonly string[], s: SessionInput): Set<UpdatableField> {
   const fields = new Set<UpdatableField>();
+  if (mask.length > LIMITS.updateMaskMaxPaths) {
+    // Refused before any path is read, so a huge mask costs no per-path work (nor an error per path).
+    v.add("update_mask", `must name at most ${LIMITS.updateMaskMaxPaths} paths (updatable fields are ${UPDATABLE_FIELDS.join(", ")}), got ${mask.length}`);
+    return fields;
+  }
   if (mask.length > 0) {
     for (const path of mask) {
       if ((UPDATABLE_FIELDS as readonly string[]).includes(path)) {
         fields.add(path as UpdatableField);
       } else {
-        v.add("update_mask", `cannot update ${JSON.stringify(path)}; updatable fields are ${UPDATABLE_FIELDS.join(", ")}`);
+        v.add("update_mask", `cannot update ${quote(path)}; updatable fields are ${UPDATABLE_FIELDS.join(", ")}`);
       }
     }
     return fields;

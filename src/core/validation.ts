@@ -3,7 +3,7 @@
  * normalized. Each rule lives here once; checks add a FieldViolation to a
  * collector so that one INVALID_ARGUMENT names every bad field of a request.
  */
-import { invalidArgument, type FieldViolation } from "./errors.js";
+import { invalidArgument, quote, type FieldViolation } from "./errors.js";
 import type { Duration } from "./model.js";
 
 export const LIMITS = {
@@ -16,6 +16,8 @@ export const LIMITS = {
   metadataValueMaxBytes: 4096,
   /** Keys and values together: a session's memory (and every event and watch message that carries it) stays small. */
   metadataMaxTotalBytes: 16384,
+  /** Paths in one update_mask: the four updatable fields, with room for repeats. Checked before any path is looked at. */
+  updateMaskMaxPaths: 8,
   ttlMinNanos: 1_000_000_000n,
   ttlMaxNanos: 24n * 3600n * 1_000_000_000n,
   maxSessionsMax: 1_000_000,
@@ -26,7 +28,13 @@ export const LIMITS = {
 const TABLE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const SESSION_ID = /^[A-Za-z0-9._:-]+$/;
 const CONTROL_CHAR = /\p{Cc}/u;
-const CONTROL_CHARS = /\p{Cc}/gu;
+/** Control characters other than tab, newline and carriage return, which multi-line or JSON-ish metadata values may hold. */
+const CONTROL_CHAR_BUT_WHITESPACE = /(?![\t\n\r])\p{Cc}/u;
+/**
+ * Bidirectional marks, embeddings, overrides and isolates: invisible, they
+ * make one path display as another (U+202E turns "/a/txt.exe" around).
+ */
+const BIDI_CONTROL = /[\u200E\u200F\u202A-\u202E\u2066-\u2069]/u;
 
 /** Collects the violations of one request; `throwIfAny` raises them as one INVALID_ARGUMENT. */
 export class Violations {
@@ -54,18 +62,12 @@ function codePointLength(s: string): number {
   return n;
 }
 
-/** Quotes a client-sent value for an error message without echoing a huge payload. */
-function preview(s: string): string {
-  const cut = [...s.slice(0, 80)].slice(0, 40).join("");
-  return JSON.stringify(cut.length < s.length ? `${cut}…` : cut);
-}
-
 /** A table name; "" means the default table and is resolved by the caller before this check. */
 export function checkTableName(v: Violations, field: string, table: string): void {
   if (table.length > LIMITS.tableNameMaxChars) {
     v.add(field, `must be at most ${LIMITS.tableNameMaxChars} characters, got ${table.length}`);
   } else if (!TABLE_NAME.test(table)) {
-    v.add(field, `must be 1-${LIMITS.tableNameMaxChars} characters of [A-Za-z0-9._-] starting with a letter or digit, got ${preview(table)}`);
+    v.add(field, `must be 1-${LIMITS.tableNameMaxChars} characters of [A-Za-z0-9._-] starting with a letter or digit, got ${quote(table)}`);
   }
 }
 
@@ -75,7 +77,7 @@ export function checkSessionId(v: Violations, field: string, id: string): void {
   } else if (id.length > LIMITS.idMaxChars) {
     v.add(field, `must be at most ${LIMITS.idMaxChars} characters, got ${id.length}`);
   } else if (!SESSION_ID.test(id)) {
-    v.add(field, `must contain only [A-Za-z0-9._:-], got ${preview(id)}`);
+    v.add(field, `must contain only [A-Za-z0-9._:-], got ${quote(id)}`);
   }
 }
 
@@ -94,7 +96,7 @@ function checkOptionalKey(v: Violations, field: string, key: string): void {
   if (key.length > LIMITS.idMaxChars) {
     v.add(field, `must be at most ${LIMITS.idMaxChars} characters, got ${key.length}`);
   } else if (!SESSION_ID.test(key)) {
-    v.add(field, `must contain only [A-Za-z0-9._:-], got ${preview(key)}`);
+    v.add(field, `must contain only [A-Za-z0-9._:-], got ${quote(key)}`);
   }
 }
 
@@ -124,18 +126,22 @@ export function checkProjectPath(v: Violations, field: string, path: string): st
     return undefined;
   }
   if (!path.startsWith("/")) {
-    v.add(field, `must be an absolute POSIX path (start with "/"), got ${preview(path)}`);
+    v.add(field, `must be an absolute POSIX path (start with "/"), got ${quote(path)}`);
     return undefined;
   }
-  if (path.includes("\0")) {
-    v.add(field, "must not contain NUL characters");
+  if (CONTROL_CHAR.test(path)) {
+    v.add(field, "must not contain control characters (NUL, tab, newline, ...)");
+    return undefined;
+  }
+  if (BIDI_CONTROL.test(path)) {
+    v.add(field, "must not contain bidirectional formatting characters (U+200E, U+200F, U+202A-U+202E, U+2066-U+2069)");
     return undefined;
   }
   // Most paths arrive normalized: no empty, "." or ".." segment, no trailing slash. Keep those as they are.
   if (!NEEDS_NORMALIZING.test(path)) return path;
   const segments = path.split("/").filter((s) => s !== "" && s !== ".");
   if (segments.includes("..")) {
-    v.add(field, `must not contain a ".." segment, got ${preview(path)}`);
+    v.add(field, `must not contain a ".." segment, got ${quote(path)}`);
     return undefined;
   }
   return normalizeSegments(segments);
@@ -150,15 +156,15 @@ function normalizeSegments(segments: string[]): string {
 
 /**
  * The name a session gets when it has none: the last segment of its
- * (normalized) project path, cut to 50 code points; `/` for the root. Control
- * characters, legal in paths but not in names, become U+FFFD.
+ * (normalized) project path, cut to 50 code points; `/` for the root. A valid
+ * path has no control characters, so the segment is a valid name.
  */
 export function deriveName(normalizedPath: string): string {
   const last = normalizedPath.slice(normalizedPath.lastIndexOf("/") + 1);
   if (last === "") return "/";
   // Short enough in UTF-16 units is short enough in code points: no need to split it into them.
-  if (last.length <= LIMITS.nameMaxCodePoints && !CONTROL_CHAR.test(last)) return last;
-  return [...last.replace(CONTROL_CHARS, "\uFFFD")].slice(0, LIMITS.nameMaxCodePoints).join("");
+  if (last.length <= LIMITS.nameMaxCodePoints) return last;
+  return [...last].slice(0, LIMITS.nameMaxCodePoints).join("");
 }
 
 export function checkMetadata(v: Violations, field: string, metadata: ReadonlyMap<string, string>): void {
@@ -172,11 +178,15 @@ export function checkMetadata(v: Violations, field: string, metadata: ReadonlyMa
     if (kb === 0) {
       v.add(field, "keys must not be empty");
     } else if (kb > LIMITS.metadataKeyMaxBytes) {
-      v.add(field, `key ${preview(key)} is ${kb} bytes; keys must be at most ${LIMITS.metadataKeyMaxBytes} bytes`);
+      v.add(field, `key ${quote(key)} is ${kb} bytes; keys must be at most ${LIMITS.metadataKeyMaxBytes} bytes`);
+    } else if (CONTROL_CHAR.test(key)) {
+      v.add(field, `key ${quote(key)} contains a control character; keys must have none`);
     }
     const vb = byteLength(value);
     if (vb > LIMITS.metadataValueMaxBytes) {
-      v.add(field, `value of key ${preview(key)} is ${vb} bytes; values must be at most ${LIMITS.metadataValueMaxBytes} bytes`);
+      v.add(field, `value of key ${quote(key)} is ${vb} bytes; values must be at most ${LIMITS.metadataValueMaxBytes} bytes`);
+    } else if (CONTROL_CHAR_BUT_WHITESPACE.test(value)) {
+      v.add(field, `value of key ${quote(key)} contains a control character; values may hold tab, newline and carriage return, no other`);
     }
     total += kb + vb;
   }

@@ -8,12 +8,17 @@
  * NOT_SERVING while it is unreachable, SERVING again when it returns
  * (setStoreAvailable). Shutdown's NOT_SERVING is final.
  *
+ * Requests that do not decode are answered INVALID_ARGUMENT, not grpc-js's
+ * INTERNAL (see refusingUndecodable).
+ *
  * The package's Watch streams never end, and a stream still open holds a
  * graceful shutdown for its whole grace period. So this class sees each Watch
  * call go by and ends them all once they have been told NOT_SERVING.
  */
 import { status, type Server, type ServerWritableStream, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
+
+import { refusingUndecodable } from "../transport/codecs.js";
 
 /** The name clients ask about for the registry itself. */
 export const REGISTRY_SERVICE_NAME = "sessionregistry.v1.SessionRegistry";
@@ -32,11 +37,9 @@ export class DaemonHealth {
 
   addToServer(server: Pick<Server, "addService">): void {
     this.impl.addToServer({
-      addService: (definition, implementation) => {
-        server.addService(
-          definition as unknown as ServiceDefinition,
-          this.trackWatches(definition as unknown as ServiceDefinition, implementation as UntypedServiceImplementation),
-        );
+      addService: (def, impl) => {
+        const { definition, implementation } = refusingUndecodable(def as unknown as ServiceDefinition, impl as UntypedServiceImplementation);
+        server.addService(definition, this.trackWatches(definition, implementation));
       },
     });
   }

@@ -16,6 +16,8 @@ import { readFile } from "node:fs/promises";
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import { ReflectionService } from "@grpc/reflection";
 
+import { refusingUndecodable } from "../transport/codecs.js";
+
 /** The descriptor set that `npm run generate` writes. */
 export const DESCRIPTOR_SET_URL = new URL("../gen/descriptors.binpb", import.meta.url);
 
@@ -41,13 +43,29 @@ export function splitFileDescriptorSet(set: Uint8Array): Buffer[] {
   return files;
 }
 
-/** Reads the descriptor set (by default the generated one) and makes the reflection service over it. */
-export async function createReflectionService(descriptorSet: URL | string = DESCRIPTOR_SET_URL): Promise<ReflectionService> {
+/**
+ * Reads the descriptor set (by default the generated one) and makes the
+ * reflection service over it. Its requests that do not decode are answered
+ * INVALID_ARGUMENT, not grpc-js's INTERNAL (see refusingUndecodable).
+ */
+export async function createReflectionService(
+  descriptorSet: URL | string = DESCRIPTOR_SET_URL,
+): Promise<Pick<ReflectionService, "addToServer">> {
   const files = splitFileDescriptorSet(await readFile(descriptorSet));
   if (files.length === 0) throw new Error(`${String(descriptorSet)} holds no file descriptors; run npm run generate`);
   // ReflectionService reads only the `fileDescriptorProtos` of the definition's
   // entries and indexes every file, message and service in them; one entry
   // carrying every file is all it needs.
   const definition = { "sessionregistry.descriptors": { fileDescriptorProtos: files } } as unknown as PackageDefinition;
-  return new ReflectionService(definition);
+  const service = new ReflectionService(definition);
+  return {
+    addToServer(server) {
+      service.addToServer({
+        addService: (def, impl) => {
+          const wrapped = refusingUndecodable(def, impl);
+          server.addService(wrapped.definition, wrapped.implementation);
+        },
+      });
+    },
+  };
 }

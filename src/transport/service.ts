@@ -11,7 +11,7 @@
 import { status, type handleUnaryCall, type Server, type ServerUnaryCall } from "@grpc/grpc-js";
 
 import type { MemoryBudget } from "../core/budget.js";
-import { malformedRequest, RegistryError } from "../core/errors.js";
+import { RegistryError } from "../core/errors.js";
 import { DEFAULT_TABLE, type Registry } from "../core/registry.js";
 import type { Logger } from "../core/logger.js";
 import {
@@ -60,7 +60,7 @@ export class SessionRegistryService {
       queueLimit: options.watchQueue ?? 1024,
       ...(options.watchQueueBytes !== undefined ? { queueBytes: options.watchQueueBytes } : {}),
       ...(options.budget !== undefined ? { budget: options.budget } : {}),
-      malformed: (request) => (request instanceof MalformedRequest ? request : undefined),
+      malformed: (request) => (request instanceof MalformedRequest ? request.error() : undefined),
       ...(authorizer !== undefined
         ? { authorize: (call) => void this.authorize(authorizer, "Watch", call, (req) => req.table) }
         : {}),
@@ -194,7 +194,7 @@ export class SessionRegistryService {
       new Promise<Res>((resolve) => {
         const principal =
           authorizer === undefined ? undefined : this.authorize(authorizer, method, call, (req) => ids(req as Req).table);
-        if (request instanceof MalformedRequest) throw malformedRequest(request.messageType, request.detail);
+        if (request instanceof MalformedRequest) throw request.error();
         resolve(run(call.request, principal));
       })
         .then(

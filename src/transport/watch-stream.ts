@@ -32,7 +32,7 @@
 import { status, type ServerWritableStream } from "@grpc/grpc-js";
 
 import { eventBytes, sessionBytes, unlimitedBudget, type MemoryBudget, type Reclaimer } from "../core/budget.js";
-import { malformedRequest, RegistryError, watcherTooSlow } from "../core/errors.js";
+import { RegistryError, watcherTooSlow } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import type { EventType as CoreEventType, Session, WatchEvent as CoreWatchEvent } from "../core/model.js";
 import { DEFAULT_TABLE, type Registry } from "../core/registry.js";
@@ -57,8 +57,8 @@ export interface WatchStreamsOptions {
   queueBytes?: number;
   /** What queued messages are charged to; default: unlimited. */
   budget?: MemoryBudget;
-  /** Tells a request whose bytes did not parse (see service.ts) from a decoded one. */
-  malformed: (request: unknown) => { messageType: string; detail: string } | undefined;
+  /** The INVALID_ARGUMENT for a request whose bytes did not decode (see codecs.ts); undefined for a decoded one. */
+  malformed: (request: unknown) => RegistryError | undefined;
   /** Checks the caller before anything else; throws UNAUTHENTICATED or PERMISSION_DENIED. */
   authorize?: (call: WatchCall) => void;
   /** Hears how each watch ended. */
@@ -117,7 +117,7 @@ export class WatchStreams implements Reclaimer {
     if (denied !== undefined) {
       stream.reject(denied.err);
     } else if (malformed !== undefined) {
-      stream.reject(malformedRequest(malformed.messageType, malformed.detail));
+      stream.reject(malformed);
     } else if (this.closing !== undefined) {
       stream.finish(this.closing);
     } else {

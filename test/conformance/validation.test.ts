@@ -21,7 +21,7 @@ function utf8(s: string): number {
 
 /** Shows a long test value briefly in a test title. */
 function show(s: string): string {
-  const json = JSON.stringify(s).replace(/\p{Cc}/gu, (c) => `\\u${c.codePointAt(0)!.toString(16).padStart(4, "0")}`);
+  const json = JSON.stringify(s).replace(/[\p{Cc}\u200E\u200F\u202A-\u202E\u2066-\u2069]/gu, (c) => `\\u${c.codePointAt(0)!.toString(16).padStart(4, "0")}`);
   return json.length > 24 ? `${JSON.stringify(s.slice(0, 8))}… (${[...s].length} code points, ${utf8(s)} bytes)` : json;
 }
 
@@ -178,6 +178,19 @@ describe("request validation", () => {
       // 4097 bytes as sent, although it normalizes to fewer.
       `/${"a".repeat(4094)}//`,
       "/a\u0000b",
+      "/a\nb",
+      "/a\tb",
+      "/a\rb",
+      "/a\u001bb",
+      "/a\u007fb",
+      "/a\u0085b",
+      "/a/\u202Etxt.exe",
+      "/a\u202Ab",
+      "/a\u202Cb",
+      "/a\u2066b",
+      "/a\u2069b",
+      "/a\u200Eb",
+      "/a\u200Fb",
       "/a/../b",
       "/a/..",
       "/..",
@@ -217,6 +230,24 @@ describe("request validation", () => {
       const s = await client.register({ projectPath: path() }, { table });
       await expectInvalid(client.update({ table, id: s.id, projectPath: "rel/x" }), "session.project_path");
       await expectInvalid(client.update({ table, id: s.id, projectPath: "/a/../b" }), "session.project_path");
+      await expectInvalid(client.update({ table, id: s.id, projectPath: "/a\nb" }), "session.project_path");
+      await expectInvalid(client.update({ table, id: s.id, projectPath: "/a\u202Eb" }), "session.project_path");
+    });
+
+    it("refuses a Lookup by a path with a control or bidirectional character on field project_path", async () => {
+      const table = await newTable();
+      await expectInvalid(client.lookup({ projectPath: "/a\tb" }, { table }), "project_path");
+      await expectInvalid(client.lookup({ projectPath: "/a\u2067b" }, { table }), "project_path");
+    });
+
+    it("says which kind of character a refused path holds", async () => {
+      const table = await newTable();
+      const control = await expectInvalid(client.register({ projectPath: "/a\nb" }, { table }), "session.project_path");
+      expect(control.fieldViolations[0]!.description).to.equal("must not contain control characters (NUL, tab, newline, ...)");
+      const bidi = await expectInvalid(client.register({ projectPath: "/a\u202Eb" }, { table }), "session.project_path");
+      expect(bidi.fieldViolations[0]!.description).to.equal(
+        "must not contain bidirectional formatting characters (U+200E, U+200F, U+202A-U+202E, U+2066-U+2069)",
+      );
     });
 
     it("stores /a//b/./c/ as /a/b/c, treats /a/b/c as the same project and finds it by /a/b/c/", async () => {
@@ -242,6 +273,8 @@ describe("request validation", () => {
       ["an empty value", { k: "" }],
       // 4 x (2 + 4094) = 16384 bytes of keys and values.
       ["keys and values of 16384 bytes together", Object.fromEntries(Array.from({ length: 4 }, (_, i) => [`k${i}`, "v".repeat(4094)]))],
+      ["values with tab, newline and carriage return", { json: '{\n\t"a": 1\r\n}', tsv: "a\tb" }],
+      ["a key and a value with bidirectional characters (only paths refuse them)", { "\u202Ek": "\u2066v" }],
     ];
     const refused: [string, Record<string, string>][] = [
       ["65 entries", entries(65)],
@@ -252,6 +285,13 @@ describe("request validation", () => {
       ["a value of 4097 bytes in 2049 characters", { k: E_ACUTE.repeat(2048) + "v" }],
       ["keys and values of 16385 bytes together", { ...Object.fromEntries(Array.from({ length: 4 }, (_, i) => [`k${i}`, "v".repeat(4094)])), x: "" }],
       ["64 values of 4096 bytes", Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`k${i}`, "v".repeat(4096)]))],
+      ["a key with a newline", { "k\n": "v" }],
+      ["a key with a tab", { "k\tx": "v" }],
+      ["a key with NUL", { "k\u0000": "v" }],
+      ["a key with DEL", { "k\u007f": "v" }],
+      ["a value with NUL", { k: "v\u0000" }],
+      ["a value with ESC", { k: "\u001b[31mred" }],
+      ["a value with U+0085", { k: "v\u0085" }],
     ];
 
     for (const [label, metadata] of accepted) {

@@ -228,3 +228,34 @@ def test_from_rpc_error_keeps_an_unknown_reason_on_the_base_class():
     err = from_rpc_error(_FakeRpcError(st.SerializeToString(), grpc.StatusCode.FAILED_PRECONDITION))
     assert type(err) is SessionRegistryError
     assert (err.reason, err.metadata) == ("SOMETHING_NEW", {"k": "v"})
+
+
+def test_the_worst_requests_get_invalid_argument_within_default_metadata_limits(raw, table):
+    """A request that breaks rules thousands of times, with long non-ASCII
+    text, still gets the daemon's INVALID_ARGUMENT, details and all, on a
+    channel with grpcio's default limits: its error does not echo every
+    violation, so its trailers stay far under the 8 KiB metadata limit (an
+    error that did would reach the client only as grpcio's own
+    "received ... metadata size exceeds limit")."""
+    emoji = "\U0001F600"
+    metadata = {"%s\n%d" % (emoji * 40, i): emoji * 1000 + "\0" for i in range(64)}
+    worst = [
+        lambda: raw.Update(pb.UpdateRequest(
+            table=table, session=pb.Session(id="s", name="n"),
+            update_mask=field_mask_pb2.FieldMask(paths=["no.such.field.%d" % i for i in range(40_000)]))),
+        lambda: raw.Update(pb.UpdateRequest(
+            table=table, session=pb.Session(id="s", name="n"),
+            update_mask=field_mask_pb2.FieldMask(paths=[emoji * 20_000] * 8))),
+        lambda: raw.Register(pb.RegisterRequest(
+            table=table + " " + emoji * 1000, request_id=emoji * 1000,
+            session=pb.Session(id=emoji * 1000, name="\n" + emoji * 1000, project_path=emoji * 1000 + "/..",
+                               metadata=metadata))),
+    ]
+    for call in worst:
+        err = fail(call)
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err.details()
+        info, violations = wire(err)
+        assert info.reason == "INVALID_ARGUMENT"
+        assert 1 <= len(violations) <= 11
+        trailer = dict(err.trailing_metadata())["grpc-status-details-bin"]
+        assert len(trailer) + len(err.details().encode()) < 4096

@@ -62,6 +62,18 @@ export const protobufFileName = "sessionregistry/v1/session_registry.proto";
  * | PERMISSION_DENIED   | PERMISSION_DENIED       | `method`, `role`, `table`     |
  * | INTERNAL            | INTERNAL                | (none; the message is generic) |
  *
+ * An INVALID_ARGUMENT lists at most 10 field violations, and at most 1024
+ * bytes of their fields and descriptions, in its BadRequest; one more entry
+ * (on the first field left out) says how many were not listed. Its message
+ * lists those that fit in 512 bytes and counts the rest. Values a client sent
+ * are quoted in messages cut to 40 code points. So an error's trailers stay
+ * a few KiB, whatever the request.
+ *
+ * Strings: every string of every request (map keys and values, repeated
+ * strings, update_mask paths) must be valid UTF-8, or the request is
+ * INVALID_ARGUMENT naming each field that is not (a map's field, with the
+ * key in the description).
+ *
  * Names: an empty `table` field in any request means the table `default`,
  * which the daemon creates at start-up.
  *
@@ -183,14 +195,19 @@ export interface Session {
   name: string;
   /**
    * The project's absolute POSIX path, unique within the table. At most 4096
-   * bytes as sent, no NUL, no `..` segment. Stored normalized: repeated
+   * bytes as sent, no `..` segment, no control characters (Unicode Cc: NUL,
+   * tab, newline, ...) and no bidirectional formatting characters (U+200E,
+   * U+200F, U+202A-U+202E, U+2066-U+2069), which would make one path display
+   * as another. Stored normalized: repeated
    * slashes, `.` segments and a trailing slash are removed, so `/a//b/./c/`
    * and `/a/b/c` are the same project.
    */
   projectPath: string;
   /**
-   * Free-form labels: at most 64 entries, keys 1-128 bytes, values at most
-   * 4096 bytes, and keys and values together at most 16384 bytes (UTF-8).
+   * Free-form labels: at most 64 entries, keys 1-128 bytes with no control
+   * characters (Unicode Cc), values at most 4096 bytes with no control
+   * characters but tab, newline and carriage return (so multi-line and JSON
+   * text fits), and keys and values together at most 16384 bytes (UTF-8).
    */
   metadata: Map<string, string>;
   /** Output only. When the session was registered. */
@@ -403,7 +420,9 @@ export interface UpdateRequest {
    * Which fields to change: any of `name`, `project_path`, `metadata`, `ttl`.
    * Empty means every mutable field that is populated in `session`. A named
    * field left empty is cleared (`metadata`, `ttl`) or derived again (`name`
-   * from the project path); naming any other field is INVALID_ARGUMENT.
+   * from the project path); naming any other field is INVALID_ARGUMENT. At
+   * most 8 paths (a field may repeat); a longer mask is INVALID_ARGUMENT as a
+   * whole, before any of its paths is read.
    */
   updateMask:
     | string[]
