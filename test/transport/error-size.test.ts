@@ -166,7 +166,7 @@ describe("error size", () => {
   });
 
   it(`lists at most ${ERROR_REPORT.maxViolations} violations and counts the rest`, async () => {
-    // 64 entries with a value too long each: 64 violations of session.metadata, after one of session.id.
+    // 64 entries with a value too long each: 64 violations of session.metadata, after one of session.id, and one of their total.
     const metadata = new Map(Array.from({ length: 64 }, (_, i) => [`k${i}`, "v".repeat(LIMITS.metadataValueMaxBytes + 1)]));
     const err = await callBytes("Register", register({ session: session({ id: "a b", projectPath: "/p", metadata }) }));
     expect(err.code).to.equal(status.INVALID_ARGUMENT);
@@ -176,7 +176,7 @@ describe("error size", () => {
     expect(violations[1]).to.deep.include({ field: "session.metadata", description: 'value of key "k0" is 4097 bytes; values must be at most 4096 bytes' });
     const last = violations[ERROR_REPORT.maxViolations]!;
     expect(last.field).to.equal("session.metadata");
-    expect(last.description).to.equal(`and ${65 - ERROR_REPORT.maxViolations} more violation(s), starting with this field, not listed`);
+    expect(last.description).to.equal(`and ${66 - ERROR_REPORT.maxViolations} more violation(s), starting with this field, not listed`);
     // The message lists what fits its own budget and counts the rest.
     expect(err.details).to.match(/^invalid request: session\.id: must contain only \[A-Za-z0-9._:-\], got "a b"; session\.metadata: value of key "k0" .*; and \d+ more$/);
     expect(Buffer.byteLength(err.details)).to.be.at.most(ERROR_REPORT.maxMessageBytes + 64);
@@ -191,7 +191,8 @@ describe("error size", () => {
     expect(listed.length).to.be.below(ERROR_REPORT.maxViolations);
     const bytes = listed.reduce((n, v) => n + Buffer.byteLength(v.field) + Buffer.byteLength(v.description), 0);
     expect(bytes).to.be.at.most(ERROR_REPORT.maxViolationBytes);
-    expect(violations.at(-1)!.description).to.equal(`and ${64 - listed.length} more violation(s), starting with this field, not listed`);
+    // 64 values too long, and their total too large.
+    expect(violations.at(-1)!.description).to.equal(`and ${65 - listed.length} more violation(s), starting with this field, not listed`);
   });
 
   it("quotes at most 40 code points of a looked-up value in the message of SESSION_NOT_FOUND", async () => {
