@@ -20,6 +20,10 @@
  *   its grown buffer (up to a bound); the one slice finish() makes is
  *   wrapped, not copied.
  *   Encoding is synchronous, so calls cannot interleave on the writer.
+ * - A Watch message shared by many watchers (watch-stream.ts builds one per
+ *   event) is encoded once: its bytes live beside it while any watcher's
+ *   queue holds it. grpc-js copies them into each stream's frame and never
+ *   changes them.
  */
 import type {
   MethodDefinition,
@@ -126,6 +130,8 @@ function invalidStrings(message: unknown, invalid: ReadonlySet<string>, prefix =
 }
 
 let writer = new BinaryWriter();
+/** Encoded Watch messages, by message; an entry goes when its message is garbage. */
+const encodedWatchMessages = new WeakMap<object, Buffer>();
 /** A writer that has grown past this for a large message (a List page, a snapshot) is dropped, not kept. */
 const MAX_RETAINED_BYTES = 64 * 1024;
 
@@ -151,6 +157,19 @@ export function withCodecs<D extends ServiceDefinition>(definition: D): D {
     const messageType = `sessionregistry.v1.${methodName}Request`;
     const request = decoderOf(methodName);
     const response = encoderOf(methodName);
+    const encode = (value: unknown): Buffer => {
+      let bytes: Uint8Array;
+      try {
+        bytes = response.encode(value, writer).finish();
+      } catch (err) {
+        // A throw mid-message (a value out of range) leaves the writer mid-fork: start clean.
+        writer.finish();
+        throw err;
+      }
+      if (bytes.byteLength > MAX_RETAINED_BYTES) writer = new BinaryWriter();
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    };
+    const shared = methodName === "Watch";
     out[name] = {
       ...method,
       requestDeserialize: (bytes: Buffer) => {
@@ -164,16 +183,13 @@ export function withCodecs<D extends ServiceDefinition>(definition: D): D {
         return new MalformedRequest(messageType, "a string is not valid UTF-8", invalidStrings(decoded.message, decoded.invalid));
       },
       responseSerialize: (value: unknown) => {
-        let bytes: Uint8Array;
-        try {
-          bytes = response.encode(value, writer).finish();
-        } catch (err) {
-          // A throw mid-message (a value out of range) leaves the writer mid-fork: start clean.
-          writer.finish();
-          throw err;
+        if (!shared || typeof value !== "object" || value === null) return encode(value);
+        let bytes = encodedWatchMessages.get(value);
+        if (bytes === undefined) {
+          bytes = encode(value);
+          encodedWatchMessages.set(value, bytes);
         }
-        if (bytes.byteLength > MAX_RETAINED_BYTES) writer = new BinaryWriter();
-        return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+        return bytes;
       },
     };
   }

@@ -92,7 +92,7 @@ export class WatchStreams implements Reclaimer {
     for (const stream of queued) {
       if (freed >= bytes) break;
       freed += stream.queuedBytes;
-      stream.tooSlow("the daemon's memory budget is full");
+      stream.tooSlow("the daemon's memory budget is full", undefined, true);
       ended++;
     }
     return ended;
@@ -130,6 +130,28 @@ export class WatchStreams implements Reclaimer {
     this.closing = error;
     for (const stream of [...this.open]) stream.finish(error);
   }
+}
+
+/**
+ * One message per event, shared by every watcher the store hands the event
+ * to, converted once and (codecs.ts) encoded once, not once per watcher.
+ * A store hands an event to all its watchers in one synchronous loop, so
+ * remembering the last one is enough; a cache of every event would live as
+ * long as the history keeps them. Messages are never changed once built.
+ */
+let lastEvent: CoreWatchEvent | undefined;
+let lastMessage: WatchResponse | undefined;
+
+function messageOf(event: CoreWatchEvent): WatchResponse {
+  if (event !== lastEvent || lastMessage === undefined) {
+    lastMessage = {
+      revision: BigInt(event.revision),
+      tableUid: event.session.tableUid,
+      kind: { $case: "event", value: { type: EVENT_TYPES[event.type], session: toProtoSession(event.session) } },
+    };
+    lastEvent = event;
+  }
+  return lastMessage;
 }
 
 /** A message waiting to be handed to grpc-js, with what resuming before it would mean. */
@@ -243,17 +265,7 @@ class WatchStream implements WatchSink {
   }
 
   event(event: CoreWatchEvent): void {
-    this.guarded(() =>
-      this.send(
-        {
-          revision: BigInt(event.revision),
-          tableUid: event.session.tableUid,
-          kind: { $case: "event", value: { type: EVENT_TYPES[event.type], session: toProtoSession(event.session) } },
-        },
-        event.revision,
-        event,
-      ),
-    );
+    this.guarded(() => this.send(messageOf(event), event.revision, event));
   }
 
   end(error: RegistryError): void {
@@ -321,12 +333,14 @@ class WatchStream implements WatchSink {
   }
 
   /** Ends the watch as too slow, resumable at the oldest message it was not handed (`next` when none is queued). */
-  tooSlow(why: string, next?: number): void {
+  tooSlow(why: string, next?: number, quiet = false): void {
     if (this.done) return;
     const resume = this.head < this.queue.length ? this.queue[this.head]!.resumeRevision : next;
     if (resume === undefined) return;
-    const queued = this.queue.length - this.head;
-    this.log.info({ method: "Watch", table: this.table, resumeRevision: resume, queued, queuedBytes: this.queuedBytes, why }, "watcher too slow");
+    const fields = { method: "Watch", table: this.table, resumeRevision: resume, queued: this.queue.length - this.head, queuedBytes: this.queuedBytes, why };
+    // Ended by the budget, possibly hundreds at once: the budget's own log line counts them.
+    if (quiet) this.log.debug(fields, "watcher too slow");
+    else this.log.info(fields, "watcher too slow");
     this.finish(watcherTooSlow(this.table, resume));
   }
 
