@@ -1,5 +1,5 @@
 /**
- * `npm run soak [-- --seconds N] [-- --only NAME,...] [-- --out FILE]`: the
+ * `npm run soak [-- --seconds N] [-- --only NAME,...] [-- --out FILE] [-- --node-args "ARGS"]`: the
  * hostile loads at full size, each against a fresh daemon process (the
  * users' command, default flags but the metrics endpoint), for N seconds
  * (default 60; the mixed load runs 3 N). Not part of `npm test`: it runs for
@@ -11,7 +11,8 @@
  * use; and a probe client, on a connection of its own, looks a session up
  * 100 times a second and times each answer. Figures go to the console and to
  * FILE (default bench/soak-results.json); BENCHMARKS.md ("Reliability")
- * quotes them.
+ * quotes them. --node-args go to the daemon's node (e.g. "--trace-gc" to see
+ * its collections and their pauses on stderr).
  */
 import { connect as netConnect, createServer, type Socket } from "node:net";
 import * as http2 from "node:http2";
@@ -34,6 +35,7 @@ const arg = (name: string) => {
 };
 const SECONDS = Number(arg("seconds") ?? 60);
 const ONLY = arg("only")?.split(",");
+const NODE_ARGS = arg("node-args")?.split(" ").filter((a) => a !== "") ?? [];
 const OUT = resolve(arg("out") ?? fileURLToPath(new URL("soak-results.json", import.meta.url)));
 const MIB = 1024 * 1024;
 const TOKEN = "soak-admin-token-0123456789abcdef";
@@ -163,13 +165,14 @@ interface Phase {
   start(address: string, metadata: Metadata): Promise<Attack>;
 }
 
-/** Runs `workers` loops of `op` until stopped, counting outcomes by status code. */
-function loops(workers: number, op: (worker: number, i: number) => Promise<unknown>): Attack {
+/** Runs `workers` loops of `op` until stopped, counting outcomes by status code; each loop at most one op per `paceMs`. */
+function loops(workers: number, op: (worker: number, i: number) => Promise<unknown>, paceMs = 0): Attack {
   let running = true;
   const codes: Record<string, number> = {};
   const all = Promise.all(
     Array.from({ length: workers }, async (_, w) => {
       for (let i = 0; running; i++) {
+        const started = performance.now();
         try {
           await op(w, i);
           codes.OK = (codes.OK ?? 0) + 1;
@@ -178,6 +181,8 @@ function loops(workers: number, op: (worker: number, i: number) => Promise<unkno
           codes[code] = (codes[code] ?? 0) + 1;
           if (code === "UNAVAILABLE") await sleep(50);
         }
+        const wait = paceMs - (performance.now() - started);
+        if (wait > 0) await sleep(wait);
       }
     }),
   );
@@ -377,8 +382,8 @@ const PHASES: Phase[] = [
         ids.push(res.session.id);
       }
       let n = 0;
+      // 8 loops at 80 calls/s each: ~640 calls/s (a Register+Remove counts as one).
       const attack = loops(8, async (w) => {
-        const started = performance.now();
         const i = n++;
         const c = clients[w]!;
         const r = i % 20;
@@ -390,11 +395,9 @@ const PHASES: Phase[] = [
         } else if (r < 15) await unary(c, "update", { requestId: "", table: "", session: session({ id, metadata: new Map([["n", String(i)], ["k", "v".repeat(200)]]) }), updateMask: ["metadata"], expectedRevision: 0, tableUid: "" }, metadata);
         else if (r < 17) await unary(c, "list", { table: "", pageSize: 100, pageToken: "" }, metadata);
         else if (r < 19) await unary(c, "lookup", { table: "", key: { $case: "projectPath", value: `/seed/${i % 500}` } }, metadata);
-        else await unary(c, "keepAlive", { table: "", id }, metadata);
-        // 8 loops at 80 calls/s each: ~640 calls/s (a Register+Remove counts as one).
-        const wait = 12.5 - (performance.now() - started);
-        if (wait > 0) await sleep(wait);
-      });
+        // Every seed session in turn, so that each is kept alive every ~16 s (its ttl is 60 s).
+        else await unary(c, "keepAlive", { table: "", id: ids[Math.floor(i / 20) % ids.length]! }, metadata);
+      }, 12.5);
       return {
         async stop() {
           const codes = await attack.stop();
@@ -416,7 +419,9 @@ function tokenFile(): string {
 
 async function runPhase(phase: Phase): Promise<PhaseResult> {
   const metricsPort = await freePort();
-  const daemon: ServerProcess = await startDaemonProcess(["--metrics-listen", `127.0.0.1:${metricsPort}`, ...(phase.flags ?? [])]);
+  const daemon: ServerProcess = await startDaemonProcess(["--metrics-listen", `127.0.0.1:${metricsPort}`, ...(phase.flags ?? [])], NODE_ARGS);
+  // What node itself prints (--trace-gc) goes to stdout, after the listening line.
+  if (NODE_ARGS.length > 0) daemon.child.stdout!.pipe(process.stderr);
   const metadata = new Metadata();
   if (phase.flags?.includes("--auth-tokens")) metadata.set("authorization", `Bearer ${TOKEN}`);
   const pid = daemon.child.pid!;
