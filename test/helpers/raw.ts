@@ -3,7 +3,7 @@
  * will not send (no lookup key, output-only fields, an empty update mask) and
  * for reading error details off the wire.
  */
-import { type ClientReadableStream, credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
+import { type Client, type ClientReadableStream, credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import {
   SessionRegistryClient as GeneratedClient,
   type CreateTableRequest,
@@ -76,6 +76,23 @@ export class RawRegistry {
   close(): void {
     this.client.close();
   }
+}
+
+/**
+ * Sends `bytes` as the request of SessionRegistry's `method` (bytes as they
+ * are: nothing the daemon's codecs would refuse is fixed on the way) and
+ * returns the error the call must fail with.
+ */
+export function callBytes(client: Client, method: string, bytes: Uint8Array): Promise<ServiceError> {
+  return new Promise((resolve, reject) => {
+    client.makeUnaryRequest(
+      `/sessionregistry.v1.SessionRegistry/${method}`,
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+      Buffer.from(bytes),
+      (err) => (err ? resolve(err) : reject(new Error(`${method} succeeded on bad input`))),
+    );
+  });
 }
 
 /** Awaits a raw call that must fail and returns its grpc-js ServiceError. */

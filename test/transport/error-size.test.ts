@@ -13,10 +13,10 @@ import { Client, credentials, status, type ServiceError } from "@grpc/grpc-js";
 
 import { ERROR_REPORT } from "../../src/core/errors.js";
 import { LIMITS } from "../../src/core/validation.js";
-import { LookupRequest, RegisterRequest, UpdateRequest, type Session } from "../../src/gen/sessionregistry/v1/session_registry.js";
+import { LookupRequest, RegisterRequest, Session, UpdateRequest } from "../../src/gen/sessionregistry/v1/session_registry.js";
 import { startTestDaemon, uniqueName, type TestDaemon } from "../helpers/daemon.js";
 import { h2Call } from "../helpers/h2.js";
-import { wireDetails } from "../helpers/raw.js";
+import { callBytes as rawCallBytes, wireDetails } from "../helpers/raw.js";
 
 const SERVICE = "/sessionregistry.v1.SessionRegistry";
 /** The bound on an error's status fields this suite holds the daemon to: half of clients' 8 KiB default. */
@@ -25,19 +25,7 @@ const MAX_STATUS_BYTES = 4096;
 const EMOJI = "\u{1F600}"; // four UTF-8 bytes, percent-encoded to twelve in grpc-message
 
 function session(fields: Partial<Session>): Session {
-  return {
-    id: "",
-    name: "",
-    projectPath: "",
-    metadata: new Map(),
-    createTime: undefined,
-    updateTime: undefined,
-    revision: 0n,
-    ttl: undefined,
-    expireTime: undefined,
-    tableUid: "",
-    ...fields,
-  };
+  return { ...Session.fromPartial({}), ...fields };
 }
 
 function update(fields: Partial<UpdateRequest>): Uint8Array {
@@ -114,14 +102,7 @@ describe("error size", () => {
     await d.stop();
   });
 
-  /** Sends `bytes` as the request of `method` with a default-limits grpc-js client; returns the error. */
-  function callBytes(method: string, bytes: Uint8Array): Promise<ServiceError> {
-    return new Promise((resolve, reject) => {
-      raw.makeUnaryRequest(`${SERVICE}/${method}`, (b: Buffer) => b, (b: Buffer) => b, Buffer.from(bytes), (err) =>
-        err ? resolve(err) : reject(new Error(`${method} succeeded on bad input`)),
-      );
-    });
-  }
+  const callBytes = (method: string, bytes: Uint8Array) => rawCallBytes(raw, method, bytes);
 
   for (const [label, method, bytes] of WORST) {
     it(`answers ${label} with INVALID_ARGUMENT in at most ${MAX_STATUS_BYTES} bytes of status`, async () => {

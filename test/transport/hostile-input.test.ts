@@ -9,9 +9,8 @@ import { Client, credentials, status, type ServiceError } from "@grpc/grpc-js";
 
 import { RegisterRequest, UpdateRequest, RemoveRequest } from "../../src/gen/sessionregistry/v1/session_registry.js";
 import { startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
-import { wireDetails } from "../helpers/raw.js";
+import { callBytes as rawCallBytes, wireDetails } from "../helpers/raw.js";
 
-const SERVICE = "/sessionregistry.v1.SessionRegistry";
 
 describe("hostile input", () => {
   let d: TestDaemon;
@@ -26,18 +25,7 @@ describe("hostile input", () => {
     await d.stop();
   });
 
-  /** Sends `bytes` as the request of `method` and returns the error it must fail with. */
-  function callBytes(method: string, bytes: Uint8Array): Promise<ServiceError> {
-    return new Promise((resolve, reject) => {
-      raw.makeUnaryRequest(
-        `${SERVICE}/${method}`,
-        (b: Buffer) => b,
-        (b: Buffer) => b,
-        Buffer.from(bytes),
-        (err) => (err ? resolve(err) : reject(new Error(`${method} succeeded on bad input`))),
-      );
-    });
-  }
+  const callBytes = (method: string, bytes: Uint8Array) => rawCallBytes(raw, method, bytes);
 
   function expectInvalid(err: ServiceError, field: string | undefined): void {
     expect(err.code).to.equal(status.INVALID_ARGUMENT);
