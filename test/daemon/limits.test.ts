@@ -119,7 +119,7 @@ describe("connection limits", () => {
   describe("server options", () => {
     it("passes every limit to grpc-js, leaving out the ones set to 0 (off)", () => {
       expect(serverOptions(DEFAULT_CONFIG)).to.deep.equal({
-        "grpc.max_receive_message_length": 1024 * 1024,
+        "grpc.max_receive_message_length": 512 * 1024,
         "grpc.max_send_message_length": 16 * 1024 * 1024,
         "grpc.max_concurrent_streams": 100,
         "grpc.keepalive_time_ms": 60_000,
@@ -129,7 +129,7 @@ describe("connection limits", () => {
       expect(
         serverOptions({ ...DEFAULT_CONFIG, keepaliveTimeMs: 0, maxConnectionIdleMs: 0, maxConnectionAgeMs: 3_600_000 }),
       ).to.deep.equal({
-        "grpc.max_receive_message_length": 1024 * 1024,
+        "grpc.max_receive_message_length": 512 * 1024,
         "grpc.max_send_message_length": 16 * 1024 * 1024,
         "grpc.max_concurrent_streams": 100,
         "grpc.keepalive_timeout_ms": 20_000,
