@@ -306,6 +306,21 @@ describe("hostile clients", () => {
       expect(warnings(h, /--connection-setup-timeout/).map((l) => l.fields.count)).to.deep.equal([1, 4]);
     });
 
+    it("keeps a connection that has started a call past the setup timeout", async () => {
+      h = await startHostile({ connectionSetupTimeoutMs: 200 });
+      const session = await h2(h);
+      const check = () => {
+        const stream = session.request({ ":method": "POST", ":path": "/grpc.health.v1.Health/Check", "content-type": "application/grpc", te: "trailers" });
+        stream.end(Buffer.alloc(5));
+        return statusOf(stream);
+      };
+      expect((await check()).code).to.equal(grpc.status.OK);
+      // A silent connection accepted after it is closed by its own setup timeout, so the session's has passed too.
+      await closed(await rawSocket(h));
+      expect((await check()).code).to.equal(grpc.status.OK);
+      expect(session.closed).to.equal(false);
+    });
+
     it("closes a connection that trickles the HTTP/2 preface", async () => {
       h = await startHostile({ connectionSetupTimeoutMs: 200 });
       const socket = await rawSocket(h);
