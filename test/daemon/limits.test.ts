@@ -10,6 +10,8 @@ import { expect } from "chai";
 import { credentials } from "@grpc/grpc-js";
 import { SessionRegistryClient as GeneratedClient } from "@session-registry/client/gen/sessionregistry/v1/session_registry";
 
+import { LIMITS } from "../../src/core/validation.js";
+import { RegisterRequest, UpdateRequest } from "../../src/gen/sessionregistry/v1/session_registry.js";
 import { REGISTRY_SERVICE_NAME } from "../../src/daemon/health.js";
 import { serverOptions } from "../../src/daemon/server.js";
 import { DEFAULT_CONFIG } from "../../src/daemon/config.js";
@@ -113,6 +115,41 @@ describe("connection limits", () => {
       }
       expect(await healthCheck(s)).to.equal("0");
       expect(goaway).to.equal(false);
+    });
+  });
+
+  describe("--max-receive-message-size", () => {
+    it("takes the largest valid Register and Update by default, with room to spare", () => {
+      const session = {
+        id: "i".repeat(LIMITS.idMaxChars),
+        name: "\u{1F600}".repeat(LIMITS.nameMaxCodePoints),
+        projectPath: "/".padEnd(LIMITS.projectPathMaxBytes, "p"),
+        metadata: new Map(
+          Array.from({ length: LIMITS.metadataMaxEntries }, (_, i) => [
+            `k${i}-`.padEnd(LIMITS.metadataKeyMaxBytes, "k"),
+            "v".repeat(LIMITS.metadataValueMaxBytes),
+          ]),
+        ),
+        createTime: undefined,
+        updateTime: undefined,
+        revision: 0n,
+        ttl: { seconds: 86_400n, nanos: 0 },
+        expireTime: undefined,
+        tableUid: "",
+      };
+      const table = "t".repeat(LIMITS.tableNameMaxChars);
+      const register = RegisterRequest.encode({ table, session, requestId: "r".repeat(128) }).finish().length;
+      const update = UpdateRequest.encode({
+        table,
+        session,
+        updateMask: ["name", "project_path", "metadata", "ttl"],
+        expectedRevision: 2n ** 62n,
+        requestId: "r".repeat(128),
+        tableUid: "u".repeat(64),
+      }).finish().length;
+      const largest = Math.max(register, update);
+      expect(largest).to.be.greaterThan(256 * 1024);
+      expect(largest).to.be.lessThan(0.6 * DEFAULT_CONFIG.maxReceiveMessageBytes);
     });
   });
 
