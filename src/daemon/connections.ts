@@ -84,33 +84,35 @@ export class ConnectionGate {
   }
 
   /**
-   * Listens on every address `host` resolves to (as grpc-js's bindAsync
-   * does), on `port`, or for port 0 on the port the first address got.
-   * Resolves with the port; on failure closes what it opened and rejects
-   * with the system error.
+   * Listens on every address `host` resolves to, on `port`, or for port 0 on
+   * the port the first address got. Like grpc-js's bindAsync, one address
+   * bound is enough (`localhost` may name an IPv6 address a host lacks).
+   * Resolves with the port; when none binds, rejects with the first error.
    */
   async listen(host: string, port: number): Promise<number> {
     const addresses = await lookup(host, { all: true });
-    let bound = port;
-    try {
-      for (const { address } of addresses) {
-        const server = createServer((socket) => this.accept(socket));
-        this.servers.push(server);
+    let bound: number | undefined;
+    let firstError: unknown;
+    for (const { address } of addresses) {
+      const server = createServer((socket) => this.accept(socket));
+      try {
         await new Promise<void>((resolve, reject) => {
           server.once("error", reject);
-          server.listen({ host: address, port: bound }, () => {
+          server.listen({ host: address, port: bound ?? port }, () => {
             server.off("error", reject);
             resolve();
           });
         });
-        // Accept errors (EMFILE and the like) are the system's; libuv retries, the daemon logs.
-        server.on("error", (err) => this.log.error({ err }, "accepting connections failed"));
-        bound = (server.address() as AddressInfo).port;
+      } catch (err) {
+        firstError ??= err;
+        continue;
       }
-    } catch (err) {
-      this.stopAccepting();
-      throw err;
+      this.servers.push(server);
+      // Accept errors (EMFILE and the like) are the system's; libuv retries, the daemon logs.
+      server.on("error", (err) => this.log.error({ err }, "accepting connections failed"));
+      bound ??= (server.address() as AddressInfo).port;
     }
+    if (bound === undefined) throw firstError;
     return bound;
   }
 
