@@ -40,11 +40,18 @@ export interface ConnectionGateOptions {
   logIntervalMs: number;
   /** After a request timeout, how long the status has to reach the client before the connection is closed. */
   closeDelayMs: number;
+  /** Told of each connection the gate closes on its own, and why (the daemon's metrics). */
+  closed?: (reason: GateCloseReason) => void;
 }
+
+/** Why the gate closed a connection: the cap, the setup timeout, or a request timeout on it. */
+export type GateCloseReason = "max_connections" | "setup_timeout" | "request_timeout";
 
 interface Connection {
   readonly socket: Socket;
   setupTimer: NodeJS.Timeout | undefined;
+  /** closeSoon was called: the socket goes after closeDelayMs. */
+  closing: boolean;
 }
 
 export class ConnectionGate {
@@ -127,7 +134,9 @@ export class ConnectionGate {
   /** Closes `connection` after closeDelayMs, the time for what was just sent on it to leave. */
   closeSoon(connection: CallConnection): void {
     const entry = this.byPeer.get(peerKey(connection.remoteAddress, connection.remotePort));
-    if (entry === undefined) return;
+    if (entry === undefined || entry.closing) return;
+    entry.closing = true;
+    this.count("request_timeout");
     setTimeout(() => entry.socket.destroy(), this.options.closeDelayMs).unref();
   }
 
@@ -157,15 +166,18 @@ export class ConnectionGate {
     socket.on("error", () => {});
     if (this.open.size >= this.options.maxConnections) {
       this.refusedLog.add();
+      this.count("max_connections");
       socket.destroy();
       return;
     }
     const key = peerKey(socket.remoteAddress, socket.remotePort);
     const entry: Connection = {
       socket,
+      closing: false,
       setupTimer: setTimeout(() => {
         entry.setupTimer = undefined;
         this.setupLog.add();
+        this.count("setup_timeout");
         socket.destroy();
       }, this.options.setupTimeoutMs),
     };
@@ -178,6 +190,14 @@ export class ConnectionGate {
       if (this.byPeer.get(key) === entry) this.byPeer.delete(key);
     });
     this.injector.injectConnection(socket);
+  }
+
+  private count(reason: GateCloseReason): void {
+    try {
+      this.options.closed?.(reason);
+    } catch (err) {
+      this.log.error({ err }, "recording metrics failed");
+    }
   }
 }
 

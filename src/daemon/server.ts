@@ -93,6 +93,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
   if (config.metricsListen !== undefined) metrics = createMetrics(registry);
 
   const logIntervalMs = deps.refusalLogIntervalMs ?? 10_000;
+  const recorder = metrics;
   // The guard and the gate know each other: calls start connections' lives, timeouts end them.
   let gate: ConnectionGate | undefined;
   const guard = new CallGuard({
@@ -113,9 +114,16 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
       setupTimeoutMs: config.connectionSetupTimeoutMs,
       logIntervalMs,
       closeDelayMs: TIMED_OUT_CONNECTION_CLOSE_MS,
+      ...(recorder !== undefined ? { closed: (reason: string) => recorder.connectionClosed(reason) } : {}),
     },
     log,
   );
+  const open = gate;
+  recorder?.observeTransport({
+    connections: () => open.size,
+    pendingRequests: () => guard.pendingRequests,
+    heldRequests: () => guard.heldRequests,
+  });
   const health = new DaemonHealth();
   const service = new SessionRegistryService(registry, log, {
     watchQueue: config.watchQueue,

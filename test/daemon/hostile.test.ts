@@ -394,4 +394,32 @@ describe("hostile clients", () => {
       expect(counts.reduce((a, b) => a + b, 0)).to.be.at.least(6);
     });
   });
+
+  describe("metrics", () => {
+    let h: Hostile;
+
+    afterEach(async () => {
+      await h.stop();
+    });
+
+    it("count the connections the daemon closed on its own, by why, and show those open", async () => {
+      h = await startHostile({ metricsListen: "127.0.0.1:0", maxConnections: 3, connectionSetupTimeoutMs: 200, requestTimeoutMs: 200 });
+      // The probe holds one connection; two half-sent calls take a second until their timeout closes it (once).
+      const session = await h2(h);
+      const statuses = await Promise.all([0, 1].map(() => statusOf(halfSentCall(session, REGISTER, 1024, 10))));
+      expect(statuses.map((s) => s.code)).to.deep.equal([grpc.status.DEADLINE_EXCEEDED, grpc.status.DEADLINE_EXCEEDED]);
+      const silent = await rawSocket(h);
+      await closed(await rawSocket(h));
+      await Promise.all([closed(silent), closed(session)]);
+      const res = await fetch(`http://${h.daemon.metricsAddress!}/metrics`);
+      const text = await res.text();
+      const value = (series: string) => Number(new RegExp(`^${series.replace(/[{}]/g, "\\$&")} (\\S+)$`, "m").exec(text)?.[1]);
+      expect(value('session_registry_connections_closed_total{reason="max_connections"}')).to.equal(1);
+      expect(value('session_registry_connections_closed_total{reason="setup_timeout"}')).to.equal(1);
+      expect(value('session_registry_connections_closed_total{reason="request_timeout"}')).to.equal(1);
+      expect(value("session_registry_connections")).to.equal(1);
+      expect(value("session_registry_pending_requests")).to.equal(0);
+      expect(value("session_registry_held_requests")).to.equal(0);
+    });
+  });
 });
