@@ -437,7 +437,8 @@ const FLAGS: readonly FlagSpec[] = [
     flag: "request-timeout",
     key: "requestTimeoutMs",
     valueName: "duration",
-    description: "Refuse a call whose request has not fully arrived this long after its headers (streams: each message), and close its connection.",
+    description:
+      "End a call (DEADLINE_EXCEEDED) whose request has not fully arrived this long after its headers (streaming requests: each message), and close its connection.",
     defaultText: "10s",
     parse: (raw) => parseDurationMs(raw, 1),
   }),
