@@ -92,9 +92,10 @@ function probeLookup(h: Hostile, token?: string): Promise<void> {
   );
 }
 
-function h2(h: Hostile): Promise<ClientHttp2Session> {
+function h2(h: Hostile, tls?: TestCerts): Promise<ClientHttp2Session> {
   return new Promise((resolve, reject) => {
-    const session = connectHttp2(`http://${h.daemon.address}`);
+    const session =
+      tls === undefined ? connectHttp2(`http://${h.daemon.address}`) : connectHttp2(`https://${h.daemon.address}`, { ca: tls.ca.cert });
     h.sessions.push(session);
     session.once("connect", () => resolve(session));
     session.once("error", reject);
@@ -306,9 +307,8 @@ describe("hostile clients", () => {
       expect(warnings(h, /--connection-setup-timeout/).map((l) => l.fields.count)).to.deep.equal([1, 4]);
     });
 
-    it("keeps a connection that has started a call past the setup timeout", async () => {
-      h = await startHostile({ connectionSetupTimeoutMs: 200 });
-      const session = await h2(h);
+    /** A health check on `session`, then another once a later silent connection has been closed for its setup timeout. */
+    async function callsOnPastSetupTimeout(session: ClientHttp2Session): Promise<void> {
       const check = () => {
         const stream = session.request({ ":method": "POST", ":path": "/grpc.health.v1.Health/Check", "content-type": "application/grpc", te: "trailers" });
         stream.end(Buffer.alloc(5));
@@ -319,6 +319,11 @@ describe("hostile clients", () => {
       await closed(await rawSocket(h));
       expect((await check()).code).to.equal(grpc.status.OK);
       expect(session.closed).to.equal(false);
+    }
+
+    it("keeps a connection that has started a call past the setup timeout", async () => {
+      h = await startHostile({ connectionSetupTimeoutMs: 200 });
+      await callsOnPastSetupTimeout(await h2(h));
     });
 
     it("closes a connection that trickles the HTTP/2 preface", async () => {
@@ -337,7 +342,7 @@ describe("hostile clients", () => {
       await probeLookup(h);
     });
 
-    it("closes a TLS connection that never sends its ClientHello, and serves TLS clients", async () => {
+    it("closes a TLS connection that never sends its ClientHello, and keeps TLS connections that have started a call", async () => {
       const certs = await makeTestCerts();
       try {
         h = await startHostile(
@@ -347,6 +352,8 @@ describe("hostile clients", () => {
         const socket = await rawSocket(h);
         await closed(socket);
         await probeLookup(h);
+        // The gate knows a TLS connection's calls too (by the address and port under TLS).
+        await callsOnPastSetupTimeout(await h2(h, certs));
       } finally {
         await certs.remove();
       }
