@@ -18,6 +18,11 @@
  *   address and port). Once it has, grpc-js's idle timeout takes over.
  *
  * Both are logged once per interval with a count, never once per connection.
+ *
+ * Shutdown needs nothing of the injector itself: its HTTP/2 server and
+ * sessions are grpc-js's, so tryShutdown and forceShutdown close them as
+ * they close bindAsync's. The gate closes its listening sockets first, and
+ * after grpc-js any socket that never became a session.
  */
 import { lookup } from "node:dns/promises";
 import { createServer, type AddressInfo, type Server as NetServer, type Socket } from "node:net";

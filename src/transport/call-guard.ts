@@ -5,9 +5,9 @@
  *
  * grpc-js pauses each new HTTP/2 stream and resumes it (startRead) only once
  * the metadata has passed every interceptor and reached the method's
- * handler. A call refused here is therefore never read: the client can send
- * at most its HTTP/2 stream window (64 KiB) into it, which grpc-js discards
- * once the status is sent, and nothing of it is buffered as a message.
+ * handler. A call refused here is therefore never read: until the status is
+ * sent, HTTP/2 flow control holds the client to its stream window (64 KiB);
+ * after it, grpc-js drops whatever arrives on the stream.
  *
  * In order:
  * 1. SessionRegistry calls are authenticated, and the token's role checked
@@ -37,11 +37,11 @@
  */
 import { Metadata, ServerInterceptingCall, status, type ServerInterceptor, type StatusObject } from "@grpc/grpc-js";
 
+import { RegistryError } from "../core/errors.js";
 import { IntervalLog } from "../core/interval-log.js";
 import type { Logger } from "../core/logger.js";
 import { REQUIRED_ROLE, type Authorizer, type RpcMethod } from "./auth.js";
 import { isAuthError, logRejection, outcomeOf, toServiceError, type RpcRecorder } from "./status.js";
-import { RegistryError } from "../core/errors.js";
 
 export const REGISTRY_SERVICE_PATH = "/sessionregistry.v1.SessionRegistry/";
 
