@@ -6,6 +6,7 @@
  * checks the rules that span flags: TLS files come in pairs, and the daemon
  * is safe by default on a network (see there).
  */
+import { readFileSync } from "node:fs";
 import { BlockList, isIPv4, isIPv6 } from "node:net";
 import { parseArgs } from "node:util";
 
@@ -74,6 +75,15 @@ export interface DaemonConfig {
   maxConnectionIdleMs: number;
   /** A connection older than this takes no new calls (running ones go on); 0 = no limit. */
   maxConnectionAgeMs: number;
+  // Hostile clients: connections and unfinished requests (see src/daemon/connections.ts, src/transport/call-guard.ts).
+  /** The most connections open at once; past it new ones are closed as they arrive. */
+  maxConnections: number;
+  /** A connection that has not started a call this long after it was accepted (TLS handshake and HTTP/2 preface included) is closed. */
+  connectionSetupTimeoutMs: number;
+  /** A call whose request (its message and end) has not fully arrived this long after its headers is refused, and its connection closed. */
+  requestTimeoutMs: number;
+  /** Calls, across all connections, read while their request is incomplete; more wait at their headers, unread. */
+  maxPendingRequests: number;
   /** Set by parseConfig when --help was given; the caller prints usageText() and exits 0. */
   help?: boolean;
 }
@@ -94,6 +104,34 @@ const MIB = 1024 * 1024;
 export const MIN_MEMORY_BUDGET = 16 * MIB;
 /** A watcher must be able to queue at least one of the largest events. */
 export const MIN_WATCH_QUEUE_BYTES = MIB;
+/** Open files the daemon keeps for itself beside client connections: store, metrics, logs, TLS files. */
+export const FILE_HEADROOM = 128;
+/** Above this, connections cost more memory (TLS and HTTP/2 state) than a daemon of this size should hold. */
+export const MAX_CONNECTIONS_DEFAULT_CAP = 10_000;
+export const MAX_CONNECTIONS_LIMIT = 1_000_000;
+
+/**
+ * The default --max-connections: the process's soft open-file limit less
+ * FILE_HEADROOM, so that the daemon refuses connections itself (and keeps
+ * serving the ones it has) before accept() fails with EMFILE; at most
+ * MAX_CONNECTIONS_DEFAULT_CAP, and 1,000 where the limit cannot be read.
+ */
+export function defaultMaxConnections(limitsText: string | undefined = readProcLimits()): number {
+  const soft = limitsText === undefined ? undefined : /^Max open files\s+(\S+)/m.exec(limitsText)?.[1];
+  if (soft === undefined) return 1000;
+  if (soft === "unlimited") return MAX_CONNECTIONS_DEFAULT_CAP;
+  const files = Number(soft);
+  if (!Number.isSafeInteger(files)) return 1000;
+  return Math.min(MAX_CONNECTIONS_DEFAULT_CAP, Math.max(16, files - FILE_HEADROOM));
+}
+
+function readProcLimits(): string | undefined {
+  try {
+    return readFileSync("/proc/self/limits", "utf8");
+  } catch {
+    return undefined;
+  }
+}
 
 export const DEFAULT_CONFIG: Readonly<DaemonConfig> = Object.freeze({
   listen: "127.0.0.1:50051",
@@ -109,7 +147,12 @@ export const DEFAULT_CONFIG: Readonly<DaemonConfig> = Object.freeze({
   etcdPassword: undefined,
   logLevel: "info",
   shutdownGraceMs: 10_000,
-  maxReceiveMessageBytes: 1024 * 1024,
+  // The largest valid request is a Register with 64 metadata entries of a
+  // 128-byte key and a 4 KiB value plus a 4 KiB project path: about 270 KiB
+  // (see LIMITS in src/core/validation.ts; test/daemon/limits.test.ts measures
+  // it). 512 KiB keeps a margin over it and halves what one unfinished request
+  // may hold.
+  maxReceiveMessageBytes: 512 * 1024,
   watchHistory: 10_000,
   maxWatchers: 10_000,
   watchQueue: 1024,
@@ -127,6 +170,10 @@ export const DEFAULT_CONFIG: Readonly<DaemonConfig> = Object.freeze({
   keepaliveTimeoutMs: 20_000,
   maxConnectionIdleMs: 30 * 60_000,
   maxConnectionAgeMs: 0,
+  maxConnections: defaultMaxConnections(),
+  connectionSetupTimeoutMs: 10_000,
+  requestTimeoutMs: 10_000,
+  maxPendingRequests: 256,
 });
 
 /** A bad flag, variable or argument; main prints the message and exits 2. */
@@ -407,6 +454,41 @@ const FLAGS: readonly FlagSpec[] = [
     description: "On SIGINT/SIGTERM, how long running calls may finish: seconds, or e.g. 10s, 500ms, 1m.",
     defaultText: "10s",
     parse: (raw) => parseDurationMs(raw, 0),
+  }),
+  // Hostile clients: connections and unfinished requests.
+  spec({
+    flag: "max-connections",
+    key: "maxConnections",
+    valueName: "n",
+    description: "Connections open at once; past it new ones are closed at once (and counted in the log). Keep it below ulimit -n.",
+    defaultText: `the open-file limit less ${FILE_HEADROOM}, at most ${MAX_CONNECTIONS_DEFAULT_CAP} (here ${DEFAULT_CONFIG.maxConnections})`,
+    parse: (raw) => parseInteger(raw, 1, MAX_CONNECTIONS_LIMIT),
+  }),
+  spec({
+    flag: "connection-setup-timeout",
+    key: "connectionSetupTimeoutMs",
+    valueName: "duration",
+    description: "Close a connection that has not started a call this long after it was accepted (TLS handshake and HTTP/2 preface included).",
+    defaultText: "10s",
+    parse: (raw) => parseDurationMs(raw, 1),
+  }),
+  spec({
+    flag: "request-timeout",
+    key: "requestTimeoutMs",
+    valueName: "duration",
+    description:
+      "End a call (DEADLINE_EXCEEDED) whose request has not fully arrived this long after its headers (streaming requests: each message), and close its connection.",
+    defaultText: "10s",
+    parse: (raw) => parseDurationMs(raw, 1),
+  }),
+  spec({
+    flag: "max-pending-requests",
+    key: "maxPendingRequests",
+    valueName: "n",
+    description:
+      "Calls, across all connections, read while their request is incomplete; more wait unread (64 KiB each at most) until one completes. Times --max-receive-message-size, it bounds the memory of half-sent requests.",
+    defaultText: String(DEFAULT_CONFIG.maxPendingRequests),
+    parse: (raw) => parseInteger(raw, 1, MAX_CONNECTIONS_LIMIT),
   }),
 ];
 

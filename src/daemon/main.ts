@@ -57,8 +57,6 @@ async function main(): Promise<void> {
     `auth: ${daemon.auth ? "tokens" : "none"}`,
     daemon.metricsAddress !== undefined ? `metrics: http://${daemon.metricsAddress}/metrics` : "metrics: off",
   ];
-  process.stdout.write(`session-registry listening on ${address} (${facts.join(", ")})\n`);
-
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     signals += 1;
@@ -79,6 +77,8 @@ async function main(): Promise<void> {
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  // Only now: a supervisor may signal as soon as it reads the line, and must get a clean shutdown.
+  process.stdout.write(`session-registry listening on ${address} (${facts.join(", ")})\n`);
 }
 
 main().catch((err: unknown) => {

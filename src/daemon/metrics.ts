@@ -17,6 +17,11 @@
  *   memory_used_bytes{kind}         gauge    estimated bytes held: sessions, history, queues
  *   memory_reclaimed_bytes_total{kind}  counter  given back because the budget was full
  *   memory_reclaimed_total{kind}    counter  history events dropped, watchers ended for it
+ *   connections                     gauge    connections open
+ *   connections_closed_total{reason}  counter  connections the daemon closed on its own: max_connections
+ *                                   (refused as they arrived), setup_timeout, request_timeout
+ *   pending_requests                gauge    calls being read whose request is not complete yet
+ *   held_requests                   gauge    calls waiting unread for a --max-pending-requests slot
  *   process_*, nodejs_*             prom-client's default metrics, under their usual
  *                                   names so that stock dashboards and alerts work
  *
@@ -55,6 +60,17 @@ export interface Metrics extends RpcRecorder {
   text(): Promise<string>;
   /** Its content type (Prometheus text format 0.0.4). */
   readonly contentType: string;
+  /** Counts a connection the daemon closed on its own, by why (see connections.ts). */
+  connectionClosed(reason: string): void;
+  /** Where the connection and request gauges read from, once the server exists. */
+  observeTransport(source: TransportGauges): void;
+}
+
+/** What the transport gauges show, read at scrape time. */
+export interface TransportGauges {
+  connections(): number;
+  pendingRequests(): number;
+  heldRequests(): number;
 }
 
 interface MethodSeries {
@@ -177,6 +193,25 @@ export function createMetrics(registry: Registry, budget?: MemoryBudget): Metric
     labelNames: ["kind"] as const,
     registers,
   });
+  let transport: TransportGauges | undefined;
+  const transportGauge = (gaugeName: string, help: string, read: (t: TransportGauges) => number) =>
+    new Gauge({
+      name: name(gaugeName),
+      help,
+      registers,
+      collect() {
+        if (transport !== undefined) this.set(read(transport));
+      },
+    });
+  transportGauge("connections", "Connections open now.", (t) => t.connections());
+  transportGauge("pending_requests", "Calls being read whose request has not fully arrived.", (t) => t.pendingRequests());
+  transportGauge("held_requests", "Calls waiting, unread, for a --max-pending-requests slot.", (t) => t.heldRequests());
+  const connectionsClosed = new Counter({
+    name: name("connections_closed_total"),
+    help: "Connections the daemon closed on its own: max_connections (refused as they arrived), setup_timeout, request_timeout.",
+    labelNames: ["reason"] as const,
+    registers,
+  });
 
   collectDefaultMetrics({ register: prometheus });
 
@@ -193,6 +228,10 @@ export function createMetrics(registry: Registry, budget?: MemoryBudget): Metric
     reclaimed(kind, bytes, items) {
       reclaimedBytes.inc({ kind }, bytes);
       reclaimedItems.inc({ kind }, items);
+    },
+    connectionClosed: (reason) => connectionsClosed.inc({ reason }),
+    observeTransport(source) {
+      transport = source;
     },
     rpcEnded(method, code, reason, startedAt) {
       let series = byMethod.get(method);

@@ -2,6 +2,9 @@
  * Wires a daemon together: store, Registry, the `default` table, and a gRPC
  * server serving SessionRegistry, grpc.health.v1.Health and reflection,
  * over plaintext or TLS, with optional token auth and a metrics endpoint.
+ * Connections come in through the ConnectionGate (./connections.ts), and
+ * every call passes the CallGuard interceptor (../transport/call-guard.ts)
+ * before grpc-js reads its request.
  * Used by main.ts and by tests, which start real daemons on 127.0.0.1:0.
  */
 import { readFile } from "node:fs/promises";
@@ -15,10 +18,12 @@ import { EtcdStore, type EtcdStoreOptions } from "../store/etcd/store.js";
 import { MemoryStore } from "../store/memory.js";
 import type { Store, StoreObserver } from "../store/store.js";
 import { AuthConfigError, loadAuthTokens, type Authorizer } from "../transport/auth.js";
+import { CallGuard } from "../transport/call-guard.js";
 import { SessionRegistryService } from "../transport/service.js";
 import { AvailabilityMonitor } from "./availability.js";
 import { reportBudget, resolveMemoryBudget, type BudgetReport } from "./budget.js";
 import { ConfigError, parseListen, validateConfig, type DaemonConfig } from "./config.js";
+import { ConnectionGate } from "./connections.js";
 import { DaemonHealth } from "./health.js";
 import { createLogger, type Logger } from "./logger.js";
 import { createMetrics, startMetricsServer, type Metrics, type MetricsServer } from "./metrics.js";
@@ -57,7 +62,12 @@ export interface DaemonDeps {
   /** How often health checks a store that can be unreachable (one with `probe`, i.e. etcd); default 1 s. */
   probeIntervalMs?: number;
   logger?: Logger;
+  /** How often repeated refusals (connections, calls) are logged, as one line with a count; default 10 s. */
+  refusalLogIntervalMs?: number;
 }
+
+/** After a request timeout, how long its status has to reach the client before the connection is closed. */
+const TIMED_OUT_CONNECTION_CLOSE_MS = 1000;
 
 /**
  * Starts a daemon; rejects (with everything it opened closed again) if the
@@ -87,7 +97,38 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
   if (config.metricsListen !== undefined) metrics = createMetrics(registry, budget);
   const budgetReport = reportBudget(budget, log, () => metrics);
 
-  const server = new grpc.Server(serverOptions(config));
+  const logIntervalMs = deps.refusalLogIntervalMs ?? 10_000;
+  const recorder = metrics;
+  // The guard and the gate know each other: calls start connections' lives, timeouts end them.
+  let gate: ConnectionGate | undefined;
+  const guard = new CallGuard({
+    log,
+    ...(authorizer !== undefined ? { authorizer } : {}),
+    ...(metrics !== undefined ? { metrics } : {}),
+    requestTimeoutMs: config.requestTimeoutMs,
+    maxPendingRequests: config.maxPendingRequests,
+    logIntervalMs,
+    callStarted: (connection) => gate?.callStarted(connection),
+    closeConnection: (connection) => gate?.closeSoon(connection),
+  });
+  const server = new grpc.Server({ ...serverOptions(config), interceptors: [guard.interceptor] });
+  gate = new ConnectionGate(
+    server.createConnectionInjector(transport.credentials),
+    {
+      maxConnections: config.maxConnections,
+      setupTimeoutMs: config.connectionSetupTimeoutMs,
+      logIntervalMs,
+      closeDelayMs: TIMED_OUT_CONNECTION_CLOSE_MS,
+      ...(recorder !== undefined ? { closed: (reason: string) => recorder.connectionClosed(reason) } : {}),
+    },
+    log,
+  );
+  const open = gate;
+  recorder?.observeTransport({
+    connections: () => open.size,
+    pendingRequests: () => guard.pendingRequests,
+    heldRequests: () => guard.heldRequests,
+  });
   const health = new DaemonHealth();
   const service = new SessionRegistryService(registry, log, {
     watchQueue: config.watchQueue,
@@ -132,10 +173,12 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
         onChange: (available) => health.setStoreAvailable(available),
       });
     }
-    port = await bind(server, config.listen, transport.credentials);
+    port = await bind(gate, config.listen);
     if (metrics !== undefined) metricsServer = await startMetricsServer(config.metricsListen!, metrics, log);
   } catch (err) {
+    gate.stopAccepting();
     server.forceShutdown();
+    gate.closeAll();
     budgetReport.stop();
     await monitor?.stop();
     await store.close().catch((closeErr: unknown) => log.warn({ err: closeErr }, "closing the store failed"));
@@ -175,7 +218,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
     metricsAddress: metricsServer?.address,
     registry,
     shutdown(graceMs = config.shutdownGraceMs) {
-      stopping ??= shutdown({ server, service, health, store, metricsServer, monitor, budgetReport }, graceMs, log);
+      stopping ??= shutdown({ server, gate, guard, service, health, store, metricsServer, monitor, budgetReport }, graceMs, log);
       return stopping;
     },
   };
@@ -269,22 +312,19 @@ function createStore(config: DaemonConfig, observer: StoreObserver, etcd: EtcdCo
   }
 }
 
-/** bindAsync as a promise, with an error that says which address failed and why. */
-function bind(server: grpc.Server, listen: string, credentials: grpc.ServerCredentials): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.bindAsync(listen, credentials, (err, port) => {
-      if (err) {
-        reject(new Error(`cannot listen on ${listen}: ${describeBindError(err)}`, { cause: err }));
-        return;
-      }
-      resolve(port);
-    });
-  });
+/** Listens through the gate (see connections.ts for why not bindAsync), with an error that says which address failed and why. */
+async function bind(gate: ConnectionGate, listen: string): Promise<number> {
+  const { host, port } = parseListen(listen);
+  try {
+    return await gate.listen(host, port);
+  } catch (err) {
+    throw new Error(`cannot listen on ${listen}: ${describeBindError(err as Error)}`, { cause: err });
+  }
 }
 
-/** grpc-js folds the system error into a long message; pull out the part a person acts on. */
+/** The part of a system error a person acts on. */
 function describeBindError(err: Error): string {
-  const text = err.message;
+  const text = `${(err as NodeJS.ErrnoException).code ?? ""} ${err.message}`;
   if (/EADDRINUSE/.test(text)) return "address already in use";
   if (/EACCES/.test(text)) return "permission denied";
   if (/EADDRNOTAVAIL/.test(text)) return "address not available on this machine";
@@ -294,6 +334,8 @@ function describeBindError(err: Error): string {
 
 interface DaemonParts {
   server: grpc.Server;
+  gate: ConnectionGate;
+  guard: CallGuard;
   service: SessionRegistryService;
   health: DaemonHealth;
   store: Store;
@@ -304,9 +346,10 @@ interface DaemonParts {
 
 /**
  * The shutdown order of RunningDaemon.shutdown. Health goes first, so that
- * a load balancer watching it stops sending calls. tryShutdown then stops
- * accepting calls and lets running ones finish; after the grace,
- * forceShutdown cancels the rest. Watches never finish on their own, so
+ * a load balancer watching it stops sending calls. The gate stops accepting
+ * connections and closes those that never started a call. tryShutdown then
+ * stops accepting calls (GOAWAY) and lets running ones finish; after the
+ * grace, forceShutdown cancels the rest, and the gate closes any socket left. Watches never finish on their own, so
  * they are ended right away with UNAVAILABLE, which tells their clients to
  * reconnect (elsewhere). The store is closed only once the server is down:
  * closing it clears the tables that running unary calls still use. The
@@ -314,9 +357,12 @@ interface DaemonParts {
  * way the server got there.
  */
 async function shutdown(parts: DaemonParts, graceMs: number, log: Logger): Promise<void> {
-  const { server, service, health, store, metricsServer, monitor, budgetReport } = parts;
-  log.info({ graceMs, openWatches: service.openWatches }, "shutting down");
+  const { server, gate, guard, service, health, store, metricsServer, monitor, budgetReport } = parts;
+  log.info({ graceMs, openWatches: service.openWatches, openConnections: gate.size }, "shutting down");
   health.setNotServing();
+  // New connections are refused; those that never started a call have nothing to finish.
+  gate.stopAccepting();
+  gate.closeUnstarted();
   // Stopped now (no more health changes), awaited before the store closes under its check.
   const monitorStopped = monitor?.stop();
   await new Promise<void>((resolve) => {
@@ -332,6 +378,9 @@ async function shutdown(parts: DaemonParts, graceMs: number, log: Logger): Promi
     service.endAllWatches(shuttingDown());
     health.endWatches();
   });
+  // The server is down (or forced down); what it never took over goes too.
+  gate.closeAll();
+  guard.flushLogs();
   try {
     await metricsServer?.close();
   } catch (err) {

@@ -16,9 +16,15 @@
  *
  * A call is checked in this order, before its request is validated: a token
  * must be present and known (else UNAUTHENTICATED), its role must cover the
- * method, and its tables the request's table (else PERMISSION_DENIED). A
- * request whose bytes do not parse has no table to check; it is refused as
- * INVALID_ARGUMENT by the handler, having touched nothing.
+ * method, and its tables the request's table (else PERMISSION_DENIED). The
+ * first two are checked at the headers, before the request is read
+ * (./call-guard.ts); the table, which is in the request, by the handler
+ * (./service.ts). A request whose bytes do not parse has no table to check;
+ * it is refused as INVALID_ARGUMENT by the handler, having touched nothing.
+ *
+ * Node's HTTP/2 layer keeps the first of several `authorization` headers and
+ * drops the rest before grpc-js builds the call's metadata, so a second value
+ * cannot be seen here; the check for one guards metadata built otherwise.
  *
  * Tokens are compared in constant time: the presented token and every
  * configured one are SHA-256 digests of equal length, and each call compares

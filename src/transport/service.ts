@@ -5,8 +5,11 @@
  * once, with either the response or a status built by ./status.ts.
  *
  * With an Authorizer, every call is authenticated and authorized (./auth.ts)
- * before anything else, its request's validation included. With an
- * RpcRecorder (the daemon's metrics), every call is counted once, when it ends.
+ * before anything else, its request's validation included. The daemon's
+ * CallGuard (./call-guard.ts) has checked token and role at the headers
+ * already; they are checked again here with the request's table, which only
+ * the request names. With an RpcRecorder (the daemon's metrics), every call
+ * is counted once, when it ends.
  */
 import { status, type handleUnaryCall, type Server, type ServerUnaryCall } from "@grpc/grpc-js";
 

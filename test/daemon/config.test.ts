@@ -3,6 +3,7 @@ import { expect } from "chai";
 import {
   ConfigError,
   DEFAULT_CONFIG,
+  defaultMaxConnections,
   isLoopbackHost,
   parseConfig,
   usageText,
@@ -44,7 +45,7 @@ describe("daemon config", () => {
         etcdPassword: undefined,
         logLevel: "info",
         shutdownGraceMs: 10_000,
-        maxReceiveMessageBytes: 1024 * 1024,
+        maxReceiveMessageBytes: 512 * 1024,
         watchHistory: 10_000,
         maxWatchers: 10_000,
         watchQueue: 1024,
@@ -62,6 +63,10 @@ describe("daemon config", () => {
         keepaliveTimeoutMs: 20_000,
         maxConnectionIdleMs: 1_800_000,
         maxConnectionAgeMs: 0,
+        maxConnections: defaultMaxConnections(),
+        connectionSetupTimeoutMs: 10_000,
+        requestTimeoutMs: 10_000,
+        maxPendingRequests: 256,
         help: false,
       });
       expect(parse([])).to.deep.include(DEFAULT_CONFIG);
@@ -189,6 +194,10 @@ describe("daemon config", () => {
       { argv: [], env: { SESSION_REGISTRY_MAX_CONNECTION_IDLE: "1m" }, expected: { maxConnectionIdleMs: 60_000 } },
       { argv: [], env: { SESSION_REGISTRY_MAX_CONNECTION_AGE: "10m" }, expected: { maxConnectionAgeMs: 600_000 } },
       { argv: ["--watch-queue", "8"], env: { SESSION_REGISTRY_WATCH_QUEUE: "0" }, expected: { watchQueue: 8 } },
+      { argv: [], env: { SESSION_REGISTRY_MAX_CONNECTIONS: "500" }, expected: { maxConnections: 500 } },
+      { argv: [], env: { SESSION_REGISTRY_CONNECTION_SETUP_TIMEOUT: "2s" }, expected: { connectionSetupTimeoutMs: 2000 } },
+      { argv: [], env: { SESSION_REGISTRY_REQUEST_TIMEOUT: "500ms" }, expected: { requestTimeoutMs: 500 } },
+      { argv: [], env: { SESSION_REGISTRY_MAX_PENDING_REQUESTS: "32" }, expected: { maxPendingRequests: 32 } },
       // An empty variable counts as unset.
       { argv: [], env: { SESSION_REGISTRY_MAX_SESSIONS: "" }, expected: { maxSessions: 10 } },
       // A flag beats its variable, even an invalid one.
@@ -287,6 +296,10 @@ describe("daemon config", () => {
       { argv: ["--keepalive-timeout", "0"], message: /^--keepalive-timeout must be a duration from 1ms to 24h.*got "0"$/ },
       { argv: ["--max-connection-idle", "forever"], message: /^--max-connection-idle must be a duration.*got "forever"$/ },
       { argv: ["--max-connection-age", "1d"], message: /^--max-connection-age must be a duration.*got "1d"$/ },
+      { argv: ["--max-connections", "0"], message: /^--max-connections must be an integer from 1 to 1000000, got "0"$/ },
+      { argv: ["--connection-setup-timeout", "0"], message: /^--connection-setup-timeout must be a duration from 1ms to 24h.*got "0"$/ },
+      { argv: ["--request-timeout", "0s"], message: /^--request-timeout must be a duration from 1ms to 24h.*got "0s"$/ },
+      { argv: ["--max-pending-requests", "0"], message: /^--max-pending-requests must be an integer from 1 to 1000000, got "0"$/ },
       // TLS files come in pairs, and client certificates need TLS.
       { argv: ["--tls-cert", "s.crt"], message: /^--tls-cert needs --tls-key as well/ },
       { argv: ["--tls-key", "s.key"], message: /^--tls-key needs --tls-cert as well/ },
@@ -412,6 +425,20 @@ describe("daemon config", () => {
     }
   });
 
+  describe("defaultMaxConnections", () => {
+    const limits = (soft: string) => `Limit                     Soft Limit           Hard Limit           Units     \nMax open files            ${soft}                 524288               files     \n`;
+    it("leaves 128 of the soft open-file limit to the daemon, and caps it at 10000", () => {
+      expect(defaultMaxConnections(limits("1024"))).to.equal(896);
+      expect(defaultMaxConnections(limits("1048576"))).to.equal(10_000);
+      expect(defaultMaxConnections(limits("unlimited"))).to.equal(10_000);
+      expect(defaultMaxConnections(limits("100"))).to.equal(16);
+    });
+    it("is 1000 where the limit cannot be read", () => {
+      expect(defaultMaxConnections("")).to.equal(1000);
+      expect(defaultMaxConnections("no such line")).to.equal(1000);
+    });
+  });
+
   describe("usageText", () => {
     it("lists every flag with its variable and default", () => {
       const text = usageText();
@@ -429,7 +456,7 @@ describe("daemon config", () => {
         ["--etcd-password", "SESSION_REGISTRY_ETCD_PASSWORD", "none"],
         ["--log-level", "SESSION_REGISTRY_LOG_LEVEL", "info"],
         ["--shutdown-grace", "SESSION_REGISTRY_SHUTDOWN_GRACE", "10s"],
-        ["--max-receive-message-size", "SESSION_REGISTRY_MAX_RECEIVE_MESSAGE_SIZE", "1048576"],
+        ["--max-receive-message-size", "SESSION_REGISTRY_MAX_RECEIVE_MESSAGE_SIZE", "524288"],
         ["--watch-history", "SESSION_REGISTRY_WATCH_HISTORY", "10000"],
         ["--max-watchers", "SESSION_REGISTRY_MAX_WATCHERS", "10000"],
         ["--watch-queue", "SESSION_REGISTRY_WATCH_QUEUE", "1024"],
@@ -447,6 +474,14 @@ describe("daemon config", () => {
         ["--memory-budget", "SESSION_REGISTRY_MEMORY_BUDGET", "512MiB, or half node's heap limit if less"],
         ["--watch-history-bytes", "SESSION_REGISTRY_WATCH_HISTORY_BYTES", "64MiB"],
         ["--watch-queue-bytes", "SESSION_REGISTRY_WATCH_QUEUE_BYTES", "8MiB"],
+        [
+          "--max-connections",
+          "SESSION_REGISTRY_MAX_CONNECTIONS",
+          `the open-file limit less 128, at most 10000 (here ${defaultMaxConnections()})`,
+        ],
+        ["--connection-setup-timeout", "SESSION_REGISTRY_CONNECTION_SETUP_TIMEOUT", "10s"],
+        ["--request-timeout", "SESSION_REGISTRY_REQUEST_TIMEOUT", "10s"],
+        ["--max-pending-requests", "SESSION_REGISTRY_MAX_PENDING_REQUESTS", "256"],
       ] as const) {
         expect(text).to.include(flag);
         expect(text).to.include(`env ${env}, default ${def}`);
@@ -456,7 +491,7 @@ describe("daemon config", () => {
 
     it("has one entry per flag that parseConfig knows, and no other", () => {
       const listed = [...usageText().matchAll(/^ {2}(--[a-z-]+)/gm)].map((m) => m[1]!);
-      expect(listed).to.have.length(31);
+      expect(listed).to.have.length(35);
       for (const flag of listed) {
         // Every listed flag parses (a switch alone, the others with a value that may be invalid).
         const message = (() => {

@@ -10,6 +10,8 @@ import { expect } from "chai";
 import { credentials } from "@grpc/grpc-js";
 import { SessionRegistryClient as GeneratedClient } from "@session-registry/client/gen/sessionregistry/v1/session_registry";
 
+import { LIMITS } from "../../src/core/validation.js";
+import { RegisterRequest, UpdateRequest } from "../../src/gen/sessionregistry/v1/session_registry.js";
 import { REGISTRY_SERVICE_NAME } from "../../src/daemon/health.js";
 import { serverOptions } from "../../src/daemon/server.js";
 import { DEFAULT_CONFIG } from "../../src/daemon/config.js";
@@ -116,10 +118,45 @@ describe("connection limits", () => {
     });
   });
 
+  describe("--max-receive-message-size", () => {
+    it("takes the largest valid Register and Update by default, with room to spare", () => {
+      const session = {
+        id: "i".repeat(LIMITS.idMaxChars),
+        name: "\u{1F600}".repeat(LIMITS.nameMaxCodePoints),
+        projectPath: "/".padEnd(LIMITS.projectPathMaxBytes, "p"),
+        metadata: new Map(
+          Array.from({ length: LIMITS.metadataMaxEntries }, (_, i) => [
+            `k${i}-`.padEnd(LIMITS.metadataKeyMaxBytes, "k"),
+            "v".repeat(LIMITS.metadataValueMaxBytes),
+          ]),
+        ),
+        createTime: undefined,
+        updateTime: undefined,
+        revision: 0n,
+        ttl: { seconds: 86_400n, nanos: 0 },
+        expireTime: undefined,
+        tableUid: "",
+      };
+      const table = "t".repeat(LIMITS.tableNameMaxChars);
+      const register = RegisterRequest.encode({ table, session, requestId: "r".repeat(128) }).finish().length;
+      const update = UpdateRequest.encode({
+        table,
+        session,
+        updateMask: ["name", "project_path", "metadata", "ttl"],
+        expectedRevision: 2n ** 62n,
+        requestId: "r".repeat(128),
+        tableUid: "u".repeat(64),
+      }).finish().length;
+      const largest = Math.max(register, update);
+      expect(largest).to.be.greaterThan(256 * 1024);
+      expect(largest).to.be.lessThan(0.6 * DEFAULT_CONFIG.maxReceiveMessageBytes);
+    });
+  });
+
   describe("server options", () => {
     it("passes every limit to grpc-js, leaving out the ones set to 0 (off)", () => {
       expect(serverOptions(DEFAULT_CONFIG)).to.deep.equal({
-        "grpc.max_receive_message_length": 1024 * 1024,
+        "grpc.max_receive_message_length": 512 * 1024,
         "grpc.max_send_message_length": 16 * 1024 * 1024,
         "grpc.max_concurrent_streams": 100,
         "grpc.keepalive_time_ms": 60_000,
@@ -129,7 +166,7 @@ describe("connection limits", () => {
       expect(
         serverOptions({ ...DEFAULT_CONFIG, keepaliveTimeMs: 0, maxConnectionIdleMs: 0, maxConnectionAgeMs: 3_600_000 }),
       ).to.deep.equal({
-        "grpc.max_receive_message_length": 1024 * 1024,
+        "grpc.max_receive_message_length": 512 * 1024,
         "grpc.max_send_message_length": 16 * 1024 * 1024,
         "grpc.max_concurrent_streams": 100,
         "grpc.keepalive_timeout_ms": 20_000,

@@ -139,7 +139,7 @@ export class PermissionDeniedError extends SessionRegistryError {
   readonly method: string;
   /** The token's role: read, write or admin. */
   readonly role: string;
-  /** The table the call named; empty for calls that name none. */
+  /** The table refused; empty when the role was refused (checked before the request, which names the table, is read) or the call names none. */
   readonly table: string;
   constructor(init: SessionRegistryErrorInit) {
     super(init);
