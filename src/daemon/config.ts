@@ -147,12 +147,11 @@ export const DEFAULT_CONFIG: Readonly<DaemonConfig> = Object.freeze({
   etcdPassword: undefined,
   logLevel: "info",
   shutdownGraceMs: 10_000,
-  // The largest valid request is a Register with 64 metadata entries of a
-  // 128-byte key and a 4 KiB value plus a 4 KiB project path: about 270 KiB
-  // (see LIMITS in src/core/validation.ts; test/daemon/limits.test.ts measures
-  // it). 512 KiB keeps a margin over it and halves what one unfinished request
-  // may hold.
-  maxReceiveMessageBytes: 512 * 1024,
+  // The largest valid request is a Register with 16 KiB of metadata, a 4 KiB
+  // project path and every other field at its longest: under 22 KiB (see
+  // LIMITS in src/core/validation.ts; test/daemon/limits.test.ts measures it).
+  // 64 KiB keeps a margin over it and bounds what an unfinished request may hold.
+  maxReceiveMessageBytes: 64 * 1024,
   watchHistory: 10_000,
   maxWatchers: 10_000,
   watchQueue: 1024,

@@ -284,7 +284,7 @@ describe("request validation", () => {
       ["a value of 4097 bytes", { k: "v".repeat(4097) }],
       ["a value of 4097 bytes in 2049 characters", { k: E_ACUTE.repeat(2048) + "v" }],
       ["keys and values of 16385 bytes together", { ...Object.fromEntries(Array.from({ length: 4 }, (_, i) => [`k${i}`, "v".repeat(4094)])), x: "" }],
-      ["64 values of 4096 bytes", Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`k${i}`, "v".repeat(4096)]))],
+      ["8 values of 4096 bytes", Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`k${i}`, "v".repeat(4096)]))],
       ["a key with a newline", { "k\n": "v" }],
       ["a key with a tab", { "k\tx": "v" }],
       ["a key with NUL", { "k\u0000": "v" }],

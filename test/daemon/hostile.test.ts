@@ -192,7 +192,7 @@ describe("hostile clients", () => {
     it("refuses calls without a token before reading their half-sent messages, as it refuses any other", async () => {
       const session = await h2(h);
       // Just under the message limit announced, a part of it sent, the rest never.
-      const streams = Array.from({ length: 20 }, () => halfSentCall(session, REGISTER, 500 * 1024, 32 * 1024));
+      const streams = Array.from({ length: 20 }, () => halfSentCall(session, REGISTER, 60 * 1024, 32 * 1024));
       const statuses = await Promise.all(streams.map(statusOf));
       for (const s of statuses) {
         expect(s.code).to.equal(grpc.status.UNAUTHENTICATED);
@@ -208,7 +208,7 @@ describe("hostile clients", () => {
 
     it("refuses a role too low for the method before reading the message", async () => {
       const session = await h2(h);
-      const s = await statusOf(halfSentCall(session, REGISTER, 500 * 1024, 32 * 1024, READ_TOKEN));
+      const s = await statusOf(halfSentCall(session, REGISTER, 60 * 1024, 32 * 1024, READ_TOKEN));
       expect(s.code).to.equal(grpc.status.PERMISSION_DENIED);
       expect(s.message).to.equal("permission denied: Register needs the write role; this token has read");
       const info = errorInfoOf(s.headers);
@@ -243,7 +243,7 @@ describe("hostile clients", () => {
     it("ends a call whose request does not arrive within --request-timeout and closes its connection", async () => {
       h = await startHostile({ authTokensFile: tokensFile, requestTimeoutMs: 200 }, { token: TOKEN });
       const session = await h2(h);
-      const streams = Array.from({ length: 5 }, () => halfSentCall(session, REGISTER, 500 * 1024, 100 * 1024, TOKEN));
+      const streams = Array.from({ length: 5 }, () => halfSentCall(session, REGISTER, 60 * 1024, 40 * 1024, TOKEN));
       const statuses = await Promise.all(streams.map(statusOf));
       for (const s of statuses) {
         expect(s.code).to.equal(grpc.status.DEADLINE_EXCEEDED);
@@ -263,7 +263,7 @@ describe("hostile clients", () => {
       const stream = session.request({ ":method": "POST", ":path": LOOKUP, "content-type": "application/grpc", te: "trailers" });
       // A whole (empty) message, then the start of a second one that never ends.
       const second = Buffer.alloc(5);
-      second.writeUInt32BE(400 * 1024, 1);
+      second.writeUInt32BE(40 * 1024, 1);
       stream.write(Buffer.concat([Buffer.alloc(5), second, Buffer.alloc(1024)]));
       expect((await statusOf(stream)).code).to.equal(grpc.status.DEADLINE_EXCEEDED);
       await closed(session);
@@ -273,7 +273,7 @@ describe("hostile clients", () => {
     it("reads at most --max-pending-requests incomplete requests at once, and holds later calls unread until one completes", async () => {
       h = await startHostile({ maxPendingRequests: 4, requestTimeoutMs: 60_000 });
       const session = await h2(h);
-      const halves = Array.from({ length: 4 }, () => halfSentCall(session, REGISTER, 500 * 1024, 100 * 1024));
+      const halves = Array.from({ length: 4 }, () => halfSentCall(session, REGISTER, 60 * 1024, 40 * 1024));
       // A whole call behind them on the same connection (frames arrive in order): an empty Lookup, INVALID_ARGUMENT once read.
       const lookup = session.request({ ":method": "POST", ":path": LOOKUP, "content-type": "application/grpc", te: "trailers" });
       lookup.end(Buffer.alloc(5));

@@ -124,10 +124,11 @@ describe("connection limits", () => {
         id: "i".repeat(LIMITS.idMaxChars),
         name: "\u{1F600}".repeat(LIMITS.nameMaxCodePoints),
         projectPath: "/".padEnd(LIMITS.projectPathMaxBytes, "p"),
+        // As many entries as allowed, keys and values filling the total: the most bytes of map framing.
         metadata: new Map(
           Array.from({ length: LIMITS.metadataMaxEntries }, (_, i) => [
             `k${i}-`.padEnd(LIMITS.metadataKeyMaxBytes, "k"),
-            "v".repeat(LIMITS.metadataValueMaxBytes),
+            "v".repeat(LIMITS.metadataMaxTotalBytes / LIMITS.metadataMaxEntries - LIMITS.metadataKeyMaxBytes),
           ]),
         ),
         createTime: undefined,
@@ -148,7 +149,7 @@ describe("connection limits", () => {
         tableUid: "u".repeat(64),
       }).finish().length;
       const largest = Math.max(register, update);
-      expect(largest).to.be.greaterThan(256 * 1024);
+      expect(largest).to.be.greaterThan(LIMITS.metadataMaxTotalBytes + LIMITS.projectPathMaxBytes);
       expect(largest).to.be.lessThan(0.6 * DEFAULT_CONFIG.maxReceiveMessageBytes);
     });
   });
@@ -156,7 +157,7 @@ describe("connection limits", () => {
   describe("server options", () => {
     it("passes every limit to grpc-js, leaving out the ones set to 0 (off)", () => {
       expect(serverOptions(DEFAULT_CONFIG)).to.deep.equal({
-        "grpc.max_receive_message_length": 512 * 1024,
+        "grpc.max_receive_message_length": 64 * 1024,
         "grpc.max_send_message_length": 16 * 1024 * 1024,
         "grpc.max_concurrent_streams": 100,
         "grpc.keepalive_time_ms": 60_000,
@@ -166,7 +167,7 @@ describe("connection limits", () => {
       expect(
         serverOptions({ ...DEFAULT_CONFIG, keepaliveTimeMs: 0, maxConnectionIdleMs: 0, maxConnectionAgeMs: 3_600_000 }),
       ).to.deep.equal({
-        "grpc.max_receive_message_length": 512 * 1024,
+        "grpc.max_receive_message_length": 64 * 1024,
         "grpc.max_send_message_length": 16 * 1024 * 1024,
         "grpc.max_concurrent_streams": 100,
         "grpc.keepalive_timeout_ms": 20_000,
