@@ -25,6 +25,7 @@ import { fileURLToPath } from "node:url";
 import { credentials, Metadata, status, type ServiceError } from "@grpc/grpc-js";
 import { Session, SessionRegistryClient as GeneratedClient } from "@session-registry/client/gen/sessionregistry/v1/session_registry";
 
+import { DEFAULT_CONFIG } from "../src/daemon/config.js";
 import { startDaemonProcess, type ServerProcess } from "./daemon-process.js";
 import { percentile, round } from "./stats.js";
 
@@ -39,6 +40,8 @@ const NODE_ARGS = arg("node-args")?.split(" ").filter((a) => a !== "") ?? [];
 const OUT = resolve(arg("out") ?? fileURLToPath(new URL("soak-results.json", import.meta.url)));
 const MIB = 1024 * 1024;
 const TOKEN = "soak-admin-token-0123456789abcdef";
+/** The daemon's default --max-receive-message-size: the attack announces messages just under it. */
+const MAX_REQUEST = DEFAULT_CONFIG.maxReceiveMessageBytes;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const session = (fields: Partial<Session>): Session => ({ ...Session.fromPartial({}), ...fields });
@@ -272,14 +275,14 @@ const PHASES: Phase[] = [
   ...(["without", "with"] as const).map(
     (tokens): Phase => ({
       name: `unfinished-messages-${tokens}-token`,
-      what: `20 connections x 100 streams, each announcing a message of 1 MiB - 1 byte, sending 1,000 KiB of it and never finishing${tokens === "with" ? "; the daemon has --auth-tokens and the streams carry no token" : ""}`,
+      what: `20 connections x 100 streams, each announcing a message just under --max-receive-message-size (64 KiB - 1 byte), sending 63 KiB of it and never finishing${tokens === "with" ? "; the daemon has --auth-tokens and the streams carry no token" : ""}`,
       ...(tokens === "with" ? { flags: ["--auth-tokens", tokenFile()] } : {}),
       async start(address) {
         const sessions = Array.from({ length: 20 }, () => http2.connect(`http://${address}`));
-        const counts = { streamsOpened: 0, streamsClosedByDaemon: 0, bytesAccepted: 0 };
+        const counts = { streamsOpened: 0, streamsClosedByDaemon: 0 };
         const header = Buffer.alloc(5);
-        header.writeUInt32BE(MIB - 1, 1);
-        const body = Buffer.alloc(1000 * 1024, 7);
+        header.writeUInt32BE(MAX_REQUEST - 1, 1);
+        const body = Buffer.alloc(MAX_REQUEST - 1024, 7);
         for (const s of sessions) {
           s.on("error", () => {});
           for (let i = 0; i < 100; i++) {
@@ -293,7 +296,7 @@ const PHASES: Phase[] = [
             stream.on("error", () => {});
             stream.on("close", () => counts.streamsClosedByDaemon++);
             stream.write(header);
-            stream.write(body, () => (counts.bytesAccepted += body.length));
+            stream.write(body);
           }
         }
         return {
@@ -307,14 +310,16 @@ const PHASES: Phase[] = [
   ),
   {
     name: "error-echo",
-    what: "4 clients looping an Update whose update_mask holds 40,000 invalid paths (a 236 KB request)",
+    what: "4 clients looping an Update whose update_mask holds 3,000 invalid paths (59 KB, just under the request size limit), and one of 40,000 (880 KB, over it)",
     async start(address, metadata) {
       const clients = Array.from({ length: 4 }, () => client(address));
-      const mask = Array.from({ length: 40_000 }, (_, i) => `no_such_field_${i}`);
+      const mask = Array.from({ length: 3_000 }, (_, i) => `no_such_field_${i}`);
+      const huge = Array.from({ length: 40_000 }, (_, i) => `no_such_field_${i}`);
       let trailerBytes = 0;
-      const attack = loops(4, async (w) => {
+      const attack = loops(4, async (w, i) => {
         try {
-          await unary(clients[w]!, "update", { requestId: "", table: "", session: session({ id: "x" }), updateMask: mask, expectedRevision: 0, tableUid: "" }, metadata);
+          const updateMask = i % 10 === 9 ? huge : mask;
+          await unary(clients[w]!, "update", { requestId: "", table: "", session: session({ id: "x" }), updateMask, expectedRevision: 0, tableUid: "" }, metadata);
         } catch (err) {
           const md = (err as ServiceError).metadata?.getMap() ?? {};
           trailerBytes = Math.max(trailerBytes, (err as ServiceError).details.length + Object.values(md).reduce<number>((n, v) => n + String(v).length, 0));
@@ -339,6 +344,8 @@ const PHASES: Phase[] = [
       const counts = { opened: 0, closedByDaemon: 0, refused: 0 };
       const open = () => {
         const s = netConnect({ host, port });
+        // Read (and drop) what the daemon sends (its HTTP/2 SETTINGS): a socket not read never sees its end.
+        s.resume();
         s.on("error", () => counts.refused++);
         s.on("close", () => counts.closedByDaemon++);
         s.on("connect", () => counts.opened++);

@@ -459,7 +459,7 @@ const FLAGS: readonly FlagSpec[] = [
     flag: "max-connections",
     key: "maxConnections",
     valueName: "n",
-    description: "Connections open at once; past it new ones are closed at once (and counted in the log). Keep it below ulimit -n.",
+    description: "Connections open at once; at it, a new one replaces the oldest that has started no call, or is closed at once when all have (counted in the log). Keep it below ulimit -n.",
     defaultText: `the open-file limit less ${FILE_HEADROOM}, at most ${MAX_CONNECTIONS_DEFAULT_CAP} (here ${DEFAULT_CONFIG.maxConnections})`,
     parse: (raw) => parseInteger(raw, 1, MAX_CONNECTIONS_LIMIT),
   }),

@@ -11,8 +11,11 @@
  * as bindAsync would (credentials, keepalive, idle and age limits, GOAWAY on
  * shutdown). Before handing it over, the gate:
  *
- * - closes it at once when `maxConnections` are open already, before the
- *   open-file limit makes accept() fail for everyone;
+ * - at `maxConnections` open, makes room by closing the oldest connection
+ *   that has not started a call yet, and closes the new one only when every
+ *   open connection has: connections that send nothing can then not hold
+ *   the cap against clients that call, and the open-file limit is never
+ *   reached (accept() would fail for everyone);
  * - closes it when it has not started a call within `setupTimeoutMs`
  *   (CallGuard tells the gate of each call's connection, by its remote
  *   address and port). Once it has, grpc-js's idle timeout takes over.
@@ -49,11 +52,16 @@ export interface ConnectionGateOptions {
   closed?: (reason: GateCloseReason) => void;
 }
 
-/** Why the gate closed a connection: the cap, the setup timeout, or a request timeout on it. */
-export type GateCloseReason = "max_connections" | "setup_timeout" | "request_timeout";
+/**
+ * Why the gate closed a connection: refused at the cap, closed at the cap to
+ * make room (it had started no call), the setup timeout, or a request timeout on it.
+ */
+export type GateCloseReason = "max_connections" | "evicted" | "setup_timeout" | "request_timeout";
 
 interface Connection {
   readonly socket: Socket;
+  /** Its byPeer key, kept: a closed socket no longer knows its peer. */
+  readonly key: string;
   setupTimer: NodeJS.Timeout | undefined;
   /** closeSoon was called: the socket goes after closeDelayMs. */
   closing: boolean;
@@ -62,10 +70,13 @@ interface Connection {
 export class ConnectionGate {
   private readonly servers: NetServer[] = [];
   private readonly open = new Set<Connection>();
+  /** The open connections that have started no call, oldest first (a Set keeps insertion order). */
+  private readonly unstarted = new Set<Connection>();
   /** remoteAddress|remotePort -> connection: how a call (which knows only those) finds its connection. */
   private readonly byPeer = new Map<string, Connection>();
   private readonly refusedLog: IntervalLog;
   private readonly setupLog: IntervalLog;
+  private readonly evictedLog: IntervalLog;
 
   constructor(
     private readonly injector: ConnectionInjector,
@@ -77,6 +88,14 @@ export class ConnectionGate {
         log.warn(
           { count, maxConnections: options.maxConnections },
           "refused connections: --max-connections are open; raise it (and ulimit -n) if these clients are legitimate",
+        ),
+      options.logIntervalMs,
+    );
+    this.evictedLog = new IntervalLog(
+      (count) =>
+        log.warn(
+          { count, maxConnections: options.maxConnections },
+          "closed connections that had started no call to make room for new ones: --max-connections are open",
         ),
       options.logIntervalMs,
     );
@@ -134,6 +153,7 @@ export class ConnectionGate {
     if (entry?.setupTimer === undefined) return;
     clearTimeout(entry.setupTimer);
     entry.setupTimer = undefined;
+    this.unstarted.delete(entry);
   }
 
   /** Closes `connection` after closeDelayMs, the time for what was just sent on it to leave. */
@@ -163,6 +183,7 @@ export class ConnectionGate {
   closeAll(): void {
     for (const entry of this.open) entry.socket.destroy();
     this.refusedLog.flush();
+    this.evictedLog.flush();
     this.setupLog.flush();
   }
 
@@ -170,31 +191,45 @@ export class ConnectionGate {
     // Errors on a connection (a reset peer) end it; grpc-js sees them too once it has the socket.
     socket.on("error", () => {});
     if (this.open.size >= this.options.maxConnections) {
-      this.refusedLog.add();
-      this.count("max_connections");
-      socket.destroy();
-      return;
+      const oldest = this.unstarted.values().next().value;
+      if (oldest === undefined) {
+        this.refusedLog.add();
+        this.count("max_connections");
+        socket.destroy();
+        return;
+      }
+      this.evictedLog.add();
+      this.count("evicted");
+      this.forget(oldest);
+      oldest.socket.destroy();
     }
     const key = peerKey(socket.remoteAddress, socket.remotePort);
     const entry: Connection = {
       socket,
+      key,
       closing: false,
       setupTimer: setTimeout(() => {
         entry.setupTimer = undefined;
+        this.unstarted.delete(entry);
         this.setupLog.add();
         this.count("setup_timeout");
         socket.destroy();
       }, this.options.setupTimeoutMs),
     };
     this.open.add(entry);
+    this.unstarted.add(entry);
     this.byPeer.set(key, entry);
-    socket.once("close", () => {
-      clearTimeout(entry.setupTimer);
-      entry.setupTimer = undefined;
-      this.open.delete(entry);
-      if (this.byPeer.get(key) === entry) this.byPeer.delete(key);
-    });
+    socket.once("close", () => this.forget(entry));
     this.injector.injectConnection(socket);
+  }
+
+  /** Takes a connection off every list (it is closed, or being closed). */
+  private forget(entry: Connection): void {
+    clearTimeout(entry.setupTimer);
+    entry.setupTimer = undefined;
+    this.open.delete(entry);
+    this.unstarted.delete(entry);
+    if (this.byPeer.get(entry.key) === entry) this.byPeer.delete(entry.key);
   }
 
   private count(reason: GateCloseReason): void {

@@ -19,7 +19,8 @@
  *   memory_reclaimed_total{kind}    counter  history events dropped, watchers ended for it
  *   connections                     gauge    connections open
  *   connections_closed_total{reason}  counter  connections the daemon closed on its own: max_connections
- *                                   (refused as they arrived), setup_timeout, request_timeout
+ *                                   (refused as they arrived), evicted (closed to make room: no
+ *                                   call started), setup_timeout, request_timeout
  *   pending_requests                gauge    calls being read whose request is not complete yet
  *   held_requests                   gauge    calls waiting unread for a --max-pending-requests slot
  *   process_*, nodejs_*             prom-client's default metrics, under their usual
@@ -208,7 +209,7 @@ export function createMetrics(registry: Registry, budget?: MemoryBudget): Metric
   transportGauge("held_requests", "Calls waiting, unread, for a --max-pending-requests slot.", (t) => t.heldRequests());
   const connectionsClosed = new Counter({
     name: name("connections_closed_total"),
-    help: "Connections the daemon closed on its own: max_connections (refused as they arrived), setup_timeout, request_timeout.",
+    help: "Connections the daemon closed on its own: max_connections (refused as they arrived), evicted (had started no call, closed to make room at the cap), setup_timeout, request_timeout.",
     labelNames: ["reason"] as const,
     registers,
   });

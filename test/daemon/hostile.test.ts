@@ -160,6 +160,9 @@ function rawSocket(h: Hostile): Promise<Socket> {
   });
 }
 
+/** A connection of the client's own: grpc-js shares one between clients of the same address otherwise. */
+const LOCAL = { "grpc.use_local_subchannel_pool": 1 };
+
 function warnings(h: Hostile, msg: RegExp): LogLine[] {
   return h.log.lines.filter((l) => l.level === "warn" && msg.test(l.msg));
 }
@@ -367,36 +370,81 @@ describe("hostile clients", () => {
       await h.stop();
     });
 
-    it("closes connections past the cap as they arrive, logs them once per interval, and serves the open ones", async () => {
+    it("makes room for a new connection by closing the oldest that has started no call, logging them once per interval", async () => {
       h = await startHostile({ maxConnections: 3, connectionSetupTimeoutMs: 60_000 });
       // The probe holds one; two silent connections take the rest.
       const silent = await Promise.all([rawSocket(h), rawSocket(h)]);
-      const extra = await Promise.all(Array.from({ length: 5 }, () => rawSocket(h)));
-      await Promise.all(extra.map(closed));
-      expect(silent.every((s) => !s.destroyed)).to.equal(true);
-      expect(warnings(h, /--max-connections/).map((l) => l.fields.count)).to.deep.equal([1]);
-      await probeLookup(h);
-      // A new client is refused too while the cap is reached...
-      const refused = new HealthClient(h.daemon.address);
+      // Silent newcomers push out the oldest silent ones: they cannot hold the cap.
+      const newcomers = [];
+      for (let i = 0; i < 5; i++) newcomers.push(await rawSocket(h));
+      await Promise.all([...silent, ...newcomers.slice(0, 3)].map(closed));
+      expect(newcomers.slice(3).every((s) => !s.destroyed)).to.equal(true);
+      // A client that calls gets in, in place of the oldest silent one, and keeps its place.
+      const caller = new HealthClient(h.daemon.address, undefined, LOCAL);
       try {
-        await refused.check(REGISTRY_SERVICE_NAME).then(
-          () => expect.fail("a fourth connection should be refused"),
-          (err: grpc.ServiceError) => expect(err.code).to.equal(grpc.status.UNAVAILABLE),
-        );
+        expect(await caller.check(REGISTRY_SERVICE_NAME)).to.equal("SERVING");
+        await closed(newcomers[3]!);
+        expect(newcomers[4]!.destroyed).to.equal(false);
+        // The next newcomer pushes out the last silent one, not the caller.
+        const last = await rawSocket(h);
+        await closed(newcomers[4]!);
+        expect(last.destroyed).to.equal(false);
+        expect(await caller.check(REGISTRY_SERVICE_NAME)).to.equal("SERVING");
       } finally {
-        refused.close();
+        caller.close();
       }
-      // ...and served once a connection goes.
-      silent[0]!.destroy();
-      await closed(silent[0]!);
-      const served = new HealthClient(h.daemon.address);
+      await probeLookup(h);
+      expect(warnings(h, /to make room/).map((l) => l.fields.count)).to.deep.equal([1]);
+      await h.stop();
+      const counts = warnings(h, /to make room/).map((l) => Number(l.fields.count));
+      // Five newcomers, the caller and the last newcomer each pushed one out.
+      expect(counts.reduce((a, b) => a + b, 0)).to.equal(7);
+      expect(warnings(h, /refused connections/)).to.deep.equal([]);
+    });
+
+    it("refuses new connections as they arrive once every open one has started a call, logs them once per interval, and serves the open ones", async () => {
+      h = await startHostile({ maxConnections: 3, connectionSetupTimeoutMs: 60_000 });
+      // The probe holds one; two clients that have called take the rest.
+      const callers = [new HealthClient(h.daemon.address, undefined, LOCAL), new HealthClient(h.daemon.address, undefined, LOCAL)];
       try {
-        expect(await served.check(REGISTRY_SERVICE_NAME)).to.equal("SERVING");
+        for (const c of callers) expect(await c.check(REGISTRY_SERVICE_NAME)).to.equal("SERVING");
+        const extra = await Promise.all(Array.from({ length: 5 }, () => rawSocket(h)));
+        await Promise.all(extra.map(closed));
+        expect(warnings(h, /refused connections/).map((l) => l.fields.count)).to.deep.equal([1]);
+        await probeLookup(h);
+        for (const c of callers) expect(await c.check(REGISTRY_SERVICE_NAME)).to.equal("SERVING");
+        // A new client is refused too while the cap is reached...
+        const refused = new HealthClient(h.daemon.address, undefined, LOCAL);
+        try {
+          await refused.check(REGISTRY_SERVICE_NAME).then(
+            () => expect.fail("a fourth connection should be refused"),
+            (err: grpc.ServiceError) => expect(err.code).to.equal(grpc.status.UNAVAILABLE),
+          );
+        } finally {
+          refused.close();
+        }
+        // ...and served once a connection goes.
+        callers[0]!.close();
+        const served = new HealthClient(h.daemon.address, undefined, LOCAL);
+        try {
+          for (let i = 0; ; i++) {
+            // The closed client's connection goes a moment after close(): until then the cap stands.
+            const ok = await served.check(REGISTRY_SERVICE_NAME).then(
+              () => true,
+              () => false,
+            );
+            if (ok) break;
+            if (i > 100) expect.fail("never served after a connection went");
+            await new Promise((r) => setTimeout(r, 20));
+          }
+        } finally {
+          served.close();
+        }
       } finally {
-        served.close();
+        for (const c of callers) c.close();
       }
       await h.stop();
-      const counts = warnings(h, /--max-connections/).map((l) => Number(l.fields.count));
+      const counts = warnings(h, /refused connections/).map((l) => Number(l.fields.count));
       expect(counts[0]).to.equal(1);
       expect(counts.reduce((a, b) => a + b, 0)).to.be.at.least(6);
     });
@@ -415,13 +463,14 @@ describe("hostile clients", () => {
       const session = await h2(h);
       const statuses = await Promise.all([0, 1].map(() => statusOf(halfSentCall(session, REGISTER, 1024, 10))));
       expect(statuses.map((s) => s.code)).to.deep.equal([grpc.status.DEADLINE_EXCEEDED, grpc.status.DEADLINE_EXCEEDED]);
+      // A third connection fills the cap; a fourth makes room by pushing it out (it has started no call).
       const silent = await rawSocket(h);
-      await closed(await rawSocket(h));
-      await Promise.all([closed(silent), closed(session)]);
+      const fourth = await rawSocket(h);
+      await Promise.all([closed(silent), closed(session), closed(fourth)]);
       const res = await fetch(`http://${h.daemon.metricsAddress!}/metrics`);
       const text = await res.text();
       const value = (series: string) => Number(new RegExp(`^${series.replace(/[{}]/g, "\\$&")} (\\S+)$`, "m").exec(text)?.[1]);
-      expect(value('session_registry_connections_closed_total{reason="max_connections"}')).to.equal(1);
+      expect(value('session_registry_connections_closed_total{reason="evicted"}')).to.equal(1);
       expect(value('session_registry_connections_closed_total{reason="setup_timeout"}')).to.equal(1);
       expect(value('session_registry_connections_closed_total{reason="request_timeout"}')).to.equal(1);
       expect(value("session_registry_connections")).to.equal(1);
