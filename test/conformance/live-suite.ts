@@ -16,20 +16,12 @@ import {
 } from "@session-registry/client";
 
 import type { Store, StoreLimits } from "../../src/store/store.js";
-import { expectError, startTestDaemon, uniqueName, type TestDaemon } from "../helpers/daemon.js";
+import { eventually, expectError, startTestDaemon, uniqueName, type TestDaemon } from "../helpers/daemon.js";
 import { wireDetails, type RawRegistry } from "../helpers/raw.js";
 import { EventType, suiteWatches } from "../helpers/watch.js";
 
 const LIMITS: StoreLimits = { defaultMaxSessions: 10, maxTables: 1000, watchHistory: 10_000 };
 
-/** Polls `check` until it returns true; bounded, for state that changes on its own (expiry). */
-async function eventually(check: () => Promise<boolean>, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 export function liveConformance(storeName: string, makeStore: (limits: StoreLimits) => Store | Promise<Store>): void {
   describe(`live sessions contract (${storeName} store)`, () => {

@@ -16,7 +16,7 @@ import { SessionRegistryClient as GeneratedClient, Session } from "@session-regi
 
 import { ConfigError } from "../../src/daemon/config.js";
 import { DEFAULT_MEMORY_BUDGET, HEAP_RESERVE, resolveMemoryBudget } from "../../src/daemon/budget.js";
-import { startTestDaemon, uniqueName, type TestDaemon } from "../helpers/daemon.js";
+import { eventually, startTestDaemon, uniqueName, type TestDaemon } from "../helpers/daemon.js";
 import { killDaemons, rssOf, spawnDaemon, waitForPort, type DaemonProcess } from "../helpers/daemon-process.js";
 import { RawRegistry, wireDetails } from "../helpers/raw.js";
 import { RecordedWatch as Watch } from "../helpers/watch.js";
@@ -32,13 +32,6 @@ function biggest(n: number): Map<string, string> {
   return new Map(Array.from({ length: 4 }, (_, i) => [`k${i}`, `${n}:${i}:`.padEnd(4094, "x")]));
 }
 
-async function eventually(check: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 /** A well-behaved client on a connection of its own, looking a session up in a loop until stopped. */
 class Probe {

@@ -52,6 +52,15 @@ export async function startTestDaemon(opts: { config?: Partial<DaemonConfig>; st
   };
 }
 
+/** Waits until `check()` holds, polling; bounded, for state a server changes on its own time. */
+export async function eventually(check: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 type ErrorClass<E> = abstract new (...args: any[]) => E;
 
 /**

@@ -20,7 +20,7 @@ import {
 
 import type { DaemonConfig } from "../../src/daemon/config.js";
 import { GatedStore } from "../helpers/gated-store.js";
-import { startTestDaemon, uniqueName, type TestDaemon } from "../helpers/daemon.js";
+import { eventually, startTestDaemon, uniqueName, type TestDaemon } from "../helpers/daemon.js";
 import { startEtcd, uniquePrefix, type TestEtcd } from "../helpers/etcd.js";
 import { rawError, wireDetails, type RawRegistry } from "../helpers/raw.js";
 import { RecordedWatch as Watch } from "../helpers/watch.js";
@@ -36,14 +36,6 @@ function keepAlive(client: GeneratedClient, req: KeepAliveRequest): Promise<Keep
   return new Promise((resolve, reject) => client.keepAlive(req, (err, res) => (err ? reject(err) : resolve(res))));
 }
 
-/** Waits until `check()` holds, polling; bounded, for state the server changes on its own time. */
-async function eventually(check: () => boolean, what: string, ms = 5_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 /** Forwards TCP connections to a port; cut() drops them all at once, as a crashed client or a broken network would. */
 class TcpProxy {
