@@ -485,7 +485,7 @@ const FLAGS: readonly FlagSpec[] = [
     key: "maxPendingRequests",
     valueName: "n",
     description:
-      "Calls, across all connections, read while their request is incomplete; more wait unread (64 KiB each at most) until one completes. Times --max-receive-message-size, it bounds the memory of half-sent requests.",
+      "Calls, across all connections, read while their request is incomplete; up to 4 times as many more wait unread (64 KiB each at most) until one completes, and past that calls are refused UNAVAILABLE. Times --max-receive-message-size, it bounds the memory of half-sent requests.",
     defaultText: String(DEFAULT_CONFIG.maxPendingRequests),
     parse: (raw) => parseInteger(raw, 1, MAX_CONNECTIONS_LIMIT),
   }),

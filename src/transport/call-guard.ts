@@ -19,11 +19,12 @@
  *    while their request is incomplete; more wait at their headers, unread,
  *    and are read in arrival order as slots free. Together with
  *    --max-receive-message-size this bounds the memory that half-sent
- *    messages hold; a waiting call holds at most its HTTP/2 stream window
- *    (64 KiB), and the number of them is bounded by --max-connections times
- *    --max-concurrent-streams. Waiting rather than refusing: well-behaved
- *    clients fill the slots for a moment too, when a burst of calls'
- *    headers arrives before their messages.
+ *    messages hold. Waiting rather than refusing: well-behaved clients fill
+ *    the slots for a moment too, when a burst of calls' headers arrives
+ *    before their messages. A waiting call still holds what its client sent
+ *    within its HTTP/2 stream window (64 KiB), so at most
+ *    HELD_PER_PENDING times as many calls wait; past that a call is refused
+ *    at its headers with UNAVAILABLE, which clients retry.
  * 3. A call's request (its message and the end of its side of the stream;
  *    for a streaming request, each message) must arrive within
  *    `requestTimeoutMs`, else the call ends with DEADLINE_EXCEEDED and its
@@ -44,6 +45,9 @@ import { REQUIRED_ROLE, type Authorizer, type RpcMethod } from "./auth.js";
 import { isAuthError, logRejection, outcomeOf, toServiceError, type RpcRecorder } from "./status.js";
 
 export const REGISTRY_SERVICE_PATH = "/sessionregistry.v1.SessionRegistry/";
+
+/** How many calls may wait unread per --max-pending-requests slot: 256 slots, 1,024 waiting, 64 MiB of stream windows. */
+export const HELD_PER_PENDING = 4;
 
 /** Where a call came from, as grpc-js reports it (getConnectionInfo). */
 export interface CallConnection {
@@ -73,6 +77,7 @@ export class CallGuard {
   /** Calls held at their headers, unread, for a reading slot; oldest first. */
   private readonly held = new Set<() => void>();
   private readonly heldLog: IntervalLog;
+  private readonly busyLog: IntervalLog;
   private readonly timeoutLog: IntervalLog;
 
   constructor(private readonly options: CallGuardOptions) {
@@ -83,6 +88,14 @@ export class CallGuard {
         log.info(
           { count, maxPendingRequests: options.maxPendingRequests },
           "held calls unread: --max-pending-requests requests are arriving already",
+        ),
+      logIntervalMs,
+    );
+    this.busyLog = new IntervalLog(
+      (count) =>
+        log.warn(
+          { count, maxPendingRequests: options.maxPendingRequests, maxWaiting: options.maxPendingRequests * HELD_PER_PENDING },
+          "refused calls UNAVAILABLE at their headers: too many calls are waiting for their requests to be read",
         ),
       logIntervalMs,
     );
@@ -154,6 +167,9 @@ export class CallGuard {
               };
               if (this.reading < options.maxPendingRequests) {
                 start();
+              } else if (this.held.size >= options.maxPendingRequests * HELD_PER_PENDING) {
+                this.busyLog.add();
+                end(plainStatus(status.UNAVAILABLE, BUSY_MESSAGE), status.UNAVAILABLE, undefined);
               } else {
                 // Held, not refused: a burst of well-behaved calls fills the slots for a moment too.
                 this.heldLog.add();
@@ -199,6 +215,7 @@ export class CallGuard {
   /** Writes the counts of the current log interval (shutdown). */
   flushLogs(): void {
     this.heldLog.flush();
+    this.busyLog.flush();
     this.timeoutLog.flush();
   }
 
@@ -234,6 +251,9 @@ function registryMethod(path: string): RpcMethod | undefined {
 function plainStatus(code: status, details: string): StatusObject {
   return { code, details, metadata: new Metadata() };
 }
+
+export const BUSY_MESSAGE =
+  "the daemon is busy reading other calls' requests (--max-pending-requests, and as many again waiting); retry after a moment";
 
 export function requestTimeoutMessage(timeoutMs: number): string {
   return (

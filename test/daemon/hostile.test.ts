@@ -21,6 +21,7 @@ import { startDaemon, type RunningDaemon } from "../../src/daemon/server.js";
 import { ErrorInfo } from "../../src/gen/google/rpc/error_details.js";
 import { Status } from "../../src/gen/google/rpc/status.js";
 import { REGISTRY_SERVICE_NAME } from "../../src/daemon/health.js";
+import { BUSY_MESSAGE, HELD_PER_PENDING } from "../../src/transport/call-guard.js";
 import { HealthClient } from "./health-client.js";
 import { makeTestCerts, type TestCerts } from "./certs.js";
 
@@ -289,6 +290,29 @@ describe("hostile clients", () => {
       // One half-sent call goes; the held Lookup takes its slot and is answered.
       halves[0]!.close();
       expect((await lookupStatus).code).to.equal(grpc.status.INVALID_ARGUMENT);
+      await probeLookup(h);
+    });
+  });
+
+  describe("waiting calls", () => {
+    let h: Hostile;
+
+    afterEach(async () => {
+      await h.stop();
+    });
+
+    it("refuses a call at its headers with UNAVAILABLE once HELD_PER_PENDING times --max-pending-requests calls wait, and serves again once they go", async () => {
+      h = await startHostile({ maxPendingRequests: 2, requestTimeoutMs: 60_000 });
+      const session = await h2(h);
+      // Two read, eight waiting: the most there may be.
+      const halves = Array.from({ length: 2 + 2 * HELD_PER_PENDING }, () => halfSentCall(session, REGISTER, 60 * 1024, 1024));
+      const extra = session.request({ ":method": "POST", ":path": LOOKUP, "content-type": "application/grpc", te: "trailers" });
+      extra.end(Buffer.alloc(5));
+      const refused = await statusOf(extra);
+      expect(refused.code).to.equal(grpc.status.UNAVAILABLE);
+      expect(refused.message).to.equal(BUSY_MESSAGE);
+      expect(warnings(h, /too many calls are waiting/).map((l) => l.fields.count)).to.deep.equal([1]);
+      for (const half of halves) half.close();
       await probeLookup(h);
     });
   });
