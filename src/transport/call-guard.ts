@@ -25,6 +25,10 @@
  *    within its HTTP/2 stream window (64 KiB), so at most
  *    HELD_PER_PENDING times as many calls wait; past that a call is refused
  *    at its headers with UNAVAILABLE, which clients retry.
+ *    One connection cannot keep the others out: when every slot is taken
+ *    and a call comes on a connection that has none, the oldest call being
+ *    read on the connection that holds the most slots (two or more) ends
+ *    with UNAVAILABLE and the new call takes its slot.
  * 3. A call's request (its message and the end of its side of the stream;
  *    for a streaming request, each message) must arrive within
  *    `requestTimeoutMs`, else the call ends with DEADLINE_EXCEEDED and its
@@ -76,8 +80,13 @@ export class CallGuard {
   private reading = 0;
   /** Calls held at their headers, unread, for a reading slot; oldest first. */
   private readonly held = new Set<() => void>();
+  /** The calls being read on each connection (remote address|port), oldest first: each ends its call to free its slot. */
+  private readonly readers = new Map<string, (() => void)[]>();
+  /** A slot is being handed from a preempted call to a new one: held calls must not take it meanwhile. */
+  private handingOver = false;
   private readonly heldLog: IntervalLog;
   private readonly busyLog: IntervalLog;
+  private readonly preemptLog: IntervalLog;
   private readonly timeoutLog: IntervalLog;
 
   constructor(private readonly options: CallGuardOptions) {
@@ -99,6 +108,14 @@ export class CallGuard {
         ),
       logIntervalMs,
     );
+    this.preemptLog = new IntervalLog(
+      (count) =>
+        log.warn(
+          { count, maxPendingRequests: options.maxPendingRequests },
+          "ended calls whose request was still arriving, on connections holding several read slots, to read calls of other connections",
+        ),
+      logIntervalMs,
+    );
     this.timeoutLog = new IntervalLog(
       (count) =>
         log.warn(
@@ -110,6 +127,7 @@ export class CallGuard {
     this.interceptor = (descriptor, call) => {
       const method = registryMethod(descriptor.path);
       const connection = call.getConnectionInfo();
+      const key = `${connection.remoteAddress ?? ""}|${connection.remotePort ?? ""}`;
       options.callStarted?.(connection);
       const startedAt = method !== undefined && method !== "Watch" ? performance.now() : undefined;
       let reading = false;
@@ -127,9 +145,15 @@ export class CallGuard {
         if (reading) {
           reading = false;
           this.reading -= 1;
+          const readers = this.readers.get(key);
+          const at = readers?.indexOf(preempt) ?? -1;
+          if (at >= 0) readers!.splice(at, 1);
+          if (readers?.length === 0) this.readers.delete(key);
           this.admitHeld();
         }
       };
+      // Ends this call while it is being read, so that a call on another connection gets its slot.
+      const preempt = () => end(plainStatus(status.UNAVAILABLE, PREEMPTED_MESSAGE), status.UNAVAILABLE, undefined);
       const end = (statusObject: StatusObject, code: status, reason: string | undefined) => {
         settle();
         if (method !== undefined) this.record(method, code, reason, startedAt);
@@ -163,9 +187,15 @@ export class CallGuard {
                 admit = undefined;
                 reading = true;
                 this.reading += 1;
+                const readers = this.readers.get(key);
+                if (readers === undefined) this.readers.set(key, [preempt]);
+                else readers.push(preempt);
                 nextMetadata(metadata);
               };
               if (this.reading < options.maxPendingRequests) {
+                start();
+              } else if (this.takeSlotFor(key)) {
+                this.preemptLog.add();
                 start();
               } else if (this.held.size >= options.maxPendingRequests * HELD_PER_PENDING) {
                 this.busyLog.add();
@@ -193,8 +223,28 @@ export class CallGuard {
     };
   }
 
+  /**
+   * Frees a slot for a call on connection `key` when that connection has
+   * none and another holds two or more: that one's oldest call being read
+   * ends (UNAVAILABLE). Returns whether a slot is free for the caller now.
+   */
+  private takeSlotFor(key: string): boolean {
+    if (this.readers.has(key)) return false;
+    let victim: (() => void)[] | undefined;
+    for (const readers of this.readers.values()) if (readers.length >= 2 && readers.length > (victim?.length ?? 0)) victim = readers;
+    if (victim === undefined) return false;
+    this.handingOver = true;
+    try {
+      victim[0]!();
+    } finally {
+      this.handingOver = false;
+    }
+    return this.reading < this.options.maxPendingRequests;
+  }
+
   /** Starts reading held calls, oldest first, while there are free slots. */
   private admitHeld(): void {
+    if (this.handingOver) return;
     for (const start of this.held) {
       if (this.reading >= this.options.maxPendingRequests) return;
       this.held.delete(start);
@@ -216,6 +266,7 @@ export class CallGuard {
   flushLogs(): void {
     this.heldLog.flush();
     this.busyLog.flush();
+    this.preemptLog.flush();
     this.timeoutLog.flush();
   }
 
@@ -254,6 +305,9 @@ function plainStatus(code: status, details: string): StatusObject {
 
 export const BUSY_MESSAGE =
   "the daemon is busy reading other calls' requests (--max-pending-requests, and as many again waiting); retry after a moment";
+
+export const PREEMPTED_MESSAGE =
+  "the daemon ended this call while its request was still arriving, to read other connections' calls (--max-pending-requests); send each request whole and promptly, and retry";
 
 export function requestTimeoutMessage(timeoutMs: number): string {
   return (

@@ -21,7 +21,7 @@ import { startDaemon, type RunningDaemon } from "../../src/daemon/server.js";
 import { ErrorInfo } from "../../src/gen/google/rpc/error_details.js";
 import { Status } from "../../src/gen/google/rpc/status.js";
 import { REGISTRY_SERVICE_NAME } from "../../src/daemon/health.js";
-import { BUSY_MESSAGE, HELD_PER_PENDING } from "../../src/transport/call-guard.js";
+import { BUSY_MESSAGE, HELD_PER_PENDING, PREEMPTED_MESSAGE } from "../../src/transport/call-guard.js";
 import { HealthClient } from "./health-client.js";
 import { makeTestCerts, type TestCerts } from "./certs.js";
 
@@ -314,6 +314,33 @@ describe("hostile clients", () => {
       expect(warnings(h, /too many calls are waiting/).map((l) => l.fields.count)).to.deep.equal([1]);
       for (const half of halves) half.close();
       await probeLookup(h);
+    });
+  });
+
+  describe("read slots", () => {
+    let h: Hostile;
+
+    afterEach(async () => {
+      await h.stop();
+    });
+
+    it("gives a call on a connection with no read slot the slot of the oldest half-sent call of the connection holding the most", async () => {
+      h = await startHostile({ maxPendingRequests: 2, requestTimeoutMs: 60_000 });
+      const session = await h2(h);
+      const halves = [0, 1].map(() => halfSentCall(session, REGISTER, 60 * 1024, 1024));
+      const ping = () => new Promise<void>((resolve, reject) => session.ping((err) => (err ? reject(err) : resolve())));
+      await ping();
+      // Both slots are taken by one connection; the probe's connection has none: it is read at once, not after 60 s.
+      const first = statusOf(halves[0]!);
+      await probeLookup(h);
+      const preempted = await first;
+      expect(preempted.code).to.equal(grpc.status.UNAVAILABLE);
+      expect(preempted.message).to.equal(PREEMPTED_MESSAGE);
+      expect(warnings(h, /to read calls of other connections/).map((l) => l.fields.count)).to.deep.equal([1]);
+      // The other half-sent call is still being read: one slot per connection is left alone.
+      expect(halves[1]!.closed).to.equal(false);
+      await probeLookup(h);
+      for (const half of halves) half.close();
     });
   });
 
