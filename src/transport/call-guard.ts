@@ -24,7 +24,7 @@
  *    before their messages. A waiting call still holds what its client sent
  *    within its HTTP/2 stream window (64 KiB), so at most
  *    HELD_PER_PENDING times as many calls wait; past that a call is refused
- *    at its headers with UNAVAILABLE, which clients retry.
+ *    at its headers with UNAVAILABLE, which a client may retry.
  *    One connection cannot keep the others out: when every slot is taken
  *    and a call comes on a connection that has none, the oldest call being
  *    read on the connection that holds the most slots (two or more) ends
