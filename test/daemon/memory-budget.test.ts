@@ -17,7 +17,7 @@ import { SessionRegistryClient as GeneratedClient, Session } from "@session-regi
 import { ConfigError } from "../../src/daemon/config.js";
 import { DEFAULT_MEMORY_BUDGET, HEAP_RESERVE, resolveMemoryBudget } from "../../src/daemon/budget.js";
 import { eventually, startTestDaemon, uniqueName, type TestDaemon } from "../helpers/daemon.js";
-import { killDaemons, rssOf, spawnDaemon, waitForPort, type DaemonProcess } from "../helpers/daemon-process.js";
+import { killDaemons, Probe, rssOf, spawnDaemon, waitForPort, type DaemonProcess } from "../helpers/daemon-process.js";
 import { RawRegistry, wireDetails } from "../helpers/raw.js";
 import { RecordedWatch as Watch } from "../helpers/watch.js";
 
@@ -32,37 +32,6 @@ function biggest(n: number): Map<string, string> {
   return new Map(Array.from({ length: 4 }, (_, i) => [`k${i}`, `${n}:${i}:`.padEnd(4094, "x")]));
 }
 
-
-/** A well-behaved client on a connection of its own, looking a session up in a loop until stopped. */
-class Probe {
-  answered = 0;
-  failures: string[] = [];
-  private running = true;
-  private readonly loop: Promise<void>;
-
-  constructor(
-    private readonly raw: RawRegistry,
-    table: string,
-    id: string,
-  ) {
-    this.loop = (async () => {
-      while (this.running) {
-        try {
-          await this.raw.lookup({ table, key: { $case: "id", value: id } });
-          this.answered++;
-        } catch (err) {
-          this.failures.push(String((err as Error).message));
-        }
-        await new Promise((resolve) => setImmediate(resolve));
-      }
-    })();
-  }
-
-  async stop(): Promise<void> {
-    this.running = false;
-    await this.loop;
-  }
-}
 
 /** A full garbage collection of this process (tests only: node's --expose-gc, switched on at run time). */
 function collectGarbage(): void {
@@ -242,7 +211,7 @@ describe("memory budget on a real daemon", function () {
       }
       await admin.register({ requestId: "", table: tables[0]!, session: session({ id: "probe", projectPath: "/probe" }) });
       const baseline = rssOf(proc.child.pid!)!;
-      const probe = new Probe(raw(), tables[0]!, "probe");
+      const probe = new Probe(address, tables[0]!, "probe");
       let peak = baseline;
       const sampler = setInterval(() => (peak = Math.max(peak, rssOf(proc.child.pid!) ?? peak)), 20);
       try {

@@ -7,6 +7,9 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
+import { credentials } from "@grpc/grpc-js";
+import { SessionRegistryClient as GeneratedClient } from "@session-registry/client/gen/sessionregistry/v1/session_registry";
+
 const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 export const LISTENING = /listening on 127\.0\.0\.1:(\d+)/;
 
@@ -19,11 +22,17 @@ export interface DaemonProcess {
 
 const children: ChildProcess[] = [];
 
-/** Starts `src/daemon/main.ts ARGS` in a node process of its own; `nodeArgs` go to node (e.g. a heap limit). */
-export function spawnDaemon(args: string[], nodeArgs: string[] = []): DaemonProcess {
+/**
+ * Starts `src/daemon/main.ts ARGS` in a node process of its own; `nodeArgs`
+ * go to node (e.g. a heap limit); `openFiles` sets the process's open-file
+ * limit (`ulimit -n`, through util-linux's prlimit).
+ */
+export function spawnDaemon(args: string[], nodeArgs: string[] = [], openFiles?: number): DaemonProcess {
   // The daemon reads SESSION_REGISTRY_* variables; keep the test's environment out of it.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("SESSION_REGISTRY_")));
-  const child = spawn(process.execPath, [...nodeArgs, "--conditions=source", "--import", "tsx", "src/daemon/main.ts", ...args], {
+  const command = [process.execPath, ...nodeArgs, "--conditions=source", "--import", "tsx", "src/daemon/main.ts", ...args];
+  const limited = openFiles === undefined ? command : ["prlimit", `--nofile=${openFiles}:${openFiles}`, ...command];
+  const child = spawn(limited[0]!, limited.slice(1), {
     cwd: REPO_ROOT,
     env,
     stdio: ["ignore", "pipe", "pipe"],
@@ -74,5 +83,40 @@ export function rssOf(pid: number): number | undefined {
 export function killDaemons(): void {
   for (const child of children.splice(0)) {
     if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) child.kill("SIGKILL");
+  }
+}
+
+/**
+ * A well-behaved client on a connection of its own (grpc-js would otherwise
+ * share one with the test's other clients of the address), looking a
+ * session up in a loop until stopped.
+ */
+export class Probe {
+  answered = 0;
+  failures: string[] = [];
+  private running = true;
+  private readonly loop: Promise<void>;
+  private readonly client: GeneratedClient;
+
+  constructor(address: string, table: string, id: string) {
+    this.client = new GeneratedClient(address, credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 });
+    this.loop = (async () => {
+      while (this.running) {
+        await new Promise<void>((resolve) =>
+          this.client.lookup({ table, key: { $case: "id", value: id } }, (err) => {
+            if (err) this.failures.push(`${err.code} ${err.details}`);
+            else this.answered++;
+            resolve();
+          }),
+        );
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.loop;
+    this.client.close();
   }
 }
