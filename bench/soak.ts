@@ -16,7 +16,7 @@
  */
 import { connect as netConnect, createServer, type Socket } from "node:net";
 import * as http2 from "node:http2";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -26,6 +26,8 @@ import { credentials, Metadata, status, type ServiceError } from "@grpc/grpc-js"
 import { Session, SessionRegistryClient as GeneratedClient } from "@session-registry/client/gen/sessionregistry/v1/session_registry";
 
 import { DEFAULT_CONFIG } from "../src/daemon/config.js";
+import { rssOf as rssOrUndefined } from "../test/helpers/daemon-process.js";
+import { halfSentCall } from "../test/helpers/h2.js";
 import { startDaemonProcess, type ServerProcess } from "./daemon-process.js";
 import { percentile, round } from "./stats.js";
 
@@ -79,6 +81,9 @@ function client(address: string): GeneratedClient {
   return new GeneratedClient(address, credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 });
 }
 
+/** The daemon's resident memory; 0 once it is gone. */
+const rssOf = (pid: number): number => rssOrUndefined(pid) ?? 0;
+
 /** A port nothing listens on now, for the metrics endpoint. */
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -88,14 +93,6 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-function rssOf(pid: number): number {
-  try {
-    const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-    return m === null ? 0 : Number(m[1]) * 1024;
-  } catch {
-    return 0;
-  }
-}
 
 /** What the memory budget gave back so far: history events dropped, watchers ended. */
 async function reclaimed(metricsPort: number): Promise<Record<string, number>> {
@@ -280,23 +277,13 @@ const PHASES: Phase[] = [
       async start(address) {
         const sessions = Array.from({ length: 20 }, () => http2.connect(`http://${address}`));
         const counts = { streamsOpened: 0, streamsClosedByDaemon: 0 };
-        const header = Buffer.alloc(5);
-        header.writeUInt32BE(MAX_REQUEST - 1, 1);
-        const body = Buffer.alloc(MAX_REQUEST - 1024, 7);
         for (const s of sessions) {
           s.on("error", () => {});
           for (let i = 0; i < 100; i++) {
-            const stream = s.request({
-              ":method": "POST",
-              ":path": "/sessionregistry.v1.SessionRegistry/Register",
-              "content-type": "application/grpc",
-              te: "trailers",
-            });
+            const stream = halfSentCall(s, "/sessionregistry.v1.SessionRegistry/Register", MAX_REQUEST - 1, MAX_REQUEST - 1024);
             counts.streamsOpened++;
             stream.on("error", () => {});
             stream.on("close", () => counts.streamsClosedByDaemon++);
-            stream.write(header);
-            stream.write(body);
           }
         }
         return {

@@ -17,6 +17,7 @@ import { Session, SessionRegistryClient as GeneratedClient } from "@session-regi
 
 import { DEFAULT_CONFIG } from "../../src/daemon/config.js";
 import { eventually } from "../helpers/daemon.js";
+import { halfSentCall } from "../helpers/h2.js";
 import { killDaemons, Probe, rssOf, spawnDaemon, waitForPort, type DaemonProcess } from "../helpers/daemon-process.js";
 
 const MIB = 1024 * 1024;
@@ -62,24 +63,14 @@ describe("hostile clients against a daemon process", function () {
     try {
       // 10 connections x 100 streams, each announcing a message 1 byte under the limit and sending all but 1 KiB of it.
       const limit = DEFAULT_CONFIG.maxReceiveMessageBytes;
-      const header = Buffer.alloc(5);
-      header.writeUInt32BE(limit - 1, 1);
-      const body = Buffer.alloc(limit - 1024, 7);
       for (let c = 0; c < 10; c++) {
         const session = connectHttp2(`http://${address}`);
         sessions.push(session);
         session.on("error", () => {});
         for (let i = 0; i < 100; i++) {
-          const stream = session.request({
-            ":method": "POST",
-            ":path": "/sessionregistry.v1.SessionRegistry/Register",
-            "content-type": "application/grpc",
-            te: "trailers",
-          });
+          const stream = halfSentCall(session, "/sessionregistry.v1.SessionRegistry/Register", limit - 1, limit - 1024);
           stream.on("error", () => {});
           stream.on("close", () => ended++);
-          stream.write(header);
-          stream.write(body);
         }
       }
       // Every stream is ended by the daemon: refused while too many wait, or at the request timeout with its connection.

@@ -24,6 +24,7 @@ import { REGISTRY_SERVICE_NAME } from "../../src/daemon/health.js";
 import { BUSY_MESSAGE, HELD_PER_PENDING, PREEMPTED_MESSAGE } from "../../src/transport/call-guard.js";
 import { HealthClient } from "./health-client.js";
 import { makeTestCerts, type TestCerts } from "./certs.js";
+import { halfSentCall } from "../helpers/h2.js";
 
 const TOKEN = "hostile-test-write-token-0123456789";
 const READ_TOKEN = "hostile-test-read-token-0123456789";
@@ -101,21 +102,6 @@ function h2(h: Hostile, tls?: TestCerts): Promise<ClientHttp2Session> {
     session.once("connect", () => resolve(session));
     session.once("error", reject);
   });
-}
-
-/** Opens a call whose request announces `announced` bytes and sends `sent` of them, never finishing. */
-function halfSentCall(session: ClientHttp2Session, path: string, announced: number, sent: number, token?: string): ClientHttp2Stream {
-  const stream = session.request({
-    ":method": "POST",
-    ":path": path,
-    "content-type": "application/grpc",
-    te: "trailers",
-    ...(token !== undefined ? { authorization: `Bearer ${token}` } : {}),
-  });
-  const prefix = Buffer.alloc(5);
-  prefix.writeUInt32BE(announced, 1);
-  stream.write(Buffer.concat([prefix, Buffer.alloc(sent, 0x0a)]));
-  return stream;
 }
 
 interface CallStatus {

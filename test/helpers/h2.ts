@@ -3,7 +3,7 @@
  * (a bad gzip frame) and for what libraries hide: the status fields exactly
  * as the daemon put them on the wire, and their size.
  */
-import { connect, constants, type IncomingHttpHeaders } from "node:http2";
+import { connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from "node:http2";
 
 import { BadRequest, ErrorInfo } from "../../src/gen/google/rpc/error_details.js";
 import { Status } from "../../src/gen/google/rpc/status.js";
@@ -93,4 +93,23 @@ export function statusDetails(wire: WireStatus): { reasons: string[]; violations
     }
   }
   return { reasons, violations };
+}
+
+/**
+ * Opens a call on `session` whose request announces `announced` bytes and
+ * sends `sent` of them, never finishing: what a client that stalls on
+ * purpose leaves the daemon holding.
+ */
+export function halfSentCall(session: ClientHttp2Session, path: string, announced: number, sent: number, token?: string): ClientHttp2Stream {
+  const stream = session.request({
+    ":method": "POST",
+    ":path": path,
+    "content-type": "application/grpc",
+    te: "trailers",
+    ...(token !== undefined ? { authorization: `Bearer ${token}` } : {}),
+  });
+  const prefix = Buffer.alloc(5);
+  prefix.writeUInt32BE(announced, 1);
+  stream.write(Buffer.concat([prefix, Buffer.alloc(sent, 0x0a)]));
+  return stream;
 }
