@@ -146,7 +146,10 @@ export function sessionBytes(session: Session): number {
   return n;
 }
 
-/** An upper estimate of a watch event's size, or of a watch message that carries it. */
-export function eventBytes(event: WatchEvent): number {
-  return OBJECT_BYTES + sessionBytes(event.session);
+/**
+ * An upper estimate of a watch event's size, or of a watch message that
+ * carries it; `sessionSize` when the caller has its session's already.
+ */
+export function eventBytes(event: WatchEvent, sessionSize = sessionBytes(event.session)): number {
+  return OBJECT_BYTES + sessionSize;
 }

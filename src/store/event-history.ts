@@ -34,8 +34,9 @@ export class EventHistory {
     return this.events[this.head]?.revision;
   }
 
-  push(event: WatchEvent): void {
-    const size = eventBytes(event);
+  /** `sessionSize`: sessionBytes(event.session), when the caller has it. */
+  push(event: WatchEvent, sessionSize?: number): void {
+    const size = eventBytes(event, sessionSize);
     this.events.push(event);
     this.sizes.push(size);
     this.bytes += size;

@@ -112,9 +112,9 @@ class RequestLog {
     private readonly budget: MemoryBudget,
   ) {}
 
-  /** What remembering `result` under `key` is charged (the result may outlive its session). */
-  static bytesOf(key: string, result: Session): number {
-    return 64 + 2 * key.length + sessionBytes(result);
+  /** What remembering `result` (of `resultSize` bytes) under `key` is charged: the result may outlive its session. */
+  static bytesOf(key: string, resultSize: number): number {
+    return 64 + 2 * key.length + resultSize;
   }
 
   get(key: string, now: number): Session | undefined {
@@ -122,8 +122,8 @@ class RequestLog {
     return this.entries.get(key)?.result;
   }
 
-  add(key: string, result: Session, now: number): void {
-    const bytes = RequestLog.bytesOf(key, result);
+  add(key: string, result: Session, resultSize: number, now: number): void {
+    const bytes = RequestLog.bytesOf(key, resultSize);
     this.entries.set(key, { result, at: now, bytes });
     this.budget.charge("sessions", bytes);
     this.prune(now);
@@ -260,9 +260,9 @@ class MemoryTable {
   }
 
   /** Records a change at the table's current revision and hands it to every watcher. */
-  emit(type: EventType, session: Session): void {
+  emit(type: EventType, session: Session, sessionSize: number): void {
     const event: WatchEvent = { type, revision: this.revision, session };
-    this.history.push(event);
+    this.history.push(event, sessionSize);
     for (const w of this.watchers) {
       if (event.revision >= w.from) w.sink.event(event);
     }
@@ -451,14 +451,14 @@ export class MemoryStore implements Store, Reclaimer {
     const revision = this.revision + 1;
     const session = newSession(input, revision, now, input.ttl === undefined ? undefined : now + ttlMillis(input.ttl), table.tableUid);
     const bytes = sessionBytes(session);
-    this.admit(bytes + (requestId === undefined ? 0 : RequestLog.bytesOf(`register:${requestId}`, session)));
+    this.admit(bytes + (requestId === undefined ? 0 : RequestLog.bytesOf(`register:${requestId}`, bytes)));
     this.revision = revision;
     table.revision = revision;
     const entry: Entry = { session, alive: true, heapAt: undefined, bytes };
     table.insert(entry);
     this.schedule(table, entry);
-    table.emit("REGISTERED", session);
-    if (requestId !== undefined) table.requests.add(`register:${requestId}`, session, now);
+    table.emit("REGISTERED", session, bytes);
+    if (requestId !== undefined) table.requests.add(`register:${requestId}`, session, bytes, now);
     return session;
   }
 
@@ -540,13 +540,13 @@ export class MemoryStore implements Store, Reclaimer {
       expireTime: ttl === undefined ? undefined : patch.ttl === undefined ? prev.expireTime : new Date(now + ttlMillis(ttl)),
     };
     const bytes = sessionBytes(next);
-    this.admit(bytes - entry.bytes + (requestId === undefined ? 0 : RequestLog.bytesOf(`update:${requestId}`, next)));
+    this.admit(bytes - entry.bytes + (requestId === undefined ? 0 : RequestLog.bytesOf(`update:${requestId}`, bytes)));
     this.revision = revision;
     table.revision = revision;
     table.replace(entry, next, bytes);
     this.schedule(table, entry);
-    table.emit("UPDATED", next);
-    if (requestId !== undefined) table.requests.add(`update:${requestId}`, next, now);
+    table.emit("UPDATED", next, bytes);
+    if (requestId !== undefined) table.requests.add(`update:${requestId}`, next, bytes, now);
     return next;
   }
 
@@ -570,7 +570,7 @@ export class MemoryStore implements Store, Reclaimer {
       throw revisionMismatch(tableName, id, expectedRevision, entry.session.revision);
     }
     this.drop(table, entry, "REMOVED");
-    if (requestId !== undefined) table.requests.add(key, entry.session, this.now());
+    if (requestId !== undefined) table.requests.add(key, entry.session, entry.bytes, this.now());
     return entry.session;
   }
 
@@ -631,7 +631,7 @@ export class MemoryStore implements Store, Reclaimer {
     table.revision = ++this.revision;
     table.delete(entry);
     if (entry.heapAt !== undefined) this.expiries.markStale();
-    table.emit(type, entry.session);
+    table.emit(type, entry.session, entry.bytes);
   }
 
   /**

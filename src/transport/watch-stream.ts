@@ -132,26 +132,35 @@ export class WatchStreams implements Reclaimer {
   }
 }
 
+/** An event's message, and its estimated size once a watcher has had to queue it. */
+interface SharedMessage {
+  readonly event: CoreWatchEvent;
+  readonly message: WatchResponse;
+  bytes: number | undefined;
+}
+
 /**
  * One message per event, shared by every watcher the store hands the event
- * to, converted once and (codecs.ts) encoded once, not once per watcher.
- * A store hands an event to all its watchers in one synchronous loop, so
- * remembering the last one is enough; a cache of every event would live as
- * long as the history keeps them. Messages are never changed once built.
+ * to, converted once, sized once and (codecs.ts) encoded once, not once per
+ * watcher. A store hands an event to all its watchers in one synchronous
+ * loop, so remembering the last one is enough; a cache of every event would
+ * live as long as the history keeps them. Messages are never changed once built.
  */
-let lastEvent: CoreWatchEvent | undefined;
-let lastMessage: WatchResponse | undefined;
+let last: SharedMessage | undefined;
 
-function messageOf(event: CoreWatchEvent): WatchResponse {
-  if (event !== lastEvent || lastMessage === undefined) {
-    lastMessage = {
-      revision: BigInt(event.revision),
-      tableUid: event.session.tableUid,
-      kind: { $case: "event", value: { type: EVENT_TYPES[event.type], session: toProtoSession(event.session) } },
+function sharedOf(event: CoreWatchEvent): SharedMessage {
+  if (last?.event !== event) {
+    last = {
+      event,
+      message: {
+        revision: BigInt(event.revision),
+        tableUid: event.session.tableUid,
+        kind: { $case: "event", value: { type: EVENT_TYPES[event.type], session: toProtoSession(event.session) } },
+      },
+      bytes: undefined,
     };
-    lastEvent = event;
   }
-  return lastMessage;
+  return last;
 }
 
 /** A message waiting to be handed to grpc-js, with what resuming before it would mean. */
@@ -265,7 +274,10 @@ class WatchStream implements WatchSink {
   }
 
   event(event: CoreWatchEvent): void {
-    this.guarded(() => this.send(messageOf(event), event.revision, event));
+    this.guarded(() => {
+      const shared = sharedOf(event);
+      this.send(shared.message, event.revision, shared);
+    });
   }
 
   end(error: RegistryError): void {
@@ -344,13 +356,14 @@ class WatchStream implements WatchSink {
     this.finish(watcherTooSlow(this.table, resume));
   }
 
-  private send(message: WatchResponse, resumeRevision: number, content: CoreWatchEvent | Session[]): void {
+  /** Writes `message`, or queues it (bounded) while grpc-js pushes back; `content` is sized only then. */
+  private send(message: WatchResponse, resumeRevision: number, content: SharedMessage | Session[]): void {
     if (this.done) return;
     if (!this.blocked) {
       this.write(message);
       return;
     }
-    const bytes = Array.isArray(content) ? content.reduce((n, s) => n + sessionBytes(s), 64) : eventBytes(content);
+    const bytes = Array.isArray(content) ? content.reduce((n, s) => n + sessionBytes(s), 64) : (content.bytes ??= eventBytes(content.event));
     if (!this.starting) {
       if (this.queue.length - this.head - this.burst >= this.queueLimit) {
         this.tooSlow(`more than ${this.queueLimit} messages waiting`, resumeRevision);
