@@ -3,7 +3,7 @@
  * turns whatever it throws into a message on stderr and an exit code. It
  * touches the process only through CliIo, so it can run in a test as well.
  */
-import { readFileSync } from "node:fs";
+import { packageVersion } from "../version.js";
 
 import { SessionRegistryClient } from "@session-registry/client";
 
@@ -125,7 +125,3 @@ function usageFailure(io: CliIo, commandName: string, problem: string, json: boo
   return failure.exitCode;
 }
 
-function packageVersion(): string {
-  const pkg: unknown = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
-  return typeof pkg === "object" && pkg !== null && "version" in pkg ? String(pkg.version) : "unknown";
-}
