@@ -16,10 +16,8 @@ import { readFile } from "node:fs/promises";
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import { ReflectionService } from "@grpc/reflection";
 
+import { DESCRIPTOR_SET_URL } from "../assets.js";
 import { refusingUndecodable } from "../transport/codecs.js";
-
-/** The descriptor set that `npm run generate` writes. */
-export const DESCRIPTOR_SET_URL = new URL("../gen/descriptors.binpb", import.meta.url);
 
 /** The service definition that ReflectionService takes (proto-loader's PackageDefinition). */
 type PackageDefinition = ConstructorParameters<typeof ReflectionService>[0];

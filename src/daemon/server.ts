@@ -14,7 +14,7 @@ import * as grpc from "@grpc/grpc-js";
 import { MemoryBudget } from "../core/budget.js";
 import { Reason, RegistryError, shuttingDown } from "../core/errors.js";
 import { DEFAULT_TABLE, Registry } from "../core/registry.js";
-import { EtcdStore, type EtcdStoreOptions } from "../store/etcd/store.js";
+import type { EtcdStoreOptions } from "../store/etcd/store.js";
 import { MemoryStore } from "../store/memory.js";
 import type { Store, StoreObserver } from "../store/store.js";
 import { AuthConfigError, loadAuthTokens, type Authorizer } from "../transport/auth.js";
@@ -26,7 +26,7 @@ import { ConfigError, parseListen, validateConfig, type DaemonConfig } from "./c
 import { ConnectionGate } from "./connections.js";
 import { DaemonHealth } from "./health.js";
 import { createLogger, type Logger } from "./logger.js";
-import { createMetrics, startMetricsServer, type Metrics, type MetricsServer } from "./metrics.js";
+import type { Metrics, MetricsServer } from "./metrics.js";
 import { createReflectionService } from "./reflection.js";
 import { loadServerTransport, type TransportSecurity } from "./tls.js";
 
@@ -80,21 +80,24 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
   const log = deps.logger ?? createLogger({ level: config.logLevel });
   const { host } = parseListen(config.listen);
   // Files first: a missing or bad one stops start-up before anything opens.
-  const [transport, authorizer, reflection, etcdOptions] = await Promise.all([
+  // etcd3 and prom-client are loaded only when the config uses them: each
+  // costs more start-up time than the rest of the daemon.
+  const [transport, authorizer, reflection, etcdOptions, metricsModule] = await Promise.all([
     loadServerTransport(config),
     loadAuthorizer(config.authTokensFile),
     createReflectionService(),
     deps.store === undefined && config.store === "etcd" ? loadEtcdOptions(config) : undefined,
+    config.metricsListen !== undefined ? import("./metrics.js") : undefined,
   ]);
 
   // The store exists before the metrics that read the registry over it; its observer forwards once they do.
   let metrics: Metrics | undefined;
   const observer: StoreObserver = { expired: (table, session) => metrics?.observer.expired(table, session) };
   const budget = new MemoryBudget(budgetBytes);
-  const store = deps.store ?? createStore(config, observer, etcdOptions, budget);
+  const store = deps.store ?? (await createStore(config, observer, etcdOptions, budget));
   const probe = probeOf(store);
   const registry = new Registry(store, { maxWatchers: config.maxWatchers });
-  if (config.metricsListen !== undefined) metrics = createMetrics(registry, budget);
+  if (metricsModule !== undefined) metrics = metricsModule.createMetrics(registry, budget);
   const budgetReport = reportBudget(budget, log, () => metrics);
 
   const logIntervalMs = deps.refusalLogIntervalMs ?? 10_000;
@@ -174,7 +177,9 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
       });
     }
     port = await bind(gate, config.listen);
-    if (metrics !== undefined) metricsServer = await startMetricsServer(config.metricsListen!, metrics, log);
+    if (metricsModule !== undefined && metrics !== undefined) {
+      metricsServer = await metricsModule.startMetricsServer(config.metricsListen!, metrics, log);
+    }
   } catch (err) {
     gate.stopAccepting();
     server.forceShutdown();
@@ -297,7 +302,12 @@ async function loadEtcdOptions(config: DaemonConfig): Promise<EtcdConnection> {
   return options;
 }
 
-function createStore(config: DaemonConfig, observer: StoreObserver, etcd: EtcdConnection | undefined, budget: MemoryBudget): Store {
+async function createStore(
+  config: DaemonConfig,
+  observer: StoreObserver,
+  etcd: EtcdConnection | undefined,
+  budget: MemoryBudget,
+): Promise<Store> {
   const limits = {
     defaultMaxSessions: config.maxSessions,
     maxTables: config.maxTables,
@@ -305,8 +315,10 @@ function createStore(config: DaemonConfig, observer: StoreObserver, etcd: EtcdCo
     watchHistoryBytes: config.watchHistoryBytes,
   };
   switch (config.store) {
-    case "etcd":
+    case "etcd": {
+      const { EtcdStore } = await import("../store/etcd/store.js");
       return new EtcdStore(limits, { ...(etcd ?? { endpoints: [...config.etcdEndpoints] }), prefix: config.etcdPrefix, observer });
+    }
     case "memory":
       return new MemoryStore(limits, { observer, budget });
   }

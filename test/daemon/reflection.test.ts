@@ -20,7 +20,8 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { expect } from "chai";
 
-import { DESCRIPTOR_SET_URL, splitFileDescriptorSet } from "../../src/daemon/reflection.js";
+import { DESCRIPTOR_SET_URL } from "../../src/assets.js";
+import { splitFileDescriptorSet } from "../../src/daemon/reflection.js";
 import { SessionRegistryService } from "../../src/gen/sessionregistry/v1/session_registry.js";
 import { startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
 
