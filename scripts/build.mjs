@@ -13,7 +13,7 @@
 // `--bundle-only` skips the declarations and the SDK: the test suite's
 // setup uses it to rebuild what its processes run, in about a second.
 import { execFileSync } from "node:child_process";
-import { readFileSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 import { build } from "esbuild";
@@ -21,10 +21,14 @@ import { build } from "esbuild";
 const root = fileURLToPath(new URL("..", import.meta.url));
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
 const bundleOnly = process.argv.includes("--bundle-only");
+const dist = new URL("../dist/", import.meta.url);
 
 
 export async function bundle() {
-  rmSync(new URL("../dist", import.meta.url), { recursive: true, force: true });
+  // The bundle's own files only: dist/types holds tsc's incremental declarations.
+  for (const name of existsSync(dist) ? readdirSync(dist) : []) {
+    if (/\.js(\.map)?$/.test(name)) rmSync(new URL(name, dist));
+  }
   const external = Object.keys(pkg.dependencies).flatMap((name) => [name, `${name}/*`]);
   await build({
     absWorkingDir: root,

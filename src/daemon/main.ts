@@ -13,6 +13,7 @@ import * as grpc from "@grpc/grpc-js";
 
 import { ConfigError, parseConfig, usageText, type DaemonConfig } from "./config.js";
 import { createLogger } from "./logger.js";
+import { startedByNpm, watchParent } from "./parent.js";
 import type { RunningDaemon } from "./server.js";
 
 async function main(): Promise<void> {
@@ -77,6 +78,12 @@ async function main(): Promise<void> {
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  if (startedByNpm(process.env)) {
+    watchParent((parentPid) => {
+      log.info({ parentPid }, "the daemon's parent process (the shell npm started it in) is gone; shutting down");
+      onSignal("SIGTERM");
+    });
+  }
   // Only now: a supervisor may signal as soon as it reads the line, and must get a clean shutdown.
   process.stdout.write(`session-registry listening on ${address} (${facts.join(", ")})\n`);
 }
