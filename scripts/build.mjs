@@ -32,7 +32,7 @@ export async function bundle() {
   const external = Object.keys(pkg.dependencies).flatMap((name) => [name, `${name}/*`]);
   await build({
     absWorkingDir: root,
-    entryPoints: { daemon: "src/daemon/main.ts", cli: "src/cli/main.ts", server: "src/daemon/server.ts" },
+    entryPoints: { daemon: "src/daemon/main.ts", cli: "src/cli/main.ts", library: "src/daemon/index.ts" },
     outdir: "dist",
     chunkNames: "[name]-[hash]",
     bundle: true,
