@@ -9,7 +9,7 @@
 # gives a daemon process a low open-file limit (Essential in Debian, listed
 # so that the need is written down). Fast when everything is there.
 set -euo pipefail
-packages=(openssl python3-grpcio python3-protobuf python3-pytest protobuf-compiler protobuf-compiler-grpc etcd-server util-linux)
+packages=(openssl python3-grpcio python3-protobuf python3-pytest protobuf-compiler protobuf-compiler-grpc etcd-server util-linux systemd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
