@@ -7,7 +7,8 @@
 # runs (npm run test:python); etcd-server is the etcd the etcd store's
 # tests start (on loopback, with a temporary data dir); util-linux's prlimit
 # gives a daemon process a low open-file limit (Essential in Debian, listed
-# so that the need is written down). Fast when everything is there.
+# so that the need is written down); systemd's systemd-analyze verifies the
+# unit in deploy/. Fast when everything is there.
 set -euo pipefail
 packages=(openssl python3-grpcio python3-protobuf python3-pytest protobuf-compiler protobuf-compiler-grpc etcd-server util-linux systemd)
 missing=()
