@@ -5,10 +5,11 @@
 # Python's grpcio and protobuf, protoc and its gRPC Python plugin drive the
 # reflection test's Python client and the Python SDK, whose tests pytest
 # runs (npm run test:python); python3-venv and python3-setuptools let the
-# install test pip-install the Python SDK into a venv, offline; etcd-server is the etcd the etcd store's
-# tests start (on loopback, with a temporary data dir); util-linux's prlimit
-# gives a daemon process a low open-file limit (Essential in Debian, listed
-# so that the need is written down). Fast when everything is there.
+# install test pip-install the Python SDK into a venv, offline; etcd-server
+# is the etcd the etcd store's tests start (on loopback, with a temporary
+# data dir); util-linux's prlimit gives a daemon process a low open-file
+# limit (Essential in Debian, listed so that the need is written down).
+# Fast when everything is there.
 set -euo pipefail
 packages=(openssl python3-grpcio python3-protobuf python3-pytest python3-venv python3-setuptools protobuf-compiler protobuf-compiler-grpc etcd-server util-linux)
 missing=()
