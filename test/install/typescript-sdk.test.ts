@@ -18,8 +18,13 @@ import { killDaemons, spawnDaemon, waitForPort, type DaemonProcess } from "../he
 
 const run = promisify(execFile);
 
-// npm run (npm test) exports npm_* settings of the repo; the user's shell has none.
-const userEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.toLowerCase().startsWith("npm_")));
+// npm run (npm test) exports npm_* settings of the repo (its prefix, its
+// package); a user's shell has none. Where the user keeps npm's cache and
+// config still counts.
+const KEPT_NPM_SETTINGS = new Set(["npm_config_cache", "npm_config_userconfig", "npm_config_registry"]);
+const userEnv = Object.fromEntries(
+  Object.entries(process.env).filter(([k]) => !k.toLowerCase().startsWith("npm_") || KEPT_NPM_SETTINGS.has(k.toLowerCase())),
+);
 
 async function sh(command: string, args: string[], cwd: string): Promise<string> {
   try {
