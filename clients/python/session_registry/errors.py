@@ -84,11 +84,25 @@ class InvalidArgumentError(SessionRegistryError):
 class TableNotFoundError(SessionRegistryError):
     """NOT_FOUND: the table does not exist."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.table = self.metadata.get("table", "")
+
 class TableExistsError(SessionRegistryError):
-    """ALREADY_EXISTS: the table exists with a different ``max_sessions``."""
+    """ALREADY_EXISTS: the table exists with a different ``max_sessions`` (the existing one's)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.table = self.metadata.get("table", "")
+        self.max_sessions = _to_int(self.metadata.get("max_sessions"))
 
 class TableNotEmptyError(SessionRegistryError):
     """FAILED_PRECONDITION: the table still holds sessions and ``force`` was not set."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.table = self.metadata.get("table", "")
+        self.session_count = _to_int(self.metadata.get("session_count"))
 
 class TableLimitReachedError(SessionRegistryError):
     """RESOURCE_EXHAUSTED: the daemon holds as many tables as it allows."""
@@ -111,13 +125,22 @@ class PermissionDeniedError(SessionRegistryError):
         self.table = self.metadata.get("table", "")
 
 class SessionNotFoundError(SessionRegistryError):
-    """NOT_FOUND: no session matches the id (or lookup key)."""
+    """NOT_FOUND: no session matches the id (or lookup key). Exactly one of
+    ``session_id``, ``project_path`` and ``session_name`` is set: the key looked for."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.table = self.metadata.get("table", "")
+        self.session_id = self.metadata.get("session_id", "")
+        self.project_path = self.metadata.get("project_path", "")
+        self.session_name = self.metadata.get("name", "")
 
 class SessionExistsError(SessionRegistryError):
     """ALREADY_EXISTS: a session with this id is already in the table."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.table = self.metadata.get("table", "")
         self.session_id = self.metadata.get("session_id", "")
 
 class SessionLimitReachedError(SessionRegistryError):
@@ -125,6 +148,7 @@ class SessionLimitReachedError(SessionRegistryError):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.table = self.metadata.get("table", "")
         self.current = _to_int(self.metadata.get("current"))
         self.max = _to_int(self.metadata.get("max"))
 
@@ -133,6 +157,7 @@ class ProjectAlreadyOpenError(SessionRegistryError):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.table = self.metadata.get("table", "")
         self.session_id = self.metadata.get("session_id", "")
         self.project_path = self.metadata.get("project_path", "")
 
@@ -141,6 +166,8 @@ class RevisionMismatchError(SessionRegistryError):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.table = self.metadata.get("table", "")
+        self.session_id = self.metadata.get("session_id", "")
         self.current_revision = _to_int(self.metadata.get("current_revision"))
 
 class RevisionCompactedError(SessionRegistryError):
@@ -148,6 +175,7 @@ class RevisionCompactedError(SessionRegistryError):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.table = self.metadata.get("table", "")
         self.compact_revision = _to_int(self.metadata.get("compact_revision"))
 
 class HistoryChangedError(SessionRegistryError):
@@ -159,6 +187,7 @@ class HistoryChangedError(SessionRegistryError):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.table = self.metadata.get("table", "")
         self.table_uid = self.metadata.get("table_uid", "")
         self.current_revision = _to_int(self.metadata.get("current_revision"))
 
@@ -173,6 +202,7 @@ class WatcherTooSlowError(SessionRegistryError):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.table = self.metadata.get("table", "")
         self.resume_revision = _to_int(self.metadata.get("resume_revision"))
 
 class WatcherLimitReachedError(SessionRegistryError):

@@ -103,16 +103,36 @@ export class InvalidArgumentError extends SessionRegistryError {
 /** NOT_FOUND: the table does not exist. */
 export class TableNotFoundError extends SessionRegistryError {
   override name = "TableNotFoundError";
+  readonly table: string;
+  constructor(init: SessionRegistryErrorInit) {
+    super(init);
+    this.table = this.metadata.table ?? "";
+  }
 }
 
 /** ALREADY_EXISTS: the table exists with a different `max_sessions`. */
 export class TableExistsError extends SessionRegistryError {
   override name = "TableExistsError";
+  readonly table: string;
+  /** The existing table's limit. */
+  readonly maxSessions: number;
+  constructor(init: SessionRegistryErrorInit) {
+    super(init);
+    this.table = this.metadata.table ?? "";
+    this.maxSessions = toNumber(this.metadata.max_sessions);
+  }
 }
 
 /** FAILED_PRECONDITION: the table still holds sessions and `force` was not set. */
 export class TableNotEmptyError extends SessionRegistryError {
   override name = "TableNotEmptyError";
+  readonly table: string;
+  readonly sessionCount: number;
+  constructor(init: SessionRegistryErrorInit) {
+    super(init);
+    this.table = this.metadata.table ?? "";
+    this.sessionCount = toNumber(this.metadata.session_count);
+  }
 }
 
 /** RESOURCE_EXHAUSTED: the daemon holds as many tables as it allows. */
@@ -149,17 +169,34 @@ export class PermissionDeniedError extends SessionRegistryError {
   }
 }
 
-/** NOT_FOUND: no session matches the id (or lookup key). */
+/**
+ * NOT_FOUND: no session matches the id (or lookup key). Exactly one of
+ * `sessionId`, `projectPath` and `sessionName` is set: the key looked for.
+ */
 export class SessionNotFoundError extends SessionRegistryError {
   override name = "SessionNotFoundError";
+  readonly table: string;
+  readonly sessionId: string;
+  readonly projectPath: string;
+  /** The session name looked up (`name` is the error's class name, as on every Error). */
+  readonly sessionName: string;
+  constructor(init: SessionRegistryErrorInit) {
+    super(init);
+    this.table = this.metadata.table ?? "";
+    this.sessionId = this.metadata.session_id ?? "";
+    this.projectPath = this.metadata.project_path ?? "";
+    this.sessionName = this.metadata.name ?? "";
+  }
 }
 
 /** ALREADY_EXISTS: a session with this id is already in the table. */
 export class SessionExistsError extends SessionRegistryError {
   override name = "SessionExistsError";
+  readonly table: string;
   readonly sessionId: string;
   constructor(init: SessionRegistryErrorInit) {
     super(init);
+    this.table = this.metadata.table ?? "";
     this.sessionId = this.metadata.session_id ?? "";
   }
 }
@@ -167,10 +204,13 @@ export class SessionExistsError extends SessionRegistryError {
 /** RESOURCE_EXHAUSTED: the table holds `max` sessions already. */
 export class SessionLimitReachedError extends SessionRegistryError {
   override name = "SessionLimitReachedError";
+  /** The full table. */
+  readonly table: string;
   readonly current: number;
   readonly max: number;
   constructor(init: SessionRegistryErrorInit) {
     super(init);
+    this.table = this.metadata.table ?? "";
     this.current = toNumber(this.metadata.current);
     this.max = toNumber(this.metadata.max);
   }
@@ -179,11 +219,13 @@ export class SessionLimitReachedError extends SessionRegistryError {
 /** ALREADY_EXISTS: another session (`sessionId`) holds this project path. */
 export class ProjectAlreadyOpenError extends SessionRegistryError {
   override name = "ProjectAlreadyOpenError";
+  readonly table: string;
   /** The session that holds the path. */
   readonly sessionId: string;
   readonly projectPath: string;
   constructor(init: SessionRegistryErrorInit) {
     super(init);
+    this.table = this.metadata.table ?? "";
     this.sessionId = this.metadata.session_id ?? "";
     this.projectPath = this.metadata.project_path ?? "";
   }
@@ -192,9 +234,14 @@ export class ProjectAlreadyOpenError extends SessionRegistryError {
 /** ABORTED: `expectedRevision` did not match; re-read the session and retry. */
 export class RevisionMismatchError extends SessionRegistryError {
   override name = "RevisionMismatchError";
+  readonly table: string;
+  readonly sessionId: string;
+  /** The session's revision now. */
   readonly currentRevision: number;
   constructor(init: SessionRegistryErrorInit) {
     super(init);
+    this.table = this.metadata.table ?? "";
+    this.sessionId = this.metadata.session_id ?? "";
     this.currentRevision = toNumber(this.metadata.current_revision);
   }
 }
@@ -202,10 +249,12 @@ export class RevisionMismatchError extends SessionRegistryError {
 /** OUT_OF_RANGE: the watch start is older than the retained history. */
 export class RevisionCompactedError extends SessionRegistryError {
   override name = "RevisionCompactedError";
+  readonly table: string;
   /** The oldest start revision still served. */
   readonly compactRevision: number;
   constructor(init: SessionRegistryErrorInit) {
     super(init);
+    this.table = this.metadata.table ?? "";
     this.compactRevision = toNumber(this.metadata.compact_revision);
   }
 }
@@ -218,12 +267,14 @@ export class RevisionCompactedError extends SessionRegistryError {
  * table's now.
  */
 export abstract class HistoryChangedError extends SessionRegistryError {
+  readonly table: string;
   /** The table's history now. */
   readonly tableUid: string;
   /** The table's revision now. */
   readonly currentRevision: number;
   constructor(init: SessionRegistryErrorInit) {
     super(init);
+    this.table = this.metadata.table ?? "";
     this.tableUid = this.metadata.table_uid ?? "";
     this.currentRevision = toNumber(this.metadata.current_revision);
   }
@@ -242,9 +293,11 @@ export class FutureRevisionError extends HistoryChangedError {
 /** RESOURCE_EXHAUSTED: the watcher fell too far behind; watch again from `resumeRevision`. */
 export class WatcherTooSlowError extends SessionRegistryError {
   override name = "WatcherTooSlowError";
+  readonly table: string;
   readonly resumeRevision: number;
   constructor(init: SessionRegistryErrorInit) {
     super(init);
+    this.table = this.metadata.table ?? "";
     this.resumeRevision = toNumber(this.metadata.resume_revision);
   }
 }

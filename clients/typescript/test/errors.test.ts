@@ -127,7 +127,7 @@ describe("fromServiceError", () => {
       assert.equal(err.sessionId, "s1");
     });
 
-    it("maps SESSION_LIMIT_REACHED to SessionLimitReachedError with numeric current and max", () => {
+    it("maps SESSION_LIMIT_REACHED to SessionLimitReachedError with its table and numeric current and max", () => {
       const err = fromServiceError(
         registryError(
           status.RESOURCE_EXHAUSTED,
@@ -138,6 +138,7 @@ describe("fromServiceError", () => {
       assert.ok(err instanceof SessionLimitReachedError);
       assert.equal(err.name, "SessionLimitReachedError");
       assert.equal(err.code, status.RESOURCE_EXHAUSTED);
+      assert.equal(err.table, "default");
       assert.equal(err.current, 10);
       assert.equal(err.max, 10);
       assert.equal(err.details, 'maximum sessions reached (10/10 sessions open in table "default")');
