@@ -20,6 +20,7 @@ export type ServingStatus = "UNKNOWN" | "SERVING" | "NOT_SERVING" | "SERVICE_UNK
 interface HealthStub extends Client {
   check(req: { service: string }, cb: (err: ServiceError | null, res?: { status: ServingStatus }) => void): void;
   watch(req: { service: string }): ClientReadableStream<{ status: ServingStatus }>;
+  list(req: object, cb: (err: ServiceError | null, res?: { statuses: Record<string, { status: ServingStatus }> }) => void): void;
 }
 
 const HealthStubClass = makeGenericClientConstructor(healthService as unknown as ServiceDefinition, "Health") as unknown as new (
@@ -38,6 +39,15 @@ export class HealthClient {
   check(service: string): Promise<ServingStatus> {
     return new Promise((resolve, reject) =>
       this.stub.check({ service }, (err, res) => (err ? reject(err) : resolve(res!.status))),
+    );
+  }
+
+  /** List: every name the server reports on, with its status. */
+  list(): Promise<Record<string, ServingStatus>> {
+    return new Promise((resolve, reject) =>
+      this.stub.list({}, (err, res) =>
+        err ? reject(err) : resolve(Object.fromEntries(Object.entries(res!.statuses).map(([name, s]) => [name, s.status]))),
+      ),
     );
   }
 

@@ -10,9 +10,8 @@
  */
 import { execFile } from "node:child_process";
 import { copyFile, mkdtemp, readFile, rm } from "node:fs/promises";
-import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 
@@ -94,7 +93,7 @@ describe("server reflection", function () {
     before(async () => {
       stubs = await mkdtemp(join(tmpdir(), "session-registry-reflection-"));
       // Renamed so that the modules do not shadow the installed `grpc` package.
-      const protoRoot = join(dirname(createRequire(import.meta.url).resolve("@grpc/reflection/package.json")), "build/proto");
+      const protoRoot = join(REPO_ROOT, "third_party/grpc");
       const protos = REFLECTION_VERSIONS.map((v) => `reflection_${v}.proto`);
       for (const v of REFLECTION_VERSIONS) {
         await copyFile(join(protoRoot, `grpc/reflection/${v}/reflection.proto`), join(stubs, `reflection_${v}.proto`));
