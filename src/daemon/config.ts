@@ -504,6 +504,9 @@ const FLAGS: readonly FlagSpec[] = [
   }),
 ];
 
+/** Every flag of the daemon, without its dashes (for the CLI's hints and shell completion). */
+export const DAEMON_FLAG_NAMES: readonly string[] = [...FLAGS.map((f) => f.flag), "help", "version"];
+
 export { ENV_PREFIX, envVarName } from "../args/index.js";
 
 /**

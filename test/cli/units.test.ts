@@ -91,7 +91,7 @@ describe("CLI units", () => {
         projectPath: "/p/my app",
         metadata: { tool: "editor" },
         revision: 7,
-        ttl: "1.5s",
+        ttl: "1500ms",
         expireTime: "2025-01-02T03:04:07.178Z",
         createTime: "2025-01-02T03:04:05.678Z",
         updateTime: "2025-01-02T03:04:05.678Z",
