@@ -53,6 +53,12 @@ export function parseFlags(argv: readonly string[], options: Readonly<Record<str
   }
 }
 
+/** Whether one of `flags` (e.g. "--version", "-V") is on the command line before a `--`. */
+export function hasFlag(argv: readonly string[], ...flags: string[]): boolean {
+  const end = argv.indexOf("--");
+  return (end === -1 ? argv : argv.slice(0, end)).some((a) => flags.includes(a));
+}
+
 /** Rewords util.parseArgs errors, whose messages are long and name options in quotes. */
 export function describeParseArgsError(err: unknown): string {
   const code = (err as { code?: unknown }).code;

@@ -7,7 +7,7 @@ import { packageVersion } from "../version.js";
 
 import { SessionRegistryClient } from "@session-registry/client";
 
-import { suggest } from "../args/index.js";
+import { hasFlag, suggest } from "../args/index.js";
 import { booleanFlag, parseCommandLine, stringFlag, UsageError } from "./args.js";
 import { COMMANDS, COMMANDS_BY_NAME, type Command, type CommandContext } from "./commands.js";
 import { CONNECTION_OPTIONS, connectionFrom, DEFAULT_ADDR } from "./connection.js";
@@ -85,8 +85,7 @@ function printVersion(io: CliIo): ExitCode {
 
 /** `--version` (or -V) anywhere before a `--`: a user may add it to any command line, even an unfinished one. */
 function asksVersion(argv: readonly string[]): boolean {
-  const end = argv.indexOf("--");
-  return (end === -1 ? argv : argv.slice(0, end)).some((a) => a === "--version" || a === "-V");
+  return hasFlag(argv, "--version", "-V");
 }
 
 async function runCommand(command: Command, argv: readonly string[], io: CliIo): Promise<ExitCode> {
