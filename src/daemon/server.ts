@@ -136,7 +136,8 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
   const health = new DaemonHealth();
   const version = packageVersion();
   // A store handed in through deps (tests) is named by what it is, not by config.store.
-  const storeKind = store instanceof EtcdStore ? "etcd" : store instanceof MemoryStore ? "memory" : config.store;
+  // The etcd store, loaded lazily, is the one that can be unreachable: it has a probe.
+  const storeKind = store instanceof MemoryStore ? "memory" : probe !== undefined ? "etcd" : config.store;
   const service = new SessionRegistryService(registry, log, {
     serverInfo: () => ({ version, store: storeKind, storeAvailable: health.isStoreAvailable }),
     watchQueue: config.watchQueue,
