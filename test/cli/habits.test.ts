@@ -14,7 +14,7 @@ import { expect } from "chai";
 
 import { packageVersion } from "../../src/version.js";
 import { startTestDaemon, uniqueName, type TestDaemon } from "../helpers/daemon.js";
-import { killLeftoverClis, parseJson, runCli, summary, type CliResult } from "./cli-process.js";
+import { killLeftoverClis, parseJson, runCli, startCli, summary, type CliProcess, type CliResult } from "./cli-process.js";
 
 const run = promisify(execFile);
 
@@ -35,20 +35,27 @@ describe("CLI habits", function () {
   this.timeout(60_000);
 
   let d: TestDaemon;
-  let etcdDown: TestDaemon;
+  let etcdDown: CliProcess | undefined;
+  let etcdDownAddress: string;
   let addr: string[];
 
   before(async () => {
     d = await startTestDaemon();
-    // Nothing listens on port 1: the daemon starts, NOT_SERVING, with its store unavailable.
-    etcdDown = await startTestDaemon({ config: { store: "etcd", etcdEndpoints: ["http://127.0.0.1:1"] } });
     addr = ["--addr", d.address];
+    // A daemon process whose etcd is not there (nothing listens on port 1): it starts, NOT_SERVING.
+    etcdDown = startCli(["serve", "--listen", "127.0.0.1:0", "--store", "etcd", "--etcd-endpoints", "http://127.0.0.1:1", "--log-level", "silent"]);
+    const LISTENING = /listening on (127\.0\.0\.1:\d+)/;
+    await etcdDown.waitForStdout(LISTENING);
+    etcdDownAddress = LISTENING.exec(etcdDown.stdout())![1]!;
   });
 
   after(async () => {
+    if (etcdDown !== undefined) {
+      etcdDown.child.kill("SIGTERM");
+      await etcdDown.exited;
+    }
     killLeftoverClis();
     await d?.stop();
-    await etcdDown?.stop();
   });
 
   describe("status", () => {
@@ -79,15 +86,15 @@ describe("CLI habits", function () {
     });
 
     it("exits 8 and says NOT_SERVING when the daemon's store is unavailable", async () => {
-      const at = ["--addr", etcdDown.address];
+      const at = ["--addr", etcdDownAddress];
       const [text, json] = await Promise.all([runCli(["status", ...at]), runCli(["status", "--json", ...at])]);
       expect(text.code, summary(text)).to.equal(8);
       expect(text.stdout).to.equal(
-        `address: ${etcdDown.address}\nstatus:  NOT_SERVING (its store, etcd, is unavailable)\nversion: ${packageVersion()}\nstore:   etcd (unavailable)\n`,
+        `address: ${etcdDownAddress}\nstatus:  NOT_SERVING (its store, etcd, is unavailable)\nversion: ${packageVersion()}\nstore:   etcd (unavailable)\n`,
       );
       expect(json.code, summary(json)).to.equal(8);
       expect(parseJson(json)).to.deep.equal({
-        address: etcdDown.address,
+        address: etcdDownAddress,
         status: "NOT_SERVING",
         version: packageVersion(),
         store: "etcd",
