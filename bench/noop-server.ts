@@ -35,6 +35,7 @@ server.addService(SessionRegistryService, {
   update: noop,
   remove: noop,
   keepAlive: noop,
+  getServerInfo: noop,
   watch: unimplemented,
 });
 

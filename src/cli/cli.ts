@@ -7,11 +7,13 @@ import { packageVersion } from "../version.js";
 
 import { SessionRegistryClient } from "@session-registry/client";
 
+import { hasFlag, suggest } from "../args/index.js";
 import { booleanFlag, parseCommandLine, stringFlag, UsageError } from "./args.js";
 import { COMMANDS, COMMANDS_BY_NAME, type Command, type CommandContext } from "./commands.js";
 import { CONNECTION_OPTIONS, connectionFrom, DEFAULT_ADDR } from "./connection.js";
 import { describeFailure, ExitCode } from "./errors.js";
 import { commandHelp, HELP_OPTION, TABLE_OPTION, topLevelHelp } from "./help.js";
+import { OUTPUT_OPTIONS, outputFrom, valueLines, wantsJson } from "./output.js";
 
 export interface CliIo {
   stdout(text: string): void;
@@ -29,8 +31,15 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<ExitCo
     io.stdout(topLevelHelp(COMMANDS));
     return ExitCode.OK;
   }
-  if (name === "--version" || name === "-V") {
-    io.stdout(`session-registry ${packageVersion()}\n`);
+  if (name === "--version" || name === "-V") return printVersion(io);
+  if (name === "completion") {
+    // Loaded only here: nothing else needs the scripts' text.
+    const { completionScript, COMPLETION_SHELLS } = await import("./completion.js");
+    const shell = rest[0];
+    if (rest.length !== 1 || !(COMPLETION_SHELLS as readonly string[]).includes(shell!)) {
+      return usageFailure(io, "completion", `give one shell: ${COMPLETION_SHELLS.join(" or ")}`, false);
+    }
+    io.stdout(await completionScript(shell as (typeof COMPLETION_SHELLS)[number]));
     return ExitCode.OK;
   }
   if (name === "help") {
@@ -41,21 +50,48 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<ExitCo
       return ExitCode.OK;
     }
     const command = COMMANDS_BY_NAME.get(rest[0] ?? "");
-    if (command === undefined) return usageFailure(io, "", `unknown command ${JSON.stringify(rest[0])}`, false);
+    if (command === undefined) return usageFailure(io, "", unknownCommand(rest[0] ?? ""), false);
     io.stdout(commandHelp(command));
     return ExitCode.OK;
   }
   const command = COMMANDS_BY_NAME.get(name);
   if (command === undefined) {
-    const what = name.startsWith("-") ? `unknown flag ${name} (flags go after the command)` : `unknown command ${JSON.stringify(name)}`;
-    return usageFailure(io, "", what, rest.includes("--json"));
+    const json = wantsJson(argv);
+    if (!name.startsWith("-")) return usageFailure(io, "", unknownCommand(name), json);
+    // The daemon's flags without `serve` (the old way to start it): say where they go.
+    const flag = /^--([^=]+)/.exec(name)?.[1];
+    // Loaded only on this path: the daemon's config module brings its logger.
+    const { DAEMON_FLAG_NAMES } = await import("../daemon/config.js");
+    if (flag !== undefined && DAEMON_FLAG_NAMES.includes(flag)) {
+      return usageFailure(io, "", `${name} is a flag of the daemon, which only \`serve\` starts: session-registry serve ${argv.join(" ")}`, json);
+    }
+    return usageFailure(io, "", `unknown flag ${name} (a command's flags go after the command)`, json);
   }
   return runCommand(command, rest, io);
 }
 
+/** Every word that may come first, for "did you mean". */
+const FIRST_WORDS = ["serve", "help", "completion", ...COMMANDS.map((c) => c.name)];
+
+function unknownCommand(name: string): string {
+  const guess = suggest(name, FIRST_WORDS);
+  return `unknown command ${JSON.stringify(name)}${guess === undefined ? "" : `; did you mean ${guess}?`}`;
+}
+
+function printVersion(io: CliIo): ExitCode {
+  io.stdout(`session-registry ${packageVersion()}\n`);
+  return ExitCode.OK;
+}
+
+/** `--version` (or -V) anywhere before a `--`: a user may add it to any command line, even an unfinished one. */
+function asksVersion(argv: readonly string[]): boolean {
+  return hasFlag(argv, "--version", "-V");
+}
+
 async function runCommand(command: Command, argv: readonly string[], io: CliIo): Promise<ExitCode> {
+  if (asksVersion(argv)) return printVersion(io);
   // Known before parsing, so that even a usage error comes out as JSON.
-  let json = argv.includes("--json");
+  let json = wantsJson(argv);
   let addr = DEFAULT_ADDR;
   let client: SessionRegistryClient | undefined;
   try {
@@ -63,13 +99,16 @@ async function runCommand(command: Command, argv: readonly string[], io: CliIo):
       ...command.options,
       ...(command.table ? TABLE_OPTION : {}),
       ...CONNECTION_OPTIONS,
+      ...OUTPUT_OPTIONS,
       ...HELP_OPTION,
     });
     if (booleanFlag(args, "help")) {
       io.stdout(commandHelp(command));
       return ExitCode.OK;
     }
-    json = booleanFlag(args, "json");
+    const output = outputFrom(args);
+    json = output.format === "json";
+    const field = output.field ?? command.valueField;
     const params = checkParams(command, args.positionals);
     const connection = connectionFrom(args, io.env);
     addr = connection.addr;
@@ -78,16 +117,18 @@ async function runCommand(command: Command, argv: readonly string[], io: CliIo):
       params,
       table: stringFlag(args, "table") ?? "",
       json,
+      format: output.format,
+      addr,
       cwd: io.cwd,
       client() {
         client ??= new SessionRegistryClient(connection.addr, connection.options);
         return client;
       },
       print(value, text) {
-        io.stdout(json ? `${JSON.stringify(value, null, 2)}\n` : text);
+        io.stdout(json ? `${JSON.stringify(value, null, 2)}\n` : output.format === "value" ? valueLines(value, field) : text);
       },
       printLine(value, text) {
-        io.stdout(json ? `${JSON.stringify(value)}\n` : text);
+        io.stdout(json ? `${JSON.stringify(value)}\n` : output.format === "value" ? valueLines(value, field) : text);
       },
       note(text) {
         io.stderr(text);

@@ -6,7 +6,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 
-import type { SessionRegistryClient, UpdateInput } from "@session-registry/client";
+import { ErrorReason, SessionRegistryError, type SessionRegistryClient, type Table, type UpdateInput } from "@session-registry/client";
 
 import {
   booleanFlag,
@@ -21,13 +21,16 @@ import {
   type ParsedArgs,
 } from "./args.js";
 import { ExitCode } from "./errors.js";
+import type { OutputFormat } from "./output.js";
 import {
+  keyValues,
   sessionJson,
   sessionsText,
   sessionText,
   tableJson,
   tablesText,
   tableText,
+  statusTablesText,
   timeText,
   durationText,
   watchItemJson,
@@ -42,12 +45,16 @@ export interface CommandContext {
   /** --table, or "" (the daemon's `default`) for commands without it. */
   table: string;
   json: boolean;
+  /** The output form (-w); `json` is true for "json". */
+  format: OutputFormat;
+  /** The daemon's address, as the user gave it (or the default). */
+  addr: string;
   cwd: string;
   /** The client, made on first use; the runner closes it. */
   client(): SessionRegistryClient;
-  /** Prints one result: `value` as a JSON document with --json, else `text`. */
+  /** Prints one result: `value` as a JSON document with -w json, its --field with -w value, else `text`. */
   print(value: unknown, text: string): void;
-  /** Prints one item of a stream: `value` as one JSON line with --json, else `text`. */
+  /** Prints one item of a stream: `value` as one JSON line with -w json, its --field with -w value, else `text`. */
   printLine(value: unknown, text: string): void;
   /** A note for people on stderr (never part of the output a script parses). */
   note(text: string): void;
@@ -66,6 +73,8 @@ export interface Command {
   options: OptionSpecs;
   /** Takes --table. */
   table: boolean;
+  /** The JSON field `-w value` prints without --field (dotted; arrays give a line per element). */
+  valueField: string;
   examples: string[];
   run(ctx: CommandContext): Promise<ExitCode | void>;
 }
@@ -74,12 +83,58 @@ const TTL_HELP = "e.g. 30s, 5m; 1s to 24h";
 
 export const COMMANDS: readonly Command[] = [
   {
+    name: "status",
+    synopsis: "",
+    summary: "Show whether the daemon serves, its version and store, and every table with its count and limit.",
+    description:
+      "Exit codes: 0 when the daemon serves; 8 when it does not: it cannot be reached, it is shutting down, or " +
+      "its store (etcd) is unavailable. The output says which; with an unavailable store it still shows the " +
+      "version and the store, and no tables (they live in the store).",
+    params: [],
+    options: {},
+    table: false,
+    valueField: "status",
+    examples: ["session-registry status", "session-registry status -w value   # SERVING or NOT_SERVING", "session-registry status --json"],
+    async run(ctx) {
+      const client = ctx.client();
+      const info = await client.serverInfo();
+      let tables: Table[] | undefined;
+      if (info.storeAvailable) {
+        try {
+          tables = await client.listTables();
+        } catch (err) {
+          // The store went away between the two calls: the daemon is reachable but does not serve.
+          if (!(err instanceof SessionRegistryError && err.reason === ErrorReason.STORE_UNAVAILABLE)) throw err;
+        }
+      }
+      const serving = tables !== undefined;
+      const why = serving ? "" : ` (its store, ${info.store}, is unavailable)`;
+      const json = {
+        address: ctx.addr,
+        status: serving ? "SERVING" : "NOT_SERVING",
+        version: info.version,
+        store: info.store,
+        storeAvailable: serving,
+        tables: tables?.map((t) => ({ name: t.name, sessionCount: t.sessionCount, maxSessions: t.maxSessions })) ?? null,
+      };
+      const head = keyValues([
+        ["address", ctx.addr],
+        ["status", `${json.status}${why}`],
+        ["version", info.version],
+        ["store", `${info.store} (${serving ? "available" : "unavailable"})`],
+      ]);
+      ctx.print(json, tables === undefined ? head : `${head}\n${statusTablesText(tables)}`);
+      return serving ? ExitCode.OK : ExitCode.UNAVAILABLE;
+    },
+  },
+  {
     name: "tables",
     synopsis: "",
     summary: "List every table with its session count and limit.",
     params: [],
     options: {},
     table: false,
+    valueField: "name",
     examples: ["session-registry tables"],
     async run(ctx) {
       const tables = await ctx.client().listTables();
@@ -94,6 +149,7 @@ export const COMMANDS: readonly Command[] = [
     params: [{ name: "NAME", required: true }],
     options: { "max-sessions": { type: "string", value: "N", help: "The table's session limit; default: the daemon's." } },
     table: false,
+    valueField: "table.name",
     examples: ["session-registry create-table agents --max-sessions 20"],
     async run(ctx) {
       const raw = stringFlag(ctx.args, "max-sessions");
@@ -109,6 +165,7 @@ export const COMMANDS: readonly Command[] = [
     params: [{ name: "NAME", required: false }],
     options: {},
     table: false,
+    valueField: "name",
     examples: ["session-registry get-table agents"],
     async run(ctx) {
       const table = await ctx.client().getTable(ctx.params[0] ?? "");
@@ -122,6 +179,7 @@ export const COMMANDS: readonly Command[] = [
     params: [{ name: "NAME", required: true }],
     options: { force: { type: "boolean", help: "Delete the table with its sessions (watchers see no events for them)." } },
     table: false,
+    valueField: "table",
     examples: ["session-registry delete-table agents --force"],
     async run(ctx) {
       const name = ctx.params[0]!;
@@ -146,6 +204,7 @@ export const COMMANDS: readonly Command[] = [
       ttl: { type: "string", value: "DURATION", help: `Expire unless kept alive within this time (${TTL_HELP}).` },
     },
     table: true,
+    valueField: "id",
     examples: ["session-registry register --path ~/src/app --meta tool=editor --ttl 60s"],
     async run(ctx) {
       const path = stringFlag(ctx.args, "path");
@@ -175,6 +234,7 @@ export const COMMANDS: readonly Command[] = [
       name: { type: "string", value: "NAME", help: "The session name (the oldest session of that name)." },
     },
     table: true,
+    valueField: "id",
     examples: ["session-registry lookup --path .", "session-registry lookup --name app --json"],
     async run(ctx) {
       const id = stringFlag(ctx.args, "id");
@@ -195,13 +255,14 @@ export const COMMANDS: readonly Command[] = [
     params: [],
     options: { "page-size": { type: "string", value: "N", help: "Sessions per call; default: the daemon's." } },
     table: true,
+    valueField: "id",
     examples: ["session-registry ls --table agents"],
     async run(ctx) {
       const raw = stringFlag(ctx.args, "page-size");
       const pageSize = raw === undefined ? 0 : parseCount(raw, "--page-size");
       const sessions = [];
       for await (const s of ctx.client().list({ table: ctx.table, pageSize })) sessions.push(s);
-      if (sessions.length === 0 && !ctx.json) {
+      if (sessions.length === 0 && ctx.format === "table") {
         ctx.note(`No sessions in table ${ctx.table === "" ? "default" : ctx.table}.\n`);
         return;
       }
@@ -228,6 +289,7 @@ export const COMMANDS: readonly Command[] = [
       "expected-revision": { type: "string", value: "R", help: "Update only if the session is at this revision." },
     },
     table: true,
+    valueField: "id",
     examples: ["session-registry update 3f2a… --name 'app (main)' --expected-revision 7"],
     async run(ctx) {
       const input: UpdateInput = { id: ctx.params[0]!, table: ctx.table };
@@ -262,6 +324,7 @@ export const COMMANDS: readonly Command[] = [
       "allow-missing": { type: "boolean", help: "Succeed (exit 0) if there is no such session." },
     },
     table: true,
+    valueField: "removed",
     examples: ["session-registry rm 3f2a… --allow-missing"],
     async run(ctx) {
       const id = ctx.params[0]!;
@@ -306,6 +369,7 @@ export const COMMANDS: readonly Command[] = [
       },
     },
     table: true,
+    valueField: "revision",
     examples: ["session-registry watch --table agents", "session-registry watch --json | jq -c 'select(.kind==\"event\")'"],
     async run(ctx) {
       const from = stringFlag(ctx.args, "from");
@@ -340,6 +404,7 @@ export const COMMANDS: readonly Command[] = [
     params: [{ name: "ID", required: true }],
     options: { every: { type: "string", value: "DURATION", help: "Repeat at this interval, e.g. 10s (a third of the ttl is usual)." } },
     table: true,
+    valueField: "expireTime",
     examples: ["session-registry keepalive 3f2a…", "session-registry keepalive 3f2a… --every 20s"],
     async run(ctx) {
       const id = ctx.params[0]!;

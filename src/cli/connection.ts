@@ -34,7 +34,6 @@ export const CONNECTION_OPTIONS: OptionSpecs = {
     help: "The name the daemon's certificate must carry, when it is not the --addr host (e.g. a DNS name while connecting by IP).",
   },
   timeout: { type: "string", value: "DURATION", help: "Deadline of each call, e.g. 5s or 500ms; 0 = none. Default 10s." },
-  json: { type: "boolean", help: "Print JSON (one document; one object per line for streams), errors as JSON on stderr." },
 };
 
 export interface Connection {

@@ -1,11 +1,15 @@
 /**
- * The CLI's two output forms. JSON (`--json`): camelCase keys as in the SDK,
- * metadata as an object, times as ISO 8601 strings, a ttl as a proto JSON
- * duration ("30s"), absent values as null, so every object has the same keys.
+ * The CLI's output forms (chosen in ./output.ts). JSON (`-w json`): camelCase
+ * keys as in the SDK, metadata as an object, times as ISO 8601 strings, a ttl
+ * as a duration in the largest unit that divides it exactly ("5m", "90s",
+ * "1500ms", as --ttl takes it), absent values as null, so every object has
+ * the same keys.
  * Text: aligned columns for lists, `key: value` lines for one object, with
  * control characters escaped so that server data cannot drive the terminal.
  */
 import { eventTypeToJSON, type Duration, type Session, type Table, type WatchItem } from "@session-registry/client";
+
+import { formatDuration } from "../args/index.js";
 
 export interface SessionJson {
   id: string;
@@ -65,10 +69,9 @@ export function eventName(type: Parameters<typeof eventTypeToJSON>[0]): string {
   return eventTypeToJSON(type).replace(/^EVENT_TYPE_/, "");
 }
 
-/** Proto JSON form of a Duration: "30s", "1.5s". */
+/** A Duration the way it was given: a ttl of 300 s is "5m", not "300s". */
 export function durationText(d: Duration): string {
-  const ms = d.seconds * 1000 + Math.round(d.nanos / 1_000_000);
-  return `${ms / 1000}s`;
+  return formatDuration(d.seconds * 1000 + Math.round(d.nanos / 1_000_000));
 }
 
 function isoOrNull(date: Date | undefined): string | null {
@@ -142,8 +145,17 @@ export function tableText(t: Table, extra: readonly (readonly [string, string])[
 
 export function sessionsText(sessions: readonly Session[]): string {
   return columns(
-    ["ID", "NAME", "PATH", "REVISION", "EXPIRES", "CREATED", "METADATA"],
-    sessions.map((s) => [s.id, s.name, s.projectPath, String(s.revision), timeText(s.expireTime), timeText(s.createTime), labelsText(s.metadata)]),
+    ["ID", "NAME", "PATH", "REVISION", "TTL", "EXPIRES", "CREATED", "METADATA"],
+    sessions.map((s) => [
+      s.id,
+      s.name,
+      s.projectPath,
+      String(s.revision),
+      s.ttl === undefined ? "-" : durationText(s.ttl),
+      timeText(s.expireTime),
+      timeText(s.createTime),
+      labelsText(s.metadata),
+    ]),
   );
 }
 
@@ -151,6 +163,14 @@ export function tablesText(tables: readonly Table[]): string {
   return columns(
     ["NAME", "SESSIONS", "MAX", "REVISION", "CREATED"],
     tables.map((t) => [t.name, String(t.sessionCount), String(t.maxSessions), String(t.revision), timeText(t.createTime)]),
+  );
+}
+
+/** status's table list: what each table holds against its limit. */
+export function statusTablesText(tables: readonly Table[]): string {
+  return columns(
+    ["TABLE", "SESSIONS", "MAX"],
+    tables.map((t) => [t.name, String(t.sessionCount), String(t.maxSessions)]),
   );
 }
 

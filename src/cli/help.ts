@@ -6,6 +6,7 @@ import type { OptionSpecs } from "./args.js";
 import type { Command } from "./commands.js";
 import { CONNECTION_OPTIONS } from "./connection.js";
 import { EXIT_CODE_HELP } from "./errors.js";
+import { OUTPUT_OPTIONS } from "./output.js";
 
 export const TABLE_OPTION: OptionSpecs = {
   table: { type: "string", value: "TABLE", help: "The table; default: default." },
@@ -13,15 +14,17 @@ export const TABLE_OPTION: OptionSpecs = {
 
 export const HELP_OPTION: OptionSpecs = {
   help: { type: "boolean", short: "h", help: "Print this help and exit." },
+  version: { type: "boolean", short: "V", help: "Print the version and exit." },
 };
 
 const WIDTH = 100;
 
 export function topLevelHelp(commands: readonly Command[]): string {
   const rows: [string, string][] = [
-    ["serve [flags]", "Run the daemon (also what no command does). `session-registry serve --help` lists its flags."],
+    ["serve [flags]", "Run the daemon (the only command that does). `session-registry serve --help` lists its flags."],
     ...commands.map((c): [string, string] => [c.name, c.summary]),
     ["help [COMMAND]", "Print this help, or a command's."],
+    ["completion bash|zsh", "Print a shell completion script: source <(session-registry completion bash)."],
   ];
   return [
     "Usage: session-registry <command> [flags]",
@@ -32,7 +35,7 @@ export function topLevelHelp(commands: readonly Command[]): string {
     table(rows),
     "",
     "Flags of every client command:",
-    optionsText(CONNECTION_OPTIONS),
+    optionsText({ ...CONNECTION_OPTIONS, ...OUTPUT_OPTIONS }),
     "",
     "Top-level flags:",
     table([
@@ -41,6 +44,9 @@ export function topLevelHelp(commands: readonly Command[]): string {
     ]),
     "",
     exitCodesText(),
+    "",
+    "Without --field, -w value prints each command's main value: a session's id, a table's name,",
+    "status's SERVING or NOT_SERVING, keepalive's new expiry, watch's revisions.",
     "",
     "Run `session-registry <command> --help` for a command's flags and examples,",
     "and `session-registry serve --help` for the daemon's flags.",
@@ -56,7 +62,7 @@ export function commandHelp(c: Command): string {
     parts.push("", paragraph.startsWith("  ") ? paragraph : wrap(paragraph));
   }
   if (Object.keys(own).length > 0) parts.push("", "Flags:", optionsText(own));
-  parts.push("", "Connection and output:", optionsText({ ...CONNECTION_OPTIONS, ...HELP_OPTION }));
+  parts.push("", "Connection and output:", optionsText({ ...CONNECTION_OPTIONS, ...OUTPUT_OPTIONS, ...HELP_OPTION }));
   parts.push("", "Examples:", ...c.examples.map((e) => `  ${e}`));
   parts.push("", "Exit codes: see `session-registry --help`.", "");
   return parts.join("\n");

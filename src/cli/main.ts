@@ -4,7 +4,8 @@
  * signals, and exits with the code it returns. The process ends by itself
  * once the client is closed, so output written to a pipe is never cut off.
  */
-import { runCli } from "./cli.js";
+import { hasFlag } from "../args/index.js";
+import { packageVersion } from "../version.js";
 
 // grpc-js passes an IP address as the TLS server name when the address is
 // one (`--addr 127.0.0.1:50051 --tls-ca ...`), and node then prints a
@@ -24,7 +25,11 @@ const argv = process.argv.slice(2);
 if (argv[0] === "serve") {
   // Normally dispatched by the bin script; kept so that this file alone is a complete entry.
   await import("../daemon/main.js");
+} else if (hasFlag(argv, "--version", "-V")) {
+  // Answered before the runner loads the SDK and grpc-js, which --version does not need.
+  process.stdout.write(`session-registry ${packageVersion()}\n`);
 } else {
+  const { runCli } = await import("./cli.js");
   process.exitCode = await runCli(argv, {
     stdout: (text) => void process.stdout.write(text),
     stderr: (text) => void process.stderr.write(text),

@@ -2,14 +2,25 @@
  * The daemon's configuration: command-line flags, each with an environment
  * variable fallback (`--max-sessions` <- SESSION_REGISTRY_MAX_SESSIONS; a
  * flag beats its variable). Every flag is declared once in FLAGS, which
- * drives parsing, validation and the --help text alike. validateConfig then
+ * drives parsing, validation and the --help text alike; the parser, the
+ * value parsers and the variable names are the shared ones of src/args/. validateConfig then
  * checks the rules that span flags: TLS files come in pairs, and the daemon
  * is safe by default on a network (see there).
  */
 import { readFileSync } from "node:fs";
 import { BlockList, isIPv4, isIPv6 } from "node:net";
-import { parseArgs } from "node:util";
 
+import {
+  envValue,
+  envVarName,
+  isParseError,
+  parseBoolean,
+  parseBytes,
+  parseDuration,
+  parseFlags,
+  parseInteger,
+  UsageError,
+} from "../args/index.js";
 import { LOG_LEVELS, type LogLevel } from "./logger.js";
 
 export type StoreKind = "memory" | "etcd";
@@ -86,6 +97,8 @@ export interface DaemonConfig {
   maxPendingRequests: number;
   /** Set by parseConfig when --help was given; the caller prints usageText() and exits 0. */
   help?: boolean;
+  /** Set by parseConfig when --version was given; the caller prints the version and exits 0. */
+  version?: boolean;
 }
 
 export const MAX_SESSIONS_LIMIT = 1_000_000;
@@ -180,7 +193,7 @@ export class ConfigError extends Error {
   override readonly name = "ConfigError";
 }
 
-type ValueKey = Exclude<keyof DaemonConfig, "help">;
+type ValueKey = Exclude<keyof DaemonConfig, "help" | "version">;
 
 interface FlagSpec<K extends ValueKey = ValueKey> {
   flag: string;
@@ -491,13 +504,10 @@ const FLAGS: readonly FlagSpec[] = [
   }),
 ];
 
+/** Every flag of the daemon, without its dashes (for the CLI's hints and shell completion). */
+export const DAEMON_FLAG_NAMES: readonly string[] = [...FLAGS.map((f) => f.flag), "help", "version"];
 
-export const ENV_PREFIX = "SESSION_REGISTRY_";
-
-/** `max-sessions` -> `SESSION_REGISTRY_MAX_SESSIONS`. */
-export function envVarName(flag: string): string {
-  return ENV_PREFIX + flag.toUpperCase().replaceAll("-", "_");
-}
+export { ENV_PREFIX, envVarName } from "../args/index.js";
 
 /**
  * Parses argv (without node and the script) and the environment, then
@@ -506,18 +516,23 @@ export function envVarName(flag: string): string {
  * CLI's subcommand for the daemon.
  */
 export function parseConfig(argv: readonly string[], env: Record<string, string | undefined>): DaemonConfig {
-  const options: Record<string, { type: "string" | "boolean"; short?: string }> = { help: { type: "boolean", short: "h" } };
+  const options: Record<string, { type: "string" | "boolean"; short?: string }> = {
+    help: { type: "boolean", short: "h" },
+    version: { type: "boolean", short: "V" },
+  };
   for (const f of FLAGS) options[f.flag] = { type: f.boolean ? "boolean" : "string" };
 
-  let parsed: ReturnType<typeof parseArgs>;
+  let parsed: ReturnType<typeof parseFlags>;
   try {
-    parsed = parseArgs({ args: [...argv], options, strict: true, allowPositionals: true });
+    parsed = parseFlags(argv, options);
   } catch (err) {
-    throw new ConfigError(describeParseArgsError(err));
+    if (err instanceof UsageError) throw new ConfigError(err.message);
+    throw err;
   }
 
-  // Help wins over bad values: someone asking for it may be fixing one.
+  // Help (and the version) win over bad values: someone asking for them may be fixing one.
   if (parsed.values.help === true) return { ...DEFAULT_CONFIG, help: true };
+  if (parsed.values.version === true) return { ...DEFAULT_CONFIG, version: true };
 
   const positionals = [...parsed.positionals];
   if (positionals[0] === "serve") positionals.shift();
@@ -530,8 +545,7 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
   for (const f of FLAGS) {
     const fromFlag = parsed.values[f.flag];
     const envName = envVarName(f.flag);
-    // An empty variable counts as unset, as shells make clearing one awkward.
-    const fromEnv = env[envName] === "" ? undefined : env[envName];
+    const fromEnv = envValue(env, envName);
     let raw: string;
     let source: string;
     if (typeof fromFlag === "string" || typeof fromFlag === "boolean") {
@@ -544,7 +558,7 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
       continue;
     }
     const value = f.parse(raw);
-    if (typeof value === "object" && value !== null && "error" in value) {
+    if (isParseError(value)) {
       throw new ConfigError(`${source} ${value.error}, got ${JSON.stringify(raw)}`);
     }
     target[f.key] = value;
@@ -696,12 +710,13 @@ export function usageText(): string {
     lines: [f.description, `env ${envVarName(f.flag)}${f.boolean ? "=1" : ""}, default ${f.defaultText}`],
   }));
   rows.push({ left: "-h, --help", lines: ["Print this help and exit."] });
+  rows.push({ left: "-V, --version", lines: ["Print the version and exit."] });
   const width = Math.max(...rows.map((r) => r.left.length)) + 2;
   const body = rows
     .map((r) => r.lines.map((line, i) => `  ${(i === 0 ? r.left : "").padEnd(width)}${line}`).join("\n"))
     .join("\n");
   return [
-    "Usage: session-registry [serve] [flags]",
+    "Usage: session-registry serve [flags]",
     "",
     "Runs the session-registry gRPC daemon. Every flag can also be set through",
     "the environment variable shown; a flag beats its variable. Durations are",
@@ -756,59 +771,7 @@ function parsePath(raw: string): string | { error: string } {
   return raw.trim() === "" ? { error: "must be a file path" } : raw;
 }
 
-/** A switch's value: `true` from the flag itself, or its variable's text. */
-function parseBoolean(raw: string): boolean | { error: string } {
-  const text = raw.toLowerCase();
-  if (text === "1" || text === "true" || text === "yes") return true;
-  if (text === "0" || text === "false" || text === "no") return false;
-  return { error: "must be 1, true or yes (on) or 0, false or no (off)" };
-}
-
-function parseInteger(raw: string, min: number, max: number): number | { error: string } {
-  const range = max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min}` : `an integer from ${min} to ${max}`;
-  // Digits only: no sign, exponent, hex or surrounding space, so "1e3" and " 5" are rejected, not guessed at.
-  if (!/^\d+$/.test(raw)) return { error: `must be ${range}` };
-  const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < min || n > max) return { error: `must be ${range}` };
-  return n;
-}
-
-const BYTE_UNITS: Readonly<Record<string, number>> = { "": 1, KiB: 1024, MiB: MIB, GiB: 1024 * MIB };
-
-/** "1048576", "64KiB", "512MiB", "2GiB" -> bytes, from min to 2^53-1. */
-function parseBytes(raw: string, min: number): number | { error: string } {
-  const m = /^(\d+)(KiB|MiB|GiB)?$/.exec(raw);
-  const n = m ? Number(m[1]) * BYTE_UNITS[m[2] ?? ""]! : NaN;
-  if (!Number.isSafeInteger(n) || n < min) {
-    return { error: `must be a size of at least ${min >= MIB ? `${min / MIB}MiB` : `${min} bytes`}: bytes, or a whole number with KiB, MiB or GiB` };
-  }
-  return n;
-}
-
-const DURATION_UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** "10" (seconds), "10s", "1.5s", "500ms", "2m", "1h" -> milliseconds, from minMs to 24 h. */
+/** A duration flag's value: from minMs to 24 h. */
 function parseDurationMs(raw: string, minMs: number): number | { error: string } {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(raw);
-  const error = { error: `must be a duration from ${minMs === 0 ? "0s" : `${minMs}ms`} to 24h: seconds, or a number with ms, s, m or h` };
-  if (!m) return error;
-  const ms = Math.round(Number(m[1]) * DURATION_UNITS[m[2] ?? "s"]!);
-  if (!Number.isFinite(ms) || ms < minMs || ms > MAX_DURATION_MS) return error;
-  return ms;
-}
-
-/** Rewords util.parseArgs errors, whose messages are long and name options in quotes. Shared with the CLI. */
-export function describeParseArgsError(err: unknown): string {
-  const code = (err as { code?: unknown }).code;
-  const message = err instanceof Error ? err.message : String(err);
-  // The quoted part names the option, e.g. 'Option '-h, --help' does not take an argument'.
-  const quoted = /'([^']+)'/.exec(message)?.[1] ?? "";
-  const option = /--[A-Za-z0-9-]+/.exec(quoted)?.[0] ?? /^-{1,2}[^\s]+/.exec(quoted)?.[0];
-  if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && option) return `unknown flag ${option}`;
-  if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" && option) {
-    if (/does not take an argument/.test(message)) return `${option} takes no value`;
-    if (/ambiguous/.test(message)) return `${option} needs a value (write ${option}=VALUE for one starting with "-")`;
-    return `${option} needs a value`;
-  }
-  return message;
+  return parseDuration(raw, minMs, MAX_DURATION_MS);
 }

@@ -127,6 +127,11 @@ export class DaemonHealth {
     this.publish();
   }
 
+  /** Whether the store serves now, as last set (shutdown does not change it). */
+  get isStoreAvailable(): boolean {
+    return this.storeAvailable;
+  }
+
   /** The store became reachable (SERVING) or unreachable (NOT_SERVING); ignored once shutdown started. */
   setStoreAvailable(available: boolean): void {
     this.storeAvailable = available;

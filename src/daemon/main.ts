@@ -11,6 +11,7 @@ import { format } from "node:util";
 
 import * as grpc from "@grpc/grpc-js";
 
+import { packageVersion } from "../version.js";
 import { ConfigError, parseConfig, usageText, type DaemonConfig } from "./config.js";
 import { createLogger } from "./logger.js";
 import { startedByNpm, watchParent } from "./parent.js";
@@ -28,6 +29,10 @@ async function main(): Promise<void> {
   }
   if (config.help) {
     process.stdout.write(usageText());
+    return;
+  }
+  if (config.version) {
+    process.stdout.write(`session-registry ${packageVersion()}\n`);
     return;
   }
 

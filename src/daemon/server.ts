@@ -20,6 +20,7 @@ import type { Store, StoreObserver } from "../store/store.js";
 import { AuthConfigError, loadAuthTokens, type Authorizer } from "../transport/auth.js";
 import { CallGuard } from "../transport/call-guard.js";
 import { SessionRegistryService } from "../transport/service.js";
+import { packageVersion } from "../version.js";
 import { AvailabilityMonitor } from "./availability.js";
 import { reportBudget, resolveMemoryBudget, type BudgetReport } from "./budget.js";
 import { ConfigError, parseListen, validateConfig, type DaemonConfig } from "./config.js";
@@ -133,7 +134,12 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
     heldRequests: () => guard.heldRequests,
   });
   const health = new DaemonHealth();
+  const version = packageVersion();
+  // A store handed in through deps (tests) is named by what it is, not by config.store.
+  // The etcd store, loaded lazily, is the one that can be unreachable: it has a probe.
+  const storeKind = store instanceof MemoryStore ? "memory" : probe !== undefined ? "etcd" : config.store;
   const service = new SessionRegistryService(registry, log, {
+    serverInfo: () => ({ version, store: storeKind, storeAvailable: health.isStoreAvailable }),
     watchQueue: config.watchQueue,
     watchQueueBytes: config.watchQueueBytes,
     budget,

@@ -8,7 +8,8 @@
  *     write    hook-5d1e7a2b9c3f4e6a8b0c1d2e3f4a   default agents
  *     read     dash-0a1b2c3d4e5f60718293a4b5c6d7
  *
- * Roles nest: `read` may call GetTable, ListTables, Lookup, List and Watch;
+ * Roles nest: `read` may call GetTable, ListTables, Lookup, List, Watch and
+ * GetServerInfo;
  * `write` also Register, Update, Remove and KeepAlive; `admin` also
  * CreateTable and DeleteTable. Tables, when given, restrict a token to them
  * (a request's empty table is `default`). ListTables stays allowed to a
@@ -57,7 +58,8 @@ export type RpcMethod =
   | "Update"
   | "Remove"
   | "Watch"
-  | "KeepAlive";
+  | "KeepAlive"
+  | "GetServerInfo";
 
 /** The least role each method needs. */
 export const REQUIRED_ROLE: Readonly<Record<RpcMethod, Role>> = {
@@ -66,6 +68,7 @@ export const REQUIRED_ROLE: Readonly<Record<RpcMethod, Role>> = {
   Lookup: "read",
   List: "read",
   Watch: "read",
+  GetServerInfo: "read",
   Register: "write",
   Update: "write",
   Remove: "write",

@@ -17,6 +17,7 @@ import type { MemoryBudget } from "../core/budget.js";
 import { RegistryError } from "../core/errors.js";
 import { DEFAULT_TABLE, type Registry } from "../core/registry.js";
 import type { Logger } from "../core/logger.js";
+import type { ServerInfoSource } from "../core/server-info.js";
 import {
   SessionRegistryService as SessionRegistryDefinition,
   type SessionRegistryServer,
@@ -44,12 +45,15 @@ export interface ServiceOptions {
   authorizer?: Authorizer;
   /** Counts each call when it ends (the daemon's Metrics). */
   metrics?: RpcRecorder;
+  /** What GetServerInfo answers; default: an unknown version and store, available. */
+  serverInfo?: ServerInfoSource;
 }
 
 export class SessionRegistryService {
   private readonly watches: WatchStreams;
   private readonly authorizer: Authorizer | undefined;
   private readonly metrics: RpcRecorder | undefined;
+  private readonly serverInfo: ServerInfoSource;
 
   constructor(
     private readonly registry: Registry,
@@ -58,6 +62,7 @@ export class SessionRegistryService {
   ) {
     this.authorizer = options.authorizer;
     this.metrics = options.metrics;
+    this.serverInfo = options.serverInfo ?? (() => ({ version: "", store: "", storeAvailable: true }));
     const authorizer = this.authorizer;
     this.watches = new WatchStreams(registry, log, {
       queueLimit: options.watchQueue ?? 1024,
@@ -169,6 +174,14 @@ export class SessionRegistryService {
         (req) => ({ table: req.table, sessionId: req.id }),
         async (req) => ({ session: toProtoSession(await registry.keepAlive(req)) }),
       ),
+      getServerInfo: this.unary(
+        "GetServerInfo",
+        () => ({}),
+        async () => {
+          const { version, store, storeAvailable } = this.serverInfo();
+          return { version, store, storeAvailable };
+        },
+      ),
     };
     return impl;
   }
@@ -231,7 +244,7 @@ export class SessionRegistryService {
 
   /**
    * Authenticates the call and authorizes its method on its table (empty
-   * means `default`; none for ListTables, or when the request did not
+   * means `default`; none for ListTables and GetServerInfo, or when the request did not
    * decode: it is refused as INVALID_ARGUMENT next and touches nothing).
    * Throws UNAUTHENTICATED or PERMISSION_DENIED.
    */

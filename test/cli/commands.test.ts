@@ -94,11 +94,11 @@ describe("CLI commands", function () {
     expect(found).to.deep.equal({ ...s1, expireTime: found.expireTime });
     expect(Date.parse(found.expireTime)).to.be.at.least(Date.parse(s1.expireTime));
     const rows = ok(list).stdout.trimEnd().split("\n");
-    expect(rows[0]).to.match(/^ID +NAME +PATH +REVISION +EXPIRES +CREATED +METADATA$/);
+    expect(rows[0]).to.match(/^ID +NAME +PATH +REVISION +TTL +EXPIRES +CREATED +METADATA$/);
     expect(rows).to.have.length(3);
     // Registered concurrently, so in either order.
-    expect(rows.find((r) => r.startsWith("s1 "))).to.match(/^s1 +app +\/p\/app +\d+ +\S+Z +\S+Z +eq=a=b,tool=editor$/);
-    expect(rows.find((r) => r.startsWith(`${beeId} `))).to.match(new RegExp(`^${beeId} +the bee +/p/bee +\\d+ +- +\\S+Z +-$`));
+    expect(rows.find((r) => r.startsWith("s1 "))).to.match(/^s1 +app +\/p\/app +\d+ +30s +\S+Z +\S+Z +eq=a=b,tool=editor$/);
+    expect(rows.find((r) => r.startsWith(`${beeId} `))).to.match(new RegExp(`^${beeId} +the bee +/p/bee +\\d+ +- +- +\\S+Z +-$`));
     expect(ok(kept).stdout).to.match(/^Session s1 expires at \d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z \(ttl 30s\)\.\n$/);
 
     const [updated, removed] = await Promise.all([

@@ -73,7 +73,7 @@ describe("CLI streams, serve and help", function () {
       ["event", "UPDATED", "one", "renamed"],
     ]);
     expect(lines[0].revision).to.equal(before.revision);
-    expect(lines[0].session).to.include({ projectPath: "/j/one", ttl: "60s" });
+    expect(lines[0].session).to.include({ projectPath: "/j/one", ttl: "1m" });
     expect(lines[0].session.metadata).to.deep.equal({});
   });
 
@@ -91,35 +91,45 @@ describe("CLI streams, serve and help", function () {
     expect(r.code, summary(r)).to.equal(0);
     const lines = r.stdout.trimEnd().split("\n").map((l) => JSON.parse(l));
     expect(lines.length).to.be.at.least(2);
-    for (const l of lines) expect(l).to.include({ id: "k1", ttl: "60s" });
+    for (const l of lines) expect(l).to.include({ id: "k1", ttl: "1m" });
   });
 
-  it("serve, and no command with only flags, run the daemon and exit 0 on SIGTERM", async () => {
+  it("serve runs the daemon and exits 0 on SIGTERM", async () => {
     const LISTENING = /^session-registry listening on 127\.0\.0\.1:(\d+)\b.*\n/;
-    const daemons = [startCli(["serve", "--listen", "127.0.0.1:0"]), startCli(["--listen", "127.0.0.1:0"])];
-    for (const daemon of daemons) {
-      await daemon.waitForStdout(LISTENING);
-      const port = Number(LISTENING.exec(daemon.stdout())![1]);
-      const client = new SessionRegistryClient(`127.0.0.1:${port}`);
-      try {
-        expect((await client.getTable()).name).to.equal("default");
-      } finally {
-        client.close();
-      }
-      daemon.child.kill("SIGTERM");
+    const daemon = startCli(["serve", "--listen", "127.0.0.1:0"]);
+    await daemon.waitForStdout(LISTENING);
+    const port = Number(LISTENING.exec(daemon.stdout())![1]);
+    const client = new SessionRegistryClient(`127.0.0.1:${port}`);
+    try {
+      expect((await client.getTable()).name).to.equal("default");
+    } finally {
+      client.close();
     }
-    for (const daemon of daemons) {
-      const r = await daemon.exited;
-      expect(r.code, summary(r)).to.equal(0);
-      expect(r.stdout).to.match(LISTENING);
-    }
+    daemon.child.kill("SIGTERM");
+    const r = await daemon.exited;
+    expect(r.code, summary(r)).to.equal(0);
+    expect(r.stdout).to.match(LISTENING);
+  });
+
+  it("a bare session-registry prints usage and starts nothing; daemon flags without serve get a hint", async () => {
+    const [bare, old] = await Promise.all([runCli([]), runCli(["--listen", "127.0.0.1:0", "--max-sessions", "3"])]);
+    expect(bare.code, summary(bare)).to.equal(0);
+    expect(bare.stdout).to.match(/^Usage: session-registry <command> \[flags\]\n/);
+    expect(bare.stdout).to.not.match(/listening/);
+    expect(bare.stderr).to.equal("");
+    expect(old.code, summary(old)).to.equal(2);
+    expect(old.stdout).to.equal("");
+    expect(old.stderr).to.equal(
+      "session-registry: --listen is a flag of the daemon, which only `serve` starts: session-registry serve --listen 127.0.0.1:0 --max-sessions 3\n" +
+        "Run `session-registry --help` for usage.\n",
+    );
   });
 
   it("--help lists the commands and exit codes", async () => {
     const top = await runCli(["--help"]);
     expect(top.code, summary(top)).to.equal(0);
     expect(top.stderr).to.equal("");
-    for (const command of ["serve", "tables", "create-table", "get-table", "delete-table", "register", "lookup", "ls", "update", "rm", "watch", "keepalive"]) {
+    for (const command of ["serve", "status", "completion", "tables", "create-table", "get-table", "delete-table", "register", "lookup", "ls", "update", "rm", "watch", "keepalive"]) {
       expect(top.stdout).to.match(new RegExp(`^  ${command}\\b`, "m"));
     }
     expect(top.stdout).to.include("session-registry serve --help");

@@ -58,7 +58,7 @@ describe("CLI units", () => {
     it("parses whole numbers only", () => {
       expect(parseCount("42", "--from")).to.equal(42);
       for (const bad of ["-1", "1.5", "1e3", "0x10", "", "99999999999999999999"]) {
-        expect(() => parseCount(bad, "--from"), bad).to.throw(UsageError, /^--from must be a whole number/);
+        expect(() => parseCount(bad, "--from"), bad).to.throw(UsageError, /^--from must be an integer >= 0/);
       }
     });
 
@@ -91,7 +91,7 @@ describe("CLI units", () => {
         projectPath: "/p/my app",
         metadata: { tool: "editor" },
         revision: 7,
-        ttl: "1.5s",
+        ttl: "1500ms",
         expireTime: "2025-01-02T03:04:07.178Z",
         createTime: "2025-01-02T03:04:05.678Z",
         updateTime: "2025-01-02T03:04:05.678Z",
@@ -312,7 +312,7 @@ describe("CLI units", () => {
       expect(flag.out).to.match(/^ {2}--table TABLE\b/m);
       expect(flag.out).to.match(/^ {2}--addr HOST:PORT\b/m);
       expect(flag.out).to.match(/^Examples:\n {2}session-registry register /m);
-      expect(serve.out).to.match(/^Usage: session-registry \[serve\] \[flags\]/);
+      expect(serve.out).to.match(/^Usage: session-registry serve \[flags\]/);
       expect(serve.out).to.include("--listen");
     });
   });

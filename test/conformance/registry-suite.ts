@@ -26,6 +26,7 @@ import {
 import { Session as SessionMessage } from "@session-registry/client/gen/sessionregistry/v1/session_registry";
 
 import type { Store, StoreLimits } from "../../src/store/store.js";
+import { packageVersion } from "../../src/version.js";
 import { expectError, startTestDaemon, uniqueName, type TestDaemon } from "../helpers/daemon.js";
 import { rawError, wireDetails, type RawRegistry } from "../helpers/raw.js";
 
@@ -57,6 +58,12 @@ export function registryConformance(storeName: string, makeStore: (limits: Store
 
     after(async () => {
       await d?.stop();
+    });
+
+    describe("server info", () => {
+      it("names the daemon's version and its store, available", async () => {
+        expect(await client.serverInfo()).to.deep.equal({ version: packageVersion(), store: storeName, storeAvailable: true });
+      });
     });
 
     /** A fresh, empty table for one test. */

@@ -323,7 +323,9 @@ describe("daemon config", () => {
         message: /^--insecure \(from SESSION_REGISTRY_INSECURE\) must be 1, true or yes \(on\) or 0, false or no \(off\), got "maybe"$/,
       },
       // Unknown flags and stray arguments.
-      { argv: ["--max-session", "5"], message: /^unknown flag --max-session$/ },
+      { argv: ["--max-session", "5"], message: /^unknown flag --max-session; did you mean --max-sessions\?$/ },
+      { argv: ["--lisen", "127.0.0.1:0"], message: /^unknown flag --lisen; did you mean --listen\?$/ },
+      { argv: ["--frobnicate"], message: /^unknown flag --frobnicate$/ },
       { argv: ["-x"], message: /^unknown flag -x$/ },
       { argv: ["--help=yes"], message: /^--help takes no value$/ },
       { argv: ["start"], message: /^unexpected argument "start"$/ },

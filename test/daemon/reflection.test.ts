@@ -65,11 +65,11 @@ describe("server reflection", function () {
   });
 
   describe("with buf curl", () => {
-    it("lists the 11 SessionRegistry methods, and health's", async () => {
+    it("lists the 12 SessionRegistry methods, and health's", async () => {
       const listed = (await bufCurl(["--list-methods", `http://${daemon.address}`])).split("\n").filter((l) => l !== "");
       const registry = listed.filter((l) => l.startsWith("sessionregistry.v1.SessionRegistry/"));
       expect(registry).to.have.members(METHOD_NAMES.map((m) => `sessionregistry.v1.SessionRegistry/${m}`));
-      expect(registry).to.have.length(11);
+      expect(registry).to.have.length(12);
       expect(listed).to.include.members(["grpc.health.v1.Health/Check", "grpc.health.v1.Health/Watch"]);
     });
 

@@ -63,10 +63,13 @@ describe("etcd: faults", function () {
     } catch (err) {
       expectStoreUnavailable(err);
     }
+    // Server info reads no table, so it answers while the store is away, and says so.
+    expect(await client.serverInfo()).to.deep.include({ store: "etcd", storeAvailable: false });
 
     await etcd!.restart();
     await waitFor("health SERVING after etcd returned", async () => (await h.check("")) === "SERVING", 20_000);
     expect(await h.check("sessionregistry.v1.SessionRegistry")).to.equal("SERVING");
+    expect(await client.serverInfo()).to.deep.include({ store: "etcd", storeAvailable: true });
     const table = await client.getTable();
     expect(table.name).to.equal("default");
     expect((await client.register({ projectPath: "/work/after-start" })).projectPath).to.equal("/work/after-start");

@@ -110,6 +110,12 @@ class SessionRegistryClient:
         """Every table, in name order, as a list."""
         return list(self._unary(self._stub.ListTables, pb.ListTablesRequest()).tables)
 
+    def server_info(self):
+        """The daemon's version, store kind and whether its store serves now
+        (a ``pb.GetServerInfoResponse``). It reads no table, so it answers
+        while the store (etcd) is unreachable."""
+        return self._unary(self._stub.GetServerInfo, pb.GetServerInfoRequest())
+
     def delete_table(self, table, force=False):
         """Deletes a table; one that still holds sessions needs ``force``."""
         self._unary(self._stub.DeleteTable, pb.DeleteTableRequest(table=table, force=force))

@@ -1,4 +1,7 @@
 """Tables: create (idempotent), get, list, delete, and the limits on them."""
+import json
+import pathlib
+
 import grpc
 import pytest
 
@@ -138,3 +141,11 @@ def test_the_table_limit_is_table_limit_reached_with_current_and_max(tiny):
             c.delete_table("second")
         assert c.create_table("third")[1] is True
         c.delete_table("third")
+
+
+def test_server_info_names_the_daemons_version_and_its_store(client, request):
+    store = request.node.callspec.params["store"]
+    version = json.loads((pathlib.Path(__file__).parents[3] / "package.json").read_text())["version"]
+    info = client.server_info()
+    assert isinstance(info, pb.GetServerInfoResponse)
+    assert (info.version, info.store, info.store_available) == (version, store, True)

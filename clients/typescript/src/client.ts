@@ -19,6 +19,7 @@ import {
 import type { Duration } from "./gen/google/protobuf/duration.js";
 import {
   SessionRegistryClient as GeneratedClient,
+  type GetServerInfoResponse,
   type ListResponse,
   type Session,
   type Table,
@@ -168,6 +169,14 @@ export class SessionRegistryClient {
   /** Every table, in name order. */
   async listTables(): Promise<Table[]> {
     return (await this.unary(this.stub.listTables, {})).tables;
+  }
+
+  /**
+   * The daemon's version, store kind and whether its store serves now. It
+   * reads no table, so it answers while the store (etcd) is unreachable.
+   */
+  async serverInfo(): Promise<GetServerInfoResponse> {
+    return this.unary(this.stub.getServerInfo, {});
   }
 
   /** Deletes a table; one that still holds sessions needs `force`. */

@@ -47,6 +47,7 @@ export {
 export {
   EventType,
   eventTypeToJSON,
+  GetServerInfoResponse,
   ListResponse,
   Session,
   Table,

@@ -42,6 +42,20 @@ class DeleteTableResponse(_message.Message):
     __slots__ = []
     def __init__(self) -> None: ...
 
+class GetServerInfoRequest(_message.Message):
+    __slots__ = []
+    def __init__(self) -> None: ...
+
+class GetServerInfoResponse(_message.Message):
+    __slots__ = ["store", "store_available", "version"]
+    STORE_AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    STORE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    store: str
+    store_available: bool
+    version: str
+    def __init__(self, version: _Optional[str] = ..., store: _Optional[str] = ..., store_available: bool = ...) -> None: ...
+
 class GetTableRequest(_message.Message):
     __slots__ = ["table"]
     TABLE_FIELD_NUMBER: _ClassVar[int]

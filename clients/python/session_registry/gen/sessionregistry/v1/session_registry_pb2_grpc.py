@@ -75,6 +75,11 @@ class SessionRegistryStub(object):
                 request_serializer=sessionregistry_dot_v1_dot_session__registry__pb2.KeepAliveRequest.SerializeToString,
                 response_deserializer=sessionregistry_dot_v1_dot_session__registry__pb2.KeepAliveResponse.FromString,
                 )
+        self.GetServerInfo = channel.unary_unary(
+                '/sessionregistry.v1.SessionRegistry/GetServerInfo',
+                request_serializer=sessionregistry_dot_v1_dot_session__registry__pb2.GetServerInfoRequest.SerializeToString,
+                response_deserializer=sessionregistry_dot_v1_dot_session__registry__pb2.GetServerInfoResponse.FromString,
+                )
 
 
 class SessionRegistryServicer(object):
@@ -236,6 +241,16 @@ class SessionRegistryServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetServerInfo(self, request, context):
+        """Describes the daemon: its version, the store its tables live in, and
+        whether that store is reachable now. It reads no table, so it answers
+        while the store is unreachable: a client can tell a daemon it cannot
+        reach from a daemon whose store is away. Needs the `read` role.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SessionRegistryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -293,6 +308,11 @@ def add_SessionRegistryServicer_to_server(servicer, server):
                     servicer.KeepAlive,
                     request_deserializer=sessionregistry_dot_v1_dot_session__registry__pb2.KeepAliveRequest.FromString,
                     response_serializer=sessionregistry_dot_v1_dot_session__registry__pb2.KeepAliveResponse.SerializeToString,
+            ),
+            'GetServerInfo': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetServerInfo,
+                    request_deserializer=sessionregistry_dot_v1_dot_session__registry__pb2.GetServerInfoRequest.FromString,
+                    response_serializer=sessionregistry_dot_v1_dot_session__registry__pb2.GetServerInfoResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -494,5 +514,22 @@ class SessionRegistry(object):
         return grpc.experimental.unary_unary(request, target, '/sessionregistry.v1.SessionRegistry/KeepAlive',
             sessionregistry_dot_v1_dot_session__registry__pb2.KeepAliveRequest.SerializeToString,
             sessionregistry_dot_v1_dot_session__registry__pb2.KeepAliveResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def GetServerInfo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/sessionregistry.v1.SessionRegistry/GetServerInfo',
+            sessionregistry_dot_v1_dot_session__registry__pb2.GetServerInfoRequest.SerializeToString,
+            sessionregistry_dot_v1_dot_session__registry__pb2.GetServerInfoResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

@@ -572,6 +572,33 @@ export interface KeepAliveResponse {
   session: Session | undefined;
 }
 
+/** Request of GetServerInfo. */
+export interface GetServerInfoRequest {
+}
+
+/** Response of GetServerInfo. */
+export interface GetServerInfoResponse {
+  /**
+   * The daemon's version, as its package names it (semantic versioning, e.g.
+   * "0.1.0").
+   */
+  version: string;
+  /**
+   * Where the tables live: "memory" (in this daemon's process, lost when it
+   * exits) or "etcd" (in etcd, shared by every daemon on the same etcd
+   * endpoints and key prefix). Other kinds may be added; treat an unknown
+   * one as opaque.
+   */
+  store: string;
+  /**
+   * Whether the store serves now. Always true for "memory". For "etcd", false
+   * while etcd is unreachable: calls that read or write tables then fail
+   * UNAVAILABLE (`STORE_UNAVAILABLE`), and grpc.health.v1 reports
+   * NOT_SERVING, until it is reachable again.
+   */
+  storeAvailable: boolean;
+}
+
 function createBaseTable(): Table {
   return { name: "", maxSessions: 0, sessionCount: 0, createTime: undefined, revision: 0, tableUid: "" };
 }
@@ -3317,6 +3344,163 @@ export const KeepAliveResponse: MessageFns<KeepAliveResponse> = {
   },
 };
 
+function createBaseGetServerInfoRequest(): GetServerInfoRequest {
+  return {};
+}
+
+export const GetServerInfoRequest: MessageFns<GetServerInfoRequest> = {
+  encode(_: GetServerInfoRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetServerInfoRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetServerInfoRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): GetServerInfoRequest {
+    return {};
+  },
+
+  toJSON(_: GetServerInfoRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetServerInfoRequest>, I>>(base?: I): GetServerInfoRequest {
+    return GetServerInfoRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetServerInfoRequest>, I>>(_: I): GetServerInfoRequest {
+    const message = createBaseGetServerInfoRequest();
+    return message;
+  },
+};
+
+function createBaseGetServerInfoResponse(): GetServerInfoResponse {
+  return { version: "", store: "", storeAvailable: false };
+}
+
+export const GetServerInfoResponse: MessageFns<GetServerInfoResponse> = {
+  encode(message: GetServerInfoResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.version !== "") {
+      writer.uint32(10).string(message.version);
+    }
+    if (message.store !== "") {
+      writer.uint32(18).string(message.store);
+    }
+    if (message.storeAvailable !== false) {
+      writer.uint32(24).bool(message.storeAvailable);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetServerInfoResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetServerInfoResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.version = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.store = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.storeAvailable = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetServerInfoResponse {
+    return {
+      version: isSet(object.version) ? globalThis.String(object.version) : "",
+      store: isSet(object.store) ? globalThis.String(object.store) : "",
+      storeAvailable: isSet(object.storeAvailable)
+        ? globalThis.Boolean(object.storeAvailable)
+        : isSet(object.store_available)
+        ? globalThis.Boolean(object.store_available)
+        : false,
+    };
+  },
+
+  toJSON(message: GetServerInfoResponse): unknown {
+    const obj: any = {};
+    if (message.version !== "") {
+      obj.version = message.version;
+    }
+    if (message.store !== "") {
+      obj.store = message.store;
+    }
+    if (message.storeAvailable !== false) {
+      obj.storeAvailable = message.storeAvailable;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetServerInfoResponse>, I>>(base?: I): GetServerInfoResponse {
+    return GetServerInfoResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetServerInfoResponse>, I>>(object: I): GetServerInfoResponse {
+    const message = createBaseGetServerInfoResponse();
+    message.version = object.version ?? "";
+    message.store = object.store ?? "";
+    message.storeAvailable = object.storeAvailable ?? false;
+    return message;
+  },
+};
+
 /**
  * SessionRegistry keeps tables of active sessions.
  *
@@ -3530,6 +3714,22 @@ export const SessionRegistryService = {
     responseSerialize: (value: KeepAliveResponse): Buffer => Buffer.from(KeepAliveResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): KeepAliveResponse => KeepAliveResponse.decode(value),
   },
+  /**
+   * Describes the daemon: its version, the store its tables live in, and
+   * whether that store is reachable now. It reads no table, so it answers
+   * while the store is unreachable: a client can tell a daemon it cannot
+   * reach from a daemon whose store is away. Needs the `read` role.
+   */
+  getServerInfo: {
+    path: "/sessionregistry.v1.SessionRegistry/GetServerInfo" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetServerInfoRequest): Buffer => Buffer.from(GetServerInfoRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetServerInfoRequest => GetServerInfoRequest.decode(value),
+    responseSerialize: (value: GetServerInfoResponse): Buffer =>
+      Buffer.from(GetServerInfoResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetServerInfoResponse => GetServerInfoResponse.decode(value),
+  },
 } as const;
 
 export interface SessionRegistryServer extends UntypedServiceImplementation {
@@ -3648,6 +3848,13 @@ export interface SessionRegistryServer extends UntypedServiceImplementation {
    * (`SESSION_NOT_FOUND`).
    */
   keepAlive: handleUnaryCall<KeepAliveRequest, KeepAliveResponse>;
+  /**
+   * Describes the daemon: its version, the store its tables live in, and
+   * whether that store is reachable now. It reads no table, so it answers
+   * while the store is unreachable: a client can tell a daemon it cannot
+   * reach from a daemon whose store is away. Needs the `read` role.
+   */
+  getServerInfo: handleUnaryCall<GetServerInfoRequest, GetServerInfoResponse>;
 }
 
 export interface SessionRegistryClient extends Client {
@@ -3907,6 +4114,27 @@ export interface SessionRegistryClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: KeepAliveResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Describes the daemon: its version, the store its tables live in, and
+   * whether that store is reachable now. It reads no table, so it answers
+   * while the store is unreachable: a client can tell a daemon it cannot
+   * reach from a daemon whose store is away. Needs the `read` role.
+   */
+  getServerInfo(
+    request: GetServerInfoRequest,
+    callback: (error: ServiceError | null, response: GetServerInfoResponse) => void,
+  ): ClientUnaryCall;
+  getServerInfo(
+    request: GetServerInfoRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetServerInfoResponse) => void,
+  ): ClientUnaryCall;
+  getServerInfo(
+    request: GetServerInfoRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetServerInfoResponse) => void,
   ): ClientUnaryCall;
 }
 
