@@ -1,5 +1,5 @@
 /**
- * The daemon's entry point (`npm start`, `npx session-registry`).
+ * The daemon's entry point (`session-registry serve`, `npm start`).
  *
  * stdout carries exactly one line, "session-registry listening on ...", so
  * that scripts can wait for it and read the port; logs go to stderr.
