@@ -94,7 +94,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
   const store = deps.store ?? createStore(config, observer, etcdOptions, budget);
   const probe = probeOf(store);
   const registry = new Registry(store, { maxWatchers: config.maxWatchers });
-  if (config.metricsListen !== undefined) metrics = createMetrics(registry, budget);
+  if (config.metricsListen !== undefined) metrics = createMetrics(registry, budget, { store: storeKind(store) });
   const budgetReport = reportBudget(budget, log, () => metrics);
 
   const logIntervalMs = deps.refusalLogIntervalMs ?? 10_000;
@@ -295,6 +295,11 @@ async function loadEtcdOptions(config: DaemonConfig): Promise<EtcdConnection> {
     options.auth = { username: config.etcdUser, password: config.etcdPassword };
   }
   return options;
+}
+
+/** The store's kind as --store names it; a test's own store is "custom". */
+function storeKind(store: Store): string {
+  return store instanceof EtcdStore ? "etcd" : store instanceof MemoryStore ? "memory" : "custom";
 }
 
 function createStore(config: DaemonConfig, observer: StoreObserver, etcd: EtcdConnection | undefined, budget: MemoryBudget): Store {

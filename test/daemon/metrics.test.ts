@@ -11,6 +11,7 @@ import { SessionRegistryClient as GeneratedClient } from "@session-registry/clie
 import { Registry } from "../../src/core/registry.js";
 import { silentLogger } from "../../src/daemon/logger.js";
 import { createMetrics, startMetricsServer } from "../../src/daemon/metrics.js";
+import { packageVersion } from "../../src/version.js";
 import { MemoryStore } from "../../src/store/memory.js";
 import { expectError, startTestDaemon, uniqueName, type TestDaemon } from "../helpers/daemon.js";
 
@@ -129,6 +130,14 @@ describe("metrics", () => {
     expect(sample(await scrape(metricsAddress), "session_registry_table_sessions", { table })).to.equal(1);
     const text = await scrapeUntil(metricsAddress, (t) => sample(t, "session_registry_expirations_total") === 1);
     expect(sample(text, "session_registry_table_sessions", { table })).to.equal(0);
+  });
+
+  it("says what runs in build_info: the package version, the store kind and the Node.js version, with value 1", async () => {
+    const text = await scrape(metricsAddress);
+    const lines = text.split("\n").filter((l) => l.startsWith("session_registry_build_info"));
+    expect(lines).to.deep.equal([`session_registry_build_info{version="${packageVersion()}",store="memory",node="${process.version}"} 1`]);
+    expect(packageVersion()).to.match(/^\d+\.\d+\.\d+/);
+    expect(text).to.include("# TYPE session_registry_build_info gauge");
   });
 
   it("serves the process metrics under their usual names", async () => {
