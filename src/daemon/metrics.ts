@@ -45,6 +45,7 @@ import type { StoreObserver } from "../store/store.js";
 import type { RpcRecorder } from "../transport/status.js";
 import { packageVersion } from "../version.js";
 import { parseListen } from "./config.js";
+import { listenError } from "./listen-error.js";
 
 export const METRICS_PREFIX = "session_registry_";
 
@@ -299,7 +300,7 @@ export async function startMetricsServer(listen: string, metrics: Metrics, log: 
 
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
-      reject(new Error(`cannot serve metrics on ${listen}: ${describeListenError(err)}`, { cause: err }));
+      reject(listenError("--metrics-listen", listen, err));
     };
     server.once("error", onError);
     server.listen({ host, port }, () => {
@@ -349,20 +350,4 @@ function serve(req: IncomingMessage, res: ServerResponse, metrics: Metrics, log:
       res.writeHead(500, { "content-type": "text/plain; charset=utf-8" }).end("collecting metrics failed\n");
     },
   );
-}
-
-function describeListenError(err: NodeJS.ErrnoException): string {
-  switch (err.code) {
-    case "EADDRINUSE":
-      return "address already in use";
-    case "EACCES":
-      return "permission denied";
-    case "EADDRNOTAVAIL":
-      return "address not available on this machine";
-    case "ENOTFOUND":
-    case "EAI_AGAIN":
-      return "host name does not resolve";
-    default:
-      return err.message;
-  }
 }

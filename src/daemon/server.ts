@@ -25,6 +25,7 @@ import { reportBudget, resolveMemoryBudget, type BudgetReport } from "./budget.j
 import { ConfigError, parseListen, validateConfig, type DaemonConfig } from "./config.js";
 import { ConnectionGate } from "./connections.js";
 import { DaemonHealth } from "./health.js";
+import { listenError } from "./listen-error.js";
 import { createLogger, type Logger } from "./logger.js";
 import { createMetrics, startMetricsServer, type Metrics, type MetricsServer } from "./metrics.js";
 import { createReflectionService } from "./reflection.js";
@@ -323,18 +324,8 @@ async function bind(gate: ConnectionGate, listen: string): Promise<number> {
   try {
     return await gate.listen(host, port);
   } catch (err) {
-    throw new Error(`cannot listen on ${listen}: ${describeBindError(err as Error)}`, { cause: err });
+    throw listenError("--listen", listen, err);
   }
-}
-
-/** The part of a system error a person acts on. */
-function describeBindError(err: Error): string {
-  const text = `${(err as NodeJS.ErrnoException).code ?? ""} ${err.message}`;
-  if (/EADDRINUSE/.test(text)) return "address already in use";
-  if (/EACCES/.test(text)) return "permission denied";
-  if (/EADDRNOTAVAIL/.test(text)) return "address not available on this machine";
-  if (/ENOTFOUND|EAI_AGAIN|Name resolution failed/i.test(text)) return "host name does not resolve";
-  return text;
 }
 
 interface DaemonParts {

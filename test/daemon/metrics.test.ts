@@ -171,7 +171,9 @@ describe("metrics", () => {
           () => expect.fail("two servers on one port"),
           (e: unknown) => e as Error,
         );
-        expect(err.message).to.equal(`cannot serve metrics on ${first.address}: address already in use`);
+        expect(err.message).to.equal(
+          `port ${first.address} is in use (another process listens on it); stop that process or choose another --metrics-listen`,
+        );
         // fetch keeps its connection open for the next request; close() must not wait for it.
         const res = await fetch(`http://${first.address}/metrics`);
         expect(sample(await res.text(), "session_registry_tables")).to.equal(0);
