@@ -59,6 +59,9 @@ async function main(): Promise<void> {
     `auth: ${daemon.auth ? "tokens" : "none"}`,
     daemon.metricsAddress !== undefined ? `metrics: http://${daemon.metricsAddress}/metrics` : "metrics: off",
   ];
+  // Last, so that the address and the facts before it stay where scripts find them.
+  const problem = daemon.storeProblem;
+  if (problem !== undefined) facts.push(`health: NOT_SERVING because ${problem}`);
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     signals += 1;

@@ -20,7 +20,7 @@ import type { Store, StoreObserver } from "../store/store.js";
 import { AuthConfigError, loadAuthTokens, type Authorizer } from "../transport/auth.js";
 import { CallGuard } from "../transport/call-guard.js";
 import { SessionRegistryService } from "../transport/service.js";
-import { AvailabilityMonitor } from "./availability.js";
+import { AvailabilityMonitor, storeProblem } from "./availability.js";
 import { reportBudget, resolveMemoryBudget, type BudgetReport } from "./budget.js";
 import { ConfigError, parseListen, validateConfig, type DaemonConfig } from "./config.js";
 import { ConnectionGate } from "./connections.js";
@@ -44,6 +44,12 @@ export interface RunningDaemon {
   auth: boolean;
   /** `host:port` of the /metrics endpoint with its bound port, when --metrics-listen is set. */
   metricsAddress: string | undefined;
+  /**
+   * Why health reports NOT_SERVING now because the store (etcd) is
+   * unavailable, e.g. "etcd at http://127.0.0.1:2379 is unreachable
+   * (connection refused)"; undefined while the store serves.
+   */
+  readonly storeProblem: string | undefined;
   registry: Registry;
   /**
    * Shuts down gracefully, in order: health turns NOT_SERVING; the server
@@ -155,16 +161,19 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
       await registry.createTable({ table: DEFAULT_TABLE, maxSessions: 0 });
       defaultReady = true;
     };
+    let problem: string | undefined;
     try {
       await createDefault();
     } catch (err) {
       if (probe === undefined || !isStoreUnavailable(err)) throw err;
-      log.warn({ err }, "the store is unreachable at start-up; health reports NOT_SERVING until it is reachable");
+      problem = storeProblem(err);
+      log.warn({ health: "NOT_SERVING", why: problem }, "the store is unavailable at start-up; health reports NOT_SERVING until it is back");
       health.setStoreAvailable(false);
     }
     if (probe !== undefined) {
       monitor = new AvailabilityMonitor({
         initial: defaultReady,
+        ...(problem !== undefined ? { initialProblem: problem } : {}),
         intervalMs: deps.probeIntervalMs,
         log,
         check: async () => {
@@ -217,6 +226,9 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
     security: transport.security,
     auth: authorizer !== undefined,
     metricsAddress: metricsServer?.address,
+    get storeProblem() {
+      return monitor?.problem;
+    },
     registry,
     shutdown(graceMs = config.shutdownGraceMs) {
       stopping ??= shutdown({ server, gate, guard, service, health, store, metricsServer, monitor, budgetReport }, graceMs, log);
