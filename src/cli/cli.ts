@@ -10,7 +10,8 @@ import { SessionRegistryClient } from "@session-registry/client";
 import { booleanFlag, parseCommandLine, stringFlag, UsageError } from "./args.js";
 import { COMMANDS, COMMANDS_BY_NAME, type Command, type CommandContext } from "./commands.js";
 import { CONNECTION_OPTIONS, connectionFrom, DEFAULT_ADDR } from "./connection.js";
-import { describeFailure, ExitCode } from "./errors.js";
+import type { TlsFiles } from "./diagnose.js";
+import { describeFailure, ExitCode, explainFailure } from "./errors.js";
 import { commandHelp, HELP_OPTION, TABLE_OPTION, topLevelHelp } from "./help.js";
 
 export interface CliIo {
@@ -57,6 +58,7 @@ async function runCommand(command: Command, argv: readonly string[], io: CliIo):
   // Known before parsing, so that even a usage error comes out as JSON.
   let json = argv.includes("--json");
   let addr = DEFAULT_ADDR;
+  let tls: TlsFiles | undefined;
   let client: SessionRegistryClient | undefined;
   try {
     const args = parseCommandLine(argv, {
@@ -73,6 +75,7 @@ async function runCommand(command: Command, argv: readonly string[], io: CliIo):
     const params = checkParams(command, args.positionals);
     const connection = connectionFrom(args, io.env);
     addr = connection.addr;
+    tls = connection.tls;
     const ctx: CommandContext = {
       args,
       params,
@@ -97,7 +100,7 @@ async function runCommand(command: Command, argv: readonly string[], io: CliIo):
     return (await command.run(ctx)) ?? ExitCode.OK;
   } catch (err) {
     if (err instanceof UsageError) return usageFailure(io, command.name, err.message, json);
-    const failure = describeFailure(err, { addr });
+    const failure = await explainFailure(err, addr, tls);
     io.stderr(json ? `${JSON.stringify({ error: failure.json })}\n` : `${failure.message}\n`);
     return failure.exitCode;
   } finally {
