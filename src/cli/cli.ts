@@ -11,7 +11,7 @@ import { booleanFlag, parseCommandLine, stringFlag, UsageError } from "./args.js
 import { COMMANDS, COMMANDS_BY_NAME, type Command, type CommandContext } from "./commands.js";
 import { CONNECTION_OPTIONS, connectionFrom, DEFAULT_ADDR } from "./connection.js";
 import type { TlsFiles } from "./diagnose.js";
-import { describeFailure, ExitCode, explainFailure } from "./errors.js";
+import { describeFailure, ExitCode, explainFailure, retryNote } from "./errors.js";
 import { commandHelp, HELP_OPTION, TABLE_OPTION, topLevelHelp } from "./help.js";
 
 export interface CliIo {
@@ -83,7 +83,8 @@ async function runCommand(command: Command, argv: readonly string[], io: CliIo):
       json,
       cwd: io.cwd,
       client() {
-        client ??= new SessionRegistryClient(connection.addr, connection.options);
+        // A write the SDK retries says so on stderr, so that a long wait is not a silent one.
+        client ??= new SessionRegistryClient(connection.addr, { ...connection.options, onRetry: (e) => io.stderr(retryNote(e)) });
         return client;
       },
       print(value, text) {

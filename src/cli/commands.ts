@@ -6,7 +6,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 
-import type { SessionRegistryClient, UpdateInput } from "@session-registry/client";
+import { ErrorReason, type SessionRegistryClient, type SessionRegistryError, type UpdateInput, type WatchOptions } from "@session-registry/client";
 
 import {
   booleanFlag,
@@ -317,7 +317,22 @@ export const COMMANDS: readonly Command[] = [
       // fails at once instead of being retried by the auto-resume.
       await client.getTable(ctx.table);
       const signal = ctx.interrupted();
-      const options = { table: ctx.table, startRevision, autoResume: true, signal, ...(tableUid !== undefined ? { tableUid } : {}) };
+      const options: WatchOptions = {
+        table: ctx.table,
+        startRevision,
+        autoResume: true,
+        signal,
+        ...(tableUid !== undefined ? { tableUid } : {}),
+        // A person watching sees why the feed paused, and that it goes on.
+        onReconnect: (event) =>
+          ctx.note(
+            event.kind === "reconnecting"
+              ? `session-registry: lost the watch (${watchLoss(event.error)}); reconnecting...\n`
+              : event.revision === 0
+                ? "session-registry: reconnected; the watch starts over with a snapshot\n"
+                : `session-registry: resumed at revision ${event.revision}\n`,
+          ),
+      };
       for await (const item of client.watch(options)) {
         if (item.kind === "snapshot" && item.resync) {
           ctx.note(
@@ -365,5 +380,17 @@ export const COMMANDS: readonly Command[] = [
     },
   },
 ];
+
+/** Why a watch's call ended, in a few words for its stderr note. */
+function watchLoss(error: SessionRegistryError | undefined): string {
+  if (error === undefined) return "the daemon ended it";
+  if (error.reason === ErrorReason.SHUTTING_DOWN) return "the daemon is shutting down";
+  if (error.reason === ErrorReason.STORE_UNAVAILABLE) return "the registry's store is unavailable";
+  if (error.reason === ErrorReason.WATCHER_TOO_SLOW) return "it fell behind";
+  if (error.reason === ErrorReason.REVISION_COMPACTED || error.reason === ErrorReason.TABLE_UID_MISMATCH || error.reason === ErrorReason.FUTURE_REVISION) {
+    return "its position is not in the table's history any more";
+  }
+  return "the connection to the daemon broke";
+}
 
 export const COMMANDS_BY_NAME: ReadonlyMap<string, Command> = new Map(COMMANDS.map((c) => [c.name, c]));

@@ -6,7 +6,7 @@
  * and metadata, not by rewording the daemon's message, which stays available
  * under `details` in the JSON form.
  */
-import { ErrorReason, SessionRegistryError, status } from "@session-registry/client";
+import { ErrorReason, SessionRegistryError, status, type RetryEvent } from "@session-registry/client";
 
 import { UsageError } from "./args.js";
 import { diagnoseTls, type TlsFiles } from "./diagnose.js";
@@ -212,6 +212,21 @@ function storeMessage(err: SessionRegistryError, addr: string): string {
   const why = where !== undefined && detail.startsWith(`${where} `) ? `${store} ${detail.slice(where.length + 1)}` : detail;
   const subject = where === undefined ? "The registry's store" : `The registry's store (${where})`;
   return `${subject} is unavailable: ${why}. The registry at ${addr} is up; try again once ${store ?? "the store"} is back.`;
+}
+
+/** The stderr note before the SDK retries a write: what failed, and which attempt comes next. Bounded: one per attempt. */
+export function retryNote(event: RetryEvent): string {
+  const { error } = event;
+  const why =
+    error.reason === ErrorReason.STORE_UNAVAILABLE
+      ? "the registry's store is unavailable"
+      : error.reason === ErrorReason.SHUTTING_DOWN
+        ? "the registry is shutting down"
+        : error.reason === "" && isGrpcJsText(error.details)
+          ? "cannot reach the registry"
+          : "the registry is unavailable";
+  const seconds = (event.delayMs / 1000).toFixed(1);
+  return `session-registry: ${event.method} failed (${why}); retrying in ${seconds} s (attempt ${event.attempt + 1} of ${event.maxAttempts})...\n`;
 }
 
 /** A call that never reached a daemon able to answer it: no reason, and grpc-js's words for a transport failure. */
