@@ -188,9 +188,14 @@ function registryMessage(err: SessionRegistryError, context: FailureContext): st
       return `Permission denied: ${withoutPeriod(err.details.replace(/^permission denied:\s*/i, ""))}.`;
     case status.INVALID_ARGUMENT:
       return `Invalid request: ${err.details}`;
+    case status.UNIMPLEMENTED:
+      return `The server at ${addr} does not serve this call: it is not a session registry, or an older version of it.`;
     case status.INTERNAL:
+      // grpc-js's own INTERNAL (a broken stream, a message it could not parse) carries no reason; the daemon's does.
+      if (err.reason === "" && isGrpcJsText(err.details)) return `The connection to the registry at ${addr} broke during the call.`;
       return `The registry failed with an internal error: ${err.details}`;
     default:
+      if (err.reason === "" && isGrpcJsText(err.details)) return `The call to the registry at ${addr} failed (${status[err.code] ?? err.code}).`;
       return `${status[err.code] ?? `Error ${err.code}`}: ${err.details}`;
   }
 }
@@ -243,7 +248,7 @@ function isConnectionFailure(err: unknown): err is SessionRegistryError {
 
 /** Whether a status message is grpc-js's (or Node's, or OpenSSL's, through it) rather than a server's. */
 function isGrpcJsText(details: string): boolean {
-  return /No connection established|Failed to connect|Connection dropped|Name resolution failed|Last error|SSL routines|:error:[0-9A-F]+:|\bE(CONN[A-Z]+|HOSTUNREACH|NETUNREACH|TIMEDOUT|NOTFOUND|AI_AGAIN|PIPE)\b|Deadline exceeded|Received RST_STREAM|Stream refused|GOAWAY|Call cancelled|certificate|altnames/i.test(
+  return /No connection established|Failed to connect|Connection dropped|Name resolution failed|Last error|SSL routines|:error:[0-9A-F]+:|\bE(CONN[A-Z]+|HOSTUNREACH|NETUNREACH|TIMEDOUT|NOTFOUND|AI_AGAIN|PIPE)\b|Deadline exceeded|Received RST_STREAM|Stream refused|GOAWAY|Call cancelled|certificate|altnames|Response message parsing error|Protocol error/i.test(
     details,
   );
 }

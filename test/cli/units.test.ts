@@ -258,8 +258,27 @@ describe("CLI units", () => {
         ExitCode.INTERNAL,
         "The registry failed with an internal error: internal error",
       ],
+      [
+        "INTERNAL from grpc-js (a broken stream), without its text",
+        new SessionRegistryError({ code: status.INTERNAL, details: "Received RST_STREAM with code 2 triggered by internal client error: Protocol error" }),
+        ExitCode.INTERNAL,
+        "The connection to the registry at h:1 broke during the call.",
+      ],
+      [
+        "UNIMPLEMENTED: another gRPC server",
+        new SessionRegistryError({ code: status.UNIMPLEMENTED, details: "The server does not implement the method /sessionregistry.v1.SessionRegistry/ListTables" }),
+        ExitCode.INTERNAL,
+        "The server at h:1 does not serve this call: it is not a session registry, or an older version of it.",
+      ],
       ["a plain Error", new TypeError("boom"), ExitCode.INTERNAL, "Unexpected error: boom"],
     ];
+    it("leaves grpc-js's and OpenSSL's text out of the JSON form too", () => {
+      const err = new SessionRegistryError({ code: status.UNAVAILABLE, details: "80EC:error:0A00045C:SSL routines:ssl3_read_bytes:tlsv13 alert certificate required" });
+      const failure = describeFailure(err, { addr: "h:1" });
+      expect(failure.json).to.not.have.property("details");
+      expect(JSON.stringify(failure.json)).to.not.match(/SSL routines/);
+    });
+
     for (const [label, err, exitCode, message] of cases) {
       it(`reports ${label} with exit code ${exitCode}`, () => {
         const failure = describeFailure(err, { addr: "h:1" });
