@@ -26,7 +26,7 @@ export const ExitCode = {
   PRECONDITION: 6,
   /** INVALID_ARGUMENT from the daemon. */
   INVALID: 7,
-  /** UNAVAILABLE or DEADLINE_EXCEEDED: unreachable, shutting down, too slow. */
+  /** UNAVAILABLE or DEADLINE_EXCEEDED: unreachable (TLS mismatches included), store unavailable, shutting down, too slow. */
   UNAVAILABLE: 8,
   /** UNAUTHENTICATED or PERMISSION_DENIED. */
   AUTH: 9,
@@ -43,7 +43,7 @@ export const EXIT_CODE_HELP: readonly [ExitCode, string][] = [
   [ExitCode.LIMIT, "limit reached: sessions, tables or watchers (RESOURCE_EXHAUSTED)"],
   [ExitCode.PRECONDITION, "revision mismatch (ABORTED) or failed precondition (e.g. table not empty)"],
   [ExitCode.INVALID, "invalid request, rejected by the daemon (INVALID_ARGUMENT)"],
-  [ExitCode.UNAVAILABLE, "cannot reach the daemon, it is shutting down, or the deadline passed"],
+  [ExitCode.UNAVAILABLE, "cannot reach the daemon (or a TLS mismatch), its store is unavailable, it is shutting down, or the deadline passed"],
   [ExitCode.AUTH, "unauthenticated or permission denied"],
 ];
 
