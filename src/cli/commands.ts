@@ -290,7 +290,8 @@ export const COMMANDS: readonly Command[] = [
       "Values with spaces or quotes are JSON strings. With --json each line is a JSON object instead: " +
       '{"kind":"snapshot","revision":5,"tableUid":"...","resync":false,"sessions":[...]} or ' +
       '{"kind":"event","revision":6,"tableUid":"...","type":"REGISTERED","session":{...}}.\n\n' +
-      "The watch reconnects by itself when the daemon goes away and comes back, continuing where it was. " +
+      "The watch reconnects by itself when the daemon goes away and comes back, continuing where it was, " +
+      'and says so on stderr ("reconnecting...", then "resumed at revision N"). ' +
       "When it cannot (the daemon no longer has the history, or the table's history started over: a restarted " +
       "daemon with the memory store, the table deleted and made again, a wiped etcd), it prints a new snapshot " +
       "marked resync=true, which replaces everything printed before, and says so on stderr. To resume a " +
