@@ -11,7 +11,8 @@ import { hasFlag, suggest } from "../args/index.js";
 import { booleanFlag, parseCommandLine, stringFlag, UsageError } from "./args.js";
 import { COMMANDS, COMMANDS_BY_NAME, type Command, type CommandContext } from "./commands.js";
 import { CONNECTION_OPTIONS, connectionFrom, DEFAULT_ADDR } from "./connection.js";
-import { describeFailure, ExitCode } from "./errors.js";
+import type { TlsFiles } from "./diagnose.js";
+import { describeFailure, ExitCode, explainFailure, retryNote } from "./errors.js";
 import { commandHelp, HELP_OPTION, TABLE_OPTION, topLevelHelp } from "./help.js";
 import { OUTPUT_OPTIONS, outputFrom, valueLines, wantsJson } from "./output.js";
 
@@ -93,6 +94,7 @@ async function runCommand(command: Command, argv: readonly string[], io: CliIo):
   // Known before parsing, so that even a usage error comes out as JSON.
   let json = wantsJson(argv);
   let addr = DEFAULT_ADDR;
+  let tls: TlsFiles | undefined;
   let client: SessionRegistryClient | undefined;
   try {
     const args = parseCommandLine(argv, {
@@ -112,6 +114,7 @@ async function runCommand(command: Command, argv: readonly string[], io: CliIo):
     const params = checkParams(command, args.positionals);
     const connection = connectionFrom(args, io.env);
     addr = connection.addr;
+    tls = connection.tls;
     const ctx: CommandContext = {
       args,
       params,
@@ -121,7 +124,8 @@ async function runCommand(command: Command, argv: readonly string[], io: CliIo):
       addr,
       cwd: io.cwd,
       client() {
-        client ??= new SessionRegistryClient(connection.addr, connection.options);
+        // A write the SDK retries says so on stderr, so that a long wait is not a silent one.
+        client ??= new SessionRegistryClient(connection.addr, { ...connection.options, onRetry: (e) => io.stderr(retryNote(e)) });
         return client;
       },
       print(value, text) {
@@ -138,7 +142,7 @@ async function runCommand(command: Command, argv: readonly string[], io: CliIo):
     return (await command.run(ctx)) ?? ExitCode.OK;
   } catch (err) {
     if (err instanceof UsageError) return usageFailure(io, command.name, err.message, json);
-    const failure = describeFailure(err, { addr });
+    const failure = await explainFailure(err, addr, tls);
     io.stderr(json ? `${JSON.stringify({ error: failure.json })}\n` : `${failure.message}\n`);
     return failure.exitCode;
   } finally {

@@ -6,7 +6,14 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 
-import { ErrorReason, SessionRegistryError, type SessionRegistryClient, type Table, type UpdateInput } from "@session-registry/client";
+import {
+  ErrorReason,
+  SessionRegistryError,
+  type SessionRegistryClient,
+  type Table,
+  type UpdateInput,
+  type WatchOptions,
+} from "@session-registry/client";
 
 import {
   booleanFlag,
@@ -353,7 +360,8 @@ export const COMMANDS: readonly Command[] = [
       "Values with spaces or quotes are JSON strings. With --json each line is a JSON object instead: " +
       '{"kind":"snapshot","revision":5,"tableUid":"...","resync":false,"sessions":[...]} or ' +
       '{"kind":"event","revision":6,"tableUid":"...","type":"REGISTERED","session":{...}}.\n\n' +
-      "The watch reconnects by itself when the daemon goes away and comes back, continuing where it was. " +
+      "The watch reconnects by itself when the daemon goes away and comes back, continuing where it was, " +
+      'and says so on stderr ("reconnecting...", then "resumed at revision N"). ' +
       "When it cannot (the daemon no longer has the history, or the table's history started over: a restarted " +
       "daemon with the memory store, the table deleted and made again, a wiped etcd), it prints a new snapshot " +
       "marked resync=true, which replaces everything printed before, and says so on stderr. To resume a " +
@@ -381,7 +389,22 @@ export const COMMANDS: readonly Command[] = [
       // fails at once instead of being retried by the auto-resume.
       await client.getTable(ctx.table);
       const signal = ctx.interrupted();
-      const options = { table: ctx.table, startRevision, autoResume: true, signal, ...(tableUid !== undefined ? { tableUid } : {}) };
+      const options: WatchOptions = {
+        table: ctx.table,
+        startRevision,
+        autoResume: true,
+        signal,
+        ...(tableUid !== undefined ? { tableUid } : {}),
+        // A person watching sees why the feed paused, and that it goes on.
+        onReconnect: (event) =>
+          ctx.note(
+            event.kind === "reconnecting"
+              ? `session-registry: lost the watch (${watchLoss(event.error)}); reconnecting...\n`
+              : event.revision === 0
+                ? "session-registry: reconnected; the watch starts over with a snapshot\n"
+                : `session-registry: resumed at revision ${event.revision}\n`,
+          ),
+      };
       for await (const item of client.watch(options)) {
         if (item.kind === "snapshot" && item.resync) {
           ctx.note(
@@ -430,5 +453,17 @@ export const COMMANDS: readonly Command[] = [
     },
   },
 ];
+
+/** Why a watch's call ended, in a few words for its stderr note. */
+function watchLoss(error: SessionRegistryError | undefined): string {
+  if (error === undefined) return "the daemon ended it";
+  if (error.reason === ErrorReason.SHUTTING_DOWN) return "the daemon is shutting down";
+  if (error.reason === ErrorReason.STORE_UNAVAILABLE) return "the registry's store is unavailable";
+  if (error.reason === ErrorReason.WATCHER_TOO_SLOW) return "it fell behind";
+  if (error.reason === ErrorReason.REVISION_COMPACTED || error.reason === ErrorReason.TABLE_UID_MISMATCH || error.reason === ErrorReason.FUTURE_REVISION) {
+    return "its position is not in the table's history any more";
+  }
+  return "the connection to the daemon broke";
+}
 
 export const COMMANDS_BY_NAME: ReadonlyMap<string, Command> = new Map(COMMANDS.map((c) => [c.name, c]));

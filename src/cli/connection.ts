@@ -11,6 +11,7 @@ import { readFileSync } from "node:fs";
 import { credentials, type SessionRegistryClientOptions } from "@session-registry/client";
 
 import { booleanFlag, parseDuration, stringFlag, UsageError, type OptionSpecs, type ParsedArgs } from "./args.js";
+import type { TlsFiles } from "./diagnose.js";
 
 export const DEFAULT_ADDR = "127.0.0.1:50051";
 export const ADDR_ENV = "SESSION_REGISTRY_ADDR";
@@ -39,6 +40,8 @@ export const CONNECTION_OPTIONS: OptionSpecs = {
 export interface Connection {
   addr: string;
   options: SessionRegistryClientOptions;
+  /** With TLS: the files of its flags, for diagnoseTls after a failed call; undefined for plaintext. */
+  tls?: TlsFiles;
 }
 
 /** Reads the connection flags (and their variables); throws UsageError for bad values or unreadable files. */
@@ -71,6 +74,7 @@ export function connectionFrom(args: ParsedArgs, env: Readonly<Record<string, st
     if (serverName === "") throw new UsageError("--tls-server-name must not be empty");
     options.channelOptions = { "grpc.ssl_target_name_override": serverName, "grpc.default_authority": serverName };
   }
+  let tls: TlsFiles | undefined;
   if (booleanFlag(args, "tls") || ca !== undefined || cert !== undefined || serverName !== undefined) {
     const caPem = ca === undefined ? null : readPem(ca, "--tls-ca");
     const keyPem = key === undefined ? null : readPem(key, "--tls-key");
@@ -81,8 +85,14 @@ export function connectionFrom(args: ParsedArgs, env: Readonly<Record<string, st
       // Node parses the PEM files here: a wrong file is the user's to fix, not an internal error.
       throw new UsageError(`invalid TLS files: ${err instanceof Error ? err.message : String(err)}`);
     }
+    tls = {
+      ...(caPem !== null ? { ca: caPem } : {}),
+      ...(certPem !== null ? { cert: certPem } : {}),
+      ...(keyPem !== null ? { key: keyPem } : {}),
+      ...(serverName !== undefined ? { serverName } : {}),
+    };
   }
-  return { addr, options };
+  return { addr, options, ...(tls !== undefined ? { tls } : {}) };
 }
 
 function readPem(path: string, flag: string): Buffer {

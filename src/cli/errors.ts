@@ -6,9 +6,10 @@
  * and metadata, not by rewording the daemon's message, which stays available
  * under `details` in the JSON form.
  */
-import { ErrorReason, SessionRegistryError, status } from "@session-registry/client";
+import { ErrorReason, SessionRegistryError, status, type RetryEvent } from "@session-registry/client";
 
 import { UsageError } from "./args.js";
+import { diagnoseTls, type TlsFiles } from "./diagnose.js";
 
 export const ExitCode = {
   OK: 0,
@@ -25,7 +26,7 @@ export const ExitCode = {
   PRECONDITION: 6,
   /** INVALID_ARGUMENT from the daemon. */
   INVALID: 7,
-  /** UNAVAILABLE or DEADLINE_EXCEEDED: unreachable, shutting down, too slow. */
+  /** UNAVAILABLE or DEADLINE_EXCEEDED: unreachable (TLS mismatches included), store unavailable, shutting down, too slow. */
   UNAVAILABLE: 8,
   /** UNAUTHENTICATED or PERMISSION_DENIED. */
   AUTH: 9,
@@ -42,7 +43,7 @@ export const EXIT_CODE_HELP: readonly [ExitCode, string][] = [
   [ExitCode.LIMIT, "limit reached: sessions, tables or watchers (RESOURCE_EXHAUSTED)"],
   [ExitCode.PRECONDITION, "revision mismatch (ABORTED) or failed precondition (e.g. table not empty)"],
   [ExitCode.INVALID, "invalid request, rejected by the daemon (INVALID_ARGUMENT)"],
-  [ExitCode.UNAVAILABLE, "cannot reach the daemon, it is shutting down, or the deadline passed"],
+  [ExitCode.UNAVAILABLE, "cannot reach the daemon (or a TLS mismatch), its store is unavailable, it is shutting down, or the deadline passed"],
   [ExitCode.AUTH, "unauthenticated or permission denied"],
 ];
 
@@ -79,17 +80,36 @@ const EXIT_BY_STATUS = new Map<status, ExitCode>([
   [status.PERMISSION_DENIED, ExitCode.AUTH],
 ]);
 
+export interface FailureContext {
+  /** The daemon's address (--addr). */
+  addr: string;
+  /** What diagnoseTls found wrong with the connection, if anything. */
+  tlsHint?: string | undefined;
+}
+
+/**
+ * describeFailure, after finding out (diagnoseTls) whether a call that could
+ * not connect failed on a TLS mismatch, which grpc-js reports in words of
+ * OpenSSL's or in none.
+ */
+export async function explainFailure(err: unknown, addr: string, tls: TlsFiles | undefined): Promise<CliFailure> {
+  if (!isConnectionFailure(err)) return describeFailure(err, { addr });
+  return describeFailure(err, { addr, tlsHint: await diagnoseTls(addr, tls) });
+}
+
 /** Turns anything a command threw into an exit code and a message. */
-export function describeFailure(err: unknown, context: { addr: string }): CliFailure {
+export function describeFailure(err: unknown, context: FailureContext): CliFailure {
   if (err instanceof UsageError) {
     return failure(ExitCode.USAGE, err.message, { code: "USAGE", reason: "" });
   }
   if (err instanceof SessionRegistryError) {
     const exitCode = EXIT_BY_STATUS.get(err.code) ?? ExitCode.INTERNAL;
-    return failure(exitCode, registryMessage(err, context.addr), {
+    const transport = err.reason === "" && isGrpcJsText(err.details);
+    return failure(exitCode, registryMessage(err, context), {
       code: status[err.code] ?? String(err.code),
       reason: err.reason,
-      details: err.details,
+      // grpc-js's own text (an OpenSSL dump, say) is no one's to read; the message says it in words.
+      ...(transport ? {} : { details: err.details }),
       metadata: { ...err.metadata },
       ...(err.fieldViolations.length > 0 ? { fieldViolations: err.fieldViolations.map((v) => ({ ...v })) } : {}),
     });
@@ -108,7 +128,8 @@ function failure(
 }
 
 /** The sentence for one daemon error; falls back to the daemon's message for reasons it does not know. */
-function registryMessage(err: SessionRegistryError, addr: string): string {
+function registryMessage(err: SessionRegistryError, context: FailureContext): string {
+  const { addr } = context;
   const md = err.metadata;
   // The default table goes unnamed, as in the TUI; any other is named.
   const named = md.table !== undefined && md.table !== "default";
@@ -143,6 +164,8 @@ function registryMessage(err: SessionRegistryError, addr: string): string {
       return `The watch fell too far behind; resume with --from ${md.resume_revision}.`;
     case ErrorReason.SHUTTING_DOWN:
       return `The registry at ${addr} is shutting down; try again once it is back.`;
+    case ErrorReason.STORE_UNAVAILABLE:
+      return storeMessage(err, addr);
     case ErrorReason.INVALID_ARGUMENT:
       if (err.fieldViolations.length === 0) return `Invalid request: ${err.details}`;
       return ["Invalid request:", ...err.fieldViolations.map((v) => `  ${v.field}: ${v.description}`)].join("\n");
@@ -151,9 +174,13 @@ function registryMessage(err: SessionRegistryError, addr: string): string {
   }
   switch (err.code) {
     case status.UNAVAILABLE:
-      return `Cannot reach the registry at ${addr}: ${transportDetail(err.details)}`;
+      if (context.tlsHint !== undefined) return `Cannot reach the registry at ${addr}: ${context.tlsHint}.`;
+      if (!isGrpcJsText(err.details)) return `The registry at ${addr} is unavailable: ${err.details}`;
+      return `Cannot reach the registry at ${addr}: ${connectionProblem(err.details)}.`;
     case status.DEADLINE_EXCEEDED:
-      return `Cannot reach the registry at ${addr}: no answer before the deadline (--timeout); ${err.details}`;
+      if (context.tlsHint !== undefined) return `Cannot reach the registry at ${addr}: ${context.tlsHint}.`;
+      if (!isGrpcJsText(err.details)) return `The registry at ${addr} gave up on the call: ${err.details}`;
+      return `No answer from the registry at ${addr} before the deadline (--timeout); is it running there, and not overloaded?`;
     case status.UNAUTHENTICATED:
       // The daemon's hint after ";" names the header; a CLI user passes a flag instead.
       return `Not authenticated: ${withoutPeriod(err.details.split(";")[0] ?? "")}. Pass a token with --token or SESSION_REGISTRY_TOKEN.`;
@@ -161,9 +188,14 @@ function registryMessage(err: SessionRegistryError, addr: string): string {
       return `Permission denied: ${withoutPeriod(err.details.replace(/^permission denied:\s*/i, ""))}.`;
     case status.INVALID_ARGUMENT:
       return `Invalid request: ${err.details}`;
+    case status.UNIMPLEMENTED:
+      return `The server at ${addr} does not serve this call: it is not a session registry, or an older version of it.`;
     case status.INTERNAL:
+      // grpc-js's own INTERNAL (a broken stream, a message it could not parse) carries no reason; the daemon's does.
+      if (err.reason === "" && isGrpcJsText(err.details)) return `The connection to the registry at ${addr} broke during the call.`;
       return `The registry failed with an internal error: ${err.details}`;
     default:
+      if (err.reason === "" && isGrpcJsText(err.details)) return `The call to the registry at ${addr} failed (${status[err.code] ?? err.code}).`;
       return `${status[err.code] ?? `Error ${err.code}`}: ${err.details}`;
   }
 }
@@ -173,13 +205,67 @@ function withoutPeriod(text: string): string {
 }
 
 /**
- * grpc-js says "No connection established. Last error: Error: connect
- * ECONNREFUSED 127.0.0.1:1. Resolution note: "; the last error is the part
- * worth showing, with the resolution note when there is one.
+ * The registry answered, but its store (etcd) could not serve the call. The
+ * daemon words it "the session store is unavailable: etcd at URL is
+ * unreachable (connection refused)", with `store` and `endpoints` in the
+ * metadata; here the place goes up front, once.
  */
-function transportDetail(details: string): string {
-  const m = /Last error: (?:Error: )?(.*?)\.?(?: Resolution note: ?(.*))?$/s.exec(details);
-  if (m === null) return details;
-  const note = m[2]?.trim() ?? "";
-  return `${m[1]}${note === "" ? "" : ` (${note})`}`;
+function storeMessage(err: SessionRegistryError, addr: string): string {
+  const { store, endpoints } = err.metadata;
+  const where = store !== undefined && endpoints !== undefined ? `${store} at ${endpoints.split(",").join(", ")}` : undefined;
+  const detail = withoutPeriod(err.details.replace(/^the session store is unavailable: /, ""));
+  const why = where !== undefined && detail.startsWith(`${where} `) ? `${store} ${detail.slice(where.length + 1)}` : detail;
+  const subject = where === undefined ? "The registry's store" : `The registry's store (${where})`;
+  return `${subject} is unavailable: ${why}. The registry at ${addr} is up; try again once ${store ?? "the store"} is back.`;
+}
+
+/** The stderr note before the SDK retries a write: what failed, and which attempt comes next. Bounded: one per attempt. */
+export function retryNote(event: RetryEvent): string {
+  const { error } = event;
+  const why =
+    error.reason === ErrorReason.STORE_UNAVAILABLE
+      ? "the registry's store is unavailable"
+      : error.reason === ErrorReason.SHUTTING_DOWN
+        ? "the registry is shutting down"
+        : error.reason === "" && isGrpcJsText(error.details)
+          ? "cannot reach the registry"
+          : "the registry is unavailable";
+  const seconds = (event.delayMs / 1000).toFixed(1);
+  return `session-registry: ${event.method} failed (${why}); retrying in ${seconds} s (attempt ${event.attempt + 1} of ${event.maxAttempts})...\n`;
+}
+
+/** A call that never reached a daemon able to answer it: no reason, and grpc-js's words for a transport failure. */
+function isConnectionFailure(err: unknown): err is SessionRegistryError {
+  return (
+    err instanceof SessionRegistryError &&
+    err.reason === "" &&
+    (err.code === status.UNAVAILABLE || err.code === status.DEADLINE_EXCEEDED) &&
+    isGrpcJsText(err.details) &&
+    // These say it all already; a probe would only find them again.
+    !/ECONNREFUSED|Name resolution failed|ENOTFOUND|EAI_AGAIN/.test(err.details)
+  );
+}
+
+/** Whether a status message is grpc-js's (or Node's, or OpenSSL's, through it) rather than a server's. */
+function isGrpcJsText(details: string): boolean {
+  return /No connection established|Failed to connect|Connection dropped|Name resolution failed|Last error|SSL routines|:error:[0-9A-F]+:|\bE(CONN[A-Z]+|HOSTUNREACH|NETUNREACH|TIMEDOUT|NOTFOUND|AI_AGAIN|PIPE)\b|Deadline exceeded|Received RST_STREAM|Stream refused|GOAWAY|Call cancelled|certificate|altnames|Response message parsing error|Protocol error/i.test(
+    details,
+  );
+}
+
+/**
+ * What went wrong with the connection, from grpc-js's message ("No
+ * connection established. Last error: Error: connect ECONNREFUSED
+ * 127.0.0.1:1. Resolution note: "), in words and with what to do.
+ */
+function connectionProblem(details: string): string {
+  if (/ECONNREFUSED/.test(details)) return "nothing listens there (connection refused); is the daemon running (session-registry serve)? Else check --addr";
+  if (/Name resolution failed|ENOTFOUND|EAI_AGAIN/.test(details)) return "its host name does not resolve; check --addr";
+  if (/EHOSTUNREACH|ENETUNREACH/.test(details)) return "no route to its host; check --addr";
+  if (/ETIMEDOUT/.test(details)) return "connecting timed out; check --addr and the network";
+  if (/SSL routines|:error:[0-9A-F]+:|certificate|altnames|handshake/i.test(details)) {
+    return "the TLS handshake failed; check --tls, --tls-ca, --tls-cert and --tls-key against the daemon's TLS flags";
+  }
+  if (/ECONNRESET|EPIPE|Connection dropped|GOAWAY|RST_STREAM/i.test(details)) return "the connection was closed";
+  return "the connection failed";
 }

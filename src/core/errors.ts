@@ -314,11 +314,37 @@ export function permissionDenied(method: string, role: string, table: string, wh
   return new RegistryError("PERMISSION_DENIED", Reason.PERMISSION_DENIED, `permission denied: ${why}`, { method, role, table });
 }
 
+/** Which store an error is about, for STORE_UNAVAILABLE's metadata: its kind and where it is. */
+export interface StoreLocation {
+  /** As --store names it, e.g. `etcd`. */
+  store: string;
+  /** The URLs the daemon was given, without any user info. */
+  endpoints: readonly string[];
+}
+
+/** STORE_UNAVAILABLE, keeping its `detail` apart for the daemon's own health reports. */
+export class StoreUnavailableError extends RegistryError {
+  constructor(
+    /** Why, in words, e.g. `etcd at http://127.0.0.1:2379 is unreachable (connection refused)`. */
+    readonly detail: string,
+    where: StoreLocation | undefined,
+  ) {
+    super(
+      "UNAVAILABLE",
+      Reason.STORE_UNAVAILABLE,
+      `the session store is unavailable: ${detail}`,
+      where === undefined ? {} : { store: where.store, endpoints: where.endpoints.join(",") },
+    );
+  }
+}
+
 /**
  * The store's backend (etcd) cannot serve the call right now: unreachable,
  * timed out, or without a leader. The outcome of a write that fails this way
- * may be unknown; clients retry, with backoff.
+ * may be unknown; clients retry, with backoff. `where` becomes the ErrorInfo
+ * metadata `store` and `endpoints` (comma-separated), so that a client can
+ * say which store failed rather than blame the daemon it reached.
  */
-export function storeUnavailable(detail: string): RegistryError {
-  return new RegistryError("UNAVAILABLE", Reason.STORE_UNAVAILABLE, `the session store is unavailable: ${detail}`, {});
+export function storeUnavailable(detail: string, where?: StoreLocation): RegistryError {
+  return new StoreUnavailableError(detail, where);
 }

@@ -4,8 +4,10 @@
  * stdout carries exactly one line, "session-registry listening on ...", so
  * that scripts can wait for it and read the port; logs go to stderr.
  * Exit codes: 0 after a signal-driven shutdown (or --help), 1 when start-up
- * fails, 2 on bad flags or variables, and on TLS or auth tokens files that
- * cannot be read or do not hold what their flag needs (etcd TLS files included).
+ * fails, 2 on bad flags or variables, on TLS or auth tokens files that
+ * cannot be read or do not hold what their flag needs (etcd TLS files included),
+ * and on a --listen or --metrics-listen address it cannot listen on (a port
+ * in use, say).
  */
 import { format } from "node:util";
 
@@ -63,6 +65,9 @@ async function main(): Promise<void> {
     `auth: ${daemon.auth ? "tokens" : "none"}`,
     daemon.metricsAddress !== undefined ? `metrics: http://${daemon.metricsAddress}/metrics` : "metrics: off",
   ];
+  // Last, so that the address and the facts before it stay where scripts find them.
+  const problem = daemon.storeProblem;
+  if (problem !== undefined) facts.push(`health: NOT_SERVING because ${problem}`);
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     signals += 1;

@@ -4,6 +4,8 @@
  * daemons in one process (tests) keep their counts apart.
  *
  * Series (all but the process ones start with `session_registry_`):
+ *   build_info{version,store,node}  gauge    1; the package version, the store kind (memory, etcd)
+ *                                   and the Node.js version (process.version) running it
  *   tables                          gauge    tables held
  *   table_sessions{table}           gauge    sessions open per table
  *   table_max_sessions{table}       gauge    each table's session limit
@@ -41,7 +43,9 @@ import type { Table } from "../core/model.js";
 import type { Registry } from "../core/registry.js";
 import type { StoreObserver } from "../store/store.js";
 import type { RpcRecorder } from "../transport/status.js";
+import { packageVersion } from "../version.js";
 import { parseListen } from "./config.js";
+import { listenError } from "./listen-error.js";
 
 export const METRICS_PREFIX = "session_registry_";
 
@@ -80,10 +84,24 @@ interface MethodSeries {
   readonly latency: Histogram.Internal<"method">;
 }
 
-export function createMetrics(registry: Registry, budget?: MemoryBudget): Metrics {
+/** What build_info labels besides the package and Node.js versions, which it reads itself. */
+export interface BuildInfo {
+  /** The store kind, as --store names it. */
+  store: string;
+}
+
+export function createMetrics(registry: Registry, budget?: MemoryBudget, build: BuildInfo = { store: "memory" }): Metrics {
   const prometheus = new PromRegistry();
   const registers = [prometheus];
   const name = (n: string) => METRICS_PREFIX + n;
+
+  // The usual *_build_info form: a constant 1 whose labels say what runs, for joins and "which version where".
+  new Gauge({
+    name: name("build_info"),
+    help: "Always 1; labels: the daemon's version, its store (memory, etcd) and the Node.js version running it.",
+    labelNames: ["version", "store", "node"] as const,
+    registers,
+  }).set({ version: packageVersion(), store: build.store, node: process.version }, 1);
 
   // Both table gauges come from one listTables per scrape: the collects run concurrently and share it.
   let tablesInFlight: Promise<Table[]> | undefined;
@@ -282,7 +300,7 @@ export async function startMetricsServer(listen: string, metrics: Metrics, log: 
 
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
-      reject(new Error(`cannot serve metrics on ${listen}: ${describeListenError(err)}`, { cause: err }));
+      reject(listenError("--metrics-listen", listen, err));
     };
     server.once("error", onError);
     server.listen({ host, port }, () => {
@@ -332,20 +350,4 @@ function serve(req: IncomingMessage, res: ServerResponse, metrics: Metrics, log:
       res.writeHead(500, { "content-type": "text/plain; charset=utf-8" }).end("collecting metrics failed\n");
     },
   );
-}
-
-function describeListenError(err: NodeJS.ErrnoException): string {
-  switch (err.code) {
-    case "EADDRINUSE":
-      return "address already in use";
-    case "EACCES":
-      return "permission denied";
-    case "EADDRNOTAVAIL":
-      return "address not available on this machine";
-    case "ENOTFOUND":
-    case "EAI_AGAIN":
-      return "host name does not resolve";
-    default:
-      return err.message;
-  }
 }

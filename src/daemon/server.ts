@@ -21,11 +21,12 @@ import { AuthConfigError, loadAuthTokens, type Authorizer } from "../transport/a
 import { CallGuard } from "../transport/call-guard.js";
 import { SessionRegistryService } from "../transport/service.js";
 import { packageVersion } from "../version.js";
-import { AvailabilityMonitor } from "./availability.js";
+import { AvailabilityMonitor, storeProblem } from "./availability.js";
 import { reportBudget, resolveMemoryBudget, type BudgetReport } from "./budget.js";
 import { ConfigError, parseListen, validateConfig, type DaemonConfig } from "./config.js";
 import { ConnectionGate } from "./connections.js";
 import { DaemonHealth } from "./health.js";
+import { listenError } from "./listen-error.js";
 import { createLogger, type Logger } from "./logger.js";
 import type { Metrics, MetricsServer } from "./metrics.js";
 import { createReflectionService } from "./reflection.js";
@@ -44,6 +45,12 @@ export interface RunningDaemon {
   auth: boolean;
   /** `host:port` of the /metrics endpoint with its bound port, when --metrics-listen is set. */
   metricsAddress: string | undefined;
+  /**
+   * Why health reports NOT_SERVING now because the store (etcd) is
+   * unavailable, e.g. "etcd at http://127.0.0.1:2379 is unreachable
+   * (connection refused)"; undefined while the store serves.
+   */
+  readonly storeProblem: string | undefined;
   registry: Registry;
   /**
    * Shuts down gracefully, in order: health turns NOT_SERVING; the server
@@ -97,8 +104,10 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
   const budget = new MemoryBudget(budgetBytes);
   const store = deps.store ?? (await createStore(config, observer, etcdOptions, budget));
   const probe = probeOf(store);
+  // The etcd store, loaded lazily, is the one that can be unreachable: it has a probe.
+  const storeKind = store instanceof MemoryStore ? "memory" : probe !== undefined ? "etcd" : config.store;
   const registry = new Registry(store, { maxWatchers: config.maxWatchers });
-  if (metricsModule !== undefined) metrics = metricsModule.createMetrics(registry, budget);
+  if (metricsModule !== undefined) metrics = metricsModule.createMetrics(registry, budget, { store: storeKind });
   const budgetReport = reportBudget(budget, log, () => metrics);
 
   const logIntervalMs = deps.refusalLogIntervalMs ?? 10_000;
@@ -136,8 +145,6 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
   const health = new DaemonHealth();
   const version = packageVersion();
   // A store handed in through deps (tests) is named by what it is, not by config.store.
-  // The etcd store, loaded lazily, is the one that can be unreachable: it has a probe.
-  const storeKind = store instanceof MemoryStore ? "memory" : probe !== undefined ? "etcd" : config.store;
   const service = new SessionRegistryService(registry, log, {
     serverInfo: () => ({ version, store: storeKind, storeAvailable: health.isStoreAvailable }),
     watchQueue: config.watchQueue,
@@ -163,16 +170,19 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
       await registry.createTable({ table: DEFAULT_TABLE, maxSessions: 0 });
       defaultReady = true;
     };
+    let problem: string | undefined;
     try {
       await createDefault();
     } catch (err) {
       if (probe === undefined || !isStoreUnavailable(err)) throw err;
-      log.warn({ err }, "the store is unreachable at start-up; health reports NOT_SERVING until it is reachable");
+      problem = storeProblem(err);
+      log.warn({ health: "NOT_SERVING", why: problem }, "the store is unavailable at start-up; health reports NOT_SERVING until it is back");
       health.setStoreAvailable(false);
     }
     if (probe !== undefined) {
       monitor = new AvailabilityMonitor({
         initial: defaultReady,
+        ...(problem !== undefined ? { initialProblem: problem } : {}),
         intervalMs: deps.probeIntervalMs,
         log,
         check: async () => {
@@ -227,6 +237,9 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
     security: transport.security,
     auth: authorizer !== undefined,
     metricsAddress: metricsServer?.address,
+    get storeProblem() {
+      return monitor?.problem;
+    },
     registry,
     shutdown(graceMs = config.shutdownGraceMs) {
       stopping ??= shutdown({ server, gate, guard, service, health, store, metricsServer, monitor, budgetReport }, graceMs, log);
@@ -336,18 +349,8 @@ async function bind(gate: ConnectionGate, listen: string): Promise<number> {
   try {
     return await gate.listen(host, port);
   } catch (err) {
-    throw new Error(`cannot listen on ${listen}: ${describeBindError(err as Error)}`, { cause: err });
+    throw listenError("--listen", listen, err);
   }
-}
-
-/** The part of a system error a person acts on. */
-function describeBindError(err: Error): string {
-  const text = `${(err as NodeJS.ErrnoException).code ?? ""} ${err.message}`;
-  if (/EADDRINUSE/.test(text)) return "address already in use";
-  if (/EACCES/.test(text)) return "permission denied";
-  if (/EADDRNOTAVAIL/.test(text)) return "address not available on this machine";
-  if (/ENOTFOUND|EAI_AGAIN|Name resolution failed/i.test(text)) return "host name does not resolve";
-  return text;
 }
 
 interface DaemonParts {

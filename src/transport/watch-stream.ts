@@ -29,7 +29,7 @@
  * and counts the call with the status it ended with (CANCELLED when the
  * client ended it).
  */
-import { status, type ServerWritableStream } from "@grpc/grpc-js";
+import { Metadata, status, type ServerWritableStream } from "@grpc/grpc-js";
 
 import { eventBytes, sessionBytes, unlimitedBudget, type MemoryBudget, type Reclaimer } from "../core/budget.js";
 import { RegistryError, watcherTooSlow } from "../core/errors.js";
@@ -240,6 +240,9 @@ class WatchStream implements WatchSink {
           return;
         }
         this.subscription = subscription;
+        // Headers now, not with the first message: a client resuming from a
+        // revision may wait long for one, and learns from them that its watch is back.
+        this.call.sendMetadata(new Metadata());
         this.log.debug({ method: "Watch", table: this.table, startRevision: String(request.startRevision) }, "watch started");
       },
       (err: unknown) => {

@@ -197,7 +197,60 @@ describe("CLI units", () => {
         "DEADLINE_EXCEEDED",
         new SessionRegistryError({ code: status.DEADLINE_EXCEEDED, details: "Deadline exceeded" }),
         ExitCode.UNAVAILABLE,
-        "Cannot reach the registry at h:1: no answer before the deadline (--timeout); Deadline exceeded",
+        "No answer from the registry at h:1 before the deadline (--timeout); is it running there, and not overloaded?",
+      ],
+      [
+        "DEADLINE_EXCEEDED from the daemon's --request-timeout",
+        new SessionRegistryError({ code: status.DEADLINE_EXCEEDED, details: "the request did not arrive within 10000 ms" }),
+        ExitCode.UNAVAILABLE,
+        "The registry at h:1 gave up on the call: the request did not arrive within 10000 ms",
+      ],
+      [
+        "UNAVAILABLE: nothing listens",
+        new SessionRegistryError({
+          code: status.UNAVAILABLE,
+          details: "No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:1. Resolution note: ",
+        }),
+        ExitCode.UNAVAILABLE,
+        "Cannot reach the registry at h:1: nothing listens there (connection refused); is the daemon running (session-registry serve)? Else check --addr.",
+      ],
+      [
+        "UNAVAILABLE: a name that does not resolve",
+        new SessionRegistryError({ code: status.UNAVAILABLE, details: "Name resolution failed for target dns:nowhere.invalid:1" }),
+        ExitCode.UNAVAILABLE,
+        "Cannot reach the registry at h:1: its host name does not resolve; check --addr.",
+      ],
+      [
+        "UNAVAILABLE: an OpenSSL error, without its dump",
+        new SessionRegistryError({
+          code: status.UNAVAILABLE,
+          details:
+            "803CA9638D7F0000:error:0A00010B:SSL routines:ssl3_get_record:wrong version number:../deps/openssl/openssl/ssl/record/ssl3_record.c:350:\n",
+        }),
+        ExitCode.UNAVAILABLE,
+        "Cannot reach the registry at h:1: the TLS handshake failed; check --tls, --tls-ca, --tls-cert and --tls-key against the daemon's TLS flags.",
+      ],
+      [
+        "UNAVAILABLE in the daemon's own words (no reason)",
+        new SessionRegistryError({ code: status.UNAVAILABLE, details: "the daemon is busy reading other calls' requests; retry after a moment" }),
+        ExitCode.UNAVAILABLE,
+        "The registry at h:1 is unavailable: the daemon is busy reading other calls' requests; retry after a moment",
+      ],
+      [
+        "STORE_UNAVAILABLE: the daemon answered, its etcd did not",
+        registryError(status.UNAVAILABLE, "the session store is unavailable: etcd at http://e1:2379, http://e2:2379 is unreachable (connection refused)", "STORE_UNAVAILABLE", {
+          store: "etcd",
+          endpoints: "http://e1:2379,http://e2:2379",
+        }),
+        ExitCode.UNAVAILABLE,
+        "The registry's store (etcd at http://e1:2379, http://e2:2379) is unavailable: etcd is unreachable (connection refused). " +
+          "The registry at h:1 is up; try again once etcd is back.",
+      ],
+      [
+        "STORE_UNAVAILABLE without metadata (an older daemon)",
+        registryError(status.UNAVAILABLE, "the session store is unavailable: etcd timed out", "STORE_UNAVAILABLE"),
+        ExitCode.UNAVAILABLE,
+        "The registry's store is unavailable: etcd timed out. The registry at h:1 is up; try again once the store is back.",
       ],
       [
         "INTERNAL",
@@ -205,8 +258,27 @@ describe("CLI units", () => {
         ExitCode.INTERNAL,
         "The registry failed with an internal error: internal error",
       ],
+      [
+        "INTERNAL from grpc-js (a broken stream), without its text",
+        new SessionRegistryError({ code: status.INTERNAL, details: "Received RST_STREAM with code 2 triggered by internal client error: Protocol error" }),
+        ExitCode.INTERNAL,
+        "The connection to the registry at h:1 broke during the call.",
+      ],
+      [
+        "UNIMPLEMENTED: another gRPC server",
+        new SessionRegistryError({ code: status.UNIMPLEMENTED, details: "The server does not implement the method /sessionregistry.v1.SessionRegistry/ListTables" }),
+        ExitCode.INTERNAL,
+        "The server at h:1 does not serve this call: it is not a session registry, or an older version of it.",
+      ],
       ["a plain Error", new TypeError("boom"), ExitCode.INTERNAL, "Unexpected error: boom"],
     ];
+    it("leaves grpc-js's and OpenSSL's text out of the JSON form too", () => {
+      const err = new SessionRegistryError({ code: status.UNAVAILABLE, details: "80EC:error:0A00045C:SSL routines:ssl3_read_bytes:tlsv13 alert certificate required" });
+      const failure = describeFailure(err, { addr: "h:1" });
+      expect(failure.json).to.not.have.property("details");
+      expect(JSON.stringify(failure.json)).to.not.match(/SSL routines/);
+    });
+
     for (const [label, err, exitCode, message] of cases) {
       it(`reports ${label} with exit code ${exitCode}`, () => {
         const failure = describeFailure(err, { addr: "h:1" });

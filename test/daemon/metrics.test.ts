@@ -11,6 +11,7 @@ import { SessionRegistryClient as GeneratedClient } from "@session-registry/clie
 import { Registry } from "../../src/core/registry.js";
 import { silentLogger } from "../../src/daemon/logger.js";
 import { createMetrics, startMetricsServer } from "../../src/daemon/metrics.js";
+import { packageVersion } from "../../src/version.js";
 import { MemoryStore } from "../../src/store/memory.js";
 import { expectError, startTestDaemon, uniqueName, type TestDaemon } from "../helpers/daemon.js";
 
@@ -131,6 +132,14 @@ describe("metrics", () => {
     expect(sample(text, "session_registry_table_sessions", { table })).to.equal(0);
   });
 
+  it("says what runs in build_info: the package version, the store kind and the Node.js version, with value 1", async () => {
+    const text = await scrape(metricsAddress);
+    const lines = text.split("\n").filter((l) => l.startsWith("session_registry_build_info"));
+    expect(lines).to.deep.equal([`session_registry_build_info{version="${packageVersion()}",store="memory",node="${process.version}"} 1`]);
+    expect(packageVersion()).to.match(/^\d+\.\d+\.\d+/);
+    expect(text).to.include("# TYPE session_registry_build_info gauge");
+  });
+
   it("serves the process metrics under their usual names", async () => {
     const text = await scrape(metricsAddress);
     expect(sample(text, "process_cpu_user_seconds_total")).to.be.a("number");
@@ -162,7 +171,9 @@ describe("metrics", () => {
           () => expect.fail("two servers on one port"),
           (e: unknown) => e as Error,
         );
-        expect(err.message).to.equal(`cannot serve metrics on ${first.address}: address already in use`);
+        expect(err.message).to.equal(
+          `port ${first.address} is in use (another process listens on it); stop that process or choose another --metrics-listen`,
+        );
         // fetch keeps its connection open for the next request; close() must not wait for it.
         const res = await fetch(`http://${first.address}/metrics`);
         expect(sample(await res.text(), "session_registry_tables")).to.equal(0);

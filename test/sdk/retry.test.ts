@@ -128,6 +128,22 @@ describe("SDK retries (register, update, remove on UNAVAILABLE)", () => {
     expect((await client.getTable(table)).sessionCount).to.equal(0);
   });
 
+  it("tells onRetry of each retry, once, with the attempt that failed and why", async () => {
+    const table = await newTable();
+    const events: { method: string; attempt: number; maxAttempts: number; reason: string; delayMs: number }[] = [];
+    const watched = d.client({
+      retry: FAST,
+      onRetry: (e) => events.push({ method: e.method, attempt: e.attempt, maxAttempts: e.maxAttempts, reason: e.error.reason, delayMs: e.delayMs }),
+    });
+    store.fail("register", "down", 2);
+    await watched.register({ projectPath: "/retry/told" }, { table });
+    expect(events.map(({ delayMs: _, ...e }) => e)).to.deep.equal([
+      { method: "register", attempt: 1, maxAttempts: FAST.maxAttempts, reason: "STORE_UNAVAILABLE" },
+      { method: "register", attempt: 2, maxAttempts: FAST.maxAttempts, reason: "STORE_UNAVAILABLE" },
+    ]);
+    for (const e of events) expect(e.delayMs).to.be.within(0, FAST.maxBackoffMs);
+  });
+
   it("does not retry other errors", async () => {
     const table = await newTable();
     await client.register({ projectPath: "/retry/taken" }, { table });

@@ -418,7 +418,12 @@ describe("SessionRegistryClient.watch (SDK)", () => {
       await c.register({ projectPath: "/r/1" });
       const two = await c.register({ projectPath: "/r/2" });
 
-      const stream = c.watch({ autoResume: true, backoff: { initialMs: 20, maxMs: 200 } });
+      const told: string[] = [];
+      const stream = c.watch({
+        autoResume: true,
+        backoff: { initialMs: 20, maxMs: 200 },
+        onReconnect: (e) => told.push(e.kind === "reconnecting" ? `reconnecting ${e.error?.reason}` : `resumed ${e.revision}`),
+      });
       try {
         const it = stream[Symbol.asyncIterator]();
         const snapshot = asSnapshot((await it.next()).value as WatchItem);
@@ -435,6 +440,9 @@ describe("SessionRegistryClient.watch (SDK)", () => {
         expect(resync.resync).to.equal(true);
         expect(resync.tableUid).to.not.equal(two.tableUid);
         expect(resync.sessions).to.deep.equal([]);
+        // Told once of each, however many calls failed between: the call the
+        // second daemon refused (another history) is no resumption; the one from 0 is.
+        expect(told).to.deep.equal(["reconnecting SHUTTING_DOWN", "resumed 0"]);
         // Writes go through a fresh channel: `c`'s may still be backing off from the refused connects.
         const writer = new SessionRegistryClient(second.address);
         clients.push(writer);

@@ -43,6 +43,23 @@ export interface SessionRegistryClientOptions {
    * maxBackoffMs: 2000}`. `false` turns them off.
    */
   retry?: RetryOptions | false;
+  /**
+   * Told before each retry of register, update or remove, e.g. to show a
+   * person why a call takes long. Throwing from it is not caught.
+   */
+  onRetry?: (event: RetryEvent) => void;
+}
+
+/** One retry about to happen, for SessionRegistryClientOptions.onRetry. */
+export interface RetryEvent {
+  method: "register" | "update" | "remove";
+  /** The attempt that failed (1 = the first call). */
+  attempt: number;
+  maxAttempts: number;
+  /** Why it failed (always UNAVAILABLE). */
+  error: SessionRegistryError;
+  /** The pause before the next attempt, in milliseconds. */
+  delayMs: number;
 }
 
 /** How register, update and remove retry on UNAVAILABLE. */
@@ -135,6 +152,7 @@ export class SessionRegistryClient {
   private readonly stub: GeneratedClient;
   private readonly timeoutMs: number;
   private readonly retry: Required<RetryOptions> | undefined;
+  private readonly onRetry: ((event: RetryEvent) => void) | undefined;
   /** Built once so that a bad key or value throws here rather than on every call. */
   private readonly metadata: Metadata;
   private closed = false;
@@ -148,6 +166,7 @@ export class SessionRegistryClient {
     for (const [key, value] of Object.entries(options.metadata ?? {})) this.metadata.set(key, value);
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.retry = options.retry === false ? undefined : retryOptions(options.retry ?? {});
+    this.onRetry = options.onRetry;
     this.stub = new GeneratedClient(
       address,
       options.credentials ?? grpcCredentials.createInsecure(),
@@ -194,7 +213,7 @@ export class SessionRegistryClient {
     const { requestId: given, ...fields } = session;
     const message = sessionMessage({ ...fields, ttl: toDuration(session.ttlMs) });
     const request = { table: options.table ?? "", session: message, requestId: this.requestId(given) };
-    const res = await this.withRetries((deadline) => this.unary(this.stub.register, request, deadline));
+    const res = await this.withRetries("register", (deadline) => this.unary(this.stub.register, request, deadline));
     return required(res.session, "session");
   }
 
@@ -236,7 +255,7 @@ export class SessionRegistryClient {
       requestId: this.requestId(req.requestId),
       tableUid: req.tableUid ?? "",
     };
-    const res = await this.withRetries((deadline) => this.unary(this.stub.update, request, deadline));
+    const res = await this.withRetries("update", (deadline) => this.unary(this.stub.update, request, deadline));
     return required(res.session, "session");
   }
 
@@ -258,7 +277,7 @@ export class SessionRegistryClient {
       requestId: this.requestId(options.requestId),
       tableUid: options.tableUid ?? "",
     };
-    const res = await this.withRetries((deadline) => this.unary(this.stub.remove, request, deadline));
+    const res = await this.withRetries("remove", (deadline) => this.unary(this.stub.remove, request, deadline));
     return res.session;
   }
 
@@ -336,7 +355,7 @@ export class SessionRegistryClient {
    * but UNAVAILABLE, runs out of attempts, or the next pause would pass the
    * deadline, which is one for all attempts (the client's timeoutMs).
    */
-  private async withRetries<Res>(call: (deadline: number | undefined) => Promise<Res>): Promise<Res> {
+  private async withRetries<Res>(method: RetryEvent["method"], call: (deadline: number | undefined) => Promise<Res>): Promise<Res> {
     const deadline = this.timeoutMs > 0 ? Date.now() + this.timeoutMs : undefined;
     const r = this.retry;
     for (let attempt = 1; ; attempt++) {
@@ -349,6 +368,7 @@ export class SessionRegistryClient {
         const step = Math.min(r.maxBackoffMs, r.initialBackoffMs * 2 ** (attempt - 1));
         const pause = step / 2 + Math.random() * (step / 2);
         if (deadline !== undefined && Date.now() + pause >= deadline) throw err;
+        this.onRetry?.({ method, attempt, maxAttempts: r.maxAttempts, error: err, delayMs: pause });
         await new Promise((resolve) => setTimeout(resolve, pause));
         if (this.closed) throw err;
       }

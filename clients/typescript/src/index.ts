@@ -9,6 +9,7 @@ export {
   type KeepAliveOptions,
   type LookupKey,
   type RegisterInput,
+  type RetryEvent,
   type RetryOptions,
   type SessionMetadata,
   type SessionRegistryClientOptions,
@@ -16,7 +17,7 @@ export {
   type UpdatePath,
 } from "./client.js";
 export { SessionLease, type SessionLeaseEvents } from "./lease.js";
-export { WATCH_HIGH_WATER_MARK, type WatchItem, type WatchOptions, type WatchStream } from "./watch.js";
+export { WATCH_HIGH_WATER_MARK, type WatchItem, type WatchOptions, type WatchReconnectEvent, type WatchStream } from "./watch.js";
 export {
   ERROR_DOMAIN,
   ErrorReason,

@@ -64,7 +64,28 @@ export interface WatchOptions {
   backoff?: { initialMs?: number; maxMs?: number };
   /** Aborting ends the iteration cleanly, like close(). */
   signal?: AbortSignal;
+  /**
+   * With `autoResume`: told when the watch lost its call and will reconnect,
+   * and when a new call is up again, e.g. to tell a person why the feed
+   * paused. Throwing from it is not caught.
+   */
+  onReconnect?: (event: WatchReconnectEvent) => void;
 }
+
+/** What autoResume is doing, for WatchOptions.onReconnect. */
+export type WatchReconnectEvent =
+  | {
+      kind: "reconnecting";
+      /** Why the call ended; undefined when the daemon ended it without an error. */
+      error: SessionRegistryError | undefined;
+      /** The pause before the next call, in milliseconds. */
+      delayMs: number;
+    }
+  | {
+      kind: "resumed";
+      /** The revision the new call continues from (lastRevision + 1), or 0 when it starts over with a snapshot (a resync). */
+      revision: number;
+    };
 
 /** A live watch: iterate it once with `for await`; `break` or close() cancels the call. */
 export interface WatchStream extends AsyncIterable<WatchItem> {
@@ -132,6 +153,7 @@ export class WatchStreamImpl implements WatchStream {
   private readonly initialMs: number;
   private readonly maxMs: number;
   private readonly signal: AbortSignal | undefined;
+  private readonly onReconnect: ((event: WatchReconnectEvent) => void) | undefined;
   private readonly onAbort = () => this.close();
 
   constructor(
@@ -146,6 +168,7 @@ export class WatchStreamImpl implements WatchStream {
     this.initialMs = positive(options.backoff?.initialMs, DEFAULT_BACKOFF_INITIAL_MS, "backoff.initialMs");
     this.maxMs = Math.max(this.initialMs, positive(options.backoff?.maxMs, DEFAULT_BACKOFF_MAX_MS, "backoff.maxMs"));
     this.signal = options.signal;
+    this.onReconnect = options.onReconnect;
     if (this.signal?.aborted) this.stopped = true;
     else this.signal?.addEventListener("abort", this.onAbort, { once: true });
   }
@@ -189,11 +212,19 @@ export class WatchStreamImpl implements WatchStream {
     let nextStart = this.startRevision;
     let resyncPending = false;
     let attempt = 0;
+    // Set while a reconnect has been announced and no new call is up yet.
+    let reconnecting = false;
     try {
       while (!this.stopped) {
         let call: WatchCall;
+        const from = nextStart;
+        const established = () => {
+          if (!reconnecting || this.stopped) return;
+          reconnecting = false;
+          this.onReconnect?.({ kind: "resumed", revision: from });
+        };
         try {
-          call = new WatchCall(this.open(nextStart, nextStart === 0 ? "" : this.uid));
+          call = new WatchCall(this.open(nextStart, nextStart === 0 ? "" : this.uid), established);
         } catch (err) {
           // grpc-js throws synchronously on a closed channel.
           throw err instanceof SessionRegistryError
@@ -237,7 +268,12 @@ export class WatchStreamImpl implements WatchStream {
             nextStart = 0;
           }
         }
-        await this.sleep(this.backoffDelay(attempt++));
+        const delayMs = this.backoffDelay(attempt++);
+        if (!this.stopped && !reconnecting) {
+          reconnecting = true;
+          this.onReconnect?.({ kind: "reconnecting", error: failure, delayMs });
+        }
+        await this.sleep(delayMs);
       }
     } finally {
       this.finish();
@@ -282,8 +318,15 @@ class WatchCall {
   private cancelled = false;
   private waiter: (() => void) | undefined;
 
-  constructor(private readonly call: ClientReadableStream<WatchResponse>) {
+  constructor(
+    private readonly call: ClientReadableStream<WatchResponse>,
+    /** Called (once is enough) when the server has taken the call: its headers or a first message arrived. */
+    established: () => void = () => {},
+  ) {
+    // The daemon sends its headers once the watch is set up, before any message.
+    call.on("metadata", () => established());
     call.on("data", (message: WatchResponse) => {
+      established();
       this.queue.push(message);
       if (this.queue.length >= WATCH_HIGH_WATER_MARK && !this.paused) {
         this.paused = true;

@@ -2,7 +2,9 @@
  * The etcd connection of an EtcdStore, and how etcd's failures become
  * registry errors: anything that means "etcd cannot serve this right now"
  * (unreachable, deadline exceeded, no leader, circuit open, bad credentials)
- * is UNAVAILABLE with reason STORE_UNAVAILABLE, never INTERNAL.
+ * is UNAVAILABLE with reason STORE_UNAVAILABLE, never INTERNAL, and says in
+ * words what failed and where (EtcdErrors), never in etcd3's, cockatiel's or
+ * grpc-js's.
  */
 import {
   ClientClosedError,
@@ -11,12 +13,13 @@ import {
   EtcdPermissionDeniedError,
   EtcdWatchStreamEnded,
   Etcd3,
+  GRPCDeadlineExceededError,
   GRPCUnauthenticatedError,
   isRecoverableError,
   type IOptions,
 } from "etcd3";
 
-import { RegistryError, storeUnavailable } from "../../core/errors.js";
+import { RegistryError, storeUnavailable, type StoreLocation } from "../../core/errors.js";
 
 export interface EtcdConnectionOptions {
   /** Client URLs, e.g. ["http://127.0.0.1:2379"]; https:// with `tls`. */
@@ -106,11 +109,100 @@ export function isUnavailable(err: unknown): boolean {
   return code === 1 || code === 4 || code === 14;
 }
 
-/** The error a store call reports for `err`: registry errors pass, etcd outages become STORE_UNAVAILABLE. */
-export function toStoreError(err: unknown): unknown {
-  if (err instanceof RegistryError) return err;
-  if (isUnavailable(err)) return storeUnavailable((err as Error).message);
-  return err;
+/**
+ * etcd3 stops calling a host for this long after 3 failures in a row
+ * (cockatiel's circuit breaker, its default `halfOpenAfter`); calls in
+ * between fail at once without trying.
+ */
+const BREAKER_HALF_OPEN_MS = 5_000;
+
+/**
+ * Turns etcd's failures into STORE_UNAVAILABLE errors that say where etcd is
+ * and what went wrong, in the words of someone running it: "etcd at
+ * http://127.0.0.1:2379 is unreachable (connection refused)". One per store.
+ * While etcd3's circuit breaker is open, calls fail without reaching etcd,
+ * and the error repeats the last real reason instead of the breaker's own.
+ */
+export class EtcdErrors {
+  readonly where: StoreLocation;
+  private readonly at: string;
+  private lastWhy: string | undefined;
+
+  constructor(endpoints: readonly string[]) {
+    this.where = { store: "etcd", endpoints: endpoints.map(withoutUserInfo) };
+    this.at = `etcd at ${this.where.endpoints.join(", ")}`;
+  }
+
+  /** The error a store call reports for `err`: registry errors pass, etcd outages become STORE_UNAVAILABLE. */
+  toStoreError(err: unknown): unknown {
+    if (err instanceof RegistryError) return err;
+    if (isUnavailable(err)) return this.unavailable(this.why(err));
+    return err;
+  }
+
+  /** STORE_UNAVAILABLE for "etcd at URL `predicate`", e.g. predicate "did not answer within 5000 ms". */
+  unavailable(predicate: string): RegistryError {
+    return storeUnavailable(`${this.at} ${predicate}`, this.where);
+  }
+
+  /** STORE_UNAVAILABLE with a detail of the store's own (not about reaching etcd). */
+  unavailableBecause(detail: string): RegistryError {
+    return storeUnavailable(detail, this.where);
+  }
+
+  /** What is wrong with etcd, as a predicate of "etcd at URL". */
+  why(err: unknown): string {
+    if ((err as { isBrokenCircuitError?: unknown })?.isBrokenCircuitError === true) {
+      const last = this.lastWhy ?? "is unreachable";
+      return `${last}; after repeated failures the daemon tries again within ${BREAKER_HALF_OPEN_MS / 1000} s`;
+    }
+    const why = describeEtcdFailure(err);
+    this.lastWhy = why;
+    return why;
+  }
+}
+
+/** The predicate of "etcd at URL" for one failure of a call to etcd. */
+function describeEtcdFailure(err: unknown): string {
+  if (err instanceof ClientClosedError) return "is closed: the daemon is shutting down";
+  if (err instanceof EtcdAuthenticationFailedError || err instanceof EtcdInvalidAuthTokenError || err instanceof GRPCUnauthenticatedError) {
+    return "refused the daemon's credentials (check --etcd-user and --etcd-password)";
+  }
+  if (err instanceof EtcdPermissionDeniedError) {
+    return "denied the daemon's etcd user access (check its role's permissions on --etcd-prefix)";
+  }
+  if (err instanceof EtcdWatchStreamEnded) return "ended the daemon's watch stream";
+  const text = err instanceof Error ? err.message : String(err);
+  const code = (err as { code?: unknown })?.code;
+  if (err instanceof GRPCDeadlineExceededError || code === 4 || /DEADLINE_EXCEEDED|deadline exceeded/i.test(text)) {
+    return "did not answer in time";
+  }
+  if (/no leader/i.test(text)) return "has no leader (too few of its members are up)";
+  if (/ECONNREFUSED/.test(text)) return "is unreachable (connection refused)";
+  if (/ENOTFOUND|EAI_AGAIN|EAI_NONAME|Name resolution failed/i.test(text)) return "is unreachable (its host name does not resolve)";
+  if (/EHOSTUNREACH|ENETUNREACH/.test(text)) return "is unreachable (no route to its host)";
+  if (/ETIMEDOUT/.test(text)) return "is unreachable (connecting timed out)";
+  if (/certificate|SSL|TLS|handshake/i.test(text)) {
+    return "is unreachable (the TLS handshake failed; check --etcd-ca, --etcd-cert and --etcd-key)";
+  }
+  if (/ECONNRESET|EPIPE|socket hang up|Connection dropped|GOAWAY|Stream refused/i.test(text)) {
+    return "is unreachable (the connection was lost)";
+  }
+  if (code === 1 || /CANCELLED/.test(text)) return "is unreachable (the call was cancelled)";
+  return "is unreachable";
+}
+
+/** An endpoint as shown to clients and in logs: no user:password@ even if one was given. */
+function withoutUserInfo(endpoint: string): string {
+  try {
+    const url = new URL(endpoint);
+    if (url.username === "" && url.password === "") return endpoint;
+    url.username = "";
+    url.password = "";
+    return url.toString().replace(/\/$/, "");
+  } catch {
+    return endpoint;
+  }
 }
 
 /** etcd refused a read at a revision older than its compaction. */

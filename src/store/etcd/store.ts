@@ -105,7 +105,6 @@ import {
   sessionLimitReached,
   sessionNotFound,
   shuttingDown,
-  storeUnavailable,
   tableExists,
   tableUidMismatch,
   tableLimitReached,
@@ -132,7 +131,7 @@ import {
   createClient,
   isCompacted,
   isLeaseNotFound,
-  toStoreError,
+  EtcdErrors,
   type EtcdConnectionOptions,
 } from "./client.js";
 import { decodeSession, encodeSession, encodeTable, parseSession, parseTable, tableUidOf } from "./codec.js";
@@ -187,6 +186,8 @@ function leaseSeconds(ttl: Duration): number {
 
 export class EtcdStore implements Store {
   private readonly client: Etcd3;
+  /** Where etcd is, and what its failures mean in words. */
+  private readonly errors: EtcdErrors;
   private readonly keys: Keys;
   private readonly maxAttempts: number;
   private readonly requestTimeoutMs: number;
@@ -207,6 +208,7 @@ export class EtcdStore implements Store {
     const prefix = options.prefix.endsWith("/") ? options.prefix : `${options.prefix}/`;
     this.keys = new Keys(prefix);
     this.client = createClient(options);
+    this.errors = new EtcdErrors(options.endpoints);
     this.maxAttempts = options.maxAttempts ?? 20;
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.observer = options.observer;
@@ -734,6 +736,7 @@ export class EtcdStore implements Store {
       onDone: (w) => this.watches.delete(w),
       cancelled: (next) => this.whyCancelled(tableName, next),
       reconnected: (next) => this.whyNotResumable(tableName, history.tableUid, next),
+      errors: this.errors,
     });
     this.watches.add(watch);
     try {
@@ -750,7 +753,7 @@ export class EtcdStore implements Store {
       );
     } catch (err) {
       this.watches.delete(watch);
-      throw toStoreError(err);
+      throw this.errors.toStoreError(err);
     }
     return { cancel: () => watch.cancel() };
   }
@@ -767,7 +770,7 @@ export class EtcdStore implements Store {
     try {
       await this.client.kv.range({ key: Buffer.from(this.keys.tablesEpoch), count_only: true }, { deadline: Date.now() + timeoutMs });
     } catch (err) {
-      throw toStoreError(err);
+      throw this.errors.toStoreError(err);
     }
   }
 
@@ -797,7 +800,7 @@ export class EtcdStore implements Store {
     try {
       before = await this.versionAt(tableName, from - 1);
     } catch (err) {
-      if (!isCompacted(err)) throw toStoreError(err);
+      if (!isCompacted(err)) throw this.errors.toStoreError(err);
       throw revisionCompacted(tableName, requested, (await this.etcdCompactRevision(from - 1, head)) + 1);
     }
     if (version - before <= this.limits.watchHistory) return;
@@ -820,7 +823,7 @@ export class EtcdStore implements Store {
       return Number(res.kvs[0]?.version ?? 0);
     } catch (err) {
       // A compaction error stays as it is, for isCompacted.
-      throw toStoreError(err);
+      throw this.errors.toStoreError(err);
     }
   }
 
@@ -837,7 +840,7 @@ export class EtcdStore implements Store {
         }
       }
     }
-    return storeUnavailable(`etcd cancelled the watch of table "${tableName}"; resume from revision ${next}`);
+    return this.errors.unavailable(`cancelled the watch of table "${tableName}"; resume from revision ${next}`);
   }
 
   /** etcd's compact revision, known to lie in (below, upTo]: the oldest revision a Range still serves. */
@@ -850,7 +853,7 @@ export class EtcdStore implements Store {
         await this.client.kv.range({ key: utf8(this.keys.tablesEpoch), revision: mid, count_only: true });
         hi = mid;
       } catch (err) {
-        if (!isCompacted(err)) throw toStoreError(err);
+        if (!isCompacted(err)) throw this.errors.toStoreError(err);
         lo = mid;
       }
     }
@@ -949,7 +952,7 @@ export class EtcdStore implements Store {
     try {
       return await this.client.kv.txn({ compare, success, failure });
     } catch (err) {
-      throw toStoreError(err);
+      throw this.errors.toStoreError(err);
     }
   }
 
@@ -958,7 +961,7 @@ export class EtcdStore implements Store {
       const res = await this.client.leaseClient.leaseGrant({ TTL: leaseSeconds(ttl) });
       return res.ID;
     } catch (err) {
-      throw toStoreError(err);
+      throw this.errors.toStoreError(err);
     }
   }
 
@@ -993,12 +996,12 @@ export class EtcdStore implements Store {
     try {
       stream = await this.client.leaseClient.leaseKeepAlive();
     } catch (err) {
-      throw toStoreError(err);
+      throw this.errors.toStoreError(err);
     }
     return new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => {
         stream.end();
-        reject(storeUnavailable(`lease keep-alive got no answer within ${this.requestTimeoutMs} ms`));
+        reject(this.errors.unavailable(`did not answer a lease keep-alive within ${this.requestTimeoutMs} ms`));
       }, this.requestTimeoutMs);
       stream.on("data", (res: { TTL: string }) => {
         clearTimeout(timer);
@@ -1007,7 +1010,7 @@ export class EtcdStore implements Store {
       });
       stream.on("error", (err: unknown) => {
         clearTimeout(timer);
-        reject(toStoreError(err));
+        reject(this.errors.toStoreError(err));
       });
       stream.write({ ID: lease });
     });
@@ -1069,7 +1072,7 @@ export class EtcdStore implements Store {
   }
 
   private contention(method: string): RegistryError {
-    return storeUnavailable(`${method} gave up after ${this.maxAttempts} attempts lost to concurrent writes; retry`);
+    return this.errors.unavailableBecause(`${method} gave up after ${this.maxAttempts} attempts lost to concurrent writes; retry`);
   }
 }
 

@@ -10,8 +10,9 @@
  */
 import type { Etcd3, IEvent, Watcher } from "etcd3";
 
-import { RegistryError, storeUnavailable, tableNotFound } from "../../core/errors.js";
+import { RegistryError, tableNotFound } from "../../core/errors.js";
 import type { WatchSink } from "../store.js";
+import type { EtcdErrors } from "./client.js";
 import { toChanges } from "./events.js";
 import type { Keys } from "./keys.js";
 
@@ -22,6 +23,8 @@ export interface TableWatchHooks {
   cancelled(next: number): Promise<RegistryError>;
   /** After etcd3 re-created the watch: undefined if it still watches its history, else the error that ends it. */
   reconnected(next: number): Promise<RegistryError | undefined>;
+  /** Where etcd is, for errors that say so. */
+  errors: EtcdErrors;
 }
 
 export class TableWatch {
@@ -77,7 +80,7 @@ export class TableWatch {
     const created = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         void watcher.cancel().catch(() => undefined);
-        reject(storeUnavailable(`etcd did not set up the watch and send its history within ${timeoutMs} ms`));
+        reject(this.hooks.errors.unavailable(`did not set up the watch and send its history within ${timeoutMs} ms`));
       }, timeoutMs);
       // Also called by end(): a watch ended meanwhile stops waiting for its history.
       this.progressed = () => {
@@ -148,7 +151,7 @@ export class TableWatch {
       error =
         err instanceof RegistryError
           ? err
-          : storeUnavailable(`lost etcd while resuming the watch of table "${this.table}": ${err instanceof Error ? err.message : String(err)}`);
+          : this.hooks.errors.unavailable(`${this.hooks.errors.why(err)} while the watch of table "${this.table}" resumed`);
     }
     if (this.ended) return;
     if (error !== undefined) {
