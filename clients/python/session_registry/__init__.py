@@ -35,6 +35,7 @@ from .errors import (  # noqa: E402
     UnauthenticatedError,
     WatcherLimitReachedError,
     MemoryBudgetReachedError,
+    StoreUnavailableError,
     WatcherTooSlowError,
     from_rpc_error,
 )
@@ -69,6 +70,7 @@ __all__ = [
     "WatchStream",
     "WatcherLimitReachedError",
     "MemoryBudgetReachedError",
+    "StoreUnavailableError",
     "WatcherTooSlowError",
     "from_rpc_error",
     "pb",

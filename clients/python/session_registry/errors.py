@@ -221,6 +221,15 @@ class MemoryBudgetReachedError(SessionRegistryError):
         self.used_bytes = _to_int(self.metadata.get("used_bytes"))
         self.budget_bytes = _to_int(self.metadata.get("budget_bytes"))
 
+class StoreUnavailableError(SessionRegistryError):
+    """UNAVAILABLE: the daemon is up, but its store (etcd) cannot serve now; a
+    write may or may not have been applied (retry with the same request_id)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.store = self.metadata.get("store", "")
+        self.endpoints = self.metadata.get("endpoints", "")
+
 _CLASS_BY_REASON = {
     "INVALID_ARGUMENT": InvalidArgumentError,
     "TABLE_NOT_FOUND": TableNotFoundError,
@@ -238,6 +247,7 @@ _CLASS_BY_REASON = {
     "WATCHER_TOO_SLOW": WatcherTooSlowError,
     "WATCHER_LIMIT_REACHED": WatcherLimitReachedError,
     "MEMORY_BUDGET_REACHED": MemoryBudgetReachedError,
+    "STORE_UNAVAILABLE": StoreUnavailableError,
     "UNAUTHENTICATED": UnauthenticatedError,
     "PERMISSION_DENIED": PermissionDeniedError,
 }

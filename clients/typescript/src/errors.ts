@@ -329,6 +329,23 @@ export class MemoryBudgetReachedError extends SessionRegistryError {
   }
 }
 
+/**
+ * UNAVAILABLE: the daemon is up, but its store (etcd) cannot serve now; a
+ * write may or may not have been applied (retry with the same requestId).
+ */
+export class StoreUnavailableError extends SessionRegistryError {
+  override name = "StoreUnavailableError";
+  /** The store's kind, e.g. "etcd". */
+  readonly store: string;
+  /** The store's endpoints, comma-separated (etcd's client URLs). */
+  readonly endpoints: string;
+  constructor(init: SessionRegistryErrorInit) {
+    super(init);
+    this.store = this.metadata.store ?? "";
+    this.endpoints = this.metadata.endpoints ?? "";
+  }
+}
+
 type ErrorClass = new (init: SessionRegistryErrorInit) => SessionRegistryError;
 
 // A Map rather than an object literal, so that a reason like "constructor"
@@ -350,6 +367,7 @@ const classByReason = new Map<string, ErrorClass>([
   [ErrorReason.WATCHER_TOO_SLOW, WatcherTooSlowError],
   [ErrorReason.WATCHER_LIMIT_REACHED, WatcherLimitReachedError],
   [ErrorReason.MEMORY_BUDGET_REACHED, MemoryBudgetReachedError],
+  [ErrorReason.STORE_UNAVAILABLE, StoreUnavailableError],
   [ErrorReason.UNAUTHENTICATED, UnauthenticatedError],
   [ErrorReason.PERMISSION_DENIED, PermissionDeniedError],
 ]);

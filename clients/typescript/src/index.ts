@@ -43,6 +43,7 @@ export {
   UnauthenticatedError,
   WatcherLimitReachedError,
   MemoryBudgetReachedError,
+  StoreUnavailableError,
   WatcherTooSlowError,
 } from "./errors.js";
 export {

@@ -57,7 +57,7 @@ export const protobufFileName = "sessionregistry/v1/session_registry.proto";
  * | RESOURCE_EXHAUSTED  | WATCHER_LIMIT_REACHED   | `current`, `max`              |
  * | RESOURCE_EXHAUSTED  | MEMORY_BUDGET_REACHED   | `used_bytes`, `budget_bytes` (sessions' share of --memory-budget) |
  * | UNAVAILABLE         | SHUTTING_DOWN           | (none; reconnect)             |
- * | UNAVAILABLE         | STORE_UNAVAILABLE       | `store` (`etcd`), `endpoints` (its URLs, comma-separated); the daemon answered but its store cannot serve; retry |
+ * | UNAVAILABLE         | STORE_UNAVAILABLE       | `store` (its kind, e.g. etcd), `endpoints` (its URLs, comma-separated); the daemon answered but its store cannot serve; retry |
  * | UNAUTHENTICATED     | UNAUTHENTICATED         | (none; send `authorization: Bearer <token>`) |
  * | PERMISSION_DENIED   | PERMISSION_DENIED       | `method`, `role`, `table`     |
  * | INTERNAL            | INTERNAL                | (none; the message is generic) |
