@@ -19,6 +19,9 @@ import { createLogger } from "./logger.js";
 import { startedByNpm, watchParent } from "./parent.js";
 import type { RunningDaemon } from "./server.js";
 
+/** Signals this close together count as one (see onSignal). */
+const SAME_SIGNAL_MS = 500;
+
 async function main(): Promise<void> {
   let config: DaemonConfig;
   try {
@@ -68,15 +71,19 @@ async function main(): Promise<void> {
   // Last, so that the address and the facts before it stay where scripts find them.
   const problem = daemon.storeProblem;
   if (problem !== undefined) facts.push(`health: NOT_SERVING because ${problem}`);
-  let signals = 0;
+  let firstSignalAt: number | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
-    signals += 1;
-    if (signals > 1) {
+    if (firstSignalAt !== undefined) {
+      // Ctrl-C under `npm start` arrives twice: the terminal signals the whole
+      // process group, and npm passes its own copy on. One so soon after the
+      // first is that copy, not a user insisting.
+      if (performance.now() - firstSignalAt < SAME_SIGNAL_MS) return;
       // A second signal means "now": skip the grace. Exit 1 says the shutdown
       // was not clean (calls may have been cut off, the store not closed).
       log.warn({ signal }, "second signal; exiting immediately");
       process.exit(1);
     }
+    firstSignalAt = performance.now();
     log.info({ signal, graceMs: config.shutdownGraceMs }, "signal received; shutting down");
     daemon.shutdown(config.shutdownGraceMs).then(
       () => process.exit(0),

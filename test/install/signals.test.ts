@@ -81,6 +81,16 @@ describe("signals to the process a user started", function () {
     for (const s of started) for (const pid of processesMarked(s.id)) process.kill(pid, "SIGKILL");
   });
 
+  it("counts the same signal delivered twice at once (the terminal's and npm's copy of a Ctrl-C) as one: a graceful shutdown", async () => {
+    const s = await start(process.execPath, ["bin/session-registry.js", "serve", "--listen", "127.0.0.1:0"]);
+    started.push(s);
+    process.kill(s.daemonPid, "SIGINT");
+    process.kill(s.daemonPid, "SIGINT");
+    expect(await s.exited).to.equal(0);
+    expect(s.stderr()).to.match(/"msg":"shut down"/);
+    expect(s.stderr()).to.not.match(/second signal/);
+  });
+
   const npmStart = ["npm", ["start", "--", "--listen", "127.0.0.1:0"]] as const;
   const npx = ["npx", ["session-registry", "serve", "--listen", "127.0.0.1:0"]] as const;
   // "process": what a supervisor does (kill PID); "group": what Ctrl-C in a terminal does.
