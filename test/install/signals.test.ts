@@ -99,6 +99,7 @@ describe("signals to the process a user started", function () {
     ["npm start", npmStart, "SIGINT", "process"],
     ["npm start", npmStart, "SIGINT", "group"],
     ["npx session-registry serve", npx, "SIGTERM", "process"],
+    ["npx session-registry serve", npx, "SIGINT", "process"],
     ["npx session-registry serve", npx, "SIGINT", "group"],
   ] as const;
   for (const [how, [command, args], signal, target] of cases) {
