@@ -2,9 +2,10 @@
  * npm runs a script through a shell (`npm start`, `npx session-registry
  * serve`). On SIGTERM or SIGINT npm passes the signal to that shell, which
  * dies of it without passing it on, and the daemon would live on, adopted by
- * PID 1 and still listening. `npm start` avoids the shell with `exec`; npx
- * cannot, so a daemon that npm started also stops when its parent goes away,
- * seen as a change of its parent PID. A daemon started any other way (a
+ * PID 1 and still listening. In this repository the shell is out of the way
+ * (`exec` in `npm start`, bash from .npmrc for npx); under another npm
+ * configuration it may not be, so a daemon that npm started also stops when
+ * its parent goes away, seen as a change of its parent PID. A daemon started any other way (a
  * supervisor, `session-registry serve &` in a script) is left alone: outliving
  * its parent may be what its user wants.
  */
