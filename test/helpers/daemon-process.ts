@@ -69,6 +69,19 @@ export function waitForPort(d: DaemonProcess): Promise<number> {
   });
 }
 
+/** A daemon process on 127.0.0.1 whose tables hold `maxSessions`; `stop()` sends SIGTERM and waits, for `after` hooks. */
+export async function startSmallDaemon(maxSessions: number): Promise<{ address: string; stop(): Promise<void> }> {
+  const daemon = spawnDaemon(["--listen", "127.0.0.1:0", "--max-sessions", String(maxSessions), "--log-level", "warn"]);
+  const address = `127.0.0.1:${await waitForPort(daemon)}`;
+  return {
+    address,
+    async stop() {
+      daemon.child.kill("SIGTERM");
+      await daemon.exited;
+    },
+  };
+}
+
 /** The process's resident set size in bytes (Linux /proc), or undefined once it is gone. */
 export function rssOf(pid: number): number | undefined {
   try {

@@ -14,7 +14,7 @@ import { promisify } from "node:util";
 import { expect } from "chai";
 
 import { REPO_ROOT } from "../cli/cli-process.js";
-import { killDaemons, spawnDaemon, waitForPort, type DaemonProcess } from "../helpers/daemon-process.js";
+import { killDaemons, startSmallDaemon } from "../helpers/daemon-process.js";
 
 const run = promisify(execFile);
 
@@ -75,7 +75,7 @@ describe("Installing the TypeScript SDK from its tarball", function () {
   let tmp: string;
   let app: string;
   let tarball: string;
-  let daemon: DaemonProcess | undefined;
+  let daemon: Awaited<ReturnType<typeof startSmallDaemon>> | undefined;
   let address: string;
 
   before(async () => {
@@ -100,15 +100,12 @@ describe("Installing the TypeScript SDK from its tarball", function () {
       tsconfig({ module: "NodeNext", moduleResolution: "NodeNext", customConditions: ["source"], noEmit: true }),
     );
 
-    daemon = spawnDaemon(["--listen", "127.0.0.1:0", "--max-sessions", "2", "--log-level", "warn"]);
-    address = `127.0.0.1:${await waitForPort(daemon)}`;
+    daemon = await startSmallDaemon(2);
+    address = daemon.address;
   });
 
   after(async () => {
-    if (daemon !== undefined) {
-      daemon.child.kill("SIGTERM");
-      await daemon.exited;
-    }
+    await daemon?.stop();
     killDaemons();
     if (tmp !== undefined) rmSync(tmp, { recursive: true, force: true });
   });
