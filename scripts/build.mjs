@@ -23,7 +23,6 @@ const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url),
 const bundleOnly = process.argv.includes("--bundle-only");
 const dist = new URL("../dist/", import.meta.url);
 
-
 export async function bundle() {
   // The bundle's own files only: dist/types holds tsc's incremental declarations.
   for (const name of existsSync(dist) ? readdirSync(dist) : []) {
