@@ -27,7 +27,7 @@ import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 
 import type { NewSession } from "../src/core/model.js";
-import type { Store } from "../src/store/store.js";
+import type { Store } from "../src/core/store.js";
 import { MemoryStore } from "../src/store/memory.js";
 import { DEFAULT_CONFIG } from "../src/daemon/config.js";
 import { median, round } from "./stats.js";

@@ -10,7 +10,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { EMPTY_METADATA, type LookupKey, type NewSession, type Session, type SessionPatch, type Table } from "./model.js";
-import type { Store, WatchSink, WatchSubscription } from "../store/store.js";
+import type { Store, WatchSink, WatchSubscription } from "./store.js";
 import { quote, tableUidMismatch, watcherLimitReached } from "./errors.js";
 import {
   LIMITS,

@@ -41,7 +41,7 @@ import { BUDGET_KINDS, type MemoryBudget } from "../core/budget.js";
 import type { Logger } from "../core/logger.js";
 import type { Table } from "../core/model.js";
 import type { Registry } from "../core/registry.js";
-import type { StoreObserver } from "../store/store.js";
+import type { StoreObserver } from "../core/store.js";
 import type { RpcRecorder } from "../transport/status.js";
 import { packageVersion } from "../version.js";
 import { parseListen } from "./config.js";

@@ -61,7 +61,7 @@ import { checkNotFuture, checkSameHistory } from "../core/history.js";
 import { deriveName, ttlMillis } from "../core/validation.js";
 import { EventHistory } from "./event-history.js";
 import { ExpiryQueue, type Deadline } from "./expiry-queue.js";
-import type { Store, StoreLimits, StoreObserver, WatchSink, WatchStart, WatchSubscription, WriteConditions } from "./store.js";
+import type { Store, StoreLimits, StoreObserver, WatchSink, WatchStart, WatchSubscription, WriteConditions } from "../core/store.js";
 
 export interface MemoryStoreOptions {
   /** The clock, in epoch milliseconds; tests of expiry replace it. */

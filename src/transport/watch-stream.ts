@@ -36,7 +36,7 @@ import { RegistryError, watcherTooSlow } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import type { EventType as CoreEventType, Session, WatchEvent as CoreWatchEvent } from "../core/model.js";
 import { DEFAULT_TABLE, type Registry } from "../core/registry.js";
-import type { WatchSink, WatchSubscription } from "../store/store.js";
+import type { WatchSink, WatchSubscription } from "../core/store.js";
 import { EventType, type WatchRequest, type WatchResponse } from "../gen/sessionregistry/v1/session_registry.js";
 import { toProtoSession } from "./convert.js";
 import { isAuthError, logRejection, outcomeOf, toServiceError, type RpcRecorder } from "./status.js";

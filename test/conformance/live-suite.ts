@@ -15,7 +15,7 @@ import {
   status,
 } from "@session-registry/client";
 
-import type { Store, StoreLimits } from "../../src/store/store.js";
+import type { Store, StoreLimits } from "../../src/core/store.js";
 import { eventually, expectError, startTestDaemon, uniqueName, type TestDaemon } from "../helpers/daemon.js";
 import { wireDetails, type RawRegistry } from "../helpers/raw.js";
 import { EventType, suiteWatches } from "../helpers/watch.js";

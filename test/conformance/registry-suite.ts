@@ -25,7 +25,7 @@ import {
 } from "@session-registry/client";
 import { Session as SessionMessage } from "@session-registry/client/gen/sessionregistry/v1/session_registry";
 
-import type { Store, StoreLimits } from "../../src/store/store.js";
+import type { Store, StoreLimits } from "../../src/core/store.js";
 import { packageVersion } from "../../src/version.js";
 import { expectError, startTestDaemon, uniqueName, type TestDaemon } from "../helpers/daemon.js";
 import { rawError, wireDetails, type RawRegistry } from "../helpers/raw.js";

@@ -10,7 +10,7 @@ import { expect } from "chai";
 import type { SessionRegistryClient } from "@session-registry/client";
 
 import { EtcdStore } from "../../src/store/etcd/store.js";
-import type { StoreLimits } from "../../src/store/store.js";
+import type { StoreLimits } from "../../src/core/store.js";
 import { startTestDaemon, uniqueName, type TestDaemon } from "../helpers/daemon.js";
 import type { RawRegistry } from "../helpers/raw.js";
 import { startEtcd, uniquePrefix, type TestEtcd } from "../helpers/etcd.js";

@@ -4,7 +4,7 @@
  * between calls really happens inside the store, with any Store, instead of
  * depending on how the calls happen to reach it. Unarmed, it only forwards.
  */
-import type { Store } from "../../src/store/store.js";
+import type { Store } from "../../src/core/store.js";
 
 type HeldMethod = "register" | "update";
 

@@ -8,7 +8,7 @@ import { SessionRegistryClient } from "@session-registry/client";
 import { DEFAULT_CONFIG, type DaemonConfig } from "../../src/daemon/config.js";
 import { silentLogger } from "../../src/daemon/logger.js";
 import { startDaemon, type RunningDaemon } from "../../src/daemon/server.js";
-import type { Store } from "../../src/store/store.js";
+import type { Store } from "../../src/core/store.js";
 import { RawRegistry } from "./raw.js";
 
 export type ClientOptions = ConstructorParameters<typeof SessionRegistryClient>[1];

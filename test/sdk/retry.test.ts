@@ -12,7 +12,7 @@ import { ProjectAlreadyOpenError, SessionRegistryClient, SessionRegistryError, s
 import { storeUnavailable } from "../../src/core/errors.js";
 import type { NewSession, Session, SessionPatch } from "../../src/core/model.js";
 import { MemoryStore } from "../../src/store/memory.js";
-import type { WriteConditions } from "../../src/store/store.js";
+import type { WriteConditions } from "../../src/core/store.js";
 import { expectError, startTestDaemon, uniqueName, type TestDaemon } from "../helpers/daemon.js";
 
 const LIMITS = { defaultMaxSessions: 10, maxTables: 100, watchHistory: 1000 };

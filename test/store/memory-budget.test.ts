@@ -10,7 +10,7 @@ import { MemoryBudget, sessionBytes, SESSION_SHARE } from "../../src/core/budget
 import { RegistryError } from "../../src/core/errors.js";
 import type { NewSession, Session, WatchEvent } from "../../src/core/model.js";
 import { MemoryStore } from "../../src/store/memory.js";
-import type { WatchSink } from "../../src/store/store.js";
+import type { WatchSink } from "../../src/core/store.js";
 
 const LIMITS = { defaultMaxSessions: 100_000, maxTables: 10, watchHistory: 10_000 };
 /** The most metadata a session may carry: 4 x (2 + 4094) = 16384 bytes. */

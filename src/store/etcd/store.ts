@@ -125,7 +125,7 @@ import {
 } from "../../core/model.js";
 import { checkNotFuture, checkSameHistory, type HistoryHead } from "../../core/history.js";
 import { deriveName, ttlMillis } from "../../core/validation.js";
-import type { Store, StoreLimits, StoreObserver, WatchSink, WatchStart, WatchSubscription, WriteConditions } from "../store.js";
+import type { Store, StoreLimits, StoreObserver, WatchSink, WatchStart, WatchSubscription, WriteConditions } from "../../core/store.js";
 import {
   DEFAULT_REQUEST_TIMEOUT_MS,
   createClient,

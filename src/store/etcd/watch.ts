@@ -11,7 +11,7 @@
 import type { Etcd3, IEvent, Watcher } from "etcd3";
 
 import { RegistryError, tableNotFound } from "../../core/errors.js";
-import type { WatchSink } from "../store.js";
+import type { WatchSink } from "../../core/store.js";
 import type { EtcdErrors } from "./client.js";
 import { toChanges } from "./events.js";
 import type { Keys } from "./keys.js";

@@ -1,15 +1,17 @@
 /**
- * The storage contract. Each operation is atomic at the registry level: the
+ * The storage contract the registry needs, which src/store implements (the
+ * memory and etcd stores); core owns it, so no import runs from core back up
+ * to the stores. Each operation is atomic at the registry level: the
  * checks it names and the write it makes happen as one step, so that no
  * interleaving of concurrent calls (on one daemon, or on many daemons sharing
  * one backend) can break the limit or uniqueness rules.
  *
- * Inputs are already validated and normalized by the core (src/core); a store
+ * Inputs are already validated and normalized by the core; a store
  * enforces only what depends on the stored state, and reports it with the
  * core's RegistryError constructors (src/core/errors.ts).
  */
-import type { RegistryError } from "../core/errors.js";
-import type { LookupKey, NewSession, Session, SessionPage, SessionPatch, Table, WatchEvent } from "../core/model.js";
+import type { RegistryError } from "./errors.js";
+import type { LookupKey, NewSession, Session, SessionPage, SessionPatch, Table, WatchEvent } from "./model.js";
 
 export interface StoreLimits {
   /** The limit of a table created without an explicit one. */
