@@ -57,13 +57,18 @@ export interface ListResult {
 
 export const DEFAULT_TABLE = "default";
 
+/** The table a request means: its `table` field, where empty means `default`. */
+export function resolveTable(table: string): string {
+  return table === "" ? DEFAULT_TABLE : table;
+}
+
 /** The fields an update mask may name (snake_case, as on the wire). */
 export const UPDATABLE_FIELDS = ["name", "project_path", "metadata", "ttl"] as const;
 type UpdatableField = (typeof UPDATABLE_FIELDS)[number];
 
 /** Resolves and checks the `table` field every request has. */
 function tableName(v: Violations, table: string): string {
-  const name = table === "" ? DEFAULT_TABLE : table;
+  const name = resolveTable(table);
   checkTableName(v, "table", name);
   return name;
 }

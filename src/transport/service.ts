@@ -15,7 +15,7 @@ import { status, type handleUnaryCall, type Server, type ServerUnaryCall } from 
 
 import type { MemoryBudget } from "../core/budget.js";
 import { RegistryError } from "../core/errors.js";
-import { DEFAULT_TABLE, type Registry } from "../core/registry.js";
+import { resolveTable, type Registry } from "../core/registry.js";
 import type { Logger } from "../core/logger.js";
 import type { ServerInfoSource } from "../core/server-info.js";
 import {
@@ -259,7 +259,7 @@ export class SessionRegistryService {
     let resolved: string | undefined;
     if (!(request instanceof MalformedRequest)) {
       const named = table(request as { table: string });
-      if (named !== undefined) resolved = named === "" ? DEFAULT_TABLE : named;
+      if (named !== undefined) resolved = resolveTable(named);
     }
     authorizer.authorize(principal, method, resolved);
     return principal;
@@ -293,8 +293,8 @@ export class SessionRegistryService {
     try {
       const { table, sessionId } = ids(call.request);
       const out: CallIds = {};
-      // An empty table means `default`; log the table the call really touched.
-      if (table !== undefined) out.table = clip(table || DEFAULT_TABLE);
+      // Log the table the call really touched.
+      if (table !== undefined) out.table = clip(resolveTable(table));
       if (sessionId) out.sessionId = clip(sessionId);
       return out;
     } catch {

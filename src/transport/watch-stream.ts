@@ -35,7 +35,7 @@ import { eventBytes, sessionBytes, unlimitedBudget, type MemoryBudget, type Recl
 import { RegistryError, watcherTooSlow } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import type { EventType as CoreEventType, Session, WatchEvent as CoreWatchEvent } from "../core/model.js";
-import { DEFAULT_TABLE, type Registry } from "../core/registry.js";
+import { resolveTable, type Registry } from "../core/registry.js";
 import type { WatchSink, WatchSubscription } from "../core/store.js";
 import { EventType, type WatchRequest, type WatchResponse } from "../gen/sessionregistry/v1/session_registry.js";
 import { toProtoSession } from "./convert.js";
@@ -210,7 +210,7 @@ class WatchStream implements WatchSink {
     this.budget = options.budget;
     this.metrics = options.metrics;
     const table = (call.request as Partial<WatchRequest>).table;
-    this.table = clip(typeof table === "string" && table !== "" ? table : DEFAULT_TABLE);
+    this.table = clip(resolveTable(typeof table === "string" ? table : ""));
     // 'cancelled': the client went away or the deadline passed. 'close' and
     // 'error' also cover grpc-js ending the call on its own (e.g. a message
     // too large to send); after any of them nothing more can be written.
