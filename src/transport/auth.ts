@@ -41,6 +41,7 @@ import type { Metadata } from "@grpc/grpc-js";
 
 import { permissionDenied, unauthenticated } from "../core/errors.js";
 import { checkTableName, Violations } from "../core/validation.js";
+import { clipForLog } from "./log-fields.js";
 
 export type Role = "read" | "write" | "admin";
 
@@ -185,12 +186,12 @@ export class Authorizer {
       throw permissionDenied(
         method,
         principal.role,
-        clip(table ?? ""),
+        clipForLog(table ?? ""),
         `${method} needs the ${needed} role; this token has ${principal.role}`,
       );
     }
     if (table !== undefined && !this.mayAccess(principal, table)) {
-      throw permissionDenied(method, principal.role, clip(table), `this token may not use table ${JSON.stringify(clip(table))}`);
+      throw permissionDenied(method, principal.role, clipForLog(table), `this token may not use table ${JSON.stringify(clipForLog(table))}`);
     }
   }
 
@@ -307,9 +308,4 @@ function checkToken(token: string): string | undefined {
 
 function sha256(text: string): Buffer {
   return createHash("sha256").update(text, "utf8").digest();
-}
-
-/** Table names come from requests before validation; a valid one is at most 63 characters. */
-function clip(text: string): string {
-  return text.length <= 128 ? text : `${text.slice(0, 128)}…`;
 }

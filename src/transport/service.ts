@@ -27,6 +27,7 @@ import { MalformedRequest, withCodecs } from "./codecs.js";
 import { toProtoSession, toProtoTable } from "./convert.js";
 import { INTERNAL_MESSAGE, isAuthError, logRejection, outcomeOf, toServiceError, type RpcRecorder } from "./status.js";
 import { WatchStreams } from "./watch-stream.js";
+import { clipForLog } from "./log-fields.js";
 
 /** The ids a log line may carry about a call; never whole payloads. */
 interface CallIds {
@@ -294,20 +295,11 @@ export class SessionRegistryService {
       const { table, sessionId } = ids(call.request);
       const out: CallIds = {};
       // Log the table the call really touched.
-      if (table !== undefined) out.table = clip(resolveTable(table));
-      if (sessionId) out.sessionId = clip(sessionId);
+      if (table !== undefined) out.table = clipForLog(resolveTable(table));
+      if (sessionId) out.sessionId = clipForLog(sessionId);
       return out;
     } catch {
       return {};
     }
   }
-
-}
-
-/**
- * Ids are logged before validation, so a rejected one may be any size; valid
- * ids and table names are at most 128 characters and are logged whole.
- */
-function clip(id: string): string {
-  return id.length <= 128 ? id : `${id.slice(0, 128)}…`;
 }

@@ -40,6 +40,7 @@ import type { WatchSink, WatchSubscription } from "../core/store.js";
 import { EventType, type WatchRequest, type WatchResponse } from "../gen/sessionregistry/v1/session_registry.js";
 import { toProtoSession } from "./convert.js";
 import { isAuthError, logRejection, outcomeOf, toServiceError, type RpcRecorder } from "./status.js";
+import { clipForLog } from "./log-fields.js";
 
 export type WatchCall = ServerWritableStream<WatchRequest, WatchResponse>;
 
@@ -210,7 +211,7 @@ class WatchStream implements WatchSink {
     this.budget = options.budget;
     this.metrics = options.metrics;
     const table = (call.request as Partial<WatchRequest>).table;
-    this.table = clip(resolveTable(typeof table === "string" ? table : ""));
+    this.table = clipForLog(resolveTable(typeof table === "string" ? table : ""));
     // 'cancelled': the client went away or the deadline passed. 'close' and
     // 'error' also cover grpc-js ending the call on its own (e.g. a message
     // too large to send); after any of them nothing more can be written.
@@ -411,9 +412,4 @@ class WatchStream implements WatchSink {
       this.head = 0;
     }
   }
-}
-
-/** Table names are logged before validation; a valid one is at most 63 characters. */
-function clip(text: string): string {
-  return text.length <= 128 ? text : `${text.slice(0, 128)}…`;
 }

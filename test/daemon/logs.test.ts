@@ -180,6 +180,22 @@ describe("logs", () => {
       }
     });
 
+    it("cuts a rejected call's oversized id and table to 128 characters (they are logged before validation)", async () => {
+      const { log, records } = capture("info");
+      const daemon = await startDaemon({ ...DEFAULT_CONFIG, listen: "127.0.0.1:0", logLevel: "info" }, { logger: log });
+      const client = new SessionRegistryClient(daemon.address, { retry: false });
+      try {
+        await expectError(client.register({ id: "i".repeat(5000), projectPath: "/p" }, { table: "t".repeat(3000) }), SessionRegistryError);
+      } finally {
+        client.close();
+        await daemon.shutdown();
+      }
+      const rejected = records().find((r) => r.msg === "rpc rejected" && r.method === "Register");
+      expect(rejected, "a line for the rejected Register").to.not.equal(undefined);
+      expect(rejected!.sessionId).to.equal(`${"i".repeat(128)}…`);
+      expect(rejected!.table).to.equal(`${"t".repeat(128)}…`);
+    });
+
     it("start-up: the etcd password as [redacted] when one is set, and no etcdPassword when none is", async () => {
       const PASSWORD = "logs-etcd-password-0123456789";
       const startedConfig = async (config: Partial<typeof DEFAULT_CONFIG>) => {
