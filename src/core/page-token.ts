@@ -6,6 +6,8 @@
  * again) is refused as TABLE_UID_MISMATCH, instead of silently paging
  * through sessions it never described.
  */
+import { invalidArgument, type RegistryError } from "./errors.js";
+
 const VERSION = 2;
 /** Tokens of the previous version carry no table_uid; still accepted, so that a rolling upgrade does not break a listing. */
 const VERSION_WITHOUT_UID = 1;
@@ -35,4 +37,23 @@ export function decodePageToken(token: string, table: string): PageToken | undef
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Both stores page in create-revision order, so a store's cursor is the
+ * create revision of the last session a page holds.
+ */
+export function revisionCursor(createRevision: number): string {
+  return String(createRevision);
+}
+
+/** The create revision a cursor names, or undefined when it names none. */
+export function parseRevisionCursor(cursor: string): number | undefined {
+  const revision = Number(cursor);
+  return /^\d+$/.test(cursor) && Number.isSafeInteger(revision) ? revision : undefined;
+}
+
+/** A page token whose cursor no store made. */
+export function badPageToken(): RegistryError {
+  return invalidArgument([{ field: "page_token", description: "is not a page token of this table's List" }]);
 }

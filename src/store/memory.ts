@@ -40,7 +40,6 @@ import {
   tableLimitReached,
   tableNotEmpty,
   tableNotFound,
-  invalidArgument,
   memoryBudgetReached,
 } from "../core/errors.js";
 import {
@@ -58,6 +57,7 @@ import {
 } from "../core/model.js";
 import { MemoryBudget, sessionBytes, unlimitedBudget, type Reclaimer } from "../core/budget.js";
 import { checkNotFuture, checkSameHistory } from "../core/history.js";
+import { badPageToken, parseRevisionCursor, revisionCursor } from "../core/page-token.js";
 import { deriveName, ttlMillis } from "../core/validation.js";
 import { EventHistory } from "./event-history.js";
 import { ExpiryQueue, type Deadline } from "./expiry-queue.js";
@@ -486,18 +486,13 @@ export class MemoryStore implements Store, Reclaimer {
   async list(tableName: string, after: string | undefined, limit: number): Promise<SessionPage> {
     this.expireDue();
     const table = this.table(tableName);
-    let afterRevision = 0;
-    if (after !== undefined) {
-      afterRevision = Number(after);
-      if (!/^\d+$/.test(after) || !Number.isSafeInteger(afterRevision)) {
-        throw invalidArgument([{ field: "page_token", description: "is not a page token of this table's List" }]);
-      }
-    }
+    const afterRevision = after === undefined ? 0 : parseRevisionCursor(after);
+    if (afterRevision === undefined) throw badPageToken();
     const { sessions, more } = table.page(afterRevision, limit);
     const last = sessions[sessions.length - 1];
     return {
       sessions,
-      nextCursor: more && last !== undefined ? String(last.createRevision) : undefined,
+      nextCursor: more && last !== undefined ? revisionCursor(last.createRevision) : undefined,
       totalSize: table.size,
       revision: table.revision,
       tableUid: table.tableUid,

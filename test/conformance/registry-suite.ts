@@ -25,6 +25,7 @@ import {
 } from "@session-registry/client";
 import { Session as SessionMessage } from "@session-registry/client/gen/sessionregistry/v1/session_registry";
 
+import { encodePageToken } from "../../src/core/page-token.js";
 import type { Store, StoreLimits } from "../../src/core/store.js";
 import { packageVersion } from "../../src/version.js";
 import { expectError, startTestDaemon, uniqueName, type TestDaemon } from "../helpers/daemon.js";
@@ -836,6 +837,17 @@ export function registryConformance(storeName: string, makeStore: (limits: Store
           token = page.nextPageToken;
         }
         expect(rest).to.deep.equal(["s3", "s4", "late"]);
+      });
+
+      it("refuses a page token whose cursor no store made, naming page_token", async () => {
+        const table = await newTable();
+        await fill(table, 3);
+        const { tableUid } = await client.listPage({ table, pageSize: 2 });
+        for (const cursor of ["x", "-1", "1.5", "99999999999999999999"]) {
+          const forged = encodePageToken(table, tableUid, cursor);
+          const err = await expectError(client.listPage({ table, pageSize: 2, pageToken: forged }), InvalidArgumentError);
+          expect(err.fieldViolations.map((v) => v.field), cursor).to.deep.equal(["page_token"]);
+        }
       });
 
       it("yields every session through the async iterator, across pages", async () => {

@@ -97,7 +97,6 @@ import type { Etcd3, ICompare, IKeyValue, IRequestOp, ITxnResponse, Watcher } fr
 import { SortOrder, SortTarget } from "etcd3";
 
 import {
-  invalidArgument,
   projectAlreadyOpen,
   revisionCompacted,
   revisionMismatch,
@@ -124,6 +123,7 @@ import {
   type Table,
 } from "../../core/model.js";
 import { checkNotFuture, checkSameHistory, type HistoryHead } from "../../core/history.js";
+import { badPageToken, parseRevisionCursor, revisionCursor } from "../../core/page-token.js";
 import { deriveName, ttlMillis } from "../../core/validation.js";
 import type { Store, StoreLimits, StoreObserver, WatchSink, WatchStart, WatchSubscription, WriteConditions } from "../../core/store.js";
 import {
@@ -455,14 +455,11 @@ export class EtcdStore implements Store {
 
   async list(tableName: string, after: string | undefined, limit: number): Promise<SessionPage> {
     const k = this.keys;
-    let afterRevision = 0;
-    if (after !== undefined) {
-      afterRevision = Number(after);
-      if (!/^\d+$/.test(after) || !Number.isSafeInteger(afterRevision)) {
-        // An unknown table is reported first, as for every call.
-        if (first(await this.read([get(k.rev(tableName))]), 0) === undefined) throw tableNotFound(tableName);
-        throw invalidArgument([{ field: "page_token", description: "is not a page token of this table's List" }]);
-      }
+    const afterRevision = after === undefined ? 0 : parseRevisionCursor(after);
+    if (afterRevision === undefined) {
+      // An unknown table is reported first, as for every call.
+      if (first(await this.read([get(k.rev(tableName))]), 0) === undefined) throw tableNotFound(tableName);
+      throw badPageToken();
     }
     const res = await this.read([
       get(k.rev(tableName)),
@@ -484,7 +481,7 @@ export class EtcdStore implements Store {
     const last = sessions[sessions.length - 1];
     return {
       sessions,
-      nextCursor: all.length > limit && last !== undefined ? String(last.createRevision) : undefined,
+      nextCursor: all.length > limit && last !== undefined ? revisionCursor(last.createRevision) : undefined,
       totalSize: count(res, 1),
       revision: Number(rev.mod_revision),
       tableUid,
