@@ -2,7 +2,7 @@
  * The one argument module of the daemon and the CLI. It owns: reading a
  * command line against an option table (node's util.parseArgs, strict, with
  * "did you mean" for a mistyped flag), the value parsers both share
- * (integers, durations, byte sizes, switches), environment fallbacks
+ * (integers, durations, byte sizes, switches, `host:port`), environment fallbacks
  * (`--max-sessions` <- SESSION_REGISTRY_MAX_SESSIONS, an empty variable
  * counting as unset), and printing a duration back the way people write it.
  *
@@ -10,6 +10,7 @@
  * the caller prefixes with the flag (or variable) it came from. Nothing here
  * imports more than node built-ins: the CLI loads it on every start.
  */
+import { isIPv4, isIPv6 } from "node:net";
 import { parseArgs } from "node:util";
 
 /** A bad command line: unknown flag or command, missing or malformed value. Exit code 2. */
@@ -188,4 +189,29 @@ export function parseBoolean(raw: string): Parsed<boolean> {
   if (text === "1" || text === "true" || text === "yes") return true;
   if (text === "0" || text === "false" || text === "no") return false;
   return { error: "must be 1, true or yes (on) or 0, false or no (off)" };
+}
+
+/** Splits `host:port` / `[v6]:port`; throws a plain Error ("must be ...") when malformed. */
+export function parseListen(listen: string): { host: string; port: number } {
+  const malformed = () => new Error("must be host:port (IPv6 as [::1]:port) with a port from 0 to 65535");
+  let host: string;
+  let portText: string;
+  if (listen.startsWith("[")) {
+    const m = /^\[([^\]]+)\]:([^:]*)$/.exec(listen);
+    if (!m || !isIPv6(m[1]!)) throw malformed();
+    host = m[1]!;
+    portText = m[2]!;
+  } else {
+    const i = listen.lastIndexOf(":");
+    if (i <= 0) throw malformed();
+    host = listen.slice(0, i);
+    portText = listen.slice(i + 1);
+    // A bare IPv6 address has colons of its own; insist on brackets so the port is unambiguous.
+    if (host.includes(":")) throw malformed();
+    if (!isIPv4(host) && !/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(host)) {
+      throw malformed();
+    }
+  }
+  if (!/^\d{1,5}$/.test(portText) || Number(portText) > 65535) throw malformed();
+  return { host, port: Number(portText) };
 }

@@ -10,6 +10,8 @@
 import { isIP } from "node:net";
 import { connect as tlsConnect, type ConnectionOptions, type PeerCertificate, type TLSSocket } from "node:tls";
 
+import { parseListen } from "../args/index.js";
+
 /** How the CLI connects with TLS: the PEM files of its flags (absent: none given). */
 export interface TlsFiles {
   ca?: Buffer;
@@ -163,9 +165,10 @@ function handshake(options: ConnectionOptions, timeoutMs: number): Promise<Outco
 
 /** host and port of a gRPC target: "host:port", "[v6]:port", optionally with a dns: scheme. */
 function parseTarget(addr: string): { host: string; port: number } | undefined {
-  const bare = addr.replace(/^dns:(\/\/[^/]*\/)?/, "");
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(bare) ?? /^([^:[\]/]+):(\d+)$/.exec(bare);
-  if (m === null) return undefined;
-  const port = Number(m[2]);
-  return port > 0 && port < 65536 ? { host: m[1]!, port } : undefined;
+  try {
+    const target = parseListen(addr.replace(/^dns:(\/\/[^/]*\/)?/, ""));
+    return target.port > 0 ? target : undefined;
+  } catch {
+    return undefined;
+  }
 }

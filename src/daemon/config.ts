@@ -19,6 +19,7 @@ import {
   parseDuration,
   parseFlags,
   parseInteger,
+  parseListen,
   UsageError,
 } from "../args/index.js";
 import { LOG_LEVELS, type LogLevel } from "./logger.js";
@@ -730,31 +731,6 @@ export function usageText(): string {
     body,
     "",
   ].join("\n");
-}
-
-/** Splits `host:port` / `[v6]:port`; throws a plain Error ("must be ...") when malformed. */
-export function parseListen(listen: string): { host: string; port: number } {
-  const malformed = () => new Error("must be host:port (IPv6 as [::1]:port) with a port from 0 to 65535");
-  let host: string;
-  let portText: string;
-  if (listen.startsWith("[")) {
-    const m = /^\[([^\]]+)\]:([^:]*)$/.exec(listen);
-    if (!m || !isIPv6(m[1]!)) throw malformed();
-    host = m[1]!;
-    portText = m[2]!;
-  } else {
-    const i = listen.lastIndexOf(":");
-    if (i <= 0) throw malformed();
-    host = listen.slice(0, i);
-    portText = listen.slice(i + 1);
-    // A bare IPv6 address has colons of its own; insist on brackets so the port is unambiguous.
-    if (host.includes(":")) throw malformed();
-    if (!isIPv4(host) && !/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(host)) {
-      throw malformed();
-    }
-  }
-  if (!/^\d{1,5}$/.test(portText) || Number(portText) > 65535) throw malformed();
-  return { host, port: Number(portText) };
 }
 
 function parseListenFlag(raw: string): string | { error: string } {

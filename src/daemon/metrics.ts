@@ -37,6 +37,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import { status } from "@grpc/grpc-js";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry as PromRegistry } from "prom-client";
 
+import { parseListen } from "../args/index.js";
 import { BUDGET_KINDS, type MemoryBudget } from "../core/budget.js";
 import type { Logger } from "../core/logger.js";
 import type { Table } from "../core/model.js";
@@ -44,7 +45,6 @@ import type { Registry } from "../core/registry.js";
 import type { StoreObserver } from "../core/store.js";
 import type { RpcRecorder } from "../transport/status.js";
 import { packageVersion } from "../version.js";
-import { parseListen } from "./config.js";
 import { listenError } from "./listen-error.js";
 
 export const METRICS_PREFIX = "session_registry_";

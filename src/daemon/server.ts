@@ -11,6 +11,7 @@ import { readFile } from "node:fs/promises";
 
 import * as grpc from "@grpc/grpc-js";
 
+import { parseListen } from "../args/index.js";
 import { MemoryBudget } from "../core/budget.js";
 import { Reason, RegistryError, shuttingDown } from "../core/errors.js";
 import { DEFAULT_TABLE, Registry } from "../core/registry.js";
@@ -23,7 +24,7 @@ import { SessionRegistryService } from "../transport/service.js";
 import { packageVersion } from "../version.js";
 import { AvailabilityMonitor, storeProblem } from "./availability.js";
 import { reportBudget, resolveMemoryBudget, type BudgetReport } from "./budget.js";
-import { ConfigError, parseListen, validateConfig, type DaemonConfig } from "./config.js";
+import { ConfigError, validateConfig, type DaemonConfig } from "./config.js";
 import { ConnectionGate } from "./connections.js";
 import { DaemonHealth } from "./health.js";
 import { listenError } from "./listen-error.js";
@@ -104,7 +105,9 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
   const budget = new MemoryBudget(budgetBytes);
   const store = deps.store ?? (await createStore(config, observer, etcdOptions, budget));
   const probe = probeOf(store);
-  // The etcd store, loaded lazily, is the one that can be unreachable: it has a probe.
+  // What GetServerInfo and build_info name: a store handed in through deps
+  // (tests) by what it is, not by config.store. The etcd store, loaded
+  // lazily, is the one that can be unreachable: it has a probe.
   const storeKind = store instanceof MemoryStore ? "memory" : probe !== undefined ? "etcd" : config.store;
   const registry = new Registry(store, { maxWatchers: config.maxWatchers });
   if (metricsModule !== undefined) metrics = metricsModule.createMetrics(registry, budget, { store: storeKind });
@@ -144,7 +147,6 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
   });
   const health = new DaemonHealth();
   const version = packageVersion();
-  // A store handed in through deps (tests) is named by what it is, not by config.store.
   const service = new SessionRegistryService(registry, log, {
     serverInfo: () => ({ version, store: storeKind, storeAvailable: health.isStoreAvailable }),
     watchQueue: config.watchQueue,
