@@ -10,7 +10,7 @@ import { Keys } from "../../src/store/etcd/keys.js";
 import { EtcdStore } from "../../src/store/etcd/store.js";
 import { startEtcd, uniquePrefix, type TestEtcd } from "../helpers/etcd.js";
 import { liveConformance } from "./live-suite.js";
-import { registryConformance } from "./registry-suite.js";
+import { registryConformance } from "./registry/index.js";
 import { rulesConformance } from "./rules-suite.js";
 
 describe("etcd store", function () {

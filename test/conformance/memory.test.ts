@@ -1,6 +1,6 @@
 import { MemoryStore } from "../../src/store/memory.js";
 import { liveConformance } from "./live-suite.js";
-import { registryConformance } from "./registry-suite.js";
+import { registryConformance } from "./registry/index.js";
 import { rulesConformance } from "./rules-suite.js";
 
 registryConformance("memory", (limits) => new MemoryStore(limits));
