@@ -21,10 +21,10 @@ import {
   WatcherTooSlowError,
 } from "@session-registry/client";
 
-import { DEFAULT_CONFIG, type DaemonConfig } from "../../src/daemon/config.js";
-import { silentLogger } from "../../src/daemon/logger.js";
-import { startDaemon, type RunningDaemon } from "../../src/daemon/server.js";
-import { expectError, startTestDaemon, uniqueName, type TestDaemon } from "../helpers/daemon.js";
+import { DEFAULT_CONFIG, type DaemonConfig } from "../../../src/daemon/config.js";
+import { silentLogger } from "../../../src/daemon/logger.js";
+import { startDaemon, type RunningDaemon } from "../../../src/daemon/server.js";
+import { expectError, startTestDaemon, uniqueName, type TestDaemon } from "../../../test/helpers/daemon.js";
 
 type Event = Extract<WatchItem, { kind: "event" }>;
 type Snapshot = Extract<WatchItem, { kind: "snapshot" }>;

@@ -9,11 +9,11 @@ import { createServer, connect, type Server, type Socket } from "node:net";
 import { expect } from "chai";
 import { ProjectAlreadyOpenError, SessionRegistryClient, SessionRegistryError, status } from "@session-registry/client";
 
-import { storeUnavailable } from "../../src/core/errors.js";
-import type { NewSession, Session, SessionPatch } from "../../src/core/model.js";
-import { MemoryStore } from "../../src/store/memory.js";
-import type { WriteConditions } from "../../src/core/store.js";
-import { expectError, startTestDaemon, uniqueName, type TestDaemon } from "../helpers/daemon.js";
+import { storeUnavailable } from "../../../src/core/errors.js";
+import type { NewSession, Session, SessionPatch } from "../../../src/core/model.js";
+import { MemoryStore } from "../../../src/store/memory.js";
+import type { WriteConditions } from "../../../src/core/store.js";
+import { expectError, startTestDaemon, uniqueName, type TestDaemon } from "../../../test/helpers/daemon.js";
 
 const LIMITS = { defaultMaxSessions: 10, maxTables: 100, watchHistory: 1000 };
 const FAST = { maxAttempts: 4, initialBackoffMs: 5, maxBackoffMs: 20 };

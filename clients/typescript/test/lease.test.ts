@@ -16,7 +16,7 @@ import {
   status,
 } from "@session-registry/client";
 
-import { expectError, startTestDaemon, uniqueName, type TestDaemon } from "../helpers/daemon.js";
+import { expectError, startTestDaemon, uniqueName, type TestDaemon } from "../../../test/helpers/daemon.js";
 
 /** Polls a condition (every 20 ms, at most `ms`); a bound, not a timing assertion. */
 async function waitFor(condition: () => boolean | Promise<boolean>, what: string, ms = 5_000): Promise<void> {

@@ -13,7 +13,7 @@ import {
   SessionRegistryError,
 } from "@session-registry/client";
 
-import { expectError, startTestDaemon, uniqueName, type TestDaemon } from "../helpers/daemon.js";
+import { expectError, startTestDaemon, uniqueName, type TestDaemon } from "../../../test/helpers/daemon.js";
 
 describe("SessionRegistryClient (SDK)", () => {
   let d: TestDaemon;
