@@ -16,16 +16,7 @@ import {
   status,
 } from "@session-registry/client";
 
-import { expectError, startTestDaemon, uniqueName, type TestDaemon } from "../../../test/helpers/daemon.js";
-
-/** Polls a condition (every 20 ms, at most `ms`); a bound, not a timing assertion. */
-async function waitFor(condition: () => boolean | Promise<boolean>, what: string, ms = 5_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+import { eventually, expectError, startTestDaemon, uniqueName, type TestDaemon } from "../../../test/helpers/daemon.js";
 
 /** Resolves once the lease has emitted `renewed` n more times. */
 function renewals(lease: SessionLease, n: number): Promise<Session[]> {
@@ -102,12 +93,13 @@ describe("SessionRegistryClient.registerWithKeepAlive (SDK)", () => {
     l.close();
     l.close(); // idempotent
     await l.done();
-    await waitFor(
+    await eventually(
       () => client.lookup({ id: l.session.id }, { table }).then(
         () => false,
         (err: unknown) => err instanceof SessionNotFoundError,
       ),
       "the session to expire",
+      5_000,
     );
     expect(lost).to.equal(0);
     expect(l.lost).to.equal(false);

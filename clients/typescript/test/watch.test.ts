@@ -24,7 +24,7 @@ import {
 import { DEFAULT_CONFIG, type DaemonConfig } from "../../../src/daemon/config.js";
 import { silentLogger } from "../../../src/daemon/logger.js";
 import { startDaemon, type RunningDaemon } from "../../../src/daemon/server.js";
-import { expectError, startTestDaemon, uniqueName, type TestDaemon } from "../../../test/helpers/daemon.js";
+import { eventually, expectError, startTestDaemon, uniqueName, type TestDaemon } from "../../../test/helpers/daemon.js";
 
 type Event = Extract<WatchItem, { kind: "event" }>;
 type Snapshot = Extract<WatchItem, { kind: "snapshot" }>;
@@ -58,15 +58,6 @@ function summary(items: WatchItem[]): [EventType, string, number][] {
   });
 }
 
-/** Polls a condition (every 10 ms, at most `ms`); a bound, not a timing assertion. */
-async function waitFor(condition: () => boolean | Promise<boolean>, what: string, ms = 5_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
 describe("SessionRegistryClient.watch (SDK)", () => {
   let d: TestDaemon;
   let client: SessionRegistryClient;
@@ -79,7 +70,7 @@ describe("SessionRegistryClient.watch (SDK)", () => {
   });
   afterEach(async () => {
     // Every test ends its watches; a leak shows up here rather than as a hung shutdown.
-    await waitFor(() => d.daemon.registry.activeWatchers === 0, "every watch to end");
+    await eventually(() => d.daemon.registry.activeWatchers === 0, "every watch to end", 5_000);
   });
 
   async function newTable(): Promise<string> {
@@ -121,7 +112,7 @@ describe("SessionRegistryClient.watch (SDK)", () => {
     expect(asEvent(items[2]).session.name).to.equal("renamed");
     expect(stream.lastRevision).to.equal(expected[2]![2]);
     // Leaving the loop cancelled the call: the daemon's watcher slot is free again.
-    await waitFor(() => d.daemon.registry.activeWatchers === 0, "the daemon to see the cancel");
+    await eventually(() => d.daemon.registry.activeWatchers === 0, "the daemon to see the cancel", 5_000);
   });
 
   it("list-then-watch from page.revision + 1 yields exactly the changes after the page", async () => {
