@@ -5,8 +5,9 @@
  */
 import { expect } from "chai";
 
-import { startTestDaemon, uniqueName, type TestDaemon } from "../helpers/daemon.js";
-import { killLeftoverClis, parseJson, runCli, summary, type CliResult } from "./cli-process.js";
+import { uniqueName } from "../helpers/daemon.js";
+import { suiteCliDaemon } from "./cli-daemon.js";
+import { parseJson, runCli, summary, type CliResult } from "./cli-process.js";
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
@@ -20,24 +21,13 @@ describe("CLI commands", function () {
   // Each run starts a node process that compiles the CLI through tsx.
   this.timeout(60_000);
 
-  let d: TestDaemon;
-  let addr: string[];
-
-  before(async () => {
-    d = await startTestDaemon();
-    addr = ["--addr", d.address];
-  });
-
-  after(async () => {
-    killLeftoverClis();
-    await d.stop();
-  });
+  const { daemon, addr } = suiteCliDaemon();
 
   it("creates, shows, lists and deletes tables", async () => {
     const [a, b] = [uniqueName("a"), uniqueName("b")];
     const [created, createdJson] = await Promise.all([
-      runCli(["create-table", a, "--max-sessions", "3", ...addr]),
-      runCli(["create-table", b, "--json", ...addr]),
+      runCli(["create-table", a, "--max-sessions", "3", ...addr()]),
+      runCli(["create-table", b, "--json", ...addr()]),
     ]);
     expect(ok(created).stdout).to.match(new RegExp(`^name: +${a}$`, "m"));
     expect(created.stdout).to.match(/^max sessions: +3$/m);
@@ -48,9 +38,9 @@ describe("CLI commands", function () {
     expect(bJson.table.createTime).to.match(ISO);
 
     const [tables, shown, deleted] = await Promise.all([
-      runCli(["tables", ...addr]),
-      runCli(["get-table", a, "--json", ...addr]),
-      runCli(["delete-table", b, ...addr]),
+      runCli(["tables", ...addr()]),
+      runCli(["get-table", a, "--json", ...addr()]),
+      runCli(["delete-table", b, ...addr()]),
     ]);
     const lines = ok(tables).stdout.trimEnd().split("\n");
     expect(lines[0]).to.match(/^NAME +SESSIONS +MAX +REVISION +CREATED$/);
@@ -58,14 +48,14 @@ describe("CLI commands", function () {
     expect(lines.find((l) => l.startsWith("default "))).to.match(/^default +\d+ +10 /);
     expect(parseJson(ok(shown))).to.include({ name: a, maxSessions: 3, sessionCount: 0 });
     expect(ok(deleted).stdout).to.equal(`Deleted table ${b}.\n`);
-    expect((await d.client().listTables()).map((t) => t.name)).to.not.include(b);
+    expect((await daemon().client().listTables()).map((t) => t.name)).to.not.include(b);
   });
 
   it("registers, looks up, lists, updates, keeps alive and removes sessions", async () => {
     const table = uniqueName("s");
-    const client = d.client();
+    const client = daemon().client();
     await client.createTable({ table, maxSessions: 5 });
-    const t = ["--table", table, ...addr];
+    const t = ["--table", table, ...addr()];
 
     const [registered, second] = await Promise.all([
       runCli(["register", "--path", "/p/app", "--id", "s1", "--meta", "tool=editor", "--meta", "eq=a=b", "--ttl", "30s", "--json", ...t]),

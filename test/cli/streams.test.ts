@@ -7,32 +7,22 @@
 import { expect } from "chai";
 import { SessionRegistryClient } from "@session-registry/client";
 
-import { startTestDaemon, uniqueName, type TestDaemon } from "../helpers/daemon.js";
-import { killLeftoverClis, runCli, startCli, summary } from "./cli-process.js";
+import { uniqueName } from "../helpers/daemon.js";
+import { suiteCliDaemon } from "./cli-daemon.js";
+import { runCli, startCli, summary } from "./cli-process.js";
 
 describe("CLI streams, serve and help", function () {
   this.timeout(60_000);
 
-  let d: TestDaemon;
-  let addr: string[];
-
-  before(async () => {
-    d = await startTestDaemon();
-    addr = ["--addr", d.address];
-  });
-
-  after(async () => {
-    killLeftoverClis();
-    await d.stop();
-  });
+  const { daemon, addr } = suiteCliDaemon();
 
   it("watch prints the snapshot, then each change on its own line, and exits 0 on SIGINT", async () => {
     const table = uniqueName("w");
-    const client = d.client();
+    const client = daemon().client();
     await client.createTable({ table });
     const first = await client.register({ projectPath: "/w/first", id: "first", metadata: { tool: "editor" } }, { table });
 
-    const watch = startCli(["watch", "--table", table, ...addr]);
+    const watch = startCli(["watch", "--table", table, ...addr()]);
     await watch.waitForStdout(/SESSION id=first .*\n/);
     const second = await client.register({ projectPath: "/w/the second", id: "second" }, { table });
     await watch.waitForStdout(/REGISTERED id=second .*\n/);
@@ -54,12 +44,12 @@ describe("CLI streams, serve and help", function () {
 
   it("watch --json --from prints one JSON object per event, and exits 0 on SIGTERM", async () => {
     const table = uniqueName("wj");
-    const client = d.client();
+    const client = daemon().client();
     await client.createTable({ table });
     const before = await client.register({ projectPath: "/j/one", id: "one", ttlMs: 60_000 }, { table });
 
     // From the first session's revision: its REGISTERED event is replayed, no snapshot.
-    const watch = startCli(["watch", "--table", table, "--from", String(before.revision), "--json", ...addr]);
+    const watch = startCli(["watch", "--table", table, "--from", String(before.revision), "--json", ...addr()]);
     await watch.waitForStdout(/"type":"REGISTERED".*\n/);
     await client.update({ id: "one", table, name: "renamed" });
     await watch.waitForStdout(/"type":"UPDATED".*\n/);
@@ -79,11 +69,11 @@ describe("CLI streams, serve and help", function () {
 
   it("keepalive --every renews until SIGINT, then exits 0", async () => {
     const table = uniqueName("k");
-    const client = d.client();
+    const client = daemon().client();
     await client.createTable({ table });
     await client.register({ projectPath: "/k/app", id: "k1", ttlMs: 60_000 }, { table });
 
-    const keep = startCli(["keepalive", "k1", "--every", "100ms", "--table", table, "--json", ...addr]);
+    const keep = startCli(["keepalive", "k1", "--every", "100ms", "--table", table, "--json", ...addr()]);
     await keep.waitForStdout(/(.*\n){2}/);
     keep.child.kill("SIGINT");
     const r = await keep.exited;

@@ -8,7 +8,7 @@ import { Etcd3 } from "etcd3";
 
 import { Keys } from "../../src/store/etcd/keys.js";
 import { EtcdStore } from "../../src/store/etcd/store.js";
-import { startEtcd, uniquePrefix, type TestEtcd } from "../helpers/etcd.js";
+import { suiteEtcd, uniquePrefix } from "../helpers/etcd.js";
 import { liveConformance } from "./live-suite.js";
 import { registryConformance } from "./registry/index.js";
 import { rulesConformance } from "./rules-suite.js";
@@ -16,20 +16,8 @@ import { rulesConformance } from "./rules-suite.js";
 describe("etcd store", function () {
   // Starting etcd takes a moment (an election on a fresh data dir).
   this.timeout(30_000);
-  let etcd: TestEtcd | undefined;
-
-  before(async () => {
-    etcd = await startEtcd();
-  });
-
-  after(async () => {
-    await etcd?.stop();
-  });
-
-  function endpoint(): string {
-    if (etcd === undefined) throw new Error("etcd is not running");
-    return etcd.endpoint;
-  }
+  const etcd = suiteEtcd();
+  const endpoint = (): string => etcd().endpoint;
 
   registryConformance("etcd", (limits) => new EtcdStore(limits, { endpoints: [endpoint()], prefix: uniquePrefix() }));
   liveConformance("etcd", (limits) => new EtcdStore(limits, { endpoints: [endpoint()], prefix: uniquePrefix() }));

@@ -10,25 +10,17 @@ import { expect } from "chai";
 import { ConfigError, DEFAULT_CONFIG, type DaemonConfig } from "../../src/daemon/config.js";
 import { createLogger } from "../../src/daemon/logger.js";
 import { startDaemon } from "../../src/daemon/server.js";
-import { startEtcd, uniquePrefix, type TestEtcd } from "../helpers/etcd.js";
+import { suiteEtcd, uniquePrefix } from "../helpers/etcd.js";
 
 const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
 describe("etcd: daemon options", function () {
   this.timeout(30_000);
-  let etcd: TestEtcd | undefined;
-
-  before(async () => {
-    etcd = await startEtcd();
-  });
-
-  after(async () => {
-    await etcd?.stop();
-  });
+  const etcd = suiteEtcd();
 
   it("prints `store: etcd (ENDPOINTS)` in its ready line and exits 0 on SIGTERM", async () => {
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("SESSION_REGISTRY_")));
-    const args = ["--listen", "127.0.0.1:0", "--store", "etcd", "--etcd-endpoints", etcd!.endpoint, "--etcd-prefix", uniquePrefix()];
+    const args = ["--listen", "127.0.0.1:0", "--store", "etcd", "--etcd-endpoints", etcd().endpoint, "--etcd-prefix", uniquePrefix()];
     const child = spawn(process.execPath, ["--conditions=source", "--import", "tsx", "src/daemon/main.ts", ...args], {
       cwd: REPO_ROOT,
       env: { ...env, SESSION_REGISTRY_LOG_LEVEL: "warn" },
@@ -47,7 +39,7 @@ describe("etcd: daemon options", function () {
         child.stdout.on("data", check);
         void closed.then(() => reject(new Error(`daemon exited before listening; stderr:\n${err}`)));
       });
-      expect(out).to.match(new RegExp(`^session-registry listening on 127\\.0\\.0\\.1:\\d+ \\(store: etcd \\(${etcd!.endpoint.replace(/[.]/g, "\\.")}\\), `));
+      expect(out).to.match(new RegExp(`^session-registry listening on 127\\.0\\.0\\.1:\\d+ \\(store: etcd \\(${etcd().endpoint.replace(/[.]/g, "\\.")}\\), `));
     } finally {
       child.kill("SIGTERM");
     }

@@ -190,3 +190,21 @@ export async function startEtcd(): Promise<TestEtcd> {
     },
   };
 }
+
+/**
+ * For a describe block: one etcd, started before the block's tests and
+ * stopped after them. The getter gives it inside tests and later hooks.
+ */
+export function suiteEtcd(): () => TestEtcd {
+  let etcd: TestEtcd | undefined;
+  before(async () => {
+    etcd = await startEtcd();
+  });
+  after(async () => {
+    await etcd?.stop();
+  });
+  return () => {
+    if (etcd === undefined) throw new Error("etcd is not running");
+    return etcd;
+  };
+}

@@ -21,7 +21,7 @@ import {
 import type { DaemonConfig } from "../../src/daemon/config.js";
 import { GatedStore } from "../helpers/gated-store.js";
 import { eventually, startTestDaemon, uniqueName, type TestDaemon } from "../helpers/daemon.js";
-import { startEtcd, uniquePrefix, type TestEtcd } from "../helpers/etcd.js";
+import { suiteEtcd, uniquePrefix } from "../helpers/etcd.js";
 import { rawError, wireDetails, type RawRegistry } from "../helpers/raw.js";
 import { RecordedWatch as Watch } from "../helpers/watch.js";
 
@@ -413,15 +413,9 @@ describe("Watch and KeepAlive handlers", () => {
   describe("on an etcd store", function () {
     // Starting etcd takes a moment (an election on a fresh data dir).
     this.timeout(30_000);
-    let etcd: TestEtcd | undefined;
-    before(async () => {
-      etcd = await startEtcd();
-    });
-    after(async () => {
-      await etcd?.stop();
-    });
+    const etcd = suiteEtcd();
 
-    watchBounds("etcd", () => ({ store: "etcd", etcdEndpoints: [etcd!.endpoint], etcdPrefix: uniquePrefix() }));
+    watchBounds("etcd", () => ({ store: "etcd", etcdEndpoints: [etcd().endpoint], etcdPrefix: uniquePrefix() }));
   });
 
   describe("shutdown", () => {
