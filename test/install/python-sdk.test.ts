@@ -5,32 +5,21 @@
  * against a real daemon, carries its generated stubs and the LICENSE, and
  * the install leaves nothing in the source tree.
  */
-import { execFile } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { expect } from "chai";
 
 import { REPO_ROOT } from "../cli/cli-process.js";
 import { killDaemons, startSmallDaemon } from "../helpers/daemon-process.js";
-
-const run = promisify(execFile);
+import { userShell } from "../helpers/user-shell.js";
 
 // A user's shell: no PYTHONPATH pointing into the repo, no npm run settings.
 const userEnv = Object.fromEntries(
   Object.entries(process.env).filter(([k]) => !k.startsWith("PYTHON") && !k.startsWith("PIP_") && !k.toLowerCase().startsWith("npm_")),
 );
 
-async function sh(command: string, args: string[], cwd: string): Promise<string> {
-  try {
-    const { stdout } = await run(command, args, { cwd, env: userEnv, maxBuffer: 16 * 1024 * 1024 });
-    return stdout;
-  } catch (err) {
-    const e = err as { stdout?: string; stderr?: string; message: string };
-    throw new Error(`${command} ${args.join(" ")} (in ${cwd}) failed:\n${e.stdout ?? ""}\n${e.stderr ?? e.message}`);
-  }
-}
+const sh = userShell(userEnv);
 
 /**
  * Every path under clients/python (a build/ or *.egg-info would show), but

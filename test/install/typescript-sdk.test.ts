@@ -6,17 +6,14 @@
  * (registering up to the limit and reading SessionLimitReachedError's
  * typed fields).
  */
-import { execFile } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { expect } from "chai";
 
 import { REPO_ROOT } from "../cli/cli-process.js";
 import { killDaemons, startSmallDaemon } from "../helpers/daemon-process.js";
-
-const run = promisify(execFile);
+import { userShell } from "../helpers/user-shell.js";
 
 // npm run (npm test) exports npm_* settings of the repo (its prefix, its
 // package); a user's shell has none. Where the user keeps npm's cache and
@@ -26,15 +23,7 @@ const userEnv = Object.fromEntries(
   Object.entries(process.env).filter(([k]) => !k.toLowerCase().startsWith("npm_") || KEPT_NPM_SETTINGS.has(k.toLowerCase())),
 );
 
-async function sh(command: string, args: string[], cwd: string): Promise<string> {
-  try {
-    const { stdout } = await run(command, args, { cwd, env: userEnv, maxBuffer: 16 * 1024 * 1024 });
-    return stdout;
-  } catch (err) {
-    const e = err as { stdout?: string; stderr?: string; message: string };
-    throw new Error(`${command} ${args.join(" ")} (in ${cwd}) failed:\n${e.stdout ?? ""}\n${e.stderr ?? e.message}`);
-  }
-}
+const sh = userShell(userEnv);
 
 const CONSUMER = `import { SessionLimitReachedError, SessionRegistryClient, type Session } from "@session-registry/client";
 import { Session as SessionMessage } from "@session-registry/client/gen/sessionregistry/v1/session_registry";
