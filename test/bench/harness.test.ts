@@ -2,7 +2,7 @@
  * The benchmark harness itself, not the figures: `bench/run.ts --smoke`
  * starts the daemon, the bare no-op server, etcd and the load generator for
  * windows of a fraction of a second, and must write a results.json with
- * every figure the performance issue names, and a chart. No assertion here
+ * every figure BENCHMARKS.md reports, and a chart. No assertion here
  * is about how fast anything is.
  */
 import { spawn } from "node:child_process";
@@ -15,7 +15,7 @@ import { expect } from "chai";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
-/** Every key the performance issue asks results.json for, each a finite number. */
+/** Every key of results.json that BENCHMARKS.md reports, each a finite number. */
 const FIGURES = [
   "noop_rps",
   "lookup_rps",

@@ -68,7 +68,7 @@ describe("etcd down: what users see", function () {
       `session-registry listening on ${addr} (store: etcd (${etcd.endpoint}), max-sessions: 10, security: plaintext, auth: none, ` +
         `metrics: off, health: NOT_SERVING because etcd at ${etcd.endpoint} is unreachable (connection refused))`,
     ]);
-    // What scripts read stays where it was.
+    // Scripts read the port with the same pattern as from a healthy ready line.
     expect(LISTENING.exec(lines[0]!)?.[1]).to.equal(String(port));
     const down = logs(d).find((l) => l.health === "NOT_SERVING");
     expect(down, d.stderr()).to.include({

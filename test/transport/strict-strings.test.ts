@@ -1,7 +1,7 @@
 /**
  * Strings must be valid UTF-8. The generated decoder would replace bad bytes
- * with U+FFFD, so that `/utf/a\xffb` and `/utf/a\xfeb` were one project path
- * and bad bytes were stored. Every string field of every request is sent
+ * with U+FFFD, so that `/utf/a\xffb` and `/utf/a\xfeb` would be one project
+ * path and bad bytes would be stored. Every string field of every request is sent
  * here with bytes that are not UTF-8, to a real daemon, which must answer
  * INVALID_ARGUMENT naming that field, and only after authenticating the call.
  * Requests are encoded with the daemon's own message types, with "§" where
