@@ -43,7 +43,6 @@ import {
   memoryBudgetReached,
 } from "../core/errors.js";
 import {
-  EMPTY_METADATA,
   newSession,
   REQUEST_ID_RETENTION_MS,
   type EventType,
@@ -58,7 +57,7 @@ import {
 import { MemoryBudget, sessionBytes, unlimitedBudget, type Reclaimer } from "../core/budget.js";
 import { checkNotFuture, checkSameHistory } from "../core/history.js";
 import { badPageToken, parseRevisionCursor, revisionCursor } from "../core/page-token.js";
-import { deriveName, ttlMillis } from "../core/validation.js";
+import { expiresAt, updatedSession } from "../core/update.js";
 import { EventHistory } from "./event-history.js";
 import { ExpiryQueue, type Deadline } from "./expiry-queue.js";
 import type { Store, StoreLimits, StoreObserver, WatchSink, WatchStart, WatchSubscription, WriteConditions } from "../core/store.js";
@@ -449,7 +448,7 @@ export class MemoryStore implements Store, Reclaimer {
 
     const now = this.now();
     const revision = this.revision + 1;
-    const session = newSession(input, revision, now, input.ttl === undefined ? undefined : now + ttlMillis(input.ttl), table.tableUid);
+    const session = newSession(input, revision, now, expiresAt(input.ttl, now), table.tableUid);
     const bytes = sessionBytes(session);
     this.admit(bytes + (requestId === undefined ? 0 : RequestLog.bytesOf(`register:${requestId}`, bytes)));
     this.revision = revision;
@@ -514,26 +513,14 @@ export class MemoryStore implements Store, Reclaimer {
     if (expectedRevision !== 0 && expectedRevision !== prev.revision) {
       throw revisionMismatch(tableName, id, expectedRevision, prev.revision);
     }
-    const projectPath = patch.projectPath ?? prev.projectPath;
-    if (projectPath !== prev.projectPath) {
-      const holder = table.byPath.get(projectPath);
-      if (holder !== undefined) throw projectAlreadyOpen(tableName, projectPath, holder.session.id);
+    if (patch.projectPath !== undefined && patch.projectPath !== prev.projectPath) {
+      const holder = table.byPath.get(patch.projectPath);
+      if (holder !== undefined) throw projectAlreadyOpen(tableName, patch.projectPath, holder.session.id);
     }
 
     const now = this.now();
     const revision = this.revision + 1;
-    const ttl = patch.ttl === undefined ? prev.ttl : (patch.ttl ?? undefined);
-    const next: Session = {
-      ...prev,
-      name: patch.name === undefined ? prev.name : (patch.name ?? deriveName(projectPath)),
-      projectPath,
-      metadata: patch.metadata === undefined ? prev.metadata : patch.metadata.size === 0 ? EMPTY_METADATA : patch.metadata,
-      updateTime: new Date(now),
-      revision,
-      ttl,
-      // A changed ttl starts a new lease; otherwise the current deadline stands.
-      expireTime: ttl === undefined ? undefined : patch.ttl === undefined ? prev.expireTime : new Date(now + ttlMillis(ttl)),
-    };
+    const next = updatedSession(prev, patch, now, revision);
     const bytes = sessionBytes(next);
     this.admit(bytes - entry.bytes + (requestId === undefined ? 0 : RequestLog.bytesOf(`update:${requestId}`, bytes)));
     this.revision = revision;
@@ -577,7 +564,7 @@ export class MemoryStore implements Store, Reclaimer {
     const prev = entry.session;
     if (prev.ttl === undefined) return prev;
     // Only the deadline moves: same revision, same indexes, no event.
-    const next: Session = { ...prev, expireTime: new Date(this.now() + ttlMillis(prev.ttl)) };
+    const next: Session = { ...prev, expireTime: new Date(expiresAt(prev.ttl, this.now())) };
     entry.session = next;
     this.schedule(table, entry);
     return next;

@@ -124,7 +124,8 @@ import {
 } from "../../core/model.js";
 import { checkNotFuture, checkSameHistory, type HistoryHead } from "../../core/history.js";
 import { badPageToken, parseRevisionCursor, revisionCursor } from "../../core/page-token.js";
-import { deriveName, ttlMillis } from "../../core/validation.js";
+import { expiresAt, updatedSession } from "../../core/update.js";
+import { ttlMillis } from "../../core/validation.js";
 import type { Store, StoreLimits, StoreObserver, WatchSink, WatchStart, WatchSubscription, WriteConditions } from "../../core/store.js";
 import {
   DEFAULT_REQUEST_TIMEOUT_MS,
@@ -319,7 +320,7 @@ export class EtcdStore implements Store {
     // it is absent), on a shared lease of at least the retention window: see retentionLease().
     const reqKey = requestId === undefined ? undefined : k.request(tableName, "register", requestId);
     const now = Date.now();
-    const expireTime = input.ttl === undefined ? undefined : now + ttlMillis(input.ttl);
+    const expireTime = expiresAt(input.ttl, now);
     let lease: string | undefined;
     // Whether the lease may hold a committed session: after a Txn that failed with an unknown
     // outcome it may, so it is left to expire on its own rather than revoked.
@@ -517,33 +518,32 @@ export class EtcdStore implements Store {
       if (expectedRevision !== 0 && expectedRevision !== prev.revision) {
         throw revisionMismatch(tableName, id, expectedRevision, prev.revision);
       }
-      const projectPath = patch.projectPath ?? prev.projectPath;
-      const pathChanged = projectPath !== prev.projectPath;
-      if (pathChanged) {
+      if (patch.projectPath !== undefined && patch.projectPath !== prev.projectPath) {
         const holder = first(res, 4);
-        if (holder !== undefined) throw projectAlreadyOpen(tableName, projectPath, holder.value.toString("utf8"));
+        if (holder !== undefined) throw projectAlreadyOpen(tableName, patch.projectPath, holder.value.toString("utf8"));
       }
 
       const now = Date.now();
-      const ttl = patch.ttl === undefined ? prev.ttl : (patch.ttl ?? undefined);
+      // The session as the Txn writes it; its revision is etcd's, known once the Txn commits.
+      const next = updatedSession(prev, patch, now, 0);
+      const { name, projectPath } = next;
+      const pathChanged = projectPath !== prev.projectPath;
       const oldLease = data.lease;
       // A changed ttl starts a new lease (a lease's TTL is fixed); a cleared one, none.
       let lease = oldLease;
       if (patch.ttl === null) lease = "0";
       else if (patch.ttl !== undefined) lease = await this.grant(patch.ttl);
       const leaseChanged = lease !== oldLease;
-      const expireTime =
-        ttl === undefined ? undefined : patch.ttl === undefined ? prev.expireTime?.getTime() : now + ttlMillis(ttl);
-      const name = patch.name === undefined ? prev.name : (patch.name ?? deriveName(projectPath));
+      const expireTime = next.expireTime?.getTime();
       const slot = parseSession(data).slot;
       const createRevision = String(prev.createRevision);
       const value = encodeSession({
         name,
         projectPath,
-        metadata: patch.metadata ?? prev.metadata,
+        metadata: next.metadata,
         createTime: prev.createTime.getTime(),
         updateTime: now,
-        ttl,
+        ttl: next.ttl,
         expireTime,
         slot,
       });
@@ -589,16 +589,7 @@ export class EtcdStore implements Store {
         continue;
       }
       if (leaseChanged && oldLease !== "0") this.revoke(oldLease);
-      return {
-        ...prev,
-        name,
-        projectPath,
-        metadata: patch.metadata ?? prev.metadata,
-        updateTime: new Date(now),
-        revision: Number(txn.header.revision),
-        ttl,
-        expireTime: expireTime === undefined ? undefined : new Date(expireTime),
-      };
+      return { ...next, revision: Number(txn.header.revision) };
     }
     throw this.contention("Update");
   }
@@ -683,7 +674,7 @@ export class EtcdStore implements Store {
       const now = Date.now();
       const left = await this.renew(data.lease);
       if (left <= 0) throw notFound();
-      const expireTime = now + ttlMillis(prev.ttl);
+      const expireTime = expiresAt(prev.ttl, now);
       let txn: ITxnResponse;
       try {
         // Only `x` moves: no new revision of the session, no `rev`, no event.
