@@ -28,7 +28,7 @@ import { parseArgs } from "node:util";
 
 import type { NewSession } from "../src/core/model.js";
 import type { Store } from "../src/core/store.js";
-import { MemoryStore } from "../src/store/memory.js";
+import { MemoryStore } from "../src/store/memory/store.js";
 import { DEFAULT_CONFIG } from "../src/daemon/config.js";
 import { median, round } from "./stats.js";
 

@@ -65,8 +65,8 @@ export const EMPTY_METADATA: ReadonlyMap<string, string> = new Map();
 /**
  * The session a store stores for a Register: the validated input, stamped
  * with the write's time and revision (which is also its creation revision),
- * expiring at `expireAt` (epoch ms) when it has a ttl. Each store decides
- * `expireAt`: the memory store from the ttl, the etcd store from its lease.
+ * expiring at `expireAt` (epoch ms) when it has a ttl: expiresAt(ttl, now)
+ * (update.ts), which the etcd store also stores before it knows the revision.
  */
 export function newSession(
   input: NewSession,
@@ -97,7 +97,7 @@ export function newSession(
 /**
  * A validated change to a session; a field left undefined stays as it is.
  * `ttl: null` clears the ttl. `name: null` derives the name again from the
- * session's resulting project path (the store applies deriveName to it).
+ * session's resulting project path (updatedSession in update.ts applies it).
  */
 export interface SessionPatch {
   name?: string | null;

@@ -16,7 +16,7 @@ import { MemoryBudget } from "../core/budget.js";
 import { Reason, RegistryError, shuttingDown } from "../core/errors.js";
 import { DEFAULT_TABLE, Registry } from "../core/registry.js";
 import type { EtcdStoreOptions } from "../store/etcd/store.js";
-import { MemoryStore } from "../store/memory.js";
+import { MemoryStore } from "../store/memory/store.js";
 import type { Store, StoreObserver } from "../core/store.js";
 import { AuthConfigError, loadAuthTokens, type Authorizer } from "../transport/auth.js";
 import { CallGuard } from "../transport/call-guard.js";

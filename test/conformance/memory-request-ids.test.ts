@@ -6,7 +6,8 @@
 import { expect } from "chai";
 
 import { REQUEST_ID_RETENTION_MS, type NewSession } from "../../src/core/model.js";
-import { MAX_REQUEST_IDS_PER_TABLE, MemoryStore } from "../../src/store/memory.js";
+import { MAX_REQUEST_IDS_PER_TABLE } from "../../src/store/memory/requests.js";
+import { MemoryStore } from "../../src/store/memory/store.js";
 
 const LIMITS = { defaultMaxSessions: 100_000, maxTables: 10, watchHistory: 10 };
 

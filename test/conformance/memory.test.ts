@@ -1,4 +1,4 @@
-import { MemoryStore } from "../../src/store/memory.js";
+import { MemoryStore } from "../../src/store/memory/store.js";
 import { liveConformance } from "./live-suite.js";
 import { registryConformance } from "./registry/index.js";
 import { rulesConformance } from "./rules-suite.js";

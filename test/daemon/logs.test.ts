@@ -16,7 +16,7 @@ import type { LookupKey, Session } from "../../src/core/model.js";
 import { DEFAULT_CONFIG } from "../../src/daemon/config.js";
 import { createLogger } from "../../src/daemon/logger.js";
 import { startDaemon, type RunningDaemon } from "../../src/daemon/server.js";
-import { MemoryStore } from "../../src/store/memory.js";
+import { MemoryStore } from "../../src/store/memory/store.js";
 import { expectError } from "../helpers/daemon.js";
 
 type LogRecord = Record<string, unknown> & { level: string; time: string; msg: string };

@@ -12,7 +12,7 @@ import { Registry } from "../../src/core/registry.js";
 import { silentLogger } from "../../src/daemon/logger.js";
 import { createMetrics, startMetricsServer } from "../../src/daemon/metrics.js";
 import { packageVersion } from "../../src/version.js";
-import { MemoryStore } from "../../src/store/memory.js";
+import { MemoryStore } from "../../src/store/memory/store.js";
 import { expectError, startTestDaemon, uniqueName, type TestDaemon } from "../helpers/daemon.js";
 
 /** The value of one series in Prometheus text, or undefined when absent. Labels in the order prom-client prints them. */

@@ -1,10 +1,10 @@
 /**
  * On etcd an expiry is etcd revoking a lease, so no Txn of the registry runs
  * at its revision; the store's prefix watch then moves the table revision
- * past it (EtcdStore.bumpRevision). Checked end to end: after an EXPIRED
- * event the table revision catches up with it (bounded poll: the bump is a
- * round trip after the expiry), and a watch resumed from that revision + 1
- * does not replay the EXPIRED event.
+ * past it (ExpiryWatch, src/store/etcd/expiry.ts). Checked end to end: after
+ * an EXPIRED event the table revision catches up with it (bounded poll: the
+ * bump is a round trip after the expiry), and a watch resumed from that
+ * revision + 1 does not replay the EXPIRED event.
  */
 import { expect } from "chai";
 import type { SessionRegistryClient } from "@session-registry/client";

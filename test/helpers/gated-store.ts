@@ -1,5 +1,5 @@
 import type { NewSession, Session } from "../../src/core/model.js";
-import { MemoryStore } from "../../src/store/memory.js";
+import { MemoryStore } from "../../src/store/memory/store.js";
 
 /** A memory store whose Register can be held inside the store, to have a call surely in flight. */
 export class GatedStore extends MemoryStore {

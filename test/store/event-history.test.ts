@@ -2,7 +2,7 @@ import { expect } from "chai";
 
 import { eventBytes, MemoryBudget, unlimitedBudget } from "../../src/core/budget.js";
 import { newSession, type WatchEvent } from "../../src/core/model.js";
-import { EventHistory } from "../../src/store/event-history.js";
+import { EventHistory } from "../../src/store/memory/event-history.js";
 
 describe("EventHistory", () => {
   const event = (revision: number, value = ""): WatchEvent => ({

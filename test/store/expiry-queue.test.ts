@@ -1,6 +1,6 @@
 import { expect } from "chai";
 
-import { ExpiryQueue } from "../../src/store/expiry-queue.js";
+import { ExpiryQueue } from "../../src/store/memory/expiry-queue.js";
 
 describe("ExpiryQueue", () => {
   it("pops deadlines in time order, whatever order they were pushed in", () => {

@@ -9,7 +9,7 @@ import { expect } from "chai";
 import { MemoryBudget, sessionBytes, SESSION_SHARE } from "../../src/core/budget.js";
 import { RegistryError } from "../../src/core/errors.js";
 import type { NewSession, Session, WatchEvent } from "../../src/core/model.js";
-import { MemoryStore } from "../../src/store/memory.js";
+import { MemoryStore } from "../../src/store/memory/store.js";
 import type { WatchSink } from "../../src/core/store.js";
 
 const LIMITS = { defaultMaxSessions: 100_000, maxTables: 10, watchHistory: 10_000 };

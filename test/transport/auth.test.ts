@@ -18,7 +18,7 @@ import type { Logger } from "../../src/core/logger.js";
 import { DEFAULT_CONFIG } from "../../src/daemon/config.js";
 import { createLogger, silentLogger } from "../../src/daemon/logger.js";
 import { startDaemon } from "../../src/daemon/server.js";
-import { MemoryStore } from "../../src/store/memory.js";
+import { MemoryStore } from "../../src/store/memory/store.js";
 import {
   AuthConfigError,
   Authorizer,

@@ -6,8 +6,8 @@
  * (dropOldest). Whatever is dropped moves compactRevision on: a watch that
  * starts before it gets REVISION_COMPACTED and resyncs.
  */
-import { eventBytes, type MemoryBudget } from "../core/budget.js";
-import type { WatchEvent } from "../core/model.js";
+import { eventBytes, type MemoryBudget } from "../../core/budget.js";
+import type { WatchEvent } from "../../core/model.js";
 
 export class EventHistory {
   /** Oldest first from `head`; dropped slots are emptied at once (their events are garbage), and cut off once they are most of the array. */

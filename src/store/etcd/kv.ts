@@ -1,0 +1,64 @@
+/**
+ * The etcd connection as every room of the etcd store uses it: the client,
+ * the key layout, where etcd is (for errors that say so), and the two calls
+ * they all make, a linearizable read and a Txn, each one round trip with
+ * etcd's failures turned into registry errors.
+ *
+ * Failures. etcd being unreachable, slow (each call has a deadline,
+ * requestTimeoutMs) or leaderless is UNAVAILABLE with reason
+ * STORE_UNAVAILABLE (client.ts). Such a write may have committed anyway:
+ * etcd3's automatic retries are off, so that no retry of a committed Txn
+ * reports the caller's own write as a conflict; retrying is the caller's
+ * (a request_id is what makes a retried write safe, requests.ts).
+ *
+ * Every write is one Txn whose compares carry the checks the contract
+ * names, in a bounded loop (maxAttempts, default 20; then UNAVAILABLE) that
+ * re-reads and retries only when a compare failed for a reason that is no
+ * error of the caller's.
+ */
+import type { Etcd3, ICompare, IRequestOp, ITxnResponse } from "etcd3";
+
+import type { RegistryError } from "../../core/errors.js";
+import { DEFAULT_REQUEST_TIMEOUT_MS, createClient, EtcdErrors, type EtcdConnectionOptions } from "./client.js";
+import type { Keys } from "./keys.js";
+
+export interface EtcdKvOptions extends EtcdConnectionOptions {
+  /** Attempts of one optimistic write before UNAVAILABLE (default 20). */
+  maxAttempts?: number;
+}
+
+export class EtcdKv {
+  readonly client: Etcd3;
+  /** Where etcd is, and what its failures mean in words. */
+  readonly errors: EtcdErrors;
+  readonly maxAttempts: number;
+  readonly requestTimeoutMs: number;
+
+  constructor(
+    readonly keys: Keys,
+    options: EtcdKvOptions,
+  ) {
+    this.client = createClient(options);
+    this.errors = new EtcdErrors(options.endpoints);
+    this.maxAttempts = options.maxAttempts ?? 20;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  }
+
+  /** A linearizable read of several ranges in one round trip, at one revision. */
+  async read(ops: IRequestOp[]): Promise<ITxnResponse> {
+    return this.txn([], ops);
+  }
+
+  async txn(compare: ICompare[], success: IRequestOp[], failure: IRequestOp[] = []): Promise<ITxnResponse> {
+    try {
+      return await this.client.kv.txn({ compare, success, failure });
+    } catch (err) {
+      throw this.errors.toStoreError(err);
+    }
+  }
+
+  /** The error of a write whose every attempt lost a race to other writes. */
+  contention(method: string): RegistryError {
+    return this.errors.unavailableBecause(`${method} gave up after ${this.maxAttempts} attempts lost to concurrent writes; retry`);
+  }
+}
