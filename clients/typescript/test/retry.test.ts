@@ -11,7 +11,7 @@ import { ProjectAlreadyOpenError, SessionRegistryClient, SessionRegistryError, s
 
 import { storeUnavailable } from "../../../src/core/errors.js";
 import type { NewSession, Session, SessionPatch } from "../../../src/core/model.js";
-import { MemoryStore } from "../../../src/store/memory.js";
+import { MemoryStore } from "../../../src/store/memory/store.js";
 import type { WriteConditions } from "../../../src/core/store.js";
 import { expectError, startTestDaemon, uniqueName, type TestDaemon } from "../../../test/helpers/daemon.js";
 
