@@ -30,6 +30,15 @@ export default defineConfig(
       "@typescript-eslint/restrict-template-expressions": ["error", { allowNumber: true }],
       // One-line callbacks such as `(err) => (err ? reject(err) : resolve())` and `() => void x()` are the idiom for callbacks.
       "@typescript-eslint/no-confusing-void-expression": ["error", { ignoreArrowShorthand: true }],
+      // A leading underscore marks a binding that is there on purpose unused: a callback's parameter, a field destructured away.
+      "@typescript-eslint/no-unused-vars": [
+        "error",
+        { argsIgnorePattern: "^_", varsIgnorePattern: "^_", caughtErrorsIgnorePattern: "^_", destructuredArrayIgnorePattern: "^_" },
+      ],
+      // A caught error (unknown) passed on as a rejection is passed on as it came, as a rethrow would.
+      "@typescript-eslint/prefer-promise-reject-errors": ["error", { allowThrowingUnknown: true }],
+      // A `let` that callbacks read before its one assignment (two objects that know each other) cannot be a const.
+      "prefer-const": ["error", { ignoreReadBeforeAssign: true }],
     },
   },
   {

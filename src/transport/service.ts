@@ -179,9 +179,9 @@ export class SessionRegistryService {
       getServerInfo: this.unary(
         "GetServerInfo",
         () => ({}),
-        async () => {
+        () => {
           const { version, store, storeAvailable } = this.serverInfo();
-          return { version, store, storeAvailable };
+          return Promise.resolve({ version, store, storeAvailable });
         },
       ),
     };
