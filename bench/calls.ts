@@ -12,7 +12,7 @@ export function sessionMessage(s: { id: string; projectPath: string; name?: stri
     id: s.id,
     name: s.name ?? "",
     projectPath: s.projectPath,
-    metadata: s.metadata ?? new Map(),
+    metadata: s.metadata ?? new Map<string, string>(),
     createTime: undefined,
     updateTime: undefined,
     revision: 0,

@@ -36,7 +36,7 @@ async function startServerProcess(nodeArgs: string[], args: string[]): Promise<S
   });
   const address = await new Promise<string>((resolve, reject) => {
     let out = "";
-    child.stdout!.on("data", (chunk: Buffer) => {
+    child.stdout.on("data", (chunk: Buffer) => {
       out += chunk.toString();
       const m = /listening on (\S+)/.exec(out);
       if (m) resolve(m[1]!);

@@ -166,7 +166,10 @@ export async function etcdBench(opts: EtcdBenchOptions, load: LoadGenerator): Pr
 
     // 3. Raw etcd, from this process, with the store's own client settings, under a prefix of its own.
     const client = createClient({ endpoints: [etcd.endpoint] });
-    stops.push(async () => client.close());
+    stops.push(() => {
+      client.close();
+      return Promise.resolve();
+    });
     const k = new Keys(`/bench-raw-${randomBytes(4).toString("hex")}/`);
     const table = "raw";
     await client.kv.txn({ compare: [], success: [put(k.tableMeta(table), "{}"), put(k.rev(table), "")] });

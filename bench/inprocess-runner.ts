@@ -45,8 +45,8 @@ export async function runInProcess(opts: InProcessOptions): Promise<Record<strin
   );
   let stdout = "";
   let stderr = "";
-  child.stdout!.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
   const [code, signal] = (await once(child, "close")) as [number | null, NodeJS.Signals | null];
   if (code !== 0) throw new Error(`bench/inprocess.ts exited with ${code ?? signal}:\n${stderr}`);
   const last = stdout.trim().split("\n").pop() ?? "";

@@ -126,7 +126,7 @@ writeFileSync(chart, renderChart(results));
 
 const flat = Object.entries(results).filter(([, v]) => typeof v !== "object");
 const width = Math.max(...flat.map(([k]) => k.length));
-for (const [k, v] of flat) console.log(`${k.padEnd(width)}  ${v}`);
+for (const [k, v] of flat) console.log(`${k.padEnd(width)}  ${String(v)}`);
 console.log("\ntargets:");
 for (const [k, t] of Object.entries(results.targets as Record<string, { value: number; target: string; met: boolean }>)) {
   console.log(`  ${t.met ? "met    " : "MISSED "} ${k.padEnd(width)}  ${t.value}  (${t.target})`);

@@ -53,7 +53,7 @@ function timeRun(argv: string[], until?: RegExp): Promise<{ ms: number; stdout: 
   });
 }
 
-const { bundle } = (await import("../scripts/build.mjs")) as { bundle(): Promise<void> };
+const { bundle } = await import("../scripts/build.mjs");
 await bundle();
 
 // One daemon to look sessions up in, for the whole run.

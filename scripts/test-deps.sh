@@ -4,15 +4,15 @@
 # on a fresh Debian machine): openssl makes the TLS tests' certificates;
 # Python's grpcio and protobuf, protoc and its gRPC Python plugin drive the
 # reflection test's Python client and the Python SDK, whose tests pytest
-# runs (npm run test:python); python3-venv and python3-setuptools let the
-# install test pip-install the Python SDK into a venv, offline; etcd-server
-# is the etcd the etcd store's tests start (on loopback, with a temporary
-# data dir); util-linux's prlimit gives a daemon process a low open-file
-# limit (Essential in Debian, listed so that the need is written down);
-# systemd's systemd-analyze verifies the unit in deploy/. Fast when
-# everything is there.
+# runs (npm run test:python) and flake8 lints (npm run lint:python);
+# python3-venv and python3-setuptools let the install test pip-install the
+# Python SDK into a venv, offline; etcd-server is the etcd the etcd store's
+# tests start (on loopback, with a temporary data dir); util-linux's prlimit
+# gives a daemon process a low open-file limit (Essential in Debian, listed
+# so that the need is written down); systemd's systemd-analyze verifies the
+# unit in deploy/. Fast when everything is there.
 set -euo pipefail
-packages=(openssl python3-grpcio python3-protobuf python3-pytest python3-venv python3-setuptools protobuf-compiler protobuf-compiler-grpc etcd-server util-linux systemd)
+packages=(openssl python3-grpcio python3-protobuf python3-pytest python3-flake8 python3-venv python3-setuptools protobuf-compiler protobuf-compiler-grpc etcd-server util-linux systemd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -102,7 +102,10 @@ export class LoadGenerator {
     const result = new Promise<WorkerResult>((resolve, reject) => {
       const onExit = () => reject(this.failure ?? new Error("a load worker stopped"));
       const onMessage = (m: FromWorker) => {
-        if (m === "ready") return onReady();
+        if (m === "ready") {
+          onReady();
+          return;
+        }
         worker.off("message", onMessage);
         worker.off("exit", onExit);
         if ("error" in m) reject(new Error(`load worker ${task.worker}: ${m.error}`));

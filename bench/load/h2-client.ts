@@ -66,7 +66,7 @@ export class H2GrpcChannel {
       stream.on("response", (headers) => {
         if (Number(headers[HTTP2_HEADER_STATUS]) !== 200) {
           code = 13;
-          details = `HTTP status ${headers[HTTP2_HEADER_STATUS]}`;
+          details = `HTTP status ${String(headers[HTTP2_HEADER_STATUS])}`;
         }
         take(headers);
       });
@@ -103,7 +103,7 @@ export class H2GrpcChannel {
         pending = pending.subarray(5 + length);
       }
     });
-    stream.once("error", (err) => onEnd(err));
+    stream.once("error", (err: Error) => onEnd(err));
     stream.once("close", () => onEnd());
     stream.end(frame(message));
     return () => stream.close(http2.constants.NGHTTP2_CANCEL);

@@ -92,14 +92,14 @@ async function openLoop(task: WorkerTask, op: (n: number) => Promise<void>, rate
             result.latenciesMs.push(performance.now() - sentAt);
           }
         },
-        (err: Error) => {
+        (err: unknown) => {
           result.errors++;
-          result.firstError ??= err.message;
+          result.firstError ??= (err as Error).message;
         },
       )
       .finally(() => {
         inFlight--;
-        if (inFlight === 0 && sending === false) settle();
+        if (inFlight === 0 && !sending) settle();
       });
   };
   await new Promise<void>((done) => {
@@ -111,7 +111,10 @@ async function openLoop(task: WorkerTask, op: (n: number) => Promise<void>, rate
         else if (due >= from) result.dropped++;
         due += interval;
       }
-      if (due >= end) return done();
+      if (due >= end) {
+        done();
+        return;
+      }
       setTimeout(pump, Math.max(0, due - performance.now()));
     };
     pump();
@@ -142,6 +145,6 @@ parentPort!.on("message", (m: WorkerTask | "go") => {
   if (m === "go") return;
   runTask(m).then(
     (result) => parentPort!.postMessage({ result }),
-    (err: Error) => parentPort!.postMessage({ error: err.stack ?? err.message }),
+    (err: unknown) => parentPort!.postMessage({ error: (err as Error).stack ?? (err as Error).message }),
   );
 });

@@ -83,6 +83,7 @@ export interface Command {
   /** The JSON field `-w value` prints without --field (dotted; arrays give a line per element). */
   valueField: string;
   examples: string[];
+  // eslint-disable-next-line @typescript-eslint/no-invalid-void-type -- a command that returns nothing exits 0 and needs no `return`
   run(ctx: CommandContext): Promise<ExitCode | void>;
 }
 

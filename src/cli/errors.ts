@@ -80,6 +80,11 @@ const EXIT_BY_STATUS = new Map<status, ExitCode>([
   [status.PERMISSION_DENIED, ExitCode.AUTH],
 ]);
 
+/** The status's name; undefined for a code off the wire that grpc-js has no name for. */
+function statusName(code: number): string | undefined {
+  return status[code];
+}
+
 export interface FailureContext {
   /** The daemon's address (--addr). */
   addr: string;
@@ -106,7 +111,7 @@ export function describeFailure(err: unknown, context: FailureContext): CliFailu
     const exitCode = EXIT_BY_STATUS.get(err.code) ?? ExitCode.INTERNAL;
     const transport = err.reason === "" && isGrpcJsText(err.details);
     return failure(exitCode, registryMessage(err, context), {
-      code: status[err.code] ?? String(err.code),
+      code: statusName(err.code) ?? String(err.code),
       reason: err.reason,
       // grpc-js's own text (an OpenSSL dump, say) is no one's to read; the message says it in words.
       ...(transport ? {} : { details: err.details }),
@@ -195,8 +200,8 @@ function registryMessage(err: SessionRegistryError, context: FailureContext): st
       if (err.reason === "" && isGrpcJsText(err.details)) return `The connection to the registry at ${addr} broke during the call.`;
       return `The registry failed with an internal error: ${err.details}`;
     default:
-      if (err.reason === "" && isGrpcJsText(err.details)) return `The call to the registry at ${addr} failed (${status[err.code] ?? err.code}).`;
-      return `${status[err.code] ?? `Error ${err.code}`}: ${err.details}`;
+      if (err.reason === "" && isGrpcJsText(err.details)) return `The call to the registry at ${addr} failed (${statusName(err.code) ?? err.code}).`;
+      return `${statusName(err.code) ?? `Error ${err.code}`}: ${err.details}`;
   }
 }
 

@@ -85,6 +85,7 @@ export function timeText(date: Date | undefined): string {
 
 /** Escapes control characters (newlines, ESC) so that one value stays on one line and cannot drive the terminal. */
 export function clean(text: string): string {
+  // eslint-disable-next-line no-control-regex -- matching control characters is what this regex is for
   return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 

@@ -95,5 +95,7 @@ function scalar(value: unknown): string {
   if (value === null || value === undefined) return "";
   if (typeof value === "string") return clean(value);
   if (typeof value === "object") return clean(JSON.stringify(value));
-  return String(value);
+  // What else a JSON document holds: a number or a boolean.
+  const rest: number | boolean = value as number | boolean;
+  return String(rest);
 }

@@ -209,7 +209,10 @@ export class Registry {
     checkSessionId(v, "session.id", s.id);
     const fields = updateFields(v, input.updateMask ?? [], s);
     const patch: SessionPatch = {};
-    if (fields.has("project_path")) patch.projectPath = checkProjectPath(v, "session.project_path", s.projectPath);
+    if (fields.has("project_path")) {
+      const projectPath = checkProjectPath(v, "session.project_path", s.projectPath);
+      if (projectPath !== undefined) patch.projectPath = projectPath;
+    }
     if (fields.has("name")) {
       if (s.name === "") {
         patch.name = null;

@@ -210,7 +210,7 @@ interface FlagSpec<K extends ValueKey = ValueKey> {
 }
 
 function spec<K extends ValueKey>(s: FlagSpec<K>): FlagSpec {
-  return s as unknown as FlagSpec;
+  return s;
 }
 
 const FLAGS: readonly FlagSpec[] = [

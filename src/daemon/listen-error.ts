@@ -9,7 +9,7 @@
 import { ConfigError } from "./config.js";
 
 export function listenError(flag: "--listen" | "--metrics-listen", listen: string, err: unknown): Error {
-  const e = err as NodeJS.ErrnoException;
+  const e = err as NodeJS.ErrnoException | null | undefined;
   const code = e?.code ?? "";
   const text = `${code} ${e instanceof Error ? e.message : String(err)}`;
   const fix = `choose another ${flag}`;

@@ -92,7 +92,7 @@ export async function buildReflectionIndex(files: readonly Buffer[]): Promise<Re
       declare(scoped(scope, ext.name));
       const extendee = ext.extendee.replace(/^\./, "");
       let numbers = extensions.get(extendee);
-      if (numbers === undefined) extensions.set(extendee, (numbers = new Map()));
+      if (numbers === undefined) extensions.set(extendee, (numbers = new Map<number, string>()));
       if (!numbers.has(ext.number)) numbers.set(ext.number, file.name);
     };
     const enumType = (scope: string, e: EnumDescriptorProto) => {

@@ -185,7 +185,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
       monitor = new AvailabilityMonitor({
         initial: defaultReady,
         ...(problem !== undefined ? { initialProblem: problem } : {}),
-        intervalMs: deps.probeIntervalMs,
+        ...(deps.probeIntervalMs !== undefined ? { intervalMs: deps.probeIntervalMs } : {}),
         log,
         check: async () => {
           await probe();

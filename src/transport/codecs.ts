@@ -196,7 +196,7 @@ export function withCodecs<D extends ServiceDefinition>(definition: D): D {
   return out as D;
 }
 
-type AnyHandler = (call: any, callback?: any) => void;
+type AnyHandler = (call: unknown, callback?: unknown) => void;
 
 /**
  * Wraps a service the daemon serves but did not generate (health,
@@ -261,5 +261,5 @@ export function refusingUndecodable(
       }) as AnyHandler;
     }
   }
-  return { definition: wrappedDefinition as ServiceDefinition, implementation: wrapped };
+  return { definition: wrappedDefinition, implementation: wrapped };
 }

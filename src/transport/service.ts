@@ -32,7 +32,8 @@ import { clipForLog } from "./log-fields.js";
 /** The ids a log line may carry about a call; never whole payloads. */
 interface CallIds {
   table?: string;
-  sessionId?: string;
+  // Undefined when the request names no session (no session message, a lookup by path or name).
+  sessionId?: string | undefined;
 }
 
 export interface ServiceOptions {
@@ -178,9 +179,9 @@ export class SessionRegistryService {
       getServerInfo: this.unary(
         "GetServerInfo",
         () => ({}),
-        async () => {
+        () => {
           const { version, store, storeAvailable } = this.serverInfo();
-          return { version, store, storeAvailable };
+          return Promise.resolve({ version, store, storeAvailable });
         },
       ),
     };

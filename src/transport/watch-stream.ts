@@ -391,6 +391,7 @@ class WatchStream implements WatchSink {
   /** On 'drain': hands queued messages to grpc-js until it pushes back again. */
   private flush(): void {
     this.blocked = false;
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- write() in the loop sets blocked
     while (!this.done && !this.blocked && this.head < this.queue.length) {
       const next = this.queue[this.head]!;
       this.head += 1;

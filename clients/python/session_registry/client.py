@@ -135,7 +135,8 @@ class SessionRegistryClient:
         """Finds one session by exactly one of ``id``, ``project_path`` or ``name``."""
         given = {k: v for k, v in (("id", id), ("project_path", project_path), ("name", name)) if v is not None}
         if len(given) != 1:
-            raise TypeError("lookup() takes exactly one of id, project_path or name; got %s" % (sorted(given) or "none"))
+            raise TypeError("lookup() takes exactly one of id, project_path or name; got %s"
+                            % (sorted(given) or "none"))
         return _required(self._unary(self._stub.Lookup, pb.LookupRequest(table=table, **given)), "session")
 
     def list_page(self, table="", page_size=0, page_token=""):
@@ -174,7 +175,8 @@ class SessionRegistryClient:
         if update_mask is None:
             update_mask = [p for p, given in (("name", name is not None), ("project_path", project_path is not None),
                                               ("metadata", metadata is not None), ("ttl", ttl_given)) if given]
-        req = pb.UpdateRequest(table=table, session=session, update_mask=field_mask_pb2.FieldMask(paths=list(update_mask)),
+        req = pb.UpdateRequest(table=table, session=session,
+                               update_mask=field_mask_pb2.FieldMask(paths=list(update_mask)),
                                expected_revision=expected_revision, table_uid=table_uid,
                                request_id=self._request_id(request_id))
         return _required(self._unary(self._stub.Update, req, retry=True), "session")
@@ -335,6 +337,7 @@ def _retry_options(retry):
         o.update(retry)
     for key, low in (("max_attempts", 1), ("initial_backoff", 0), ("max_backoff", 0)):
         v = o[key]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < low or (key == "max_attempts" and not isinstance(v, int)):
+        if (isinstance(v, bool) or not isinstance(v, (int, float)) or v < low
+                or (key == "max_attempts" and not isinstance(v, int))):
             raise ValueError("retry[%r] must be a number >= %s; got %r" % (key, low, v))
     return o

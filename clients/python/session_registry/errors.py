@@ -50,6 +50,7 @@ def _to_int(value):
     except (TypeError, ValueError):
         return None
 
+
 class SessionRegistryError(Exception):
     """Base class of every error the client raises.
 
@@ -78,8 +79,10 @@ class SessionRegistryError(Exception):
         name = code.name if isinstance(code, grpc.StatusCode) else "code %s" % (code,)
         super().__init__("%s: %s" % (name, details))
 
+
 class InvalidArgumentError(SessionRegistryError):
     """INVALID_ARGUMENT: the request broke a rule; ``field_violations`` names each bad field."""
+
 
 class TableNotFoundError(SessionRegistryError):
     """NOT_FOUND: the table does not exist."""
@@ -87,6 +90,7 @@ class TableNotFoundError(SessionRegistryError):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.table = self.metadata.get("table", "")
+
 
 class TableExistsError(SessionRegistryError):
     """ALREADY_EXISTS: the table exists with a different ``max_sessions`` (the existing one's)."""
@@ -96,6 +100,7 @@ class TableExistsError(SessionRegistryError):
         self.table = self.metadata.get("table", "")
         self.max_sessions = _to_int(self.metadata.get("max_sessions"))
 
+
 class TableNotEmptyError(SessionRegistryError):
     """FAILED_PRECONDITION: the table still holds sessions and ``force`` was not set."""
 
@@ -103,6 +108,7 @@ class TableNotEmptyError(SessionRegistryError):
         super().__init__(*args, **kwargs)
         self.table = self.metadata.get("table", "")
         self.session_count = _to_int(self.metadata.get("session_count"))
+
 
 class TableLimitReachedError(SessionRegistryError):
     """RESOURCE_EXHAUSTED: the daemon holds as many tables as it allows."""
@@ -112,8 +118,10 @@ class TableLimitReachedError(SessionRegistryError):
         self.current = _to_int(self.metadata.get("current"))
         self.max = _to_int(self.metadata.get("max"))
 
+
 class UnauthenticatedError(SessionRegistryError):
     """UNAUTHENTICATED: no token, or one the daemon does not know."""
+
 
 class PermissionDeniedError(SessionRegistryError):
     """PERMISSION_DENIED: the token's role or tables do not cover this call."""
@@ -123,6 +131,7 @@ class PermissionDeniedError(SessionRegistryError):
         self.method = self.metadata.get("method", "")
         self.role = self.metadata.get("role", "")
         self.table = self.metadata.get("table", "")
+
 
 class SessionNotFoundError(SessionRegistryError):
     """NOT_FOUND: no session matches the id (or lookup key). Exactly one of
@@ -135,6 +144,7 @@ class SessionNotFoundError(SessionRegistryError):
         self.project_path = self.metadata.get("project_path", "")
         self.session_name = self.metadata.get("name", "")
 
+
 class SessionExistsError(SessionRegistryError):
     """ALREADY_EXISTS: a session with this id is already in the table."""
 
@@ -142,6 +152,7 @@ class SessionExistsError(SessionRegistryError):
         super().__init__(*args, **kwargs)
         self.table = self.metadata.get("table", "")
         self.session_id = self.metadata.get("session_id", "")
+
 
 class SessionLimitReachedError(SessionRegistryError):
     """RESOURCE_EXHAUSTED: the table holds ``max`` sessions already."""
@@ -152,6 +163,7 @@ class SessionLimitReachedError(SessionRegistryError):
         self.current = _to_int(self.metadata.get("current"))
         self.max = _to_int(self.metadata.get("max"))
 
+
 class ProjectAlreadyOpenError(SessionRegistryError):
     """ALREADY_EXISTS: another session (``session_id``) holds this project path."""
 
@@ -160,6 +172,7 @@ class ProjectAlreadyOpenError(SessionRegistryError):
         self.table = self.metadata.get("table", "")
         self.session_id = self.metadata.get("session_id", "")
         self.project_path = self.metadata.get("project_path", "")
+
 
 class RevisionMismatchError(SessionRegistryError):
     """ABORTED: ``expected_revision`` did not match; re-read the session and retry."""
@@ -170,6 +183,7 @@ class RevisionMismatchError(SessionRegistryError):
         self.session_id = self.metadata.get("session_id", "")
         self.current_revision = _to_int(self.metadata.get("current_revision"))
 
+
 class RevisionCompactedError(SessionRegistryError):
     """OUT_OF_RANGE: the watch start is older than the retained history."""
 
@@ -177,6 +191,7 @@ class RevisionCompactedError(SessionRegistryError):
         super().__init__(*args, **kwargs)
         self.table = self.metadata.get("table", "")
         self.compact_revision = _to_int(self.metadata.get("compact_revision"))
+
 
 class HistoryChangedError(SessionRegistryError):
     """The position sent belongs to another history of the table than the one
@@ -191,11 +206,14 @@ class HistoryChangedError(SessionRegistryError):
         self.table_uid = self.metadata.get("table_uid", "")
         self.current_revision = _to_int(self.metadata.get("current_revision"))
 
+
 class TableUidMismatchError(HistoryChangedError):
     """ABORTED: a watch start, an etag (update, remove) or a page token sent with a ``table_uid`` of another history."""
 
+
 class FutureRevisionError(HistoryChangedError):
     """OUT_OF_RANGE: a watch start (sent without ``table_uid``) past the table's revision + 1: from another history."""
+
 
 class WatcherTooSlowError(SessionRegistryError):
     """RESOURCE_EXHAUSTED: the watcher fell too far behind; watch again from ``resume_revision``."""
@@ -205,6 +223,7 @@ class WatcherTooSlowError(SessionRegistryError):
         self.table = self.metadata.get("table", "")
         self.resume_revision = _to_int(self.metadata.get("resume_revision"))
 
+
 class WatcherLimitReachedError(SessionRegistryError):
     """RESOURCE_EXHAUSTED: the daemon has as many watches open as it allows; retry later."""
 
@@ -212,6 +231,7 @@ class WatcherLimitReachedError(SessionRegistryError):
         super().__init__(*args, **kwargs)
         self.current = _to_int(self.metadata.get("current"))
         self.max = _to_int(self.metadata.get("max"))
+
 
 class MemoryBudgetReachedError(SessionRegistryError):
     """RESOURCE_EXHAUSTED: the daemon's sessions fill their share of its memory budget; the write changed nothing."""
@@ -221,6 +241,7 @@ class MemoryBudgetReachedError(SessionRegistryError):
         self.used_bytes = _to_int(self.metadata.get("used_bytes"))
         self.budget_bytes = _to_int(self.metadata.get("budget_bytes"))
 
+
 class StoreUnavailableError(SessionRegistryError):
     """UNAVAILABLE: the daemon is up, but its store (etcd) cannot serve now; a
     write may or may not have been applied (retry with the same request_id)."""
@@ -229,6 +250,7 @@ class StoreUnavailableError(SessionRegistryError):
         super().__init__(*args, **kwargs)
         self.store = self.metadata.get("store", "")
         self.endpoints = self.metadata.get("endpoints", "")
+
 
 _CLASS_BY_REASON = {
     "INVALID_ARGUMENT": InvalidArgumentError,
@@ -252,12 +274,14 @@ _CLASS_BY_REASON = {
     "PERMISSION_DENIED": PermissionDeniedError,
 }
 
+
 def _call(obj, name, default=None):
     try:
         fn = getattr(obj, name, None)
         return fn() if callable(fn) else default
     except Exception:  # a half-built RpcError must not break error handling
         return default
+
 
 def _decode_status_details(err):
     """All or nothing: a trailer that fails to decode anywhere is ignored entirely."""
@@ -287,6 +311,7 @@ def _decode_status_details(err):
         return decoded
     except Exception:
         return {}
+
 
 def from_rpc_error(err):
     """Converts a ``grpc.RpcError`` into a SessionRegistryError (or the subclass

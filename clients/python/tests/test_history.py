@@ -30,7 +30,8 @@ def test_every_revision_handed_out_names_the_table_uid(client, table):
 def test_update_and_remove_with_the_old_table_uid_are_refused(client, table):
     old = _remake(client, table)
     s = client.register("/new/1", table=table)
-    for call in (lambda: client.update(s.id, table=table, name="x", expected_revision=s.revision, table_uid=old.table_uid),
+    for call in (lambda: client.update(s.id, table=table, name="x", expected_revision=s.revision,
+                                       table_uid=old.table_uid),
                  lambda: client.remove(s.id, table=table, expected_revision=s.revision, table_uid=old.table_uid)):
         with pytest.raises(TableUidMismatchError) as e:
             call()

@@ -176,18 +176,18 @@ export class SessionRegistryClient {
 
   /** Creates a table, or returns the existing one with `created: false` (see the proto). */
   async createTable(req: { table?: string; maxSessions?: number } = {}): Promise<{ table: Table; created: boolean }> {
-    const res = await this.unary(this.stub.createTable, { table: req.table ?? "", maxSessions: req.maxSessions ?? 0 });
+    const res = await this.unary(this.stub.createTable.bind(this.stub), { table: req.table ?? "", maxSessions: req.maxSessions ?? 0 });
     return { table: required(res.table, "table"), created: res.created };
   }
 
   /** The table (default: `default`) with its session count and revision. */
   async getTable(table = ""): Promise<Table> {
-    return required((await this.unary(this.stub.getTable, { table })).table, "table");
+    return required((await this.unary(this.stub.getTable.bind(this.stub), { table })).table, "table");
   }
 
   /** Every table, in name order. */
   async listTables(): Promise<Table[]> {
-    return (await this.unary(this.stub.listTables, {})).tables;
+    return (await this.unary(this.stub.listTables.bind(this.stub), {})).tables;
   }
 
   /**
@@ -195,12 +195,12 @@ export class SessionRegistryClient {
    * reads no table, so it answers while the store (etcd) is unreachable.
    */
   async serverInfo(): Promise<GetServerInfoResponse> {
-    return this.unary(this.stub.getServerInfo, {});
+    return this.unary(this.stub.getServerInfo.bind(this.stub), {});
   }
 
   /** Deletes a table; one that still holds sessions needs `force`. */
   async deleteTable(table: string, options: { force?: boolean } = {}): Promise<void> {
-    await this.unary(this.stub.deleteTable, { table, force: options.force ?? false });
+    await this.unary(this.stub.deleteTable.bind(this.stub), { table, force: options.force ?? false });
   }
 
   /**
@@ -213,19 +213,19 @@ export class SessionRegistryClient {
     const { requestId: given, ...fields } = session;
     const message = sessionMessage({ ...fields, ttl: toDuration(session.ttlMs) });
     const request = { table: options.table ?? "", session: message, requestId: this.requestId(given) };
-    const res = await this.withRetries("register", (deadline) => this.unary(this.stub.register, request, deadline));
+    const res = await this.withRetries("register", (deadline) => this.unary(this.stub.register.bind(this.stub), request, deadline));
     return required(res.session, "session");
   }
 
   /** Finds one session by exactly one of id, project path or name. */
   async lookup(key: LookupKey, options: { table?: string } = {}): Promise<Session> {
-    const res = await this.unary(this.stub.lookup, { table: options.table ?? "", key: lookupCase(key) });
+    const res = await this.unary(this.stub.lookup.bind(this.stub), { table: options.table ?? "", key: lookupCase(key) });
     return required(res.session, "session");
   }
 
   /** One page of a table's sessions, oldest first, with the revision it was read at. */
   async listPage(req: { table?: string; pageSize?: number; pageToken?: string } = {}): Promise<ListResponse> {
-    return this.unary(this.stub.list, { table: req.table ?? "", pageSize: req.pageSize ?? 0, pageToken: req.pageToken ?? "" });
+    return this.unary(this.stub.list.bind(this.stub), { table: req.table ?? "", pageSize: req.pageSize ?? 0, pageToken: req.pageToken ?? "" });
   }
 
   /** Every session of a table, fetching pages as the iteration needs them. */
@@ -255,7 +255,7 @@ export class SessionRegistryClient {
       requestId: this.requestId(req.requestId),
       tableUid: req.tableUid ?? "",
     };
-    const res = await this.withRetries("update", (deadline) => this.unary(this.stub.update, request, deadline));
+    const res = await this.withRetries("update", (deadline) => this.unary(this.stub.update.bind(this.stub), request, deadline));
     return required(res.session, "session");
   }
 
@@ -277,7 +277,7 @@ export class SessionRegistryClient {
       requestId: this.requestId(options.requestId),
       tableUid: options.tableUid ?? "",
     };
-    const res = await this.withRetries("remove", (deadline) => this.unary(this.stub.remove, request, deadline));
+    const res = await this.withRetries("remove", (deadline) => this.unary(this.stub.remove.bind(this.stub), request, deadline));
     return res.session;
   }
 
@@ -287,7 +287,7 @@ export class SessionRegistryClient {
    * SessionNotFoundError. See registerWithKeepAlive for the usual loop.
    */
   async keepAlive(id: string, options: { table?: string } = {}): Promise<Session> {
-    const res = await this.unary(this.stub.keepAlive, { table: options.table ?? "", id });
+    const res = await this.unary(this.stub.keepAlive.bind(this.stub), { table: options.table ?? "", id });
     return required(res.session, "session");
   }
 
@@ -370,6 +370,7 @@ export class SessionRegistryClient {
         if (deadline !== undefined && Date.now() + pause >= deadline) throw err;
         this.onRetry?.({ method, attempt, maxAttempts: r.maxAttempts, error: err, delayMs: pause });
         await new Promise((resolve) => setTimeout(resolve, pause));
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- close() may have run during the pause
         if (this.closed) throw err;
       }
     }
@@ -380,6 +381,7 @@ export class SessionRegistryClient {
     return given ?? (this.retry === undefined ? "" : randomUUID());
   }
 
+  /** One unary call of `method`, a stub method bound to the stub, with the client's metadata and deadline. */
   private unary<Req, Res>(method: UnaryMethod<Req, Res>, request: NoInfer<Req>, deadline?: number): Promise<Res> {
     // grpc-js throws a plain Error for a call on a closed channel; report it
     // as gRPC Go does ("client connection is closing"), as a typed CANCELLED.
@@ -389,7 +391,7 @@ export class SessionRegistryClient {
     const at = deadline ?? (this.timeoutMs > 0 ? Date.now() + this.timeoutMs : undefined);
     const options: Partial<CallOptions> = at !== undefined ? { deadline: at } : {};
     return new Promise((resolve, reject) => {
-      method.call(this.stub, request, this.metadata.clone(), options, (error, response) => {
+      method(request, this.metadata.clone(), options, (error, response) => {
         if (error) reject(fromServiceError(error));
         else resolve(response);
       });
@@ -465,7 +467,9 @@ function toDuration(ms: number | null | undefined): Duration | undefined {
 
 function toMap(metadata: SessionMetadata | undefined): Map<string, string> {
   if (metadata === undefined) return new Map();
-  return metadata instanceof Map ? new Map(metadata) : new Map(Object.entries(metadata));
+  // instanceof cannot tell a ReadonlyMap from a Record by type alone.
+  if (metadata instanceof Map) return new Map(metadata as ReadonlyMap<string, string>);
+  return new Map(Object.entries(metadata as Record<string, string>));
 }
 
 // The daemon always fills these; a response without one is a broken server,

@@ -61,6 +61,11 @@ export interface SessionRegistryErrorInit {
   cause?: ServiceError;
 }
 
+/** The status's name; undefined for a code off the wire that grpc-js has no name for. */
+function statusName(code: number): string | undefined {
+  return status[code];
+}
+
 /**
  * Base class of every error the client rejects with. Transport failures
  * (UNAVAILABLE, DEADLINE_EXCEEDED, ...) and unknown reasons are instances of
@@ -84,7 +89,7 @@ export class SessionRegistryError extends Error {
   override readonly cause: ServiceError | undefined;
 
   constructor(init: SessionRegistryErrorInit) {
-    super(`${status[init.code] ?? `code ${init.code}`}: ${init.details}`);
+    super(`${statusName(init.code) ?? `code ${init.code}`}: ${init.details}`);
     this.code = init.code;
     this.details = init.details;
     this.reason = init.reason ?? "";
@@ -378,9 +383,11 @@ const classByReason = new Map<string, ErrorClass>([
  * gives the base class with the gRPC code.
  */
 export function fromServiceError(err: ServiceError): SessionRegistryError {
+  // Checked at run time: what a caller passes as a ServiceError need not be one.
+  const message: unknown = err.message;
   const init: SessionRegistryErrorInit = {
     code: typeof err.code === "number" ? err.code : status.UNKNOWN,
-    details: typeof err.details === "string" ? err.details : String(err.message),
+    details: typeof err.details === "string" ? err.details : String(message),
     cause: err,
     ...decodeStatusDetails(err),
   };
@@ -394,7 +401,8 @@ type DecodedDetails = Pick<SessionRegistryErrorInit, "reason" | "domain" | "meta
 // so a corrupt BadRequest cannot yield a half-filled typed error.
 function decodeStatusDetails(err: ServiceError): DecodedDetails {
   try {
-    const raw: unknown = err.metadata?.get(STATUS_DETAILS_KEY)[0];
+    // An error without metadata throws here, and so gives {} like any undecodable trailer.
+    const raw: unknown = err.metadata.get(STATUS_DETAILS_KEY)[0];
     if (!(raw instanceof Uint8Array)) return {};
     const decoded: DecodedDetails = {};
     for (const any of Status.decode(raw).details) {

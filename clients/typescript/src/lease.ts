@@ -82,7 +82,8 @@ export class SessionLease extends EventEmitter<SessionLeaseEvents> {
   done(): Promise<void> {
     if (this.donePromise === undefined) {
       if (this.state === "closed") this.donePromise = Promise.resolve();
-      else if (this.state === "lost") this.donePromise = Promise.reject(this.lostError);
+      // markLost sets lostError with the state.
+      else if (this.state === "lost") this.donePromise = Promise.reject(this.lostError!);
       else {
         this.donePromise = new Promise<void>((resolve, reject) => {
           this.settle = { resolve, reject };

@@ -236,6 +236,7 @@ export class WatchStreamImpl implements WatchStream {
         try {
           for (;;) {
             const next = await call.next();
+            // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- stop() may have run during the await
             if (this.stopped) return;
             if (next.kind === "end") {
               failure = next.error;
@@ -249,6 +250,7 @@ export class WatchStreamImpl implements WatchStream {
             this.last = item.revision;
             this.uid = item.tableUid;
             yield item;
+            // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the consumer may have stopped the watch
             if (this.stopped) return;
           }
         } finally {
@@ -269,6 +271,7 @@ export class WatchStreamImpl implements WatchStream {
           }
         }
         const delayMs = this.backoffDelay(attempt++);
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- stop() may have run while the call was open
         if (!this.stopped && !reconnecting) {
           reconnecting = true;
           this.onReconnect?.({ kind: "reconnecting", error: failure, delayMs });
