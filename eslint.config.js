@@ -42,6 +42,13 @@ export default defineConfig(
     },
   },
   {
+    files: ["src/store/memory/store.ts"],
+    rules: {
+      // The Store contract is asynchronous; the memory store answers at once, and `async` makes its throws rejections, as the etcd store's are.
+      "@typescript-eslint/require-await": "off",
+    },
+  },
+  {
     files: ["**/*.js", "**/*.mjs", "**/*.cjs"],
     extends: [tseslint.configs.disableTypeChecked],
     languageOptions: {

@@ -96,7 +96,8 @@ export const ERROR_REPORT = {
 
 /** Quotes a client-sent value for an error message, cut to a few dozen code points so a huge payload is not echoed. */
 export function quote(s: string): string {
-  const cut = [...s.slice(0, 2 * ERROR_REPORT.maxQuotedCodePoints)].slice(0, ERROR_REPORT.maxQuotedCodePoints).join("");
+  // Array.from splits into code points, the unit the limit counts (not grapheme clusters).
+  const cut = Array.from(s.slice(0, 2 * ERROR_REPORT.maxQuotedCodePoints)).slice(0, ERROR_REPORT.maxQuotedCodePoints).join("");
   return JSON.stringify(cut.length < s.length ? `${cut}…` : cut);
 }
 

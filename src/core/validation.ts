@@ -164,7 +164,7 @@ export function deriveName(normalizedPath: string): string {
   if (last === "") return "/";
   // Short enough in UTF-16 units is short enough in code points: no need to split it into them.
   if (last.length <= LIMITS.nameMaxCodePoints) return last;
-  return [...last].slice(0, LIMITS.nameMaxCodePoints).join("");
+  return Array.from(last).slice(0, LIMITS.nameMaxCodePoints).join(""); // code points, as the limit counts them
 }
 
 export function checkMetadata(v: Violations, field: string, metadata: ReadonlyMap<string, string>): void {

@@ -152,7 +152,7 @@ export class EtcdErrors {
 
   /** What is wrong with etcd, as a predicate of "etcd at URL". */
   why(err: unknown): string {
-    if ((err as { isBrokenCircuitError?: unknown })?.isBrokenCircuitError === true) {
+    if ((err as { isBrokenCircuitError?: unknown } | null | undefined)?.isBrokenCircuitError === true) {
       const last = this.lastWhy ?? "is unreachable";
       return `${last}; after repeated failures the daemon tries again within ${BREAKER_HALF_OPEN_MS / 1000} s`;
     }
@@ -173,7 +173,7 @@ function describeEtcdFailure(err: unknown): string {
   }
   if (err instanceof EtcdWatchStreamEnded) return "ended the daemon's watch stream";
   const text = err instanceof Error ? err.message : String(err);
-  const code = (err as { code?: unknown })?.code;
+  const code = (err as { code?: unknown } | null | undefined)?.code;
   if (err instanceof GRPCDeadlineExceededError || code === 4 || /DEADLINE_EXCEEDED|deadline exceeded/i.test(text)) {
     return "did not answer in time";
   }

@@ -23,7 +23,17 @@ import type { Keys } from "./keys.js";
 export type Change = { kind: "event"; table: string; event: WatchEvent } | { kind: "tableDeleted"; table: string };
 
 function isDelete(ev: IEvent): boolean {
-  return String(ev.type).toLowerCase() === "delete";
+  return ev.type.toLowerCase() === "delete";
+}
+
+/**
+ * The event's previous key-value. etcd3's types say it is always there; etcd
+ * sends none when history was compacted under a reconnecting watch, and the
+ * proto loader then gives null.
+ */
+function prevKv(ev: IEvent): IKeyValue | undefined {
+  const wire: { prev_kv?: IKeyValue | null } = ev;
+  return wire.prev_kv ?? undefined;
 }
 
 interface Located {
@@ -63,8 +73,9 @@ function mapRevision(keys: Keys, group: readonly IEvent[], tableUid: string, onl
     if (k.kind === "rev") {
       if (isDelete(ev)) deleted.add(table);
       else wrote.add(table);
-    } else if (k.kind === "expiry" && isDelete(ev) && ev.prev_kv !== undefined && ev.prev_kv !== null) {
-      lastExpiry.set(`${table}/${k.id}`, ev.prev_kv.value.toString("utf8"));
+    } else if (k.kind === "expiry" && isDelete(ev)) {
+      const prev = prevKv(ev);
+      if (prev !== undefined) lastExpiry.set(`${table}/${k.id}`, prev.value.toString("utf8"));
     }
     located.push({ ev, table, key: k });
   }
@@ -77,7 +88,7 @@ function mapRevision(keys: Keys, group: readonly IEvent[], tableUid: string, onl
       out.push({ kind: "event", table, event: { type, revision, session: decodeSession(key.id, ev.kv, tableUid) } });
       continue;
     }
-    const prev: IKeyValue | undefined = ev.prev_kv ?? undefined;
+    const prev = prevKv(ev);
     // Without prev_kv (history compacted under a reconnecting watch) the last state is gone; nothing to report.
     if (prev === undefined) continue;
     const session = decodeSession(key.id, prev, tableUid, lastExpiry.get(`${table}/${key.id}`));

@@ -2,7 +2,7 @@
  * Builders for the etcd requests the store sends (ranges, puts, deletes,
  * compares, as Txn operations) and accessors for their responses.
  */
-import type { ICompare, IKeyValue, IPutRequest, IRangeRequest, IRequestOp, ITxnResponse } from "etcd3";
+import type { ICompare, IKeyValue, IPutRequest, IRangeRequest, IRangeResponse, IRequestOp, IResponseOp, ITxnResponse } from "etcd3";
 import { CompareResult, CompareTarget } from "etcd3";
 
 import { prefixEnd } from "./keys.js";
@@ -64,8 +64,17 @@ export function modifiedBefore(key: string, rev: string | number): ICompare {
   return { key: utf8(key), target: CompareTarget.Mod, result: CompareResult.Less, mod_revision: rev };
 }
 
+/**
+ * The range result of the Txn's op `i`. etcd3's types give every arm of the
+ * response's oneof; only the arm of the op's own kind is set.
+ */
+function rangeOf(res: ITxnResponse, i: number): Partial<IRangeResponse> | undefined {
+  const op: Partial<IResponseOp> | undefined = res.responses[i];
+  return op?.response_range;
+}
+
 export function kvs(res: ITxnResponse, i: number): IKeyValue[] {
-  return res.responses[i]?.response_range?.kvs ?? [];
+  return rangeOf(res, i)?.kvs ?? [];
 }
 
 export function first(res: ITxnResponse, i: number): IKeyValue | undefined {
@@ -73,7 +82,7 @@ export function first(res: ITxnResponse, i: number): IKeyValue | undefined {
 }
 
 export function count(res: ITxnResponse, i: number): number {
-  return Number(res.responses[i]?.response_range?.count ?? 0);
+  return Number(rangeOf(res, i)?.count ?? 0);
 }
 
 /** The data and expiry keys of one session, as a Range over `s/<id>/` returns them. */
