@@ -34,6 +34,39 @@ function offending(folder: string, allowed: (specifier: string, file: string) =>
 const insideSrc = (specifier: string, file: string, folder: string) =>
   specifier.startsWith(".") && relative(join(REPO_ROOT, "src"), join(file, "..", specifier)).startsWith(`${folder}/`);
 
+/** The first import cycle among src's own modules (type-only imports count: they bind the files as much), or undefined. */
+function firstCycle(): string[] | undefined {
+  const src = join(REPO_ROOT, "src");
+  const edges = new Map<string, string[]>();
+  for (const file of tsFiles(src)) {
+    const local = imports(file).filter((s) => s.startsWith("."));
+    edges.set(
+      relative(src, file),
+      local.map((s) => relative(src, join(file, "..", s)).replace(/\.js$/, ".ts")),
+    );
+  }
+  const state = new Map<string, "open" | "done">();
+  const path: string[] = [];
+  const visit = (node: string): string[] | undefined => {
+    if (state.get(node) === "done") return undefined;
+    if (state.get(node) === "open") return [...path.slice(path.indexOf(node)), node];
+    state.set(node, "open");
+    path.push(node);
+    for (const next of edges.get(node) ?? []) {
+      const cycle = visit(next);
+      if (cycle !== undefined) return cycle;
+    }
+    path.pop();
+    state.set(node, "done");
+    return undefined;
+  };
+  for (const node of edges.keys()) {
+    const cycle = visit(node);
+    if (cycle !== undefined) return cycle;
+  }
+  return undefined;
+}
+
 describe("layers of src/", () => {
   it("core imports nothing but core and node's built-ins", () => {
     expect(offending("core", (s, file) => s.startsWith("node:") || insideSrc(s, file, "core"))).to.deep.equal([]);
@@ -41,5 +74,14 @@ describe("layers of src/", () => {
 
   it("the transport reaches no store: it sees the registry through core", () => {
     expect(offending("transport", (s, file) => !insideSrc(s, file, "store"))).to.deep.equal([]);
+  });
+
+  it("the stores reach neither the transport, the daemon nor the CLI", () => {
+    const above = ["transport", "daemon", "cli"];
+    expect(offending("store", (s, file) => !above.some((f) => insideSrc(s, file, f)))).to.deep.equal([]);
+  });
+
+  it("no module of src imports itself back through a cycle", () => {
+    expect(firstCycle()?.join(" -> ")).to.equal(undefined);
   });
 });
