@@ -82,10 +82,10 @@ export function killLeftoverClis(): void {
   for (const child of children) child.kill("SIGKILL");
 }
 
-/** Parses stdout as one JSON document, failing with the output when it is not. */
-export function parseJson<T = any>(r: CliResult): T {
+/** Parses stdout as one JSON document, failing with the output when it is not; the caller names its shape. */
+export function parseJson(r: CliResult): unknown {
   try {
-    return JSON.parse(r.stdout) as T;
+    return JSON.parse(r.stdout);
   } catch {
     throw new Error(`stdout is not JSON (exit ${r.code}).\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
   }

@@ -13,7 +13,7 @@ import { parseCommandLine, parseCount, parseDuration, parseLabels, projectPathAr
 import { runCli, type CliIo } from "../../src/cli/cli.js";
 import { connectionFrom, CONNECTION_OPTIONS } from "../../src/cli/connection.js";
 import { describeFailure, ExitCode } from "../../src/cli/errors.js";
-import { columns, sessionJson, watchItemLines } from "../../src/cli/format.js";
+import { columns, sessionJson, watchItemLines, type SessionJson, type TableJson } from "../../src/cli/format.js";
 import { ErrorInfo } from "@session-registry/client/gen/google/rpc/error_details";
 import { Status } from "@session-registry/client/gen/google/rpc/status";
 
@@ -329,8 +329,8 @@ describe("CLI units", () => {
         run(["ls", "--addr", d.address]),
         run(["ls", "--json", "--addr", d.address]),
       ]);
-      expect(JSON.parse(ls.out).map((x: { id: string }) => x.id)).to.deep.equal(["a1"]);
-      expect(JSON.parse(tables.out).map((x: { name: string }) => x.name)).to.deep.equal(["default", "units"]);
+      expect((JSON.parse(ls.out) as SessionJson[]).map((x) => x.id)).to.deep.equal(["a1"]);
+      expect((JSON.parse(tables.out) as TableJson[]).map((x) => x.name)).to.deep.equal(["default", "units"]);
       expect(empty).to.deep.equal({ code: 0, out: "", err: "No sessions in table default.\n" });
       expect(emptyJson).to.deep.equal({ code: 0, out: "[]\n", err: "" });
     });

@@ -117,7 +117,7 @@ describe("Installing the TypeScript SDK from its tarball", function () {
 
   it("shows consumers no \"source\" export condition", async () => {
     const manifest = await sh("tar", ["xzf", tarball, "-O", "package/package.json"], tmp);
-    const exports = JSON.parse(manifest).exports as Record<string, Record<string, string>>;
+    const { exports } = JSON.parse(manifest) as { exports: Record<string, Record<string, string>> };
     expect(Object.keys(exports)).to.deep.equal([".", "./gen/*"]);
     // Node asked for that condition still loads the compiled code.
     const script =
