@@ -60,6 +60,7 @@ describe("bench harness (--smoke)", function () {
   });
 
   after(async () => {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if before() failed
     if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   });
 

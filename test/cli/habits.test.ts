@@ -61,6 +61,7 @@ describe("CLI habits", function () {
       await etcdDown.exited;
     }
     killLeftoverClis();
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if before() failed
     await d?.stop();
   });
 

@@ -49,6 +49,7 @@ describe("request validation", () => {
   });
 
   after(async () => {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if before() failed
     await d?.stop();
   });
 

@@ -49,6 +49,7 @@ describe("the daemon package, installed with npm install -g", function () {
       daemon.kill("SIGKILL");
       await once(daemon, "exit");
     }
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if before() failed
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   });
 

@@ -79,6 +79,7 @@ describe("Installing the Python SDK with pip", function () {
   after(async () => {
     await daemon?.stop();
     killDaemons();
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if before() failed
     if (tmp !== undefined) rmSync(tmp, { recursive: true, force: true });
   });
 

@@ -96,6 +96,7 @@ describe("Installing the TypeScript SDK from its tarball", function () {
   after(async () => {
     await daemon?.stop();
     killDaemons();
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if before() failed
     if (tmp !== undefined) rmSync(tmp, { recursive: true, force: true });
   });
 
