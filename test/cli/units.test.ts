@@ -5,7 +5,7 @@
  * commands whose main path the process tests cover.
  */
 import { expect } from "chai";
-import { SessionRegistryError, fromServiceError, status, type Session } from "@session-registry/client";
+import { EventType, SessionRegistryError, fromServiceError, status, type Session } from "@session-registry/client";
 import { Metadata, type ServiceError } from "@grpc/grpc-js";
 
 import { startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
@@ -27,7 +27,7 @@ function registryError(code: status, details: string, reason: string, metadata: 
   }).finish();
   const md = new Metadata();
   md.set("grpc-status-details-bin", Buffer.from(trailer));
-  const err = Object.assign(new Error(details), { code, details, metadata: md }) as ServiceError;
+  const err: ServiceError = Object.assign(new Error(details), { code, details, metadata: md });
   return fromServiceError(err);
 }
 
@@ -106,7 +106,7 @@ describe("CLI units", () => {
     });
 
     it("quotes watch values with spaces", () => {
-      expect(watchItemLines({ kind: "event", revision: 9, tableUid: "u1", type: 2, session })).to.equal(
+      expect(watchItemLines({ kind: "event", revision: 9, tableUid: "u1", type: EventType.EVENT_TYPE_UPDATED, session })).to.equal(
         'rev=9 UPDATED id=s1 name="my app" path="/p/my app" revision=7 metadata=tool=editor expires=2025-01-02T03:04:07Z\n',
       );
     });

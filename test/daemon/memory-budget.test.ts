@@ -199,7 +199,7 @@ describe("memory budget on a real daemon", function () {
       proc = spawnDaemon(["--listen", "127.0.0.1:0", "--memory-budget", `${BUDGET}`, "--log-level", "warn"], [`--max-old-space-size=${HEAP_MB}`]);
       address = `127.0.0.1:${await waitForPort(proc)}`;
     });
-    after(async () => {
+    after(() => {
       for (const c of clients) c.close();
       killDaemons();
     });

@@ -83,7 +83,7 @@ describe("Installing the Python SDK with pip", function () {
     if (tmp !== undefined) rmSync(tmp, { recursive: true, force: true });
   });
 
-  it("leaves nothing behind in clients/python (no build/, no *.egg-info)", async () => {
+  it("leaves nothing behind in clients/python (no build/, no *.egg-info)", () => {
     expect(sourceTreeState()).to.deep.equal(treeBefore);
   });
 
