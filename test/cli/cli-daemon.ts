@@ -8,9 +8,9 @@ import { killLeftoverClis } from "./cli-process.js";
 
 export interface CliDaemon {
   /** The running daemon; call it inside tests and later hooks. */
-  daemon(): TestDaemon;
+  daemon: () => TestDaemon;
   /** The `--addr` flag that points the CLI at the daemon. */
-  addr(): string[];
+  addr: () => string[];
 }
 
 /** Registers the hooks in the calling describe block. */

@@ -45,8 +45,8 @@ export function startCli(args: readonly string[], options: { env?: Record<string
   children.add(child);
   let out = "";
   let err = "";
-  child.stdout!.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
-  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (err += chunk));
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (err += chunk));
   const exited = new Promise<CliResult>((resolve) => {
     // 'close' rather than 'exit': it comes after the output streams are drained.
     child.on("close", (code, signal) => {
@@ -58,10 +58,10 @@ export function startCli(args: readonly string[], options: { env?: Record<string
     new Promise<void>((resolve, reject) => {
       const check = () => {
         if (!pattern.test(out)) return;
-        child.stdout!.off("data", check);
+        child.stdout.off("data", check);
         resolve();
       };
-      child.stdout!.on("data", check);
+      child.stdout.on("data", check);
       check();
       void exited.then((r) => {
         if (!pattern.test(out)) {
@@ -82,10 +82,10 @@ export function killLeftoverClis(): void {
   for (const child of children) child.kill("SIGKILL");
 }
 
-/** Parses stdout as one JSON document, failing with the output when it is not. */
-export function parseJson<T = any>(r: CliResult): T {
+/** Parses stdout as one JSON document, failing with the output when it is not; the caller names its shape. */
+export function parseJson(r: CliResult): unknown {
   try {
-    return JSON.parse(r.stdout) as T;
+    return JSON.parse(r.stdout);
   } catch {
     throw new Error(`stdout is not JSON (exit ${r.code}).\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
   }

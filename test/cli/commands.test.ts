@@ -5,6 +5,7 @@
  */
 import { expect } from "chai";
 
+import type { SessionJson, TableJson } from "../../src/cli/format.js";
 import { uniqueName } from "../helpers/daemon.js";
 import { suiteCliDaemon } from "./cli-daemon.js";
 import { parseJson, runCli, summary, type CliResult } from "./cli-process.js";
@@ -32,7 +33,7 @@ describe("CLI commands", function () {
     expect(ok(created).stdout).to.match(new RegExp(`^name: +${a}$`, "m"));
     expect(created.stdout).to.match(/^max sessions: +3$/m);
     expect(created.stdout).to.match(/^result: +created$/m);
-    const bJson = parseJson(ok(createdJson));
+    const bJson = parseJson(ok(createdJson)) as { created: boolean; table: TableJson };
     expect(bJson).to.deep.include({ created: true });
     expect(bJson.table).to.include({ name: b, maxSessions: 10, sessionCount: 0 });
     expect(bJson.table.createTime).to.match(ISO);
@@ -61,7 +62,7 @@ describe("CLI commands", function () {
       runCli(["register", "--path", "/p/app", "--id", "s1", "--meta", "tool=editor", "--meta", "eq=a=b", "--ttl", "30s", "--json", ...t]),
       runCli(["register", "--path", "/p/bee", "--name", "the bee", ...t]),
     ]);
-    const s1 = parseJson(ok(registered));
+    const s1 = parseJson(ok(registered)) as SessionJson;
     expect(s1).to.include({ id: "s1", name: "app", projectPath: "/p/app", ttl: "30s" });
     expect(s1.metadata).to.deep.equal({ tool: "editor", eq: "a=b" });
     expect(s1.expireTime).to.match(ISO);
@@ -80,9 +81,9 @@ describe("CLI commands", function () {
       runCli(["keepalive", "s1", ...t]),
     ]);
     // The keep-alive runs alongside, so the expiry may have moved on.
-    const found = parseJson(ok(byId));
+    const found = parseJson(ok(byId)) as SessionJson;
     expect(found).to.deep.equal({ ...s1, expireTime: found.expireTime });
-    expect(Date.parse(found.expireTime)).to.be.at.least(Date.parse(s1.expireTime));
+    expect(Date.parse(found.expireTime!)).to.be.at.least(Date.parse(s1.expireTime!));
     const rows = ok(list).stdout.trimEnd().split("\n");
     expect(rows[0]).to.match(/^ID +NAME +PATH +REVISION +TTL +EXPIRES +CREATED +METADATA$/);
     expect(rows).to.have.length(3);
@@ -95,7 +96,7 @@ describe("CLI commands", function () {
       runCli(["update", "s1", "--name", "renamed", "--clear-meta", "--no-ttl", "--expected-revision", String(s1.revision), "--json", ...t]),
       runCli(["rm", beeId!, ...t]),
     ]);
-    const u = parseJson(ok(updated));
+    const u = parseJson(ok(updated)) as SessionJson;
     expect(u).to.include({ id: "s1", name: "renamed", ttl: null, expireTime: null });
     expect(u.metadata).to.deep.equal({});
     expect(u.revision).to.be.greaterThan(s1.revision);
@@ -103,7 +104,7 @@ describe("CLI commands", function () {
 
     const removedJson = await runCli(["rm", "s1", "--expected-revision", String(u.revision), "--json", ...t]);
     expect(parseJson(ok(removedJson))).to.deep.include({ removed: true });
-    expect(parseJson(removedJson).session).to.include({ id: "s1", name: "renamed" });
+    expect((parseJson(removedJson) as { session: SessionJson | null }).session).to.include({ id: "s1", name: "renamed" });
     expect((await client.getTable(table)).sessionCount).to.equal(0);
   });
 });

@@ -12,6 +12,7 @@ import { promisify } from "node:util";
 
 import { expect } from "chai";
 
+import type { CliFailure } from "../../src/cli/errors.js";
 import { packageVersion } from "../../src/version.js";
 import { startTestDaemon, uniqueName, type TestDaemon } from "../helpers/daemon.js";
 import { killLeftoverClis, parseJson, runCli, startCli, summary, type CliProcess, type CliResult } from "./cli-process.js";
@@ -22,6 +23,11 @@ function ok(r: CliResult): CliResult {
   expect(r.code, summary(r)).to.equal(0);
   expect(r.stderr, summary(r)).to.equal("");
   return r;
+}
+
+/** The --json form of a failure, on stderr. */
+function errorJson(text: string): CliFailure["json"] {
+  return (JSON.parse(text) as { error: CliFailure["json"] }).error;
 }
 
 function usage(r: CliResult, stderr: string): void {
@@ -55,6 +61,7 @@ describe("CLI habits", function () {
       await etcdDown.exited;
     }
     killLeftoverClis();
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if before() failed
     await d?.stop();
   });
 
@@ -79,7 +86,7 @@ describe("CLI habits", function () {
       ]);
       expect(lines[5]).to.match(/^TABLE +SESSIONS +MAX$/);
       expect(lines.find((l) => l.startsWith(`${table} `))).to.match(new RegExp(`^${table} +1 +4$`));
-      const doc = parseJson(ok(json));
+      const doc = parseJson(ok(json)) as { tables: { name: string; sessionCount: number; maxSessions: number }[] | null };
       expect(doc).to.deep.include({ address: d.address, status: "SERVING", version: packageVersion(), store: "memory", storeAvailable: true });
       expect(doc.tables).to.deep.include({ name: table, sessionCount: 1, maxSessions: 4 });
       expect(ok(value).stdout).to.equal("SERVING\n");
@@ -174,7 +181,7 @@ describe("CLI habits", function () {
       usage(form, 'session-registry tables: -w/--write-out must be one of table, json, value, got "yaml"\nRun `session-registry tables --help` for usage.\n');
       // --json was asked for, so the usage error is JSON too.
       expect(both.code, summary(both)).to.equal(2);
-      expect(JSON.parse(both.stderr).error).to.include({ code: "USAGE", message: "--json and -w value exclude each other" });
+      expect(errorJson(both.stderr)).to.include({ code: "USAGE", message: "--json and -w value exclude each other" });
       expect(field.code, summary(field)).to.equal(2);
       expect(field.stderr).to.match(/^session-registry tables: --field colour: no such field in the output/);
     });
@@ -182,7 +189,7 @@ describe("CLI habits", function () {
     it("a usage error comes out as JSON with -w json as with --json", async () => {
       const r = await runCli(["lookup", "-w", "json", "--bogus"]);
       expect(r.code, summary(r)).to.equal(2);
-      expect(JSON.parse(r.stderr).error).to.include({ code: "USAGE", exitCode: 2 });
+      expect(errorJson(r.stderr)).to.include({ code: "USAGE", exitCode: 2 });
     });
   });
 

@@ -7,25 +7,21 @@ import { expect } from "chai";
 
 import { eventually } from "../helpers/daemon.js";
 import { killDaemons, spawnDaemon, waitForPort, type DaemonProcess } from "../helpers/daemon-process.js";
-import { startEtcd, uniquePrefix, type TestEtcd } from "../helpers/etcd.js";
+import { suiteEtcd, uniquePrefix } from "../helpers/etcd.js";
 import { killLeftoverClis, runCli, startCli, summary } from "./cli-process.js";
 
 describe("CLI: notes while it waits", function () {
   this.timeout(120_000);
-  let etcd: TestEtcd;
 
-  before(async () => {
-    etcd = await startEtcd();
-  });
-
-  after(async () => {
+  after(() => {
     killLeftoverClis();
     killDaemons();
-    await etcd?.stop();
   });
+  // Its hooks come after the one above, so that etcd stops once the daemons are gone.
+  const etcd = suiteEtcd();
 
   function daemon(listen: string, prefix: string): DaemonProcess {
-    return spawnDaemon(["--listen", listen, "--store", "etcd", "--etcd-endpoints", etcd.endpoint, "--etcd-prefix", prefix, "--log-level", "warn"]);
+    return spawnDaemon(["--listen", listen, "--store", "etcd", "--etcd-endpoints", etcd().endpoint, "--etcd-prefix", prefix, "--log-level", "warn"]);
   }
 
   it("watch says 'reconnecting...' when its daemon goes, and 'resumed at revision N' when one is back", async () => {
@@ -67,10 +63,10 @@ describe("CLI: notes while it waits", function () {
   });
 
   it("a write the SDK retries says so once per attempt, then fails with the store's outage and exit 8", async () => {
-    await etcd.restart();
+    await etcd().restart();
     const d = daemon("127.0.0.1:0", uniquePrefix());
     const addr = `127.0.0.1:${await waitForPort(d)}`;
-    etcd.kill9();
+    etcd().kill9();
     const r = await runCli(["register", "--path", "/work/retried", "--addr", addr, "--timeout", "30s"]);
     expect(r.code, summary(r)).to.equal(8);
     expect(r.stdout).to.equal("");
@@ -86,7 +82,7 @@ describe("CLI: notes while it waits", function () {
       ),
     );
     expect(lines.at(-1)).to.match(/^The registry's store \(etcd at http:\/\/127\.0\.0\.1:\d+\) is unavailable: etcd /);
-    await etcd.restart();
+    await etcd().restart();
     d.child.kill("SIGTERM");
     expect((await d.exited).code, d.stderr()).to.equal(0);
   });

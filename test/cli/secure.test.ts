@@ -41,8 +41,10 @@ describe("CLI with mTLS and tokens", function () {
 
   after(async () => {
     killLeftoverClis();
+    /* eslint-disable @typescript-eslint/no-unnecessary-condition -- each is unset if before() failed */
     await d?.stop();
     await certs?.remove();
+    /* eslint-enable @typescript-eslint/no-unnecessary-condition */
   });
 
   it("connects with a client certificate and a token, from flags or from the environment", async () => {

@@ -7,6 +7,7 @@
 import { expect } from "chai";
 import { SessionRegistryClient } from "@session-registry/client";
 
+import type { SessionJson } from "../../src/cli/format.js";
 import { uniqueName } from "../helpers/daemon.js";
 import { suiteCliDaemon } from "./cli-daemon.js";
 import { runCli, startCli, summary } from "./cli-process.js";
@@ -57,14 +58,17 @@ describe("CLI streams, serve and help", function () {
     const r = await watch.exited;
 
     expect(r.code, summary(r)).to.equal(0);
-    const lines = r.stdout.trimEnd().split("\n").map((l) => JSON.parse(l));
+    const lines = r.stdout
+      .trimEnd()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { kind: string; type: string; revision: number; session: SessionJson });
     expect(lines.map((l) => [l.kind, l.type, l.session.id, l.session.name])).to.deep.equal([
       ["event", "REGISTERED", "one", "one"],
       ["event", "UPDATED", "one", "renamed"],
     ]);
-    expect(lines[0].revision).to.equal(before.revision);
-    expect(lines[0].session).to.include({ projectPath: "/j/one", ttl: "1m" });
-    expect(lines[0].session.metadata).to.deep.equal({});
+    expect(lines[0]!.revision).to.equal(before.revision);
+    expect(lines[0]!.session).to.include({ projectPath: "/j/one", ttl: "1m" });
+    expect(lines[0]!.session.metadata).to.deep.equal({});
   });
 
   it("keepalive --every renews until SIGINT, then exits 0", async () => {
@@ -79,7 +83,10 @@ describe("CLI streams, serve and help", function () {
     const r = await keep.exited;
 
     expect(r.code, summary(r)).to.equal(0);
-    const lines = r.stdout.trimEnd().split("\n").map((l) => JSON.parse(l));
+    const lines = r.stdout
+      .trimEnd()
+      .split("\n")
+      .map((l) => JSON.parse(l) as SessionJson);
     expect(lines.length).to.be.at.least(2);
     for (const l of lines) expect(l).to.include({ id: "k1", ttl: "1m" });
   });

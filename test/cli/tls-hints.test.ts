@@ -41,6 +41,7 @@ describe("CLI: TLS mismatches", function () {
       await process.exited;
     }
     killDaemons();
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if before() failed
     await certs?.remove();
   });
 

@@ -5,7 +5,7 @@
  * commands whose main path the process tests cover.
  */
 import { expect } from "chai";
-import { SessionRegistryError, fromServiceError, status, type Session } from "@session-registry/client";
+import { EventType, SessionRegistryError, fromServiceError, status, type Session } from "@session-registry/client";
 import { Metadata, type ServiceError } from "@grpc/grpc-js";
 
 import { startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
@@ -13,7 +13,7 @@ import { parseCommandLine, parseCount, parseDuration, parseLabels, projectPathAr
 import { runCli, type CliIo } from "../../src/cli/cli.js";
 import { connectionFrom, CONNECTION_OPTIONS } from "../../src/cli/connection.js";
 import { describeFailure, ExitCode } from "../../src/cli/errors.js";
-import { columns, sessionJson, watchItemLines } from "../../src/cli/format.js";
+import { columns, sessionJson, watchItemLines, type SessionJson, type TableJson } from "../../src/cli/format.js";
 import { ErrorInfo } from "@session-registry/client/gen/google/rpc/error_details";
 import { Status } from "@session-registry/client/gen/google/rpc/status";
 
@@ -27,7 +27,7 @@ function registryError(code: status, details: string, reason: string, metadata: 
   }).finish();
   const md = new Metadata();
   md.set("grpc-status-details-bin", Buffer.from(trailer));
-  const err = Object.assign(new Error(details), { code, details, metadata: md }) as ServiceError;
+  const err: ServiceError = Object.assign(new Error(details), { code, details, metadata: md });
   return fromServiceError(err);
 }
 
@@ -106,7 +106,7 @@ describe("CLI units", () => {
     });
 
     it("quotes watch values with spaces", () => {
-      expect(watchItemLines({ kind: "event", revision: 9, tableUid: "u1", type: 2, session })).to.equal(
+      expect(watchItemLines({ kind: "event", revision: 9, tableUid: "u1", type: EventType.EVENT_TYPE_UPDATED, session })).to.equal(
         'rev=9 UPDATED id=s1 name="my app" path="/p/my app" revision=7 metadata=tool=editor expires=2025-01-02T03:04:07Z\n',
       );
     });
@@ -329,8 +329,8 @@ describe("CLI units", () => {
         run(["ls", "--addr", d.address]),
         run(["ls", "--json", "--addr", d.address]),
       ]);
-      expect(JSON.parse(ls.out).map((x: { id: string }) => x.id)).to.deep.equal(["a1"]);
-      expect(JSON.parse(tables.out).map((x: { name: string }) => x.name)).to.deep.equal(["default", "units"]);
+      expect((JSON.parse(ls.out) as SessionJson[]).map((x) => x.id)).to.deep.equal(["a1"]);
+      expect((JSON.parse(tables.out) as TableJson[]).map((x) => x.name)).to.deep.equal(["default", "units"]);
       expect(empty).to.deep.equal({ code: 0, out: "", err: "No sessions in table default.\n" });
       expect(emptyJson).to.deep.equal({ code: 0, out: "[]\n", err: "" });
     });

@@ -36,6 +36,7 @@ export function liveConformance(storeName: string, makeStore: (limits: StoreLimi
       raw = d.rawClient();
     });
     after(async () => {
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if before() failed
       await d?.stop();
     });
 

@@ -69,6 +69,7 @@ export function rulesConformance(
       raw = d.rawClient();
     });
     after(async () => {
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if before() failed
       await d?.stop();
     });
 

@@ -22,6 +22,7 @@ function utf8(s: string): number {
 /** Shows a long test value briefly in a test title. */
 function show(s: string): string {
   const json = JSON.stringify(s).replace(/[\p{Cc}\u200E\u200F\u202A-\u202E\u2066-\u2069]/gu, (c) => `\\u${c.codePointAt(0)!.toString(16).padStart(4, "0")}`);
+  // eslint-disable-next-line @typescript-eslint/no-misused-spread -- code points are what the limits count
   return json.length > 24 ? `${JSON.stringify(s.slice(0, 8))}… (${[...s].length} code points, ${utf8(s)} bytes)` : json;
 }
 
@@ -49,6 +50,7 @@ describe("request validation", () => {
   });
 
   after(async () => {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if before() failed
     await d?.stop();
   });
 

@@ -10,7 +10,6 @@ import {
   type ChannelOptions,
   type Client,
   type ClientReadableStream,
-  type ServiceDefinition,
   type ServiceError,
 } from "@grpc/grpc-js";
 import { service as healthService } from "grpc-health-check";
@@ -23,7 +22,7 @@ interface HealthStub extends Client {
   list(req: object, cb: (err: ServiceError | null, res?: { statuses: Record<string, { status: ServingStatus }> }) => void): void;
 }
 
-const HealthStubClass = makeGenericClientConstructor(healthService as unknown as ServiceDefinition, "Health") as unknown as new (
+const HealthStubClass = makeGenericClientConstructor(healthService, "Health") as unknown as new (
   address: string,
   credentials: ChannelCredentials,
   options?: ChannelOptions,

@@ -4,7 +4,7 @@
  * message size (RESOURCE_EXHAUSTED) in test/transport/hostile-input.test.ts,
  * the watcher limit in test/transport/watch-stream.test.ts.
  */
-import { connect, constants as http2, type ClientHttp2Session } from "node:http2";
+import { connect, constants as http2, type ClientHttp2Session, type IncomingHttpHeaders } from "node:http2";
 
 import { expect } from "chai";
 import { credentials } from "@grpc/grpc-js";
@@ -94,7 +94,7 @@ describe("connection limits", () => {
           [http2.HTTP2_HEADER_CONTENT_TYPE]: "application/grpc",
           te: "trailers",
         });
-        req.on("trailers", (trailers) => resolve(trailers["grpc-status"] as string | undefined));
+        req.on("trailers", (trailers: IncomingHttpHeaders) => resolve(trailers["grpc-status"] as string | undefined));
         req.on("error", reject);
         req.on("data", () => {});
         // An empty HealthCheckRequest: not compressed, length 0.

@@ -75,6 +75,7 @@ describe("memory budget on a real daemon", function () {
       d = await startTestDaemon({ config: { memoryBudget: BUDGET } });
     });
     after(async () => {
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if before() failed
       await d?.stop();
     });
 
@@ -119,6 +120,7 @@ describe("memory budget on a real daemon", function () {
     });
     after(async () => {
       for (const r of readers) r.close();
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if before() failed
       await d?.stop();
     });
 
@@ -197,7 +199,7 @@ describe("memory budget on a real daemon", function () {
       proc = spawnDaemon(["--listen", "127.0.0.1:0", "--memory-budget", `${BUDGET}`, "--log-level", "warn"], [`--max-old-space-size=${HEAP_MB}`]);
       address = `127.0.0.1:${await waitForPort(proc)}`;
     });
-    after(async () => {
+    after(() => {
       for (const c of clients) c.close();
       killDaemons();
     });

@@ -133,9 +133,11 @@ describe("the reflection protocol", function () {
 
   after(async () => {
     for (const c of clients.splice(0)) c.close();
+    /* eslint-disable @typescript-eslint/no-unnecessary-condition -- each is unset if before() failed */
     await daemon?.stop();
     if (fixtureServer !== undefined) await new Promise<void>((resolve) => fixtureServer.tryShutdown(() => resolve()));
     if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+    /* eslint-enable @typescript-eslint/no-unnecessary-condition */
   });
 
   for (const [version, Client] of Object.entries(CLIENTS)) {
@@ -293,8 +295,10 @@ describe("the reflection protocol", function () {
     });
 
     after(async () => {
+      /* eslint-disable @typescript-eslint/no-unnecessary-condition -- each is unset if before() failed */
       client?.close();
       if (server !== undefined) await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      /* eslint-enable @typescript-eslint/no-unnecessary-condition */
     });
 
     it("ends a reflection call with INTERNAL saying so, at its first request", async () => {

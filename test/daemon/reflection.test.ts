@@ -110,6 +110,7 @@ describe("server reflection", function () {
     });
 
     after(async () => {
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if before() failed
       if (stubs !== undefined) await rm(stubs, { recursive: true, force: true });
     });
 

@@ -55,7 +55,7 @@ describe("graceful shutdown", () => {
     clients.push(health);
     await health.check("").then(
       () => expect.fail("Check succeeded after shutdown started"),
-      (err: { code?: number }) => expect(err.code).to.equal(status.UNAVAILABLE),
+      (err: unknown) => expect(err).to.have.property("code", status.UNAVAILABLE),
     );
 
     expect(stopped, "shutdown finished while a call was running").to.equal(false);

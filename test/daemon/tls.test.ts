@@ -36,6 +36,7 @@ describe("TLS", function () {
   });
 
   after(async () => {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if before() failed
     await certs?.remove();
   });
 

@@ -48,7 +48,8 @@ export class WatchCollector {
   /** Waits until the first snapshot arrived (the watch is registered on the daemon). */
   async started(): Promise<void> {
     await waitFor("the watch's snapshot", () => this.items.length > 0 || this.error !== undefined);
-    if (this.error !== undefined) throw this.error;
+    if (this.error instanceof Error) throw this.error;
+    if (this.error !== undefined) throw new Error("the watch failed", { cause: this.error });
   }
 
   async close(): Promise<void> {

@@ -10,7 +10,7 @@ import { SessionRegistryClient, SessionRegistryError, status } from "@session-re
 
 import { eventually } from "../helpers/daemon.js";
 import { killDaemons, LISTENING, spawnDaemon, waitForPort, type DaemonProcess } from "../helpers/daemon-process.js";
-import { startEtcd, uniquePrefix, type TestEtcd } from "../helpers/etcd.js";
+import { suiteEtcd, uniquePrefix } from "../helpers/etcd.js";
 import { killLeftoverClis, runCli, summary, type CliResult } from "../cli/cli-process.js";
 
 /** Words of etcd3, cockatiel and grpc-js that must never reach a person. */
@@ -31,49 +31,45 @@ function logs(d: DaemonProcess): Record<string, unknown>[] {
 
 describe("etcd down: what users see", function () {
   this.timeout(120_000);
-  let etcd: TestEtcd;
   const clients: SessionRegistryClient[] = [];
 
-  before(async () => {
-    etcd = await startEtcd();
-  });
-
-  after(async () => {
+  after(() => {
     for (const c of clients.splice(0)) c.close();
     killLeftoverClis();
     killDaemons();
-    await etcd?.stop();
   });
+  // Its hooks come after the one above, so that etcd stops once the daemons are gone.
+  const etcd = suiteEtcd();
 
   function daemon(): DaemonProcess {
-    return spawnDaemon(["--listen", "127.0.0.1:0", "--store", "etcd", "--etcd-endpoints", etcd.endpoint, "--etcd-prefix", uniquePrefix()]);
+    return spawnDaemon(["--listen", "127.0.0.1:0", "--store", "etcd", "--etcd-endpoints", etcd().endpoint, "--etcd-prefix", uniquePrefix()]);
   }
 
   /** The CLI's one line for a store outage; `why` is what etcd did. */
   function storeOutage(addr: string, why: string): RegExp {
     return new RegExp(
-      `^The registry's store \\(etcd at ${escape(etcd.endpoint)}\\) is unavailable: etcd ${why}` +
+      `^The registry's store \\(etcd at ${escape(etcd().endpoint)}\\) is unavailable: etcd ${why}` +
         `(; after repeated failures the daemon tries again within 5 s)?\\. ` +
         `The registry at ${escape(addr)} is up; try again once etcd is back\\.\\n$`,
     );
   }
 
   it("prints a ready line and a log line saying NOT_SERVING and why, then logs SERVING once etcd is back", async () => {
-    etcd.kill9();
+    etcd().kill9();
     const d = daemon();
     const port = await waitForPort(d);
     const addr = `127.0.0.1:${port}`;
     const lines = d.stdout().split("\n").filter((l) => l !== "");
     expect(lines).to.deep.equal([
-      `session-registry listening on ${addr} (store: etcd (${etcd.endpoint}), max-sessions: 10, security: plaintext, auth: none, ` +
-        `metrics: off, health: NOT_SERVING because etcd at ${etcd.endpoint} is unreachable (connection refused))`,
+      `session-registry listening on ${addr} (store: etcd (${etcd().endpoint}), max-sessions: 10, security: plaintext, auth: none, ` +
+        `metrics: off, health: NOT_SERVING because etcd at ${etcd().endpoint} is unreachable (connection refused))`,
     ]);
     // Scripts read the port with the same pattern as from a healthy ready line.
     expect(LISTENING.exec(lines[0]!)?.[1]).to.equal(String(port));
     const down = logs(d).find((l) => l.health === "NOT_SERVING");
     expect(down, d.stderr()).to.include({
       level: "warn",
-      why: `etcd at ${etcd.endpoint} is unreachable (connection refused)`,
+      why: `etcd at ${etcd().endpoint} is unreachable (connection refused)`,
       msg: "the store is unavailable at start-up; health reports NOT_SERVING until it is back",
     });
 
@@ -81,7 +77,7 @@ describe("etcd down: what users see", function () {
     expect(outage.code, summary(outage)).to.equal(8);
     expect(outage.stderr).to.match(storeOutage(addr, "is unreachable \\(connection refused\\)"));
 
-    await etcd.restart();
+    await etcd().restart();
     await eventually(() => logs(d).some((l) => l.health === "SERVING"), "the daemon to log SERVING", 60_000);
     expect(logs(d).find((l) => l.health === "SERVING")).to.include({ level: "info", msg: "the store is reachable again; health reports SERVING" });
     const served = await runCli(["get-table", "--addr", addr]);
@@ -94,7 +90,7 @@ describe("etcd down: what users see", function () {
 
   it("says what failed and where, in its own words, when etcd stops mid-run and etcd3's circuit breaker opens", async () => {
     // Serving, whatever the test before left behind.
-    await etcd.restart();
+    await etcd().restart();
     const d = daemon();
     const port = await waitForPort(d);
     const addr = `127.0.0.1:${port}`;
@@ -102,7 +98,7 @@ describe("etcd down: what users see", function () {
     const ok = await runCli(["register", "--path", "/work/before", "--addr", addr]);
     expect(ok.code, summary(ok)).to.equal(0);
 
-    etcd.kill9();
+    etcd().kill9();
     // Calls until one meets the open breaker (3 failures in a row open it; health checks count too).
     const expected = storeOutage(addr, "(is unreachable \\((connection refused|the connection was lost)\\)|did not answer in time)");
     await eventually(
@@ -129,9 +125,9 @@ describe("etcd down: what users see", function () {
     expect({ code: err.code, reason: err.reason, metadata: err.metadata }).to.deep.equal({
       code: status.UNAVAILABLE,
       reason: "STORE_UNAVAILABLE",
-      metadata: { store: "etcd", endpoints: etcd.endpoint },
+      metadata: { store: "etcd", endpoints: etcd().endpoint },
     });
-    expect(err.details).to.match(new RegExp(`^the session store is unavailable: etcd at ${escape(etcd.endpoint)} is unreachable \\(connection refused\\)`));
+    expect(err.details).to.match(new RegExp(`^the session store is unavailable: etcd at ${escape(etcd().endpoint)} is unreachable \\(connection refused\\)`));
     expect(err.details).to.not.match(INTERNALS);
 
     // The daemon's health report says why, in the same words.
@@ -140,10 +136,10 @@ describe("etcd down: what users see", function () {
       level: "warn",
       msg: "the store is unavailable; health reports NOT_SERVING until it is back",
     });
-    expect(String(logs(d).find((l) => l.health === "NOT_SERVING")!.why)).to.match(new RegExp(`^etcd at ${escape(etcd.endpoint)} `));
+    expect(String(logs(d).find((l) => l.health === "NOT_SERVING")!.why)).to.match(new RegExp(`^etcd at ${escape(etcd().endpoint)} `));
     expect(d.stderr()).to.not.match(INTERNALS);
 
-    await etcd.restart();
+    await etcd().restart();
     d.child.kill("SIGTERM");
     expect((await d.exited).code, d.stderr()).to.equal(0);
   });

@@ -40,8 +40,8 @@ export function spawnDaemon(args: string[], nodeArgs: string[] = [], openFiles?:
   children.push(child);
   let out = "";
   let err = "";
-  child.stdout!.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
-  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (err += chunk));
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (err += chunk));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     // 'close' rather than 'exit': it comes after the output streams are drained.
     child.on("close", (code, signal) => resolve({ code, signal }));
@@ -63,7 +63,7 @@ export function waitForPort(d: DaemonProcess): Promise<number> {
     };
     if (check()) return;
     d.child.stdout!.on("data", check);
-    d.exited.then(({ code, signal }) => {
+    void d.exited.then(({ code, signal }) => {
       if (!check()) reject(new Error(`daemon exited (code ${code}, signal ${signal}) before listening; stderr:\n${d.stderr()}`));
     });
   });

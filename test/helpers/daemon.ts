@@ -61,7 +61,7 @@ export async function eventually(check: () => boolean | Promise<boolean>, what: 
   }
 }
 
-type ErrorClass<E> = abstract new (...args: any[]) => E;
+type ErrorClass<E> = abstract new (...args: never[]) => E;
 
 /**
  * Awaits a promise that must reject with an instance of `errorClass` and
@@ -75,7 +75,7 @@ export async function expectError<E>(promise: Promise<unknown>, errorClass: Erro
     if (!(err instanceof errorClass)) {
       expect.fail(`expected a ${errorClass.name}, got ${describeError(err)}`);
     }
-    return err as E;
+    return err;
   }
   return expect.fail(`expected a ${errorClass.name}, but the call succeeded with ${describeValue(value)}`);
 }
@@ -90,7 +90,9 @@ function describeError(err: unknown): string {
 
 function describeValue(value: unknown): string {
   try {
-    const text = JSON.stringify(value, (_k, v: unknown) => (v instanceof Map ? Object.fromEntries(v) : v));
+    const mapsAsObjects = (_k: string, v: unknown): unknown => (v instanceof Map ? Object.fromEntries(v as Map<string, unknown>) : v);
+    // undefined for undefined, a function or a symbol, though the declared return type says string.
+    const text = JSON.stringify(value, mapsAsObjects) as string | undefined;
     return text === undefined ? String(value) : text.length > 300 ? `${text.slice(0, 300)}…` : text;
   } catch {
     return String(value);

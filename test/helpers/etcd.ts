@@ -137,6 +137,7 @@ export async function startEtcd(): Promise<TestEtcd> {
     const deadline = Date.now() + START_TIMEOUT_MS;
     while (!(await healthy(endpoint))) {
       if (failure !== undefined) throw new Error(`could not start ${ETCD_BIN}: ${failure.message}`);
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the exit listener sets it while healthy() is awaited
       if (exited) throw new Error(`etcd exited during start-up; see ${logFile}`);
       if (Date.now() > deadline) {
         proc.kill("SIGKILL");

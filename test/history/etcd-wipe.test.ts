@@ -63,6 +63,7 @@ describe("History (etcd store): etcd wiped under a running daemon", function () 
   });
 
   after(async () => {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if before() failed
     rawWatch?.cancel();
     for (const w of watchers) await w.close();
     for (const d of daemons) await d.stop();

@@ -35,6 +35,7 @@ for (const store of ["memory", "etcd"] as const) {
     });
 
     after(async () => {
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if before() failed
       await d?.stop();
       await etcd?.stop();
     });

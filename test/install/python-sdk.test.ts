@@ -79,10 +79,11 @@ describe("Installing the Python SDK with pip", function () {
   after(async () => {
     await daemon?.stop();
     killDaemons();
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if before() failed
     if (tmp !== undefined) rmSync(tmp, { recursive: true, force: true });
   });
 
-  it("leaves nothing behind in clients/python (no build/, no *.egg-info)", async () => {
+  it("leaves nothing behind in clients/python (no build/, no *.egg-info)", () => {
     expect(sourceTreeState()).to.deep.equal(treeBefore);
   });
 

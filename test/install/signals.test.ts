@@ -37,7 +37,10 @@ function processesMarked(id: string): number[] {
 function portOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect(port, "127.0.0.1");
-    socket.once("connect", () => (socket.destroy(), resolve(true)));
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
     socket.once("error", () => resolve(false));
   });
 }
@@ -58,8 +61,8 @@ async function start(command: string, args: string[]): Promise<Started> {
   const child = spawn(command, args, { cwd: REPO_ROOT, env: { ...env, [MARKER]: id }, stdio: ["ignore", "pipe", "pipe"], detached: true });
   let out = "";
   let err = "";
-  child.stdout!.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
-  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (err += chunk));
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (err += chunk));
   // 'exit', not 'close': a daemon left behind would hold the pipes open.
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
   let ended = false;

@@ -20,6 +20,23 @@ interface CurlResult {
   stderr: string;
 }
 
+/** A google.rpc.Status as buf curl prints it, details in their JSON form. */
+interface StatusJson {
+  code: string;
+  message: string;
+  details: { type: string; value: string }[];
+}
+
+/** The fields of a Session in proto3 JSON that the tests read: a uint64 comes as a string, a Duration as "30s". */
+interface SessionJson {
+  id: string;
+  name: string;
+  projectPath: string;
+  metadata: Record<string, string>;
+  ttl: string;
+  revision: string;
+}
+
 describe("a non-TypeScript client (buf curl, Go)", function () {
   // Each buf curl starts a Go binary and compiles the schema: about a second on 2 cores.
   this.timeout(60_000);
@@ -50,15 +67,15 @@ describe("a non-TypeScript client (buf curl, Go)", function () {
   }
 
   /** buf curl prints a failed call's status as JSON on stderr. */
-  function errorOf(result: CurlResult): { code: string; message: string; details: { type: string; value: string }[] } {
+  function errorOf(result: CurlResult): StatusJson {
     expect(result.code, `buf curl should fail; stdout: ${result.stdout}`).to.not.equal(0);
-    return JSON.parse(result.stderr.slice(result.stderr.indexOf("{")));
+    return JSON.parse(result.stderr.slice(result.stderr.indexOf("{"))) as StatusJson;
   }
 
   it("registers a session and reads it back through the schema", async () => {
     const ok = await curl("Register", { session: { project_path: "/home/me/src/app/", metadata: { tool: "editor" }, ttl: "30s" } });
     expect(ok.code, ok.stderr).to.equal(0);
-    const { session } = JSON.parse(ok.stdout);
+    const { session } = JSON.parse(ok.stdout) as { session: SessionJson };
     expect(session.projectPath).to.equal("/home/me/src/app");
     expect(session.name).to.equal("app");
     expect(session.metadata).to.deep.equal({ tool: "editor" });
@@ -68,7 +85,7 @@ describe("a non-TypeScript client (buf curl, Go)", function () {
 
     const found = await curl("Lookup", { project_path: "/home/me/src/app" });
     expect(found.code, found.stderr).to.equal(0);
-    expect(JSON.parse(found.stdout).session.id).to.equal(session.id);
+    expect((JSON.parse(found.stdout) as { session: SessionJson }).session.id).to.equal(session.id);
   });
 
   it("reads SESSION_LIMIT_REACHED as a google.rpc.Status with one ErrorInfo", async () => {

@@ -164,6 +164,11 @@ const CALLERS: Record<Caller, grpc.Metadata | undefined> = {
 
 const RANK: Record<Role, number> = { read: 0, write: 1, admin: 2 };
 
+/** The status's name; undefined for a code grpc-js has no name for, whatever the enum's type says. */
+function statusName(code: number): string | undefined {
+  return grpc.status[code];
+}
+
 function expectedCode(method: RpcMethod, caller: Caller): "OK" | "UNAUTHENTICATED" | "PERMISSION_DENIED" {
   switch (caller) {
     case "no token":
@@ -333,7 +338,7 @@ describe("auth", () => {
         return { code: "OK" };
       } catch (err) {
         const se = err as grpc.ServiceError;
-        return { code: grpc.status[se.code] ?? String(se.code), err: se };
+        return { code: statusName(se.code) ?? String(se.code), err: se };
       }
     }
 

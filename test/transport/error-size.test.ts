@@ -9,7 +9,7 @@
  * message types and sent to a real daemon; sizes are read off the wire.
  */
 import { expect } from "chai";
-import { Client, credentials, status, type ServiceError } from "@grpc/grpc-js";
+import { Client, credentials, status } from "@grpc/grpc-js";
 
 import { ERROR_REPORT } from "../../src/core/errors.js";
 import { LIMITS } from "../../src/core/validation.js";

@@ -107,6 +107,7 @@ function watchBounds(storeName: string, storeConfig: () => Partial<DaemonConfig>
       client = d.rawClient().client;
     });
     after(async () => {
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if before() failed
       await d?.stop();
     });
 
@@ -144,8 +145,10 @@ function watchBounds(storeName: string, storeConfig: () => Partial<DaemonConfig>
       reader = new GeneratedClient(d.address, credentials.createInsecure());
     });
     after(async () => {
+      /* eslint-disable @typescript-eslint/no-unnecessary-condition -- each is unset if before() failed */
       reader?.close();
       await d?.stop();
+      /* eslint-enable @typescript-eslint/no-unnecessary-condition */
     });
 
     it("ends a watcher that stops reading with WATCHER_TOO_SLOW, from whose resume_revision a new watch continues exactly", async () => {
@@ -235,6 +238,7 @@ describe("Watch and KeepAlive handlers", () => {
       await eventually(() => d.daemon.registry.activeWatchers === 0, "every watch to be released");
     });
     after(async () => {
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if before() failed
       await d?.stop();
     });
 

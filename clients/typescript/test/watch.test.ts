@@ -342,7 +342,7 @@ describe("SessionRegistryClient.watch (SDK)", () => {
         const revisions: number[] = [];
         while (revisions[revisions.length - 1] !== last.revision) {
           const [item] = await take(it, 1);
-          revisions.push(asEvent(item!).revision);
+          revisions.push(asEvent(item).revision);
         }
         expect(revisions).to.deep.equal(writes.map((w) => w.revision));
 
