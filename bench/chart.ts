@@ -100,7 +100,9 @@ function renderPanel(p: Panel): string {
   const bottom = top + height;
   const all = p.series.flatMap((s) => s.points);
   const out: string[] = [];
-  out.push(`<text x="${left + width / 2}" y="${top - 44}" text-anchor="middle" font-size="15" font-weight="bold">${escape(p.title)}</text>`);
+  out.push(
+    `<text x="${left + width / 2}" y="${top - 44}" text-anchor="middle" font-size="15" font-weight="bold">${escape(p.title)}</text>`,
+  );
   out.push(`<text x="${left + width / 2}" y="${top - 26}" text-anchor="middle" font-size="11" fill="#57606a">${escape(p.subtitle)}</text>`);
 
   // Without data the axes still show, with a word saying why they are empty.
@@ -116,7 +118,9 @@ function renderPanel(p: Panel): string {
   const f = (n: number) => n.toFixed(1);
 
   for (const t of yTicks) {
-    out.push(`<line x1="${left}" x2="${left + width}" y1="${f(sy(t))}" y2="${f(sy(t))}" stroke="#d0d7de" stroke-width="${t === 0 ? 1 : 0.5}"/>`);
+    out.push(
+      `<line x1="${left}" x2="${left + width}" y1="${f(sy(t))}" y2="${f(sy(t))}" stroke="#d0d7de" stroke-width="${t === 0 ? 1 : 0.5}"/>`,
+    );
     out.push(`<text x="${left - 8}" y="${f(sy(t) + 4)}" text-anchor="end" font-size="11">${escape(p.yTick(t))}</text>`);
   }
   for (const t of xTicks) {
@@ -126,7 +130,9 @@ function renderPanel(p: Panel): string {
   out.push(`<rect x="${left}" y="${top}" width="${width}" height="${height}" fill="none" stroke="#57606a"/>`);
   out.push(`<text x="${left + width / 2}" y="${bottom + 40}" text-anchor="middle" font-size="12">${escape(p.xLabel)}</text>`);
   const yMid = top + height / 2;
-  out.push(`<text x="${left - 56}" y="${yMid}" text-anchor="middle" font-size="12" transform="rotate(-90 ${left - 56} ${yMid})">${escape(p.yLabel)}</text>`);
+  out.push(
+    `<text x="${left - 56}" y="${yMid}" text-anchor="middle" font-size="12" transform="rotate(-90 ${left - 56} ${yMid})">${escape(p.yLabel)}</text>`,
+  );
   if (all.length === 0) {
     out.push(`<text x="${left + width / 2}" y="${yMid}" text-anchor="middle" font-size="13" fill="#57606a">no data in results.json</text>`);
   }
@@ -138,9 +144,13 @@ function renderPanel(p: Panel): string {
       out.push(`<polyline points="${path}" fill="none" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ""}/>`);
     }
     for (const q of s.points) {
-      out.push(`<circle cx="${f(sx(q.x))}" cy="${f(sy(q.y))}" r="3.5" fill="${s.color}"><title>${escape(`${s.label}: ${p.xTick(q.x)} -> ${p.pointLabel(q.y)}`)}</title></circle>`);
+      out.push(
+        `<circle cx="${f(sx(q.x))}" cy="${f(sy(q.y))}" r="3.5" fill="${s.color}"><title>${escape(`${s.label}: ${p.xTick(q.x)} -> ${p.pointLabel(q.y)}`)}</title></circle>`,
+      );
       if (s.labelled) {
-        out.push(`<text x="${f(sx(q.x))}" y="${f(sy(q.y) - 9)}" text-anchor="middle" font-size="10" fill="${s.color}">${escape(p.pointLabel(q.y))}</text>`);
+        out.push(
+          `<text x="${f(sx(q.x))}" y="${f(sy(q.y) - 9)}" text-anchor="middle" font-size="10" fill="${s.color}">${escape(p.pointLabel(q.y))}</text>`,
+        );
       }
     }
   }
@@ -148,7 +158,9 @@ function renderPanel(p: Panel): string {
   // The legend, top left inside the plot.
   p.series.forEach((s, i) => {
     const y = top + 16 + i * 17;
-    out.push(`<line x1="${left + 10}" x2="${left + 34}" y1="${y}" y2="${y}" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ""}/>`);
+    out.push(
+      `<line x1="${left + 10}" x2="${left + 34}" y1="${y}" y2="${y}" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ""}/>`,
+    );
     out.push(`<circle cx="${left + 22}" cy="${y}" r="3.5" fill="${s.color}"/>`);
     const missing = s.points.length === 0 ? " (no data)" : "";
     out.push(`<text x="${left + 40}" y="${y + 4}" font-size="11">${escape(s.label + missing)}</text>`);

@@ -31,7 +31,12 @@ try {
     const daemonPid = gen.daemon.child.pid!;
     let start: { etcd: number; daemon: number; self: NodeJS.CpuUsage; at: number } | undefined;
     const timer = setTimeout(() => {
-      start = { etcd: etcdPid === undefined ? 0 : cpuSeconds(etcdPid), daemon: cpuSeconds(daemonPid), self: process.cpuUsage(), at: performance.now() };
+      start = {
+        etcd: etcdPid === undefined ? 0 : cpuSeconds(etcdPid),
+        daemon: cpuSeconds(daemonPid),
+        self: process.cpuUsage(),
+        at: performance.now(),
+      };
     }, opts.warmupMs);
     const rps = await closedLoop(opts, (i) => gen.register(i, "reg", `c-${i}`));
     clearTimeout(timer);

@@ -98,7 +98,9 @@ export class Generator {
   }
 
   register(i: number, table: string, id: string) {
-    return call((cb) => this.client(i).register({ requestId: "", table, session: sessionMessage({ id, name: "bench", projectPath: `/bench/${id}` }) }, cb));
+    return call((cb) =>
+      this.client(i).register({ requestId: "", table, session: sessionMessage({ id, name: "bench", projectPath: `/bench/${id}` }) }, cb),
+    );
   }
 
   lookup(i: number, table: string, id: string) {
@@ -175,14 +177,26 @@ export async function etcdBench(opts: EtcdBenchOptions, load: LoadGenerator): Pr
     await client.kv.txn({ compare: [], success: [put(k.tableMeta(table), "{}"), put(k.rev(table), "")] });
     const rev = await client.kv.range({ key: Buffer.from(k.rev(table)) });
     const createRevision = rev.kvs[0]!.create_revision;
-    const value = JSON.stringify({ name: "bench", projectPath: "/bench/raw-0", metadata: {}, createTime: Date.now(), updateTime: Date.now(), slot: 0 });
+    const value = JSON.stringify({
+      name: "bench",
+      projectPath: "/bench/raw-0",
+      metadata: {},
+      createTime: Date.now(),
+      updateTime: Date.now(),
+      slot: 0,
+    });
 
     // One Register's Txn (no ttl, no request_id): 4 compares, 6 puts, a 5-range else-branch; distinct keys, as the daemon's.
     const registerTxn = (i: number): { compare: ICompare[]; success: IRequestOp[]; failure: IRequestOp[] } => {
       const id = `r-${i}`;
       const path = `/bench/${id}`;
       return {
-        compare: [createdAt(k.rev(table), createRevision), createdAt(k.slot(table, i), 0), createdAt(k.data(table, id), 0), createdAt(k.path(table, path), 0)],
+        compare: [
+          createdAt(k.rev(table), createRevision),
+          createdAt(k.slot(table, i), 0),
+          createdAt(k.data(table, id), 0),
+          createdAt(k.path(table, path), 0),
+        ],
         success: [
           put(k.slot(table, i), id),
           put(k.data(table, id), value),
@@ -213,7 +227,8 @@ export async function etcdBench(opts: EtcdBenchOptions, load: LoadGenerator): Pr
     await client.kv.txn({ compare: [], success: [put(k.tableMeta(lookTable), "{}"), put(k.rev(lookTable), "")] });
     for (let i = 0; i < opts.lookupSessions; i += 50) {
       const ops: IRequestOp[] = [];
-      for (let j = i; j < Math.min(i + 50, opts.lookupSessions); j++) ops.push(put(k.data(lookTable, `l-${j}`), value), put(k.expiry(lookTable, `l-${j}`), ""));
+      for (let j = i; j < Math.min(i + 50, opts.lookupSessions); j++)
+        ops.push(put(k.data(lookTable, `l-${j}`), value), put(k.expiry(lookTable, `l-${j}`), ""));
       await client.kv.txn({ compare: [], success: ops });
     }
     const dataKeys = Array.from({ length: opts.lookupSessions }, (_, i) => Buffer.from(k.data(lookTable, `l-${i}`)));

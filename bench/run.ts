@@ -56,7 +56,16 @@ const PLANS: Record<Mode, Plan> = {
     etcd: { warmupMs: 500, measureMs: 1200, concurrency: 64, channels: 4, lookupSessions: 200 },
   },
   smoke: {
-    unary: { ...common, lookupSessions: 20, warmupMs: 50, measureMs: 200, rounds: 2, sweep: [1, 8], sweepWarmupMs: 50, sweepMeasureMs: 100 },
+    unary: {
+      ...common,
+      lookupSessions: 20,
+      warmupMs: 50,
+      measureMs: 200,
+      rounds: 2,
+      sweep: [1, 8],
+      sweepWarmupMs: 50,
+      sweepMeasureMs: 100,
+    },
     inProcess: { maxSize: 10_000, lookups: 10_000 },
     fanout: { watchers: 20, channels: 2, registers: 3 },
     etcd: { warmupMs: 50, measureMs: 200, concurrency: 8, channels: 2, lookupSessions: 20 },

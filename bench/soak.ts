@@ -38,7 +38,10 @@ const arg = (name: string) => {
 };
 const SECONDS = Number(arg("seconds") ?? 60);
 const ONLY = arg("only")?.split(",");
-const NODE_ARGS = arg("node-args")?.split(" ").filter((a) => a !== "") ?? [];
+const NODE_ARGS =
+  arg("node-args")
+    ?.split(" ")
+    .filter((a) => a !== "") ?? [];
 const OUT = resolve(arg("out") ?? fileURLToPath(new URL("soak-results.json", import.meta.url)));
 const MIB = 1024 * 1024;
 const TOKEN = "soak-admin-token-0123456789abcdef";
@@ -93,11 +96,11 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-
 /** What the memory budget gave back so far: history events dropped, watchers ended. */
 async function reclaimed(metricsPort: number): Promise<Record<string, number>> {
   const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-  const count = (kind: string) => Number(new RegExp(`^session_registry_memory_reclaimed_total\\{kind="${kind}"\\} (\\S+)$`, "m").exec(text)?.[1] ?? 0);
+  const count = (kind: string) =>
+    Number(new RegExp(`^session_registry_memory_reclaimed_total\\{kind="${kind}"\\} (\\S+)$`, "m").exec(text)?.[1] ?? 0);
   return { historyEventsDropped: count("history"), watchersEndedByBudget: count("queues") };
 }
 
@@ -198,13 +201,9 @@ function loops(workers: number, op: (worker: number, i: number) => Promise<unkno
 
 function unary(client: GeneratedClient, method: string, req: unknown, metadata: Metadata): Promise<unknown> {
   return new Promise((res, rej) =>
-    (client as unknown as Record<string, (r: unknown, m: Metadata, o: object, cb: (e: Error | null, v: unknown) => void) => void>)[method]!.call(
-      client,
-      req,
-      metadata,
-      { deadline: Date.now() + 10_000 },
-      (e: Error | null, v: unknown) => (e ? rej(e) : res(v)),
-    ),
+    (client as unknown as Record<string, (r: unknown, m: Metadata, o: object, cb: (e: Error | null, v: unknown) => void) => void>)[
+      method
+    ]!.call(client, req, metadata, { deadline: Date.now() + 10_000 }, (e: Error | null, v: unknown) => (e ? rej(e) : res(v))),
   );
 }
 
@@ -223,13 +222,25 @@ const PHASES: Phase[] = [
       const clients = Array.from({ length: 6 }, () => client(address));
       for (const t of ["flood0", "flood1"]) {
         await unary(clients[0]!, "createTable", { table: t, maxSessions: 10 }, metadata);
-        await unary(clients[0]!, "register", { requestId: "", table: t, session: session({ id: "big", projectPath: "/big", metadata: biggest(0) }) }, metadata);
+        await unary(
+          clients[0]!,
+          "register",
+          { requestId: "", table: t, session: session({ id: "big", projectPath: "/big", metadata: biggest(0) }) },
+          metadata,
+        );
       }
       const attack = loops(6, (w, i) =>
         unary(
           clients[w]!,
           "update",
-          { requestId: "", table: `flood${w % 2}`, session: session({ id: "big", metadata: biggest(w * 1e9 + i) }), updateMask: ["metadata"], expectedRevision: 0, tableUid: "" },
+          {
+            requestId: "",
+            table: `flood${w % 2}`,
+            session: session({ id: "big", metadata: biggest(w * 1e9 + i) }),
+            updateMask: ["metadata"],
+            expectedRevision: 0,
+            tableUid: "",
+          },
           metadata,
         ),
       );
@@ -248,7 +259,12 @@ const PHASES: Phase[] = [
     async start(address, metadata) {
       const admin = client(address);
       await unary(admin, "createTable", { table: "fan", maxSessions: 10 }, metadata);
-      await unary(admin, "register", { requestId: "", table: "fan", session: session({ id: "big", projectPath: "/big", metadata: biggest(0) }) }, metadata);
+      await unary(
+        admin,
+        "register",
+        { requestId: "", table: "fan", session: session({ id: "big", projectPath: "/big", metadata: biggest(0) }) },
+        metadata,
+      );
       const readers = Array.from({ length: 10 }, () => client(address));
       const calls = Array.from({ length: 1000 }, (_, i) => {
         const call = readers[i % 10]!.watch({ table: "fan", startRevision: 0, tableUid: "" }, metadata);
@@ -257,7 +273,19 @@ const PHASES: Phase[] = [
         return call;
       });
       const attack = loops(1, (_w, i) =>
-        unary(admin, "update", { requestId: "", table: "fan", session: session({ id: "big", metadata: biggest(i) }), updateMask: ["metadata"], expectedRevision: 0, tableUid: "" }, metadata),
+        unary(
+          admin,
+          "update",
+          {
+            requestId: "",
+            table: "fan",
+            session: session({ id: "big", metadata: biggest(i) }),
+            updateMask: ["metadata"],
+            expectedRevision: 0,
+            tableUid: "",
+          },
+          metadata,
+        ),
       );
       return {
         async stop() {
@@ -270,32 +298,30 @@ const PHASES: Phase[] = [
       };
     },
   },
-  ...(["without", "with"] as const).map(
-    (tokens): Phase => ({
-      name: `unfinished-messages-${tokens}-token`,
-      what: `20 connections x 100 streams, each announcing a message just under --max-receive-message-size (64 KiB - 1 byte), sending 63 KiB of it and never finishing${tokens === "with" ? "; the daemon has --auth-tokens and the streams carry no token" : ""}`,
-      ...(tokens === "with" ? { flags: ["--auth-tokens", tokenFile()] } : {}),
-      start(address) {
-        const sessions = Array.from({ length: 20 }, () => http2.connect(`http://${address}`));
-        const counts = { streamsOpened: 0, streamsClosedByDaemon: 0 };
-        for (const s of sessions) {
-          s.on("error", () => {});
-          for (let i = 0; i < 100; i++) {
-            const stream = halfSentCall(s, "/sessionregistry.v1.SessionRegistry/Register", MAX_REQUEST - 1, MAX_REQUEST - 1024);
-            counts.streamsOpened++;
-            stream.on("error", () => {});
-            stream.on("close", () => counts.streamsClosedByDaemon++);
-          }
+  ...(["without", "with"] as const).map((tokens): Phase => ({
+    name: `unfinished-messages-${tokens}-token`,
+    what: `20 connections x 100 streams, each announcing a message just under --max-receive-message-size (64 KiB - 1 byte), sending 63 KiB of it and never finishing${tokens === "with" ? "; the daemon has --auth-tokens and the streams carry no token" : ""}`,
+    ...(tokens === "with" ? { flags: ["--auth-tokens", tokenFile()] } : {}),
+    start(address) {
+      const sessions = Array.from({ length: 20 }, () => http2.connect(`http://${address}`));
+      const counts = { streamsOpened: 0, streamsClosedByDaemon: 0 };
+      for (const s of sessions) {
+        s.on("error", () => {});
+        for (let i = 0; i < 100; i++) {
+          const stream = halfSentCall(s, "/sessionregistry.v1.SessionRegistry/Register", MAX_REQUEST - 1, MAX_REQUEST - 1024);
+          counts.streamsOpened++;
+          stream.on("error", () => {});
+          stream.on("close", () => counts.streamsClosedByDaemon++);
         }
-        return Promise.resolve({
-          stop() {
-            for (const s of sessions) s.destroy();
-            return Promise.resolve(counts);
-          },
-        });
-      },
-    }),
-  ),
+      }
+      return Promise.resolve({
+        stop() {
+          for (const s of sessions) s.destroy();
+          return Promise.resolve(counts);
+        },
+      });
+    },
+  })),
   {
     name: "error-echo",
     what: "4 clients looping an Update whose update_mask holds 3,000 invalid paths (59 KB, just under the request size limit), and one of 40,000 (880 KB, over it)",
@@ -307,10 +333,18 @@ const PHASES: Phase[] = [
       const attack = loops(4, async (w, i) => {
         try {
           const updateMask = i % 10 === 9 ? huge : mask;
-          await unary(clients[w]!, "update", { requestId: "", table: "", session: session({ id: "x" }), updateMask, expectedRevision: 0, tableUid: "" }, metadata);
+          await unary(
+            clients[w]!,
+            "update",
+            { requestId: "", table: "", session: session({ id: "x" }), updateMask, expectedRevision: 0, tableUid: "" },
+            metadata,
+          );
         } catch (err) {
           const md = (err as Partial<ServiceError>).metadata?.getMap() ?? {};
-          trailerBytes = Math.max(trailerBytes, (err as ServiceError).details.length + Object.values(md).reduce<number>((n, v) => n + String(v).length, 0));
+          trailerBytes = Math.max(
+            trailerBytes,
+            (err as ServiceError).details.length + Object.values(md).reduce<number>((n, v) => n + String(v).length, 0),
+          );
           throw err;
         }
       });
@@ -373,26 +407,68 @@ const PHASES: Phase[] = [
       });
       const ids: string[] = [];
       for (let i = 0; i < 500; i++) {
-        const res = (await unary(clients[0]!, "register", { requestId: "", table: "", session: session({ projectPath: `/seed/${i}`, metadata: new Map([["k", "v".repeat(200)]]), ttl: { seconds: 60, nanos: 0 } }) }, metadata)) as { session: Session };
+        const res = (await unary(
+          clients[0]!,
+          "register",
+          {
+            requestId: "",
+            table: "",
+            session: session({ projectPath: `/seed/${i}`, metadata: new Map([["k", "v".repeat(200)]]), ttl: { seconds: 60, nanos: 0 } }),
+          },
+          metadata,
+        )) as { session: Session };
         ids.push(res.session.id);
       }
       let n = 0;
       // 8 loops at 80 calls/s each: ~640 calls/s (a Register+Remove counts as one).
-      const attack = loops(8, async (w) => {
-        const i = n++;
-        const c = clients[w]!;
-        const r = i % 20;
-        const id = ids[i % ids.length]!;
-        if (r < 10) await unary(c, "lookup", { table: "", key: { $case: "id", value: id } }, metadata);
-        else if (r < 12) {
-          const res = (await unary(c, "register", { requestId: "", table: "", session: session({ projectPath: `/mixed/${i}` }) }, metadata)) as { session: Session };
-          await unary(c, "remove", { requestId: "", table: "", id: res.session.id, expectedRevision: 0, allowMissing: false, tableUid: "" }, metadata);
-        } else if (r < 15) await unary(c, "update", { requestId: "", table: "", session: session({ id, metadata: new Map([["n", String(i)], ["k", "v".repeat(200)]]) }), updateMask: ["metadata"], expectedRevision: 0, tableUid: "" }, metadata);
-        else if (r < 17) await unary(c, "list", { table: "", pageSize: 100, pageToken: "" }, metadata);
-        else if (r < 19) await unary(c, "lookup", { table: "", key: { $case: "projectPath", value: `/seed/${i % 500}` } }, metadata);
-        // Every seed session in turn, so that each is kept alive every ~16 s (its ttl is 60 s).
-        else await unary(c, "keepAlive", { table: "", id: ids[Math.floor(i / 20) % ids.length]! }, metadata);
-      }, 12.5);
+      const attack = loops(
+        8,
+        async (w) => {
+          const i = n++;
+          const c = clients[w]!;
+          const r = i % 20;
+          const id = ids[i % ids.length]!;
+          if (r < 10) await unary(c, "lookup", { table: "", key: { $case: "id", value: id } }, metadata);
+          else if (r < 12) {
+            const res = (await unary(
+              c,
+              "register",
+              { requestId: "", table: "", session: session({ projectPath: `/mixed/${i}` }) },
+              metadata,
+            )) as { session: Session };
+            await unary(
+              c,
+              "remove",
+              { requestId: "", table: "", id: res.session.id, expectedRevision: 0, allowMissing: false, tableUid: "" },
+              metadata,
+            );
+          } else if (r < 15)
+            await unary(
+              c,
+              "update",
+              {
+                requestId: "",
+                table: "",
+                session: session({
+                  id,
+                  metadata: new Map([
+                    ["n", String(i)],
+                    ["k", "v".repeat(200)],
+                  ]),
+                }),
+                updateMask: ["metadata"],
+                expectedRevision: 0,
+                tableUid: "",
+              },
+              metadata,
+            );
+          else if (r < 17) await unary(c, "list", { table: "", pageSize: 100, pageToken: "" }, metadata);
+          else if (r < 19) await unary(c, "lookup", { table: "", key: { $case: "projectPath", value: `/seed/${i % 500}` } }, metadata);
+          // Every seed session in turn, so that each is kept alive every ~16 s (its ttl is 60 s).
+          else await unary(c, "keepAlive", { table: "", id: ids[Math.floor(i / 20) % ids.length]! }, metadata);
+        },
+        12.5,
+      );
       return {
         async stop() {
           const codes = await attack.stop();
@@ -414,7 +490,10 @@ function tokenFile(): string {
 
 async function runPhase(phase: Phase): Promise<PhaseResult> {
   const metricsPort = await freePort();
-  const daemon: ServerProcess = await startDaemonProcess(["--metrics-listen", `127.0.0.1:${metricsPort}`, ...(phase.flags ?? [])], NODE_ARGS);
+  const daemon: ServerProcess = await startDaemonProcess(
+    ["--metrics-listen", `127.0.0.1:${metricsPort}`, ...(phase.flags ?? [])],
+    NODE_ARGS,
+  );
   // What node itself prints (--trace-gc) goes to stdout, after the listening line.
   if (NODE_ARGS.length > 0) daemon.child.stdout!.pipe(process.stderr);
   const metadata = new Metadata();
@@ -478,5 +557,8 @@ for (const phase of PHASES) {
       `attack ${JSON.stringify(r.attack)}; daemon ${r.daemonUp ? "up" : "DOWN"}`,
   );
 }
-writeFileSync(OUT, JSON.stringify({ when: new Date().toISOString(), secondsPerPhase: SECONDS, node: process.version, results }, null, 2) + "\n");
+writeFileSync(
+  OUT,
+  JSON.stringify({ when: new Date().toISOString(), secondsPerPhase: SECONDS, node: process.version, results }, null, 2) + "\n",
+);
 console.error(`soak: figures in ${OUT}`);

@@ -33,7 +33,11 @@ const OUT = resolve(arg("out") ?? fileURLToPath(new URL("startup-results.json", 
 function timeRun(argv: string[], until?: RegExp): Promise<{ ms: number; stdout: string }> {
   return new Promise((done, fail) => {
     const start = performance.now();
-    const child = spawn(process.execPath, argv, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NODE_OPTIONS: "" } });
+    const child = spawn(process.execPath, argv, {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, NODE_OPTIONS: "" },
+    });
     let out = "";
     let err = "";
     let ms: number | undefined;
@@ -47,7 +51,8 @@ function timeRun(argv: string[], until?: RegExp): Promise<{ ms: number; stdout: 
     child.stderr.setEncoding("utf8").on("data", (chunk: string) => (err += chunk));
     child.on("close", (code) => {
       const wall = ms ?? performance.now() - start;
-      if (until === undefined ? code !== 0 : ms === undefined) fail(new Error(`${argv.join(" ")} failed (exit ${code}): ${err.slice(0, 500)}`));
+      if (until === undefined ? code !== 0 : ms === undefined)
+        fail(new Error(`${argv.join(" ")} failed (exit ${code}): ${err.slice(0, 500)}`));
       else done({ ms: wall, stdout: out });
     });
   });
@@ -82,7 +87,10 @@ try {
   daemon.kill("SIGTERM");
 }
 
-const ms = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, Math.round(median(v) * 10) / 10])) as Record<keyof typeof samples, number>;
+const ms = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, Math.round(median(v) * 10) / 10])) as Record<
+  keyof typeof samples,
+  number
+>;
 const ratio = (x: number) => Math.round((x / ms.node) * 100) / 100;
 const results = {
   when: new Date().toISOString(),
@@ -93,5 +101,7 @@ const results = {
   goals: { lookup: 2.5, ready: 3 },
 };
 writeFileSync(OUT, JSON.stringify(results, null, 2) + "\n");
-console.log(`median of ${ROUNDS}: node -e 0 ${ms.node} ms; --version ${ms.version} ms (${results.ratios_to_node.version}x); lookup ${ms.lookup} ms (${results.ratios_to_node.lookup}x, goal 2.5x); ready ${ms.ready} ms (${results.ratios_to_node.ready}x, goal 3x)`);
+console.log(
+  `median of ${ROUNDS}: node -e 0 ${ms.node} ms; --version ${ms.version} ms (${results.ratios_to_node.version}x); lookup ${ms.lookup} ms (${results.ratios_to_node.lookup}x, goal 2.5x); ready ${ms.ready} ms (${results.ratios_to_node.ready}x, goal 3x)`,
+);
 console.log(`written to ${OUT}`);

@@ -111,7 +111,9 @@ export async function watchFanout(opts: FanoutOptions): Promise<FanoutResult> {
       const id = `s${i}`;
       const delivered = new Promise<void>((resolve) => pending.set(id, { sent: performance.now(), seen: 0, done: resolve }));
       const sent = pending.get(id)!.sent;
-      await call((cb) => writer.register({ requestId: "", table: "fanout", session: sessionMessage({ id, projectPath: `/bench/${id}` }) }, cb));
+      await call((cb) =>
+        writer.register({ requestId: "", table: "fanout", session: sessionMessage({ id, projectPath: `/bench/${id}` }) }, cb),
+      );
       await Promise.race([delivered, failed]);
       all.push(performance.now() - sent);
       pending.delete(id);

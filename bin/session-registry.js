@@ -10,7 +10,9 @@ try {
   await import(entry.href);
 } catch (err) {
   if (err?.code === "ERR_MODULE_NOT_FOUND" && String(err.message).includes(entry.pathname)) {
-    process.stderr.write(`session-registry: ${entry.pathname} is missing: this checkout is not built; run \`npm run build\` (\`npm ci\` does it)\n`);
+    process.stderr.write(
+      `session-registry: ${entry.pathname} is missing: this checkout is not built; run \`npm run build\` (\`npm ci\` does it)\n`,
+    );
     process.exit(1);
   }
   throw err;

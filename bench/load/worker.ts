@@ -44,7 +44,14 @@ function makeOp(task: WorkerTask, clients: H2GrpcChannel[]): (n: number) => Prom
     const id = `w${task.worker}-${task.run}-${n}`;
     const client = clients[n % clients.length]!;
     await client.unary(SERVICE + "Register", registerRequest(id));
-    const remove = RemoveRequest.encode({ table: w.table, id, requestId: "", allowMissing: false, expectedRevision: 0, tableUid: "" }).finish();
+    const remove = RemoveRequest.encode({
+      table: w.table,
+      id,
+      requestId: "",
+      allowMissing: false,
+      expectedRevision: 0,
+      tableUid: "",
+    }).finish();
     await client.unary(SERVICE + "Remove", remove);
   };
 }

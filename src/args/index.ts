@@ -35,7 +35,10 @@ export interface ParsedArgs {
 }
 
 /** Parses argv against `options`; throws UsageError, with a suggestion for a mistyped flag. */
-export function parseFlags(argv: readonly string[], options: Readonly<Record<string, Pick<OptionSpec, "type" | "multiple" | "short">>>): ParsedArgs {
+export function parseFlags(
+  argv: readonly string[],
+  options: Readonly<Record<string, Pick<OptionSpec, "type" | "multiple" | "short">>>,
+): ParsedArgs {
   const nodeOptions: Record<string, { type: "string" | "boolean"; multiple?: boolean; short?: string }> = {};
   for (const [name, o] of Object.entries(options)) {
     nodeOptions[name] = { type: o.type, ...(o.multiple ? { multiple: true } : {}), ...(o.short ? { short: o.short } : {}) };
@@ -164,7 +167,11 @@ export function parseDuration(raw: string, minMs = 0, maxMs: number = Number.MAX
  */
 export function formatDuration(ms: number): string {
   if (ms === 0) return "0s";
-  for (const [unit, size] of [["h", 3_600_000], ["m", 60_000], ["s", 1000]] as const) {
+  for (const [unit, size] of [
+    ["h", 3_600_000],
+    ["m", 60_000],
+    ["s", 1000],
+  ] as const) {
     if (ms % size === 0) return `${ms / size}${unit}`;
   }
   return `${ms}ms`;
@@ -178,7 +185,9 @@ export function parseBytes(raw: string, min: number): Parsed<number> {
   const m = /^(\d+)(KiB|MiB|GiB)?$/.exec(raw);
   const n = m ? Number(m[1]) * BYTE_UNITS[m[2] ?? ""]! : NaN;
   if (!Number.isSafeInteger(n) || n < min) {
-    return { error: `must be a size of at least ${min >= MIB ? `${min / MIB}MiB` : `${min} bytes`}: bytes, or a whole number with KiB, MiB or GiB` };
+    return {
+      error: `must be a size of at least ${min >= MIB ? `${min / MIB}MiB` : `${min} bytes`}: bytes, or a whole number with KiB, MiB or GiB`,
+    };
   }
   return n;
 }

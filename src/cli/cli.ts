@@ -64,7 +64,12 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<ExitCo
     // Loaded only on this path: the daemon's config module brings its logger.
     const { DAEMON_FLAG_NAMES } = await import("../daemon/config.js");
     if (flag !== undefined && DAEMON_FLAG_NAMES.includes(flag)) {
-      return usageFailure(io, "", `${name} is a flag of the daemon, which only \`serve\` starts: session-registry serve ${argv.join(" ")}`, json);
+      return usageFailure(
+        io,
+        "",
+        `${name} is a flag of the daemon, which only \`serve\` starts: session-registry serve ${argv.join(" ")}`,
+        json,
+      );
     }
     return usageFailure(io, "", `unknown flag ${name} (a command's flags go after the command)`, json);
   }
@@ -169,4 +174,3 @@ function usageFailure(io: CliIo, commandName: string, problem: string, json: boo
   }
   return failure.exitCode;
 }
-

@@ -250,8 +250,7 @@ export const COMMANDS: readonly Command[] = [
       const name = stringFlag(ctx.args, "name");
       const given = [id, path, name].filter((v) => v !== undefined).length;
       if (given !== 1) throw new UsageError("give exactly one of --id, --path or --name");
-      const key =
-        id !== undefined ? { id } : path !== undefined ? { projectPath: projectPathArg(path, ctx.cwd) } : { name: name! };
+      const key = id !== undefined ? { id } : path !== undefined ? { projectPath: projectPathArg(path, ctx.cwd) } : { name: name! };
       const session = await ctx.client().lookup(key, { table: ctx.table });
       ctx.print(sessionJson(session), sessionText(session));
     },
@@ -279,8 +278,7 @@ export const COMMANDS: readonly Command[] = [
   },
   {
     name: "update",
-    synopsis:
-      "ID [--name NAME] [--path PATH] [--meta KEY=VALUE ... | --clear-meta] [--ttl DURATION | --no-ttl] [--expected-revision R]",
+    synopsis: "ID [--name NAME] [--path PATH] [--meta KEY=VALUE ... | --clear-meta] [--ttl DURATION | --no-ttl] [--expected-revision R]",
     summary: "Change some fields of a session.",
     description:
       "Only the fields given change. --meta replaces all labels with the ones given. With --expected-revision " +
@@ -461,7 +459,11 @@ function watchLoss(error: SessionRegistryError | undefined): string {
   if (error.reason === ErrorReason.SHUTTING_DOWN) return "the daemon is shutting down";
   if (error.reason === ErrorReason.STORE_UNAVAILABLE) return "the registry's store is unavailable";
   if (error.reason === ErrorReason.WATCHER_TOO_SLOW) return "it fell behind";
-  if (error.reason === ErrorReason.REVISION_COMPACTED || error.reason === ErrorReason.TABLE_UID_MISMATCH || error.reason === ErrorReason.FUTURE_REVISION) {
+  if (
+    error.reason === ErrorReason.REVISION_COMPACTED ||
+    error.reason === ErrorReason.TABLE_UID_MISMATCH ||
+    error.reason === ErrorReason.FUTURE_REVISION
+  ) {
     return "its position is not in the table's history any more";
   }
   return "the connection to the daemon broke";

@@ -48,7 +48,10 @@ export async function diagnoseTls(addr: string, tls: TlsFiles | undefined, timeo
   if (target === undefined) return undefined;
   if (tls === undefined) {
     // Does it speak TLS? Any certificate will do for that question.
-    const outcome = await handshake({ host: target.host, port: target.port, rejectUnauthorized: false, ...serverName(target.host) }, timeoutMs);
+    const outcome = await handshake(
+      { host: target.host, port: target.port, rejectUnauthorized: false, ...serverName(target.host) },
+      timeoutMs,
+    );
     if (outcome.kind === "accepted") {
       return "it serves TLS, and this call was plaintext; pass --tls-ca FILE (the CA that signed its certificate), or --tls if a public CA did";
     }

@@ -43,7 +43,10 @@ export const EXIT_CODE_HELP: readonly [ExitCode, string][] = [
   [ExitCode.LIMIT, "limit reached: sessions, tables or watchers (RESOURCE_EXHAUSTED)"],
   [ExitCode.PRECONDITION, "revision mismatch (ABORTED) or failed precondition (e.g. table not empty)"],
   [ExitCode.INVALID, "invalid request, rejected by the daemon (INVALID_ARGUMENT)"],
-  [ExitCode.UNAVAILABLE, "cannot reach the daemon (or a TLS mismatch), its store is unavailable, it is shutting down, or the deadline passed"],
+  [
+    ExitCode.UNAVAILABLE,
+    "cannot reach the daemon (or a TLS mismatch), its store is unavailable, it is shutting down, or the deadline passed",
+  ],
   [ExitCode.AUTH, "unauthenticated or permission denied"],
 ];
 
@@ -200,7 +203,8 @@ function registryMessage(err: SessionRegistryError, context: FailureContext): st
       if (err.reason === "" && isGrpcJsText(err.details)) return `The connection to the registry at ${addr} broke during the call.`;
       return `The registry failed with an internal error: ${err.details}`;
     default:
-      if (err.reason === "" && isGrpcJsText(err.details)) return `The call to the registry at ${addr} failed (${statusName(err.code) ?? err.code}).`;
+      if (err.reason === "" && isGrpcJsText(err.details))
+        return `The call to the registry at ${addr} failed (${statusName(err.code) ?? err.code}).`;
       return `${statusName(err.code) ?? `Error ${err.code}`}: ${err.details}`;
   }
 }
@@ -264,7 +268,8 @@ function isGrpcJsText(details: string): boolean {
  * 127.0.0.1:1. Resolution note: "), in words and with what to do.
  */
 function connectionProblem(details: string): string {
-  if (/ECONNREFUSED/.test(details)) return "nothing listens there (connection refused); is the daemon running (session-registry serve)? Else check --addr";
+  if (/ECONNREFUSED/.test(details))
+    return "nothing listens there (connection refused); is the daemon running (session-registry serve)? Else check --addr";
   if (/Name resolution failed|ENOTFOUND|EAI_AGAIN/.test(details)) return "its host name does not resolve; check --addr";
   if (/EHOSTUNREACH|ENETUNREACH/.test(details)) return "no route to its host; check --addr";
   if (/ETIMEDOUT/.test(details)) return "connecting timed out; check --addr and the network";

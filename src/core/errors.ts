@@ -97,7 +97,9 @@ export const ERROR_REPORT = {
 /** Quotes a client-sent value for an error message, cut to a few dozen code points so a huge payload is not echoed. */
 export function quote(s: string): string {
   // Array.from splits into code points, the unit the limit counts (not grapheme clusters).
-  const cut = Array.from(s.slice(0, 2 * ERROR_REPORT.maxQuotedCodePoints)).slice(0, ERROR_REPORT.maxQuotedCodePoints).join("");
+  const cut = Array.from(s.slice(0, 2 * ERROR_REPORT.maxQuotedCodePoints))
+    .slice(0, ERROR_REPORT.maxQuotedCodePoints)
+    .join("");
   return JSON.stringify(cut.length < s.length ? `${cut}…` : cut);
 }
 
@@ -133,7 +135,10 @@ export function invalidArgument(violations: readonly FieldViolation[]): Registry
   }
   const left = violations.length - listed.length;
   if (left > 0) {
-    listed.push({ field: violations[listed.length]!.field, description: `and ${left} more violation(s), starting with this field, not listed` });
+    listed.push({
+      field: violations[listed.length]!.field,
+      description: `and ${left} more violation(s), starting with this field, not listed`,
+    });
   }
 
   const parts: string[] = [];
@@ -160,12 +165,10 @@ export function tableNotFound(table: string): RegistryError {
 }
 
 export function tableExists(table: string, maxSessions: number): RegistryError {
-  return new RegistryError(
-    "ALREADY_EXISTS",
-    Reason.TABLE_EXISTS,
-    `table "${table}" already exists with max_sessions ${maxSessions}`,
-    { table, max_sessions: String(maxSessions) },
-  );
+  return new RegistryError("ALREADY_EXISTS", Reason.TABLE_EXISTS, `table "${table}" already exists with max_sessions ${maxSessions}`, {
+    table,
+    max_sessions: String(maxSessions),
+  });
 }
 
 export function tableNotEmpty(table: string, sessionCount: number): RegistryError {
@@ -178,12 +181,10 @@ export function tableNotEmpty(table: string, sessionCount: number): RegistryErro
 }
 
 export function tableLimitReached(current: number, max: number): RegistryError {
-  return new RegistryError(
-    "RESOURCE_EXHAUSTED",
-    Reason.TABLE_LIMIT_REACHED,
-    `maximum tables reached (${current}/${max} tables)`,
-    { current: String(current), max: String(max) },
-  );
+  return new RegistryError("RESOURCE_EXHAUSTED", Reason.TABLE_LIMIT_REACHED, `maximum tables reached (${current}/${max} tables)`, {
+    current: String(current),
+    max: String(max),
+  });
 }
 
 export function sessionNotFound(table: string, key: { field: "id" | "project_path" | "name"; value: string }): RegistryError {
@@ -223,12 +224,11 @@ export function projectAlreadyOpen(table: string, projectPath: string, holderId:
 }
 
 export function revisionMismatch(table: string, id: string, expected: number, current: number): RegistryError {
-  return new RegistryError(
-    "ABORTED",
-    Reason.REVISION_MISMATCH,
-    `session "${id}" is at revision ${current}, not the expected ${expected}`,
-    { table, session_id: id, current_revision: String(current) },
-  );
+  return new RegistryError("ABORTED", Reason.REVISION_MISMATCH, `session "${id}" is at revision ${current}, not the expected ${expected}`, {
+    table,
+    session_id: id,
+    current_revision: String(current),
+  });
 }
 
 export function revisionCompacted(table: string, requested: number, compactRevision: number): RegistryError {

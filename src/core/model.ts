@@ -68,13 +68,7 @@ export const EMPTY_METADATA: ReadonlyMap<string, string> = new Map();
  * expiring at `expireAt` (epoch ms) when it has a ttl: expiresAt(ttl, now)
  * (update.ts), which the etcd store also stores before it knows the revision.
  */
-export function newSession(
-  input: NewSession,
-  revision: number,
-  now: number,
-  expireAt: number | undefined,
-  tableUid: string,
-): Session {
+export function newSession(input: NewSession, revision: number, now: number, expireAt: number | undefined, tableUid: string): Session {
   // Snapshots are never mutated, so a fresh session's two equal times can be
   // one Date, and every session without metadata can share one empty Map: a
   // Date and an empty Map cost ~110 and ~200 bytes of heap, per session.
@@ -107,10 +101,7 @@ export interface SessionPatch {
 }
 
 /** What Lookup searches by. Values are already normalized. */
-export type LookupKey =
-  | { by: "id"; value: string }
-  | { by: "projectPath"; value: string }
-  | { by: "name"; value: string };
+export type LookupKey = { by: "id"; value: string } | { by: "projectPath"; value: string } | { by: "name"; value: string };
 
 /** One page of a table's sessions, oldest first. */
 export interface SessionPage {

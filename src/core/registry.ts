@@ -41,10 +41,7 @@ export interface SessionInput {
   ttl: WireDuration | undefined;
 }
 
-export type LookupKeyInput =
-  | { $case: "id"; value: string }
-  | { $case: "projectPath"; value: string }
-  | { $case: "name"; value: string };
+export type LookupKeyInput = { $case: "id"; value: string } | { $case: "projectPath"; value: string } | { $case: "name"; value: string };
 
 export interface ListResult {
   sessions: Session[];
@@ -322,7 +319,10 @@ function updateFields(v: Violations, mask: readonly string[], s: SessionInput): 
   const fields = new Set<UpdatableField>();
   if (mask.length > LIMITS.updateMaskMaxPaths) {
     // Refused before any path is read, so a huge mask costs no per-path work (nor an error per path).
-    v.add("update_mask", `must name at most ${LIMITS.updateMaskMaxPaths} paths (updatable fields are ${UPDATABLE_FIELDS.join(", ")}), got ${mask.length}`);
+    v.add(
+      "update_mask",
+      `must name at most ${LIMITS.updateMaskMaxPaths} paths (updatable fields are ${UPDATABLE_FIELDS.join(", ")}), got ${mask.length}`,
+    );
     return fields;
   }
   if (mask.length > 0) {

@@ -91,7 +91,10 @@ export class AvailabilityMonitor {
       this.options.log.info({ health: "SERVING" }, "the store is reachable again; health reports SERVING");
     } else {
       this.why = storeProblem(error);
-      this.options.log.warn({ health: "NOT_SERVING", why: this.why }, "the store is unavailable; health reports NOT_SERVING until it is back");
+      this.options.log.warn(
+        { health: "NOT_SERVING", why: this.why },
+        "the store is unavailable; health reports NOT_SERVING until it is back",
+      );
       if (!(error instanceof RegistryError)) this.options.log.debug({ err: error }, "store check failed");
     }
     this.options.onChange(available);

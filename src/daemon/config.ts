@@ -259,8 +259,7 @@ const FLAGS: readonly FlagSpec[] = [
     key: "insecure",
     boolean: true,
     valueName: "",
-    description:
-      "Allow a non-loopback --listen without TLS or without client authentication, and a non-loopback --metrics-listen.",
+    description: "Allow a non-loopback --listen without TLS or without client authentication, and a non-loopback --metrics-listen.",
     defaultText: "off",
     parse: parseBoolean,
   }),
@@ -279,9 +278,7 @@ const FLAGS: readonly FlagSpec[] = [
     description: `Least severe log level written to stderr: ${LOG_LEVELS.join(", ")}.`,
     defaultText: DEFAULT_CONFIG.logLevel,
     parse: (raw) =>
-      (LOG_LEVELS as readonly string[]).includes(raw)
-        ? (raw as LogLevel)
-        : { error: `must be one of ${LOG_LEVELS.join(", ")}` },
+      (LOG_LEVELS as readonly string[]).includes(raw) ? (raw as LogLevel) : { error: `must be one of ${LOG_LEVELS.join(", ")}` },
   }),
   spec({
     flag: "store",
@@ -337,7 +334,7 @@ const FLAGS: readonly FlagSpec[] = [
     valueName: "name",
     description: "etcd user name (etcd auth); with --etcd-password.",
     defaultText: "none (no etcd auth)",
-    parse: (raw) => (raw === "" || raw.includes(":") ? { error: "must be a non-empty name without \":\"" } : raw),
+    parse: (raw) => (raw === "" || raw.includes(":") ? { error: 'must be a non-empty name without ":"' } : raw),
   }),
   spec({
     flag: "etcd-password",
@@ -408,7 +405,8 @@ const FLAGS: readonly FlagSpec[] = [
     flag: "watch-queue-bytes",
     key: "watchQueueBytes",
     valueName: "bytes",
-    description: "Estimated bytes of messages a watcher may fall behind by before it is ended as WATCHER_TOO_SLOW, besides --watch-queue's count.",
+    description:
+      "Estimated bytes of messages a watcher may fall behind by before it is ended as WATCHER_TOO_SLOW, besides --watch-queue's count.",
     defaultText: "8MiB",
     parse: (raw) => parseBytes(raw, MIN_WATCH_QUEUE_BYTES),
   }),
@@ -473,7 +471,8 @@ const FLAGS: readonly FlagSpec[] = [
     flag: "max-connections",
     key: "maxConnections",
     valueName: "n",
-    description: "Connections open at once; at it, a new one replaces the oldest that has started no call, or is closed at once when all have (counted in the log). Keep it below ulimit -n.",
+    description:
+      "Connections open at once; at it, a new one replaces the oldest that has started no call, or is closed at once when all have (counted in the log). Keep it below ulimit -n.",
     defaultText: `the open-file limit less ${FILE_HEADROOM}, at most ${MAX_CONNECTIONS_DEFAULT_CAP} (here ${DEFAULT_CONFIG.maxConnections})`,
     parse: (raw) => parseInteger(raw, 1, MAX_CONNECTIONS_LIMIT),
   }),
@@ -481,7 +480,8 @@ const FLAGS: readonly FlagSpec[] = [
     flag: "connection-setup-timeout",
     key: "connectionSetupTimeoutMs",
     valueName: "duration",
-    description: "Close a connection that has not started a call this long after it was accepted (TLS handshake and HTTP/2 preface included).",
+    description:
+      "Close a connection that has not started a call this long after it was accepted (TLS handshake and HTTP/2 preface included).",
     defaultText: "10s",
     parse: (raw) => parseDurationMs(raw, 1),
   }),
@@ -637,7 +637,8 @@ export function validateConfig(config: DaemonConfig): void {
  */
 function validateEtcd(config: DaemonConfig): void {
   const endpoints = parseEtcdEndpoints(config.etcdEndpoints.join(","));
-  if ("error" in endpoints) throw new ConfigError(`--etcd-endpoints ${endpoints.error}, got ${JSON.stringify(config.etcdEndpoints.join(","))}`);
+  if ("error" in endpoints)
+    throw new ConfigError(`--etcd-endpoints ${endpoints.error}, got ${JSON.stringify(config.etcdEndpoints.join(","))}`);
   const prefix = parseEtcdPrefix(config.etcdPrefix);
   if (typeof prefix !== "string") throw new ConfigError(`--etcd-prefix ${prefix.error}, got ${JSON.stringify(config.etcdPrefix)}`);
   if ((config.etcdCert === undefined) !== (config.etcdKey === undefined)) {
@@ -713,9 +714,7 @@ export function usageText(): string {
   rows.push({ left: "-h, --help", lines: ["Print this help and exit."] });
   rows.push({ left: "-V, --version", lines: ["Print the version and exit."] });
   const width = Math.max(...rows.map((r) => r.left.length)) + 2;
-  const body = rows
-    .map((r) => r.lines.map((line, i) => `  ${(i === 0 ? r.left : "").padEnd(width)}${line}`).join("\n"))
-    .join("\n");
+  const body = rows.map((r) => r.lines.map((line, i) => `  ${(i === 0 ? r.left : "").padEnd(width)}${line}`).join("\n")).join("\n");
   return [
     "Usage: session-registry serve [flags]",
     "",

@@ -94,7 +94,10 @@ export class DaemonHealth {
       check: (call, callback) => {
         const name = call.request.service;
         if (!HEALTH_SERVICE_NAMES.includes(name)) {
-          callback({ code: status.NOT_FOUND, details: `no health status for service ${quote(name)}; this daemon reports on "" and ${REGISTRY_SERVICE_NAME}` });
+          callback({
+            code: status.NOT_FOUND,
+            details: `no health status for service ${quote(name)}; this daemon reports on "" and ${REGISTRY_SERVICE_NAME}`,
+          });
           return;
         }
         callback(null, { status: this.status() });

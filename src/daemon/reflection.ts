@@ -72,7 +72,10 @@ export interface ReflectionIndex {
 
 /** Decodes every file of the set and indexes what it declares. */
 export async function buildReflectionIndex(files: readonly Buffer[]): Promise<ReflectionIndex> {
-  const [{ fromBinary }, { FileDescriptorProtoSchema }] = await Promise.all([import("@bufbuild/protobuf"), import("@bufbuild/protobuf/wkt")]);
+  const [{ fromBinary }, { FileDescriptorProtoSchema }] = await Promise.all([
+    import("@bufbuild/protobuf"),
+    import("@bufbuild/protobuf/wkt"),
+  ]);
   const services: string[] = [];
   const indexed = new Map<string, IndexedFile>();
   const symbols = new Map<string, string>();
@@ -218,7 +221,9 @@ class CallFailure extends Error {
  * decode are answered INVALID_ARGUMENT, not grpc-js's INTERNAL (see
  * refusingUndecodable).
  */
-export async function createReflectionService(descriptorSet: URL | string = DESCRIPTOR_SET_URL): Promise<{ addToServer(server: Pick<Server, "addService">): void }> {
+export async function createReflectionService(
+  descriptorSet: URL | string = DESCRIPTOR_SET_URL,
+): Promise<{ addToServer(server: Pick<Server, "addService">): void }> {
   const files = splitFileDescriptorSet(await readFile(descriptorSet));
   if (files.length === 0) throw new Error(`${String(descriptorSet)} holds no file descriptors; run npm run generate`);
   let index: Promise<ReflectionIndex> | undefined;
@@ -234,7 +239,10 @@ export async function createReflectionService(descriptorSet: URL | string = DESC
         built = await index;
       } catch (err) {
         const why = err instanceof Error ? err.message : String(err);
-        throw new CallFailure(status.INTERNAL, `reflection cannot read the daemon's descriptor set (${why.slice(0, 200)}); reinstall the daemon`);
+        throw new CallFailure(
+          status.INTERNAL,
+          `reflection cannot read the daemon's descriptor set (${why.slice(0, 200)}); reinstall the daemon`,
+        );
       }
       const response = answer(built, request);
       if (call.cancelled || failed) return;

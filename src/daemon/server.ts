@@ -178,7 +178,10 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
     } catch (err) {
       if (probe === undefined || !isStoreUnavailable(err)) throw err;
       problem = storeProblem(err);
-      log.warn({ health: "NOT_SERVING", why: problem }, "the store is unavailable at start-up; health reports NOT_SERVING until it is back");
+      log.warn(
+        { health: "NOT_SERVING", why: problem },
+        "the store is unavailable at start-up; health reports NOT_SERVING until it is back",
+      );
       health.setStoreAvailable(false);
     }
     if (probe !== undefined) {

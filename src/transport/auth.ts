@@ -191,7 +191,12 @@ export class Authorizer {
       );
     }
     if (table !== undefined && !this.mayAccess(principal, table)) {
-      throw permissionDenied(method, principal.role, clipForLog(table), `this token may not use table ${JSON.stringify(clipForLog(table))}`);
+      throw permissionDenied(
+        method,
+        principal.role,
+        clipForLog(table),
+        `this token may not use table ${JSON.stringify(clipForLog(table))}`,
+      );
     }
   }
 
@@ -241,13 +246,7 @@ export async function loadAuthTokens(path: string): Promise<Authorizer> {
   } catch (err) {
     const code = (err as { code?: unknown }).code;
     const why =
-      code === "ENOENT"
-        ? "no such file"
-        : code === "EACCES"
-          ? "permission denied"
-          : code === "EISDIR"
-            ? "is a directory"
-            : String(err);
+      code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "is a directory" : String(err);
     throw new AuthConfigError(`cannot read auth tokens file ${path}: ${why}`, { cause: err });
   }
   return parseAuthTokens(text, `auth tokens file ${path}`);

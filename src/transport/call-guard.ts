@@ -315,4 +315,3 @@ export function requestTimeoutMessage(timeoutMs: number): string {
     "so the daemon ended the call and closed the connection; send each request whole and promptly"
   );
 }
-

@@ -105,9 +105,7 @@ function invalidStrings(message: unknown, invalid: ReadonlySet<string>, prefix =
   const bad = "is not valid UTF-8; send text encoded as UTF-8";
   if (typeof message !== "object" || message === null || message instanceof Date || message instanceof Uint8Array) return found;
   const fields: [string, unknown][] =
-    "$case" in message && "value" in message
-      ? [[String(message.$case), message.value]]
-      : Object.entries(message);
+    "$case" in message && "value" in message ? [[String(message.$case), message.value]] : Object.entries(message);
   for (const [name, value] of fields) {
     const field = prefix + snake(name);
     if (typeof value === "string") {
@@ -117,7 +115,8 @@ function invalidStrings(message: unknown, invalid: ReadonlySet<string>, prefix =
     } else if (value instanceof Map) {
       for (const [key, entry] of value as Map<unknown, unknown>) {
         if (typeof key === "string" && invalid.has(key)) found.push({ field, description: `key ${quote(key)} ${bad}` });
-        if (typeof entry === "string" && invalid.has(entry)) found.push({ field, description: `value of key ${quote(String(key))} ${bad}` });
+        if (typeof entry === "string" && invalid.has(entry))
+          found.push({ field, description: `value of key ${quote(String(key))} ${bad}` });
       }
     } else if (typeof value === "object" && value !== null && !("$case" in value)) {
       found.push(...invalidStrings(value, invalid, `${field}.`));

@@ -71,9 +71,7 @@ export class SessionRegistryService {
       ...(options.watchQueueBytes !== undefined ? { queueBytes: options.watchQueueBytes } : {}),
       ...(options.budget !== undefined ? { budget: options.budget } : {}),
       malformed: (request) => (request instanceof MalformedRequest ? request.error() : undefined),
-      ...(authorizer !== undefined
-        ? { authorize: (call) => void this.authorize(authorizer, "Watch", call, (req) => req.table) }
-        : {}),
+      ...(authorizer !== undefined ? { authorize: (call) => void this.authorize(authorizer, "Watch", call, (req) => req.table) } : {}),
       ...(this.metrics !== undefined ? { metrics: this.metrics } : {}),
     });
   }
@@ -210,8 +208,7 @@ export class SessionRegistryService {
       };
       const request: unknown = call.request;
       new Promise<Res>((resolve) => {
-        const principal =
-          authorizer === undefined ? undefined : this.authorize(authorizer, method, call, (req) => ids(req as Req).table);
+        const principal = authorizer === undefined ? undefined : this.authorize(authorizer, method, call, (req) => ids(req as Req).table);
         if (request instanceof MalformedRequest) throw request.error();
         resolve(run(call.request, principal));
       })

@@ -89,10 +89,7 @@ export function statusError(spec: StatusSpec): ServiceError {
   }
 
   const metadata = new Metadata();
-  metadata.set(
-    STATUS_DETAILS_KEY,
-    Buffer.from(Status.encode({ code: spec.code, message: spec.message, details }).finish()),
-  );
+  metadata.set(STATUS_DETAILS_KEY, Buffer.from(Status.encode({ code: spec.code, message: spec.message, details }).finish()));
 
   const error = new Error(spec.message) as ServiceError;
   error.code = spec.code;

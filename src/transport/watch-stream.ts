@@ -353,7 +353,14 @@ class WatchStream implements WatchSink {
     if (this.done) return;
     const resume = this.head < this.queue.length ? this.queue[this.head]!.resumeRevision : next;
     if (resume === undefined) return;
-    const fields = { method: "Watch", table: this.table, resumeRevision: resume, queued: this.queue.length - this.head, queuedBytes: this.queuedBytes, why };
+    const fields = {
+      method: "Watch",
+      table: this.table,
+      resumeRevision: resume,
+      queued: this.queue.length - this.head,
+      queuedBytes: this.queuedBytes,
+      why,
+    };
     // Ended by the budget, possibly hundreds at once: the budget's own log line counts them.
     if (quiet) this.log.debug(fields, "watcher too slow");
     else this.log.info(fields, "watcher too slow");
@@ -367,7 +374,9 @@ class WatchStream implements WatchSink {
       this.write(message);
       return;
     }
-    const bytes = Array.isArray(content) ? content.reduce((n, s) => n + sessionBytes(s), 64) : (content.bytes ??= eventBytes(content.event));
+    const bytes = Array.isArray(content)
+      ? content.reduce((n, s) => n + sessionBytes(s), 64)
+      : (content.bytes ??= eventBytes(content.event));
     if (!this.starting) {
       if (this.queue.length - this.head - this.burst >= this.queueLimit) {
         this.tooSlow(`more than ${this.queueLimit} messages waiting`, resumeRevision);

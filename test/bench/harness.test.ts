@@ -100,7 +100,13 @@ describe("bench harness (--smoke)", function () {
 
   it("checks every target and prints the table", () => {
     const targets = results.targets as Record<string, { value: number; target: string; met: boolean }>;
-    expect(Object.keys(targets)).to.include.members(["lookup_ratio", "register_remove_ratio", "p99_ms", "bytes_per_session", "watch_fanout_p99_ms"]);
+    expect(Object.keys(targets)).to.include.members([
+      "lookup_ratio",
+      "register_remove_ratio",
+      "p99_ms",
+      "bytes_per_session",
+      "watch_fanout_p99_ms",
+    ]);
     for (const t of Object.values(targets)) expect(t.met).to.be.a("boolean");
     expect(stdout).to.include("lookup_ratio");
     expect(stdout).to.include("targets:");

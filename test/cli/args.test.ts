@@ -81,7 +81,11 @@ describe("the CLI's start", () => {
   it("answers --version with node built-ins only: the entry loads the runner (and grpc-js) lazily", () => {
     const { files, packages } = staticImportGraph("src/cli/main.ts");
     expect([...packages]).to.deep.equal([]);
-    expect([...files].map((f) => f.slice(REPO_ROOT.length)).sort()).to.deep.equal(["src/args/index.ts", "src/cli/main.ts", "src/version.ts"]);
+    expect([...files].map((f) => f.slice(REPO_ROOT.length)).sort()).to.deep.equal([
+      "src/args/index.ts",
+      "src/cli/main.ts",
+      "src/version.ts",
+    ]);
   });
 
   it("runs a command with only the SDK, grpc-js and protobuf at top level: no daemon, store, logger or metrics", () => {

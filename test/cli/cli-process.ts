@@ -30,9 +30,7 @@ export interface CliProcess {
 const children = new Set<ChildProcess>();
 
 function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env = Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => !k.startsWith("SESSION_REGISTRY_") && k !== "NODE_OPTIONS"),
-  );
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("SESSION_REGISTRY_") && k !== "NODE_OPTIONS"));
   return { ...env, ...extra };
 }
 
@@ -65,7 +63,11 @@ export function startCli(args: readonly string[], options: { env?: Record<string
       check();
       void exited.then((r) => {
         if (!pattern.test(out)) {
-          reject(new Error(`CLI exited (code ${r.code}, signal ${r.signal}) before stdout matched ${pattern}.\nstdout:\n${out}\nstderr:\n${err}`));
+          reject(
+            new Error(
+              `CLI exited (code ${r.code}, signal ${r.signal}) before stdout matched ${pattern}.\nstdout:\n${out}\nstderr:\n${err}`,
+            ),
+          );
         }
       });
     });

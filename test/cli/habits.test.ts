@@ -49,7 +49,17 @@ describe("CLI habits", function () {
     d = await startTestDaemon();
     addr = ["--addr", d.address];
     // A daemon process whose etcd is not there (nothing listens on port 1): it starts, NOT_SERVING.
-    etcdDown = startCli(["serve", "--listen", "127.0.0.1:0", "--store", "etcd", "--etcd-endpoints", "http://127.0.0.1:1", "--log-level", "silent"]);
+    etcdDown = startCli([
+      "serve",
+      "--listen",
+      "127.0.0.1:0",
+      "--store",
+      "etcd",
+      "--etcd-endpoints",
+      "http://127.0.0.1:1",
+      "--log-level",
+      "silent",
+    ]);
     const LISTENING = /listening on (127\.0\.0\.1:\d+)/;
     await etcdDown.waitForStdout(LISTENING);
     etcdDownAddress = LISTENING.exec(etcdDown.stdout())![1]!;
@@ -87,7 +97,13 @@ describe("CLI habits", function () {
       expect(lines[5]).to.match(/^TABLE +SESSIONS +MAX$/);
       expect(lines.find((l) => l.startsWith(`${table} `))).to.match(new RegExp(`^${table} +1 +4$`));
       const doc = parseJson(ok(json)) as { tables: { name: string; sessionCount: number; maxSessions: number }[] | null };
-      expect(doc).to.deep.include({ address: d.address, status: "SERVING", version: packageVersion(), store: "memory", storeAvailable: true });
+      expect(doc).to.deep.include({
+        address: d.address,
+        status: "SERVING",
+        version: packageVersion(),
+        store: "memory",
+        storeAvailable: true,
+      });
       expect(doc.tables).to.deep.include({ name: table, sessionCount: 1, maxSessions: 4 });
       expect(ok(value).stdout).to.equal("SERVING\n");
     });
@@ -153,7 +169,20 @@ describe("CLI habits", function () {
       const t = ["--table", table, ...addr];
       const client = d.client();
       await client.createTable({ table, maxSessions: 5 });
-      const registered = await runCli(["register", "--path", "/o/a", "--id", "a", "--ttl", "300", "--meta", "tool=vim", "-w", "value", ...t]);
+      const registered = await runCli([
+        "register",
+        "--path",
+        "/o/a",
+        "--id",
+        "a",
+        "--ttl",
+        "300",
+        "--meta",
+        "tool=vim",
+        "-w",
+        "value",
+        ...t,
+      ]);
       expect(ok(registered).stdout).to.equal("a\n");
       await client.register({ id: "b", projectPath: "/o/b", ttlMs: 90_000 }, { table });
       const [ids, ttls, tool, lookedUp, ttlText, jsonTtl] = await Promise.all([
@@ -178,7 +207,10 @@ describe("CLI habits", function () {
         runCli(["tables", "--json", "-w", "value", ...addr]),
         runCli(["tables", "--field", "colour", ...addr]),
       ]);
-      usage(form, 'session-registry tables: -w/--write-out must be one of table, json, value, got "yaml"\nRun `session-registry tables --help` for usage.\n');
+      usage(
+        form,
+        'session-registry tables: -w/--write-out must be one of table, json, value, got "yaml"\nRun `session-registry tables --help` for usage.\n',
+      );
       // --json was asked for, so the usage error is JSON too.
       expect(both.code, summary(both)).to.equal(2);
       expect(errorJson(both.stderr)).to.include({ code: "USAGE", message: "--json and -w value exclude each other" });

@@ -21,7 +21,18 @@ describe("CLI: notes while it waits", function () {
   const etcd = suiteEtcd();
 
   function daemon(listen: string, prefix: string): DaemonProcess {
-    return spawnDaemon(["--listen", listen, "--store", "etcd", "--etcd-endpoints", etcd().endpoint, "--etcd-prefix", prefix, "--log-level", "warn"]);
+    return spawnDaemon([
+      "--listen",
+      listen,
+      "--store",
+      "etcd",
+      "--etcd-endpoints",
+      etcd().endpoint,
+      "--etcd-prefix",
+      prefix,
+      "--log-level",
+      "warn",
+    ]);
   }
 
   it("watch says 'reconnecting...' when its daemon goes, and 'resumed at revision N' when one is back", async () => {

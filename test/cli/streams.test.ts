@@ -126,7 +126,22 @@ describe("CLI streams, serve and help", function () {
     const top = await runCli(["--help"]);
     expect(top.code, summary(top)).to.equal(0);
     expect(top.stderr).to.equal("");
-    for (const command of ["serve", "status", "completion", "tables", "create-table", "get-table", "delete-table", "register", "lookup", "ls", "update", "rm", "watch", "keepalive"]) {
+    for (const command of [
+      "serve",
+      "status",
+      "completion",
+      "tables",
+      "create-table",
+      "get-table",
+      "delete-table",
+      "register",
+      "lookup",
+      "ls",
+      "update",
+      "rm",
+      "watch",
+      "keepalive",
+    ]) {
       expect(top.stdout).to.match(new RegExp(`^  ${command}\\b`, "m"));
     }
     expect(top.stdout).to.include("session-registry serve --help");

@@ -63,7 +63,11 @@ describe("CLI units", () => {
     });
 
     it("parses KEY=VALUE labels, the value keeping later '=' signs", () => {
-      expect([...parseLabels(["a=1", "b=x=y", "c="], "--meta")]).to.deep.equal([["a", "1"], ["b", "x=y"], ["c", ""]]);
+      expect([...parseLabels(["a=1", "b=x=y", "c="], "--meta")]).to.deep.equal([
+        ["a", "1"],
+        ["b", "x=y"],
+        ["c", ""],
+      ]);
       expect(() => parseLabels(["=v"], "--meta")).to.throw(UsageError, /KEY=VALUE/);
       expect(() => parseLabels(["novalue"], "--meta")).to.throw(UsageError, /KEY=VALUE/);
     });
@@ -99,7 +103,15 @@ describe("CLI units", () => {
     });
 
     it("aligns columns and escapes control characters", () => {
-      expect(columns(["A", "B", "C"], [["x", "yy", "z"], ["long\u001b[31m", "", "last\nline"]])).to.equal(
+      expect(
+        columns(
+          ["A", "B", "C"],
+          [
+            ["x", "yy", "z"],
+            ["long\u001b[31m", "", "last\nline"],
+          ],
+        ),
+      ).to.equal(
         // The escaped cell is 14 characters wide; columns are 2 spaces apart.
         [`${"A".padEnd(16)}B   C`, `${"x".padEnd(16)}yy  z`, "long\\u001b[31m      last\\u000aline", ""].join("\n"),
       );
@@ -232,16 +244,24 @@ describe("CLI units", () => {
       ],
       [
         "UNAVAILABLE in the daemon's own words (no reason)",
-        new SessionRegistryError({ code: status.UNAVAILABLE, details: "the daemon is busy reading other calls' requests; retry after a moment" }),
+        new SessionRegistryError({
+          code: status.UNAVAILABLE,
+          details: "the daemon is busy reading other calls' requests; retry after a moment",
+        }),
         ExitCode.UNAVAILABLE,
         "The registry at h:1 is unavailable: the daemon is busy reading other calls' requests; retry after a moment",
       ],
       [
         "STORE_UNAVAILABLE: the daemon answered, its etcd did not",
-        registryError(status.UNAVAILABLE, "the session store is unavailable: etcd at http://e1:2379, http://e2:2379 is unreachable (connection refused)", "STORE_UNAVAILABLE", {
-          store: "etcd",
-          endpoints: "http://e1:2379,http://e2:2379",
-        }),
+        registryError(
+          status.UNAVAILABLE,
+          "the session store is unavailable: etcd at http://e1:2379, http://e2:2379 is unreachable (connection refused)",
+          "STORE_UNAVAILABLE",
+          {
+            store: "etcd",
+            endpoints: "http://e1:2379,http://e2:2379",
+          },
+        ),
         ExitCode.UNAVAILABLE,
         "The registry's store (etcd at http://e1:2379, http://e2:2379) is unavailable: etcd is unreachable (connection refused). " +
           "The registry at h:1 is up; try again once etcd is back.",
@@ -260,20 +280,29 @@ describe("CLI units", () => {
       ],
       [
         "INTERNAL from grpc-js (a broken stream), without its text",
-        new SessionRegistryError({ code: status.INTERNAL, details: "Received RST_STREAM with code 2 triggered by internal client error: Protocol error" }),
+        new SessionRegistryError({
+          code: status.INTERNAL,
+          details: "Received RST_STREAM with code 2 triggered by internal client error: Protocol error",
+        }),
         ExitCode.INTERNAL,
         "The connection to the registry at h:1 broke during the call.",
       ],
       [
         "UNIMPLEMENTED: another gRPC server",
-        new SessionRegistryError({ code: status.UNIMPLEMENTED, details: "The server does not implement the method /sessionregistry.v1.SessionRegistry/ListTables" }),
+        new SessionRegistryError({
+          code: status.UNIMPLEMENTED,
+          details: "The server does not implement the method /sessionregistry.v1.SessionRegistry/ListTables",
+        }),
         ExitCode.INTERNAL,
         "The server at h:1 does not serve this call: it is not a session registry, or an older version of it.",
       ],
       ["a plain Error", new TypeError("boom"), ExitCode.INTERNAL, "Unexpected error: boom"],
     ];
     it("leaves grpc-js's and OpenSSL's text out of the JSON form too", () => {
-      const err = new SessionRegistryError({ code: status.UNAVAILABLE, details: "80EC:error:0A00045C:SSL routines:ssl3_read_bytes:tlsv13 alert certificate required" });
+      const err = new SessionRegistryError({
+        code: status.UNAVAILABLE,
+        details: "80EC:error:0A00045C:SSL routines:ssl3_read_bytes:tlsv13 alert certificate required",
+      });
       const failure = describeFailure(err, { addr: "h:1" });
       expect(failure.json).to.not.have.property("details");
       expect(JSON.stringify(failure.json)).to.not.match(/SSL routines/);
@@ -316,7 +345,10 @@ describe("CLI units", () => {
 
     it("looks up by name and by a path relative to the current directory", async () => {
       const t = ["--table", "units", "--addr", d.address];
-      const [byName, byPath] = await Promise.all([run(["lookup", "--name", "app", ...t]), run(["lookup", "--path", "app", "--json", ...t])]);
+      const [byName, byPath] = await Promise.all([
+        run(["lookup", "--name", "app", ...t]),
+        run(["lookup", "--path", "app", "--json", ...t]),
+      ]);
       expect(byName).to.include({ code: 0, err: "" });
       expect(byName.out).to.match(/^id: +a1\n/);
       expect(JSON.parse(byPath.out)).to.include({ id: "a1", projectPath: "/home/me/app" });

@@ -8,12 +8,7 @@
  * fixed time, and assert no durations.
  */
 import { expect } from "chai";
-import {
-  SessionLimitReachedError,
-  SessionNotFoundError,
-  type SessionRegistryClient,
-  status,
-} from "@session-registry/client";
+import { SessionLimitReachedError, SessionNotFoundError, type SessionRegistryClient, status } from "@session-registry/client";
 
 import type { Store, StoreLimits } from "../../src/core/store.js";
 import { eventually, expectError, startTestDaemon, uniqueName, type TestDaemon } from "../helpers/daemon.js";
@@ -21,7 +16,6 @@ import { wireDetails, type RawRegistry } from "../helpers/raw.js";
 import { EventType, suiteWatches } from "../helpers/watch.js";
 
 const LIMITS: StoreLimits = { defaultMaxSessions: 10, maxTables: 1000, watchHistory: 10_000 };
-
 
 export function liveConformance(storeName: string, makeStore: (limits: StoreLimits) => Store | Promise<Store>): void {
   describe(`live sessions contract (${storeName} store)`, () => {
@@ -280,10 +274,7 @@ export function liveConformance(storeName: string, makeStore: (limits: StoreLimi
         const table = await newTable();
         await client.register({ id: "short", projectPath: "/short", ttlMs: 3_600_000 }, { table });
         await client.update({ table, id: "short", ttlMs: 1000 });
-        await eventually(
-          async () => (await client.getTable(table)).sessionCount === 0,
-          "the shortened session to expire",
-        );
+        await eventually(async () => (await client.getTable(table)).sessionCount === 0, "the shortened session to expire");
       });
 
       it("does not expire a session whose ttl an Update cleared", async () => {

@@ -64,7 +64,10 @@ export function rulesConformance(
     const watch = suiteWatches(() => raw.client);
 
     before(async () => {
-      d = await startTestDaemon({ config: { maxSessions: LIMITS.defaultMaxSessions }, store: behindBarrier(await makeStore(LIMITS), barrier) });
+      d = await startTestDaemon({
+        config: { maxSessions: LIMITS.defaultMaxSessions },
+        store: behindBarrier(await makeStore(LIMITS), barrier),
+      });
       client = d.client();
       raw = d.rawClient();
     });
@@ -113,7 +116,13 @@ export function rulesConformance(
     describe("Update with an empty update_mask", () => {
       /** An Update with an empty mask and just the given fields populated. */
       async function update(table: string, fields: Partial<SessionMessage> & { id: string }): Promise<SessionMessage> {
-        const res = await raw.update({ requestId: "", table, session: SessionMessage.fromPartial(fields), updateMask: [], expectedRevision: 0 });
+        const res = await raw.update({
+          requestId: "",
+          table,
+          session: SessionMessage.fromPartial(fields),
+          updateMask: [],
+          expectedRevision: 0,
+        });
         return res.session!;
       }
 
@@ -220,7 +229,10 @@ export function rulesConformance(
           const settled = await Promise.all(pairs.map((p) => Promise.allSettled([p.update, p.register])));
           for (const [i, [u, r]] of settled.entries()) {
             const where = `round ${round}, pair ${i}`;
-            expect([u, r].filter((x) => x.status === "fulfilled"), `${where}: winners`).to.have.length(1);
+            expect(
+              [u, r].filter((x) => x.status === "fulfilled"),
+              `${where}: winners`,
+            ).to.have.length(1);
             const [winner, lost] = u.status === "fulfilled" ? [`u${i}`, r] : [`r${round}-${i}`, u];
             expect(lost.status, where).to.equal("rejected");
             const reason = (lost as PromiseRejectedResult).reason as unknown;
@@ -246,7 +258,10 @@ export function rulesConformance(
         expect(moved.projectPath).to.equal("/b");
         expect(moved.revision).to.be.greaterThan(a.revision);
 
-        await expectError(client.update({ table, id: "a", name: "cas", expectedRevision: a.revision, requestId: "cas" }), RevisionMismatchError);
+        await expectError(
+          client.update({ table, id: "a", name: "cas", expectedRevision: a.revision, requestId: "cas" }),
+          RevisionMismatchError,
+        );
         const renamed = await client.update({ table, id: "a", name: "cas", expectedRevision: moved.revision, requestId: "cas" });
         expect(renamed.name).to.equal("cas");
         expect(renamed.revision).to.be.greaterThan(moved.revision);
@@ -293,19 +308,25 @@ export function rulesConformance(
         const table = await newTable();
         await writeWithRequestIds(client, table);
 
-        const register = await rawError(raw.register({ requestId: "R", table, session: SessionMessage.fromPartial({ id: "a", projectPath: "not/absolute" }) }));
+        const register = await rawError(
+          raw.register({ requestId: "R", table, session: SessionMessage.fromPartial({ id: "a", projectPath: "not/absolute" }) }),
+        );
         expect(register.code).to.equal(status.INVALID_ARGUMENT);
         const update = await rawError(
-          raw.update({ requestId: "U", table, session: SessionMessage.fromPartial({ id: "a", name: "renamed" }), updateMask: ["create_time"], expectedRevision: 0 }),
+          raw.update({
+            requestId: "U",
+            table,
+            session: SessionMessage.fromPartial({ id: "a", name: "renamed" }),
+            updateMask: ["create_time"],
+            expectedRevision: 0,
+          }),
         );
         expect(update.code).to.equal(status.INVALID_ARGUMENT);
         const remove = await rawError(raw.remove({ requestId: "D", table, id: "not an id", expectedRevision: 0, allowMissing: false }));
         expect(remove.code).to.equal(status.INVALID_ARGUMENT);
-        expect([register, update, remove].map((e) => wireDetails(e.metadata).badRequests[0]!.fieldViolations.map((v) => v.field))).to.deep.equal([
-          ["session.project_path"],
-          ["update_mask"],
-          ["id"],
-        ]);
+        expect(
+          [register, update, remove].map((e) => wireDetails(e.metadata).badRequests[0]!.fieldViolations.map((v) => v.field)),
+        ).to.deep.equal([["session.project_path"], ["update_mask"], ["id"]]);
 
         await client.deleteTable(table, { force: true });
         await expectError(client.register({ id: "a", projectPath: "/a", requestId: "R" }, { table }), TableNotFoundError);
@@ -333,8 +354,7 @@ export function rulesConformance(
 
       it("remembers request_ids for at least 10 minutes", async () => {
         let clock = Date.now();
-        const store =
-          retention.kind === "clock" ? await retention.makeStore(LIMITS, () => clock) : await retention.makeStore(LIMITS);
+        const store = retention.kind === "clock" ? await retention.makeStore(LIMITS, () => clock) : await retention.makeStore(LIMITS);
         const own = await startTestDaemon({ config: { maxSessions: LIMITS.defaultMaxSessions }, store });
         try {
           const c = own.client();
@@ -345,8 +365,14 @@ export function rulesConformance(
           if (retention.kind === "lease") {
             // Time since the writes counts against what is left.
             const spent = Math.ceil((Date.now() - startedAt) / 1000);
-            for (const [method, requestId] of [["register", "R"], ["update", "U"], ["remove", "D"]] as const) {
-              expect(await retention.secondsLeft(table, method, requestId), `${method} ${requestId}`).to.be.at.least(TEN_MINUTES_MS / 1000 - spent);
+            for (const [method, requestId] of [
+              ["register", "R"],
+              ["update", "U"],
+              ["remove", "D"],
+            ] as const) {
+              expect(await retention.secondsLeft(table, method, requestId), `${method} ${requestId}`).to.be.at.least(
+                TEN_MINUTES_MS / 1000 - spent,
+              );
             }
             return;
           }

@@ -21,7 +21,10 @@ function utf8(s: string): number {
 
 /** Shows a long test value briefly in a test title. */
 function show(s: string): string {
-  const json = JSON.stringify(s).replace(/[\p{Cc}\u200E\u200F\u202A-\u202E\u2066-\u2069]/gu, (c) => `\\u${c.codePointAt(0)!.toString(16).padStart(4, "0")}`);
+  const json = JSON.stringify(s).replace(
+    /[\p{Cc}\u200E\u200F\u202A-\u202E\u2066-\u2069]/gu,
+    (c) => `\\u${c.codePointAt(0)!.toString(16).padStart(4, "0")}`,
+  );
   // eslint-disable-next-line @typescript-eslint/no-misused-spread -- code points are what the limits count
   return json.length > 24 ? `${JSON.stringify(s.slice(0, 8))}… (${[...s].length} code points, ${utf8(s)} bytes)` : json;
 }
@@ -285,7 +288,10 @@ describe("request validation", () => {
       ["an empty key", { "": "v" }],
       ["a value of 4097 bytes", { k: "v".repeat(4097) }],
       ["a value of 4097 bytes in 2049 characters", { k: E_ACUTE.repeat(2048) + "v" }],
-      ["keys and values of 16385 bytes together", { ...Object.fromEntries(Array.from({ length: 4 }, (_, i) => [`k${i}`, "v".repeat(4094)])), x: "" }],
+      [
+        "keys and values of 16385 bytes together",
+        { ...Object.fromEntries(Array.from({ length: 4 }, (_, i) => [`k${i}`, "v".repeat(4094)])), x: "" },
+      ],
       ["8 values of 4096 bytes", Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`k${i}`, "v".repeat(4096)]))],
       ["a key with a newline", { "k\n": "v" }],
       ["a key with a tab", { "k\tx": "v" }],
@@ -384,7 +390,9 @@ describe("request validation", () => {
       const batch = 100;
       for (let start = 0; start < 1100; start += batch) {
         const page = await Promise.all(
-          Array.from({ length: batch }, (_, i) => client.register({ id: `b${String(start + i).padStart(4, "0")}`, projectPath: `/big/${start + i}` }, { table: big })),
+          Array.from({ length: batch }, (_, i) =>
+            client.register({ id: `b${String(start + i).padStart(4, "0")}`, projectPath: `/big/${start + i}` }, { table: big }),
+          ),
         );
         registered.push(...page);
       }
@@ -459,10 +467,7 @@ describe("request validation", () => {
   describe("of requests with several bad fields", () => {
     it("names every bad field in one INVALID_ARGUMENT", async () => {
       await expectInvalid(
-        client.register(
-          { id: "a b", name: "bad\nname", projectPath: "relative", metadata: { "": "v" }, ttlMs: 500 },
-          { table: "-bad" },
-        ),
+        client.register({ id: "a b", name: "bad\nname", projectPath: "relative", metadata: { "": "v" }, ttlMs: 500 }, { table: "-bad" }),
         "table",
         "session.id",
         "session.name",

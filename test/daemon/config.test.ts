@@ -225,7 +225,10 @@ describe("daemon config", () => {
       { argv: ["--max-sessions="], message: /^--max-sessions must be .*got ""$/ },
       { argv: ["--max-tables", "0"], message: /^--max-tables must be an integer >= 1, got "0"$/ },
       { argv: ["--store", "redis"], message: /^--store must be "memory" or "etcd", got "redis"$/ },
-      { argv: ["--etcd-endpoints", "127.0.0.1:2379"], message: /^--etcd-endpoints must be comma-separated etcd URLs .*got "127.0.0.1:2379"$/ },
+      {
+        argv: ["--etcd-endpoints", "127.0.0.1:2379"],
+        message: /^--etcd-endpoints must be comma-separated etcd URLs .*got "127.0.0.1:2379"$/,
+      },
       { argv: ["--etcd-endpoints", "grpc://e:2379"], message: /^--etcd-endpoints must be comma-separated etcd URLs/ },
       { argv: ["--etcd-endpoints", "http://e:2379/v3"], message: /^--etcd-endpoints must be .*got "http:\/\/e:2379\/v3"$/ },
       { argv: ["--etcd-endpoints", "http://a:1,,http://b:2"], message: /^--etcd-endpoints must be/ },
@@ -261,7 +264,10 @@ describe("daemon config", () => {
       { argv: ["--max-receive-message-size", "1MiB"], message: /^--max-receive-message-size must be an integer .*got "1MiB"$/ },
       { argv: ["--max-receive-message-size", "0"], message: /^--max-receive-message-size must be an integer from 1 to 2147483647/ },
       { argv: ["--max-receive-message-size", "2147483648"], message: /^--max-receive-message-size must be/ },
-      { argv: ["--memory-budget", "15MiB"], message: /^--memory-budget must be a size of at least 16MiB: bytes, or a whole number with KiB, MiB or GiB, got "15MiB"$/ },
+      {
+        argv: ["--memory-budget", "15MiB"],
+        message: /^--memory-budget must be a size of at least 16MiB: bytes, or a whole number with KiB, MiB or GiB, got "15MiB"$/,
+      },
       { argv: ["--memory-budget", "1.5GiB"], message: /^--memory-budget must be a size .*got "1.5GiB"$/ },
       { argv: ["--memory-budget", "512MB"], message: /^--memory-budget must be a size .*got "512MB"$/ },
       { argv: ["--watch-history-bytes", "0"], message: /^--watch-history-bytes must be a size of at least 1 bytes/ },
@@ -356,7 +362,10 @@ describe("daemon config", () => {
       { argv: ["--listen", "[::1]:50051"] },
       { argv: ["--listen", "127.0.0.2:1", ...tls] },
       // Plaintext elsewhere: refused, tokens or not.
-      { argv: ["--listen", "0.0.0.0:50051"], refused: /^refusing to listen on 0\.0\.0\.0:50051 in plaintext: 0\.0\.0\.0 is not a loopback address/ },
+      {
+        argv: ["--listen", "0.0.0.0:50051"],
+        refused: /^refusing to listen on 0\.0\.0\.0:50051 in plaintext: 0\.0\.0\.0 is not a loopback address/,
+      },
       { argv: ["--listen", "[::]:50051"], refused: /^refusing to listen on \[::\]:50051 in plaintext/ },
       { argv: ["--listen", "192.168.1.20:50051"], refused: /in plaintext.*--tls-cert, --tls-key.*--insecure to accept the risk$/ },
       { argv: ["--listen", "registry.example.com:443"], refused: /^refusing to listen on registry\.example\.com:443 in plaintext/ },
@@ -367,7 +376,10 @@ describe("daemon config", () => {
       },
       { argv: [], env: { SESSION_REGISTRY_LISTEN: "10.0.0.1:1" }, refused: /^refusing to listen on 10\.0\.0\.1:1 in plaintext/ },
       // TLS elsewhere: only with client authentication.
-      { argv: ["--listen", "0.0.0.0:1", ...tls], refused: /^refusing to listen on 0\.0\.0\.0:1 without client authentication: .*Add --auth-tokens or --tls-client-ca/ },
+      {
+        argv: ["--listen", "0.0.0.0:1", ...tls],
+        refused: /^refusing to listen on 0\.0\.0\.0:1 without client authentication: .*Add --auth-tokens or --tls-client-ca/,
+      },
       { argv: ["--listen", "0.0.0.0:1", ...tls, "--auth-tokens", "t"] },
       { argv: ["--listen", "0.0.0.0:1", ...tls, "--tls-client-ca", "ca.crt"] },
       // --insecure accepts the risk.
@@ -381,7 +393,10 @@ describe("daemon config", () => {
         argv: ["--metrics-listen", "0.0.0.0:9464"],
         refused: /^refusing to serve metrics on 0\.0\.0\.0:9464: 0\.0\.0\.0 is not a loopback address.*--insecure to accept the risk$/,
       },
-      { argv: ["--listen", "0.0.0.0:1", ...tls, "--auth-tokens", "t", "--metrics-listen", "0.0.0.0:9464"], refused: /^refusing to serve metrics/ },
+      {
+        argv: ["--listen", "0.0.0.0:1", ...tls, "--auth-tokens", "t", "--metrics-listen", "0.0.0.0:9464"],
+        refused: /^refusing to serve metrics/,
+      },
       { argv: ["--metrics-listen", "0.0.0.0:9464", "--insecure"] },
     ];
     for (const { argv, env, refused } of cases) {
@@ -428,7 +443,8 @@ describe("daemon config", () => {
   });
 
   describe("defaultMaxConnections", () => {
-    const limits = (soft: string) => `Limit                     Soft Limit           Hard Limit           Units     \nMax open files            ${soft}                 524288               files     \n`;
+    const limits = (soft: string) =>
+      `Limit                     Soft Limit           Hard Limit           Units     \nMax open files            ${soft}                 524288               files     \n`;
     it("leaves 128 of the soft open-file limit to the daemon, and caps it at 10000", () => {
       expect(defaultMaxConnections(limits("1024"))).to.equal(896);
       expect(defaultMaxConnections(limits("1048576"))).to.equal(10_000);

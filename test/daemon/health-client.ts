@@ -36,9 +36,7 @@ export class HealthClient {
   }
 
   check(service: string): Promise<ServingStatus> {
-    return new Promise((resolve, reject) =>
-      this.stub.check({ service }, (err, res) => (err ? reject(err) : resolve(res!.status))),
-    );
+    return new Promise((resolve, reject) => this.stub.check({ service }, (err, res) => (err ? reject(err) : resolve(res!.status))));
   }
 
   /** List: every name the server reports on, with its status. */

@@ -24,18 +24,25 @@ const MIB = 1024 * 1024;
 
 function lookup(client: GeneratedClient, id: string): Promise<number> {
   return new Promise((resolve) =>
-    client.lookup({ table: "", key: { $case: "id", value: id } }, new Metadata(), { deadline: Date.now() + 5000 }, (err) => resolve(err?.code ?? status.OK)),
+    client.lookup({ table: "", key: { $case: "id", value: id } }, new Metadata(), { deadline: Date.now() + 5000 }, (err) =>
+      resolve(err?.code ?? status.OK),
+    ),
   );
 }
 
 /** Starts a daemon process with a session "probe" in its default table, and a Probe looking it up. */
-async function startWithProbe(args: string[], openFiles?: number): Promise<{ proc: DaemonProcess; address: string; port: number; probe: Probe }> {
+async function startWithProbe(
+  args: string[],
+  openFiles?: number,
+): Promise<{ proc: DaemonProcess; address: string; port: number; probe: Probe }> {
   const proc = spawnDaemon(["--listen", "127.0.0.1:0", "--log-level", "error", ...args], [], openFiles);
   const port = await waitForPort(proc);
   const address = `127.0.0.1:${port}`;
   const setup = new GeneratedClient(address, credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 });
   await new Promise<void>((resolve, reject) =>
-    setup.register({ table: "", requestId: "", session: { ...Session.fromPartial({}), id: "probe", projectPath: "/probe" } }, (err) => (err ? reject(err) : resolve())),
+    setup.register({ table: "", requestId: "", session: { ...Session.fromPartial({}), id: "probe", projectPath: "/probe" } }, (err) =>
+      err ? reject(err) : resolve(),
+    ),
   );
   setup.close();
   const probe = new Probe(address, "", "probe");

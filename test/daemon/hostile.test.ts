@@ -62,8 +62,7 @@ async function startHostile(config: Partial<DaemonConfig>, opts: { token?: strin
     // A long interval: a test sees the first line of a burst at once, and the rest at shutdown.
     { logger: log, refusalLogIntervalMs: 60_000 },
   );
-  const credentials =
-    opts.tls !== undefined ? grpc.credentials.createSsl(opts.tls.ca.cert) : grpc.credentials.createInsecure();
+  const credentials = opts.tls !== undefined ? grpc.credentials.createSsl(opts.tls.ca.cert) : grpc.credentials.createInsecure();
   const probe = new GeneratedClient(daemon.address, credentials, { "grpc.use_local_subchannel_pool": 1 });
   const hostile: Hostile = {
     daemon,
@@ -350,7 +349,12 @@ describe("hostile clients", () => {
     /** A health check on `session`, then another once a later silent connection has been closed for its setup timeout. */
     async function callsOnPastSetupTimeout(session: ClientHttp2Session): Promise<void> {
       const check = () => {
-        const stream = session.request({ ":method": "POST", ":path": "/grpc.health.v1.Health/Check", "content-type": "application/grpc", te: "trailers" });
+        const stream = session.request({
+          ":method": "POST",
+          ":path": "/grpc.health.v1.Health/Check",
+          "content-type": "application/grpc",
+          te: "trailers",
+        });
         stream.end(Buffer.alloc(5));
         return statusOf(stream);
       };

@@ -164,15 +164,15 @@ describe("connection limits", () => {
         "grpc.keepalive_timeout_ms": 20_000,
         "grpc.max_connection_idle_ms": 1_800_000,
       });
-      expect(
-        serverOptions({ ...DEFAULT_CONFIG, keepaliveTimeMs: 0, maxConnectionIdleMs: 0, maxConnectionAgeMs: 3_600_000 }),
-      ).to.deep.equal({
-        "grpc.max_receive_message_length": 64 * 1024,
-        "grpc.max_send_message_length": 16 * 1024 * 1024,
-        "grpc.max_concurrent_streams": 100,
-        "grpc.keepalive_timeout_ms": 20_000,
-        "grpc.max_connection_age_ms": 3_600_000,
-      });
+      expect(serverOptions({ ...DEFAULT_CONFIG, keepaliveTimeMs: 0, maxConnectionIdleMs: 0, maxConnectionAgeMs: 3_600_000 })).to.deep.equal(
+        {
+          "grpc.max_receive_message_length": 64 * 1024,
+          "grpc.max_send_message_length": 16 * 1024 * 1024,
+          "grpc.max_concurrent_streams": 100,
+          "grpc.keepalive_timeout_ms": 20_000,
+          "grpc.max_connection_age_ms": 3_600_000,
+        },
+      );
     });
   });
 });

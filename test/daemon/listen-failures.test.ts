@@ -34,7 +34,8 @@ describe("the daemon process, when it cannot listen", function () {
     [
       "--listen on a port in use",
       () => ["--listen", `127.0.0.1:${port}`],
-      () => `session-registry: port 127.0.0.1:${port} is in use (another process listens on it); stop that process or choose another --listen\n`,
+      () =>
+        `session-registry: port 127.0.0.1:${port} is in use (another process listens on it); stop that process or choose another --listen\n`,
     ],
     [
       "--metrics-listen on a port in use",
@@ -45,7 +46,8 @@ describe("the daemon process, when it cannot listen", function () {
     [
       "--listen on an address this machine does not have",
       () => ["--listen", "192.0.2.1:0", "--insecure"],
-      () => "session-registry: cannot listen on 192.0.2.1:0: no network interface of this machine has that address; choose another --listen\n",
+      () =>
+        "session-registry: cannot listen on 192.0.2.1:0: no network interface of this machine has that address; choose another --listen\n",
     ],
   ];
   for (const [label, args, expected] of cases) {

@@ -32,7 +32,6 @@ function biggest(n: number): Map<string, string> {
   return new Map(Array.from({ length: 4 }, (_, i) => [`k${i}`, `${n}:${i}:`.padEnd(4094, "x")]));
 }
 
-
 /** A full garbage collection of this process (tests only: node's --expose-gc, switched on at run time). */
 function collectGarbage(): void {
   setFlagsFromString("--expose-gc");
@@ -130,7 +129,13 @@ describe("memory budget on a real daemon", function () {
       await raw.register({ requestId: "", table, session: session({ id: "big", projectPath: "/big", metadata: biggest(0) }) });
       const update = async (n: number) =>
         (
-          await raw.update({ requestId: "", table, session: session({ id: "big", metadata: biggest(n) }), updateMask: ["metadata"], expectedRevision: 0 })
+          await raw.update({
+            requestId: "",
+            table,
+            session: session({ id: "big", metadata: biggest(n) }),
+            updateMask: ["metadata"],
+            expectedRevision: 0,
+          })
         ).session!.revision;
 
       // Each watcher reads on a connection of its own, and stops reading after its snapshot.
@@ -196,7 +201,10 @@ describe("memory budget on a real daemon", function () {
     };
 
     before(async () => {
-      proc = spawnDaemon(["--listen", "127.0.0.1:0", "--memory-budget", `${BUDGET}`, "--log-level", "warn"], [`--max-old-space-size=${HEAP_MB}`]);
+      proc = spawnDaemon(
+        ["--listen", "127.0.0.1:0", "--memory-budget", `${BUDGET}`, "--log-level", "warn"],
+        [`--max-old-space-size=${HEAP_MB}`],
+      );
       address = `127.0.0.1:${await waitForPort(proc)}`;
     });
     after(() => {
@@ -240,7 +248,9 @@ describe("memory budget on a real daemon", function () {
       peak = Math.max(peak, rssOf(proc.child.pid!) ?? peak);
       expect(probe.failures).to.deep.equal([]);
       expect(probe.answered).to.be.greaterThan(0);
-      expect(peak - baseline, `RSS grew from ${(baseline / MIB).toFixed(0)} to ${(peak / MIB).toFixed(0)} MiB`).to.be.below(BUDGET + MARGIN);
+      expect(peak - baseline, `RSS grew from ${(baseline / MIB).toFixed(0)} to ${(peak / MIB).toFixed(0)} MiB`).to.be.below(
+        BUDGET + MARGIN,
+      );
       // The oldest history went: a watch from the first revisions is compacted, and the daemon is up.
       const old = new Watch(admin.client, tables[0]!, 2);
       const err = await old.ending();

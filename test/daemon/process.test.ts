@@ -36,7 +36,10 @@ describe("the daemon process", function () {
       const { code, signal: bySignal } = await d.exited;
       expect(bySignal, d.stderr()).to.equal(null);
       expect(code, d.stderr()).to.equal(0);
-      const lines = d.stdout().split("\n").filter((l) => l !== "");
+      const lines = d
+        .stdout()
+        .split("\n")
+        .filter((l) => l !== "");
       expect(lines).to.have.length(1);
       expect(lines[0]).to.match(LISTENING);
       expect(lines[0]).to.match(/^session-registry listening on 127\.0\.0\.1:\d+/);
@@ -52,7 +55,11 @@ describe("the daemon process", function () {
       ["--listen", "0.0.0.0:0"],
       /^session-registry: refusing to listen on 0\.0\.0\.0:0 in plaintext: .*anyone who can reach it could list, register and remove sessions.*--insecure to accept the risk\n/,
     ],
-    ["a TLS certificate that does not exist", ["--tls-cert", "/nonexistent/s.crt", "--tls-key", "/nonexistent/s.key"], /cannot read --tls-cert \/nonexistent\/s\.crt: no such file/],
+    [
+      "a TLS certificate that does not exist",
+      ["--tls-cert", "/nonexistent/s.crt", "--tls-key", "/nonexistent/s.key"],
+      /cannot read --tls-cert \/nonexistent\/s\.crt: no such file/,
+    ],
   ];
   for (const [label, args, named] of badFlags) {
     it(`exits 2 naming the flag, without listening, when given ${label}`, async () => {

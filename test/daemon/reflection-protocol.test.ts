@@ -201,7 +201,10 @@ describe("the reflection protocol", function () {
           { $case: "fileByFilename", value: "google/protobuf/timestamp.proto" },
           { $case: "fileByFilename", value: "google/rpc/status.proto" },
         ]);
-        expect(answers.map(fileNames)).to.deep.equal([["google/protobuf/timestamp.proto"], ["google/rpc/status.proto", "google/protobuf/any.proto"]]);
+        expect(answers.map(fileNames)).to.deep.equal([
+          ["google/protobuf/timestamp.proto"],
+          ["google/rpc/status.proto", "google/protobuf/any.proto"],
+        ]);
       });
 
       it("answers NOT_FOUND for what is not there, and keeps answering on the same stream", async () => {

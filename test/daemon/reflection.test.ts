@@ -81,7 +81,11 @@ describe("server reflection", function () {
     });
 
     it("calls the health service through reflection too", async () => {
-      const out = await bufCurl(["-d", '{"service": "sessionregistry.v1.SessionRegistry"}', `http://${daemon.address}/grpc.health.v1.Health/Check`]);
+      const out = await bufCurl([
+        "-d",
+        '{"service": "sessionregistry.v1.SessionRegistry"}',
+        `http://${daemon.address}/grpc.health.v1.Health/Check`,
+      ]);
       expect(JSON.parse(out)).to.deep.equal({ status: "SERVING" });
     });
   });

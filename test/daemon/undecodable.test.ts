@@ -59,9 +59,14 @@ describe("undecodable requests to health and reflection", () => {
 
   describe("a message that does not decompress", () => {
     it("is a request the daemon reads when it is real gzip", async () => {
-      const wire = await h2Call(d.address, "/sessionregistry.v1.SessionRegistry/GetTable", gzipSync(GetTableRequest.encode({ table: "default" }).finish()), {
-        compressed: true,
-      });
+      const wire = await h2Call(
+        d.address,
+        "/sessionregistry.v1.SessionRegistry/GetTable",
+        gzipSync(GetTableRequest.encode({ table: "default" }).finish()),
+        {
+          compressed: true,
+        },
+      );
       expect(wire.code).to.equal(status.OK);
     });
 
@@ -75,7 +80,11 @@ describe("undecodable requests to health and reflection", () => {
     }
 
     it("leaves the daemon serving", async () => {
-      const wire = await h2Call(d.address, "/sessionregistry.v1.SessionRegistry/GetTable", GetTableRequest.encode({ table: "default" }).finish());
+      const wire = await h2Call(
+        d.address,
+        "/sessionregistry.v1.SessionRegistry/GetTable",
+        GetTableRequest.encode({ table: "default" }).finish(),
+      );
       expect(wire.code).to.equal(status.OK);
     });
   });

@@ -4,13 +4,7 @@
  * outlive the daemon that registered them.
  */
 import { expect } from "chai";
-import {
-  EventType,
-  ProjectAlreadyOpenError,
-  SessionLimitReachedError,
-  status,
-  type SessionRegistryClient,
-} from "@session-registry/client";
+import { EventType, ProjectAlreadyOpenError, SessionLimitReachedError, status, type SessionRegistryClient } from "@session-registry/client";
 
 import type { TestDaemon } from "../helpers/daemon.js";
 import { startEtcd, uniquePrefix, type TestEtcd } from "../helpers/etcd.js";
@@ -71,7 +65,9 @@ describe("etcd: three daemons on one etcd", function () {
     await daemons[1]!.client().createTable({ table: "one-path", maxSessions: 1000 });
     const pool = clients(1);
     const results = await Promise.allSettled(
-      Array.from({ length: 300 }, (_, i) => pool[i % pool.length]!.register({ id: `p-${i}`, projectPath: "/work/shared" }, { table: "one-path" })),
+      Array.from({ length: 300 }, (_, i) =>
+        pool[i % pool.length]!.register({ id: `p-${i}`, projectPath: "/work/shared" }, { table: "one-path" }),
+      ),
     );
     expect(results.filter((r) => r.status === "fulfilled")).to.have.length(1);
     for (const r of results) if (r.status === "rejected") expect(r.reason).to.be.instanceOf(ProjectAlreadyOpenError);
@@ -86,7 +82,9 @@ describe("etcd: three daemons on one etcd", function () {
     const expected: { type: EventType; id: string; revision: number }[] = [];
     // Concurrent registers through B and C, then updates and removes.
     const registered = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? b! : c!).register({ id: `f-${i}`, projectPath: `/work/feed/${i}` }, { table: "feed" })),
+      Array.from({ length: 20 }, (_, i) =>
+        (i % 2 === 0 ? b! : c!).register({ id: `f-${i}`, projectPath: `/work/feed/${i}` }, { table: "feed" }),
+      ),
     );
     for (const s of registered) expected.push({ type: EventType.EVENT_TYPE_REGISTERED, id: s.id, revision: s.revision });
     const updated = await Promise.all(
@@ -106,9 +104,13 @@ describe("etcd: three daemons on one etcd", function () {
     const revisions = seen.map((e) => e.revision);
     for (let i = 1; i < revisions.length; i++) expect(revisions[i]).to.be.greaterThan(revisions[i - 1]!);
     // Every write is there once; the removes' revisions are not known to the test, so compare the rest by revision.
-    const nonRemoved = seen.filter((e) => e.type !== EventType.EVENT_TYPE_REMOVED).map((e) => ({ type: e.type, id: e.session.id, revision: e.revision }));
+    const nonRemoved = seen
+      .filter((e) => e.type !== EventType.EVENT_TYPE_REMOVED)
+      .map((e) => ({ type: e.type, id: e.session.id, revision: e.revision }));
     expect(nonRemoved).to.deep.equal(expected);
-    expect(seen.filter((e) => e.type === EventType.EVENT_TYPE_REMOVED).map((e) => e.session.id)).to.deep.equal(registered.slice(10, 15).map((s) => s.id));
+    expect(seen.filter((e) => e.type === EventType.EVENT_TYPE_REMOVED).map((e) => e.session.id)).to.deep.equal(
+      registered.slice(10, 15).map((s) => s.id),
+    );
     expect(seen).to.have.length(expected.length + 5);
   });
 
@@ -129,8 +131,13 @@ describe("etcd: three daemons on one etcd", function () {
 
     // Left alone, it expires: EXPIRED (not REMOVED) on all three daemons.
     for (const w of watches) {
-      await waitFor("EXPIRED on every daemon", () => w.events.some((e) => e.type === EventType.EVENT_TYPE_EXPIRED && e.session.id === "leased"));
-      expect(w.events.filter((e) => e.session.id === "leased").map((e) => e.type)).to.deep.equal([EventType.EVENT_TYPE_REGISTERED, EventType.EVENT_TYPE_EXPIRED]);
+      await waitFor("EXPIRED on every daemon", () =>
+        w.events.some((e) => e.type === EventType.EVENT_TYPE_EXPIRED && e.session.id === "leased"),
+      );
+      expect(w.events.filter((e) => e.session.id === "leased").map((e) => e.type)).to.deep.equal([
+        EventType.EVENT_TYPE_REGISTERED,
+        EventType.EVENT_TYPE_EXPIRED,
+      ]);
       const expired = w.events.find((e) => e.type === EventType.EVENT_TYPE_EXPIRED)!;
       expect(expired.revision).to.be.greaterThan(session.revision);
     }

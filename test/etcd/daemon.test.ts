@@ -39,7 +39,9 @@ describe("etcd: daemon options", function () {
         child.stdout.on("data", check);
         void closed.then(() => reject(new Error(`daemon exited before listening; stderr:\n${err}`)));
       });
-      expect(out).to.match(new RegExp(`^session-registry listening on 127\\.0\\.0\\.1:\\d+ \\(store: etcd \\(${etcd().endpoint.replace(/[.]/g, "\\.")}\\), `));
+      expect(out).to.match(
+        new RegExp(`^session-registry listening on 127\\.0\\.0\\.1:\\d+ \\(store: etcd \\(${etcd().endpoint.replace(/[.]/g, "\\.")}\\), `),
+      );
     } finally {
       child.kill("SIGTERM");
     }

@@ -14,7 +14,8 @@ import { suiteEtcd, uniquePrefix } from "../helpers/etcd.js";
 import { killLeftoverClis, runCli, summary, type CliResult } from "../cli/cli-process.js";
 
 /** Words of etcd3, cockatiel and grpc-js that must never reach a person. */
-const INTERNALS = /circuit breaker|Execution prevented|BrokenCircuit|\d+ UNAVAILABLE:|No connection established|Last error|Resolution note|ECONNREFUSED|GRPC\w*Error/;
+const INTERNALS =
+  /circuit breaker|Execution prevented|BrokenCircuit|\d+ UNAVAILABLE:|No connection established|Last error|Resolution note|ECONNREFUSED|GRPC\w*Error/;
 
 function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
@@ -42,7 +43,16 @@ describe("etcd down: what users see", function () {
   const etcd = suiteEtcd();
 
   function daemon(): DaemonProcess {
-    return spawnDaemon(["--listen", "127.0.0.1:0", "--store", "etcd", "--etcd-endpoints", etcd().endpoint, "--etcd-prefix", uniquePrefix()]);
+    return spawnDaemon([
+      "--listen",
+      "127.0.0.1:0",
+      "--store",
+      "etcd",
+      "--etcd-endpoints",
+      etcd().endpoint,
+      "--etcd-prefix",
+      uniquePrefix(),
+    ]);
   }
 
   /** The CLI's one line for a store outage; `why` is what etcd did. */
@@ -59,7 +69,10 @@ describe("etcd down: what users see", function () {
     const d = daemon();
     const port = await waitForPort(d);
     const addr = `127.0.0.1:${port}`;
-    const lines = d.stdout().split("\n").filter((l) => l !== "");
+    const lines = d
+      .stdout()
+      .split("\n")
+      .filter((l) => l !== "");
     expect(lines).to.deep.equal([
       `session-registry listening on ${addr} (store: etcd (${etcd().endpoint}), max-sessions: 10, security: plaintext, auth: none, ` +
         `metrics: off, health: NOT_SERVING because etcd at ${etcd().endpoint} is unreachable (connection refused))`,
@@ -79,7 +92,10 @@ describe("etcd down: what users see", function () {
 
     await etcd().restart();
     await eventually(() => logs(d).some((l) => l.health === "SERVING"), "the daemon to log SERVING", 60_000);
-    expect(logs(d).find((l) => l.health === "SERVING")).to.include({ level: "info", msg: "the store is reachable again; health reports SERVING" });
+    expect(logs(d).find((l) => l.health === "SERVING")).to.include({
+      level: "info",
+      msg: "the store is reachable again; health reports SERVING",
+    });
     const served = await runCli(["get-table", "--addr", addr]);
     expect(served.code, summary(served)).to.equal(0);
     expect(d.stderr()).to.not.match(INTERNALS);
@@ -127,7 +143,9 @@ describe("etcd down: what users see", function () {
       reason: "STORE_UNAVAILABLE",
       metadata: { store: "etcd", endpoints: etcd().endpoint },
     });
-    expect(err.details).to.match(new RegExp(`^the session store is unavailable: etcd at ${escape(etcd().endpoint)} is unreachable \\(connection refused\\)`));
+    expect(err.details).to.match(
+      new RegExp(`^the session store is unavailable: etcd at ${escape(etcd().endpoint)} is unreachable \\(connection refused\\)`),
+    );
     expect(err.details).to.not.match(INTERNALS);
 
     // The daemon's health report says why, in the same words.

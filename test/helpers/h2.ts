@@ -100,7 +100,13 @@ export function statusDetails(wire: WireStatus): { reasons: string[]; violations
  * sends `sent` of them, never finishing: what a client that stalls on
  * purpose leaves the daemon holding.
  */
-export function halfSentCall(session: ClientHttp2Session, path: string, announced: number, sent: number, token?: string): ClientHttp2Stream {
+export function halfSentCall(
+  session: ClientHttp2Session,
+  path: string,
+  announced: number,
+  sent: number,
+  token?: string,
+): ClientHttp2Stream {
   const stream = session.request({
     ":method": "POST",
     ":path": path,

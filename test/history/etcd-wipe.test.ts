@@ -37,7 +37,12 @@ describe("History (etcd store): etcd wiped under a running daemon", function () 
     const url = new URL(etcd.endpoint);
     proxy = await startGateProxy(url.hostname, Number(url.port));
     const prefix = uniquePrefix();
-    const config = (endpoint: string): Partial<DaemonConfig> => ({ ...DEFAULT_CONFIG, store: "etcd", etcdEndpoints: [endpoint], etcdPrefix: prefix });
+    const config = (endpoint: string): Partial<DaemonConfig> => ({
+      ...DEFAULT_CONFIG,
+      store: "etcd",
+      etcdEndpoints: [endpoint],
+      etcdPrefix: prefix,
+    });
     const a = await startTestDaemon({ config: config(`http://${proxy.address}`) });
     daemons.push(a);
     raw = a.rawClient();

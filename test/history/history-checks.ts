@@ -19,7 +19,12 @@ export function expectReason(err: ServiceError | undefined, code: status, reason
 }
 
 /** A raw Watch from `startRevision` of history `tableUid`: how it ended (it must end at once). */
-export async function rawWatchError(raw: RawRegistry, table: string, startRevision: number, tableUid: string): Promise<ServiceError | undefined> {
+export async function rawWatchError(
+  raw: RawRegistry,
+  table: string,
+  startRevision: number,
+  tableUid: string,
+): Promise<ServiceError | undefined> {
   const w = new RecordedWatch(raw.client, table, startRevision, tableUid);
   try {
     return await w.ending();
@@ -45,8 +50,12 @@ export async function expectOldHistoryRefused(
   expect(watchMd).to.deep.equal({ table, table_uid: now.tableUid, current_revision: String(now.revision) });
 
   const session = { ...newSession(""), id: sessionId, name: "renamed" };
-  const update = await rawError(raw.update({ requestId: "", table, session, updateMask: ["name"], expectedRevision: 0, tableUid: old.tableUid }));
+  const update = await rawError(
+    raw.update({ requestId: "", table, session, updateMask: ["name"], expectedRevision: 0, tableUid: old.tableUid }),
+  );
   expect(expectReason(update, status.ABORTED, "TABLE_UID_MISMATCH").table_uid).to.equal(now.tableUid);
-  const remove = await rawError(raw.remove({ requestId: "", table, id: sessionId, expectedRevision: 0, allowMissing: true, tableUid: old.tableUid }));
+  const remove = await rawError(
+    raw.remove({ requestId: "", table, id: sessionId, expectedRevision: 0, allowMissing: true, tableUid: old.tableUid }),
+  );
   expect(expectReason(remove, status.ABORTED, "TABLE_UID_MISMATCH").table_uid).to.equal(now.tableUid);
 }

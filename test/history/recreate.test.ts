@@ -45,11 +45,20 @@ for (const store of ["memory", "etcd"] as const) {
       const created = (await raw.createTable({ table, maxSessions: 0 })).table!;
       expect(created.tableUid).to.match(/^[A-Za-z0-9._:-]{1,128}$/);
       const uid = created.tableUid;
-      const registered = (await raw.register({ requestId: "", table, session: { ...newSession("/u/1"), ttl: { seconds: 60, nanos: 0 } } })).session!;
+      const registered = (await raw.register({ requestId: "", table, session: { ...newSession("/u/1"), ttl: { seconds: 60, nanos: 0 } } }))
+        .session!;
       const listed = await raw.list({ table, pageSize: 0, pageToken: "" });
       const looked = (await raw.lookup({ table, key: { $case: "id", value: registered.id } })).session!;
-      const kept = (await d.client().keepAlive(registered.id, { table }));
-      const updated = (await raw.update({ requestId: "", table, session: { ...newSession(""), id: registered.id, name: "n" }, updateMask: ["name"], expectedRevision: 0 })).session!;
+      const kept = await d.client().keepAlive(registered.id, { table });
+      const updated = (
+        await raw.update({
+          requestId: "",
+          table,
+          session: { ...newSession(""), id: registered.id, name: "n" },
+          updateMask: ["name"],
+          expectedRevision: 0,
+        })
+      ).session!;
       const watch = new RecordedWatch(raw.client, table);
       await watch.until((w) => w.messages.length === 1, "the snapshot");
       const removed = (await raw.remove({ requestId: "", table, id: registered.id, expectedRevision: 0, allowMissing: false })).session!;
@@ -73,7 +82,16 @@ for (const store of ["memory", "etcd"] as const) {
     });
 
     it("refuses a table_uid that is not a valid one with INVALID_ARGUMENT naming table_uid", async () => {
-      const err = await rawError(raw.update({ requestId: "", table: "", session: { ...newSession(""), id: "x", name: "n" }, updateMask: ["name"], expectedRevision: 0, tableUid: "no spaces" }));
+      const err = await rawError(
+        raw.update({
+          requestId: "",
+          table: "",
+          session: { ...newSession(""), id: "x", name: "n" },
+          updateMask: ["name"],
+          expectedRevision: 0,
+          tableUid: "no spaces",
+        }),
+      );
       expect(err.code).to.equal(status.INVALID_ARGUMENT);
       expect(err.details).to.contain("table_uid");
     });
@@ -108,7 +126,10 @@ for (const store of ["memory", "etcd"] as const) {
       it("refuses it through the TypeScript SDK too, with TableUidMismatchError naming the history now", async () => {
         const c = d.client();
         const s = await c.lookup({ projectPath: "/c1" }, { table });
-        const err = await expectError(c.update({ id: s.id, table, name: "x", expectedRevision: s.revision, tableUid: old.tableUid }), TableUidMismatchError);
+        const err = await expectError(
+          c.update({ id: s.id, table, name: "x", expectedRevision: s.revision, tableUid: old.tableUid }),
+          TableUidMismatchError,
+        );
         expect([err.tableUid, err.currentRevision]).to.deep.equal([s.tableUid, (await c.getTable(table)).revision]);
         await expectError(c.remove(s.id, { table, expectedRevision: s.revision, tableUid: old.tableUid }), TableUidMismatchError);
         expect((await c.update({ id: s.id, table, name: "x", expectedRevision: s.revision, tableUid: s.tableUid })).name).to.equal("x");

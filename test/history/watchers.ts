@@ -74,7 +74,9 @@ abstract class Recorder implements FeedWatcher {
   async until(done: (w: FeedWatcher) => boolean): Promise<void> {
     while (!done(this)) {
       if (this.ended) {
-        throw new Error(`the ${this.kind} watcher ended (${this.error ?? "no error"}) before the condition held; items: ${JSON.stringify(this.items)}`);
+        throw new Error(
+          `the ${this.kind} watcher ended (${this.error ?? "no error"}) before the condition held; items: ${JSON.stringify(this.items)}`,
+        );
       }
       await new Promise<void>((resolve) => this.waiters.push(resolve));
     }
@@ -244,7 +246,18 @@ export async function resyncedTo(w: FeedWatcher, oldUid: string, expected: reado
 
 /** A Session message to register at `projectPath`, the rest left to the daemon. */
 export function newSession(projectPath: string) {
-  return { id: "", name: "", projectPath, metadata: new Map<string, string>(), createTime: undefined, updateTime: undefined, revision: 0, ttl: undefined, expireTime: undefined, tableUid: "" };
+  return {
+    id: "",
+    name: "",
+    projectPath,
+    metadata: new Map<string, string>(),
+    createTime: undefined,
+    updateTime: undefined,
+    revision: 0,
+    ttl: undefined,
+    expireTime: undefined,
+    tableUid: "",
+  };
 }
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {

@@ -56,10 +56,22 @@ describe("the daemon package, installed with npm install -g", function () {
   it("packs the build, the proto, the licence and the README, and no sources or tests", async () => {
     const { stdout } = await run("tar", ["tzf", tarball]);
     const files = stdout.split("\n").filter(Boolean);
-    for (const f of ["bin/session-registry.js", "dist/cli.js", "dist/daemon.js", "dist/library.js", "dist/types/daemon/index.d.ts", "LICENSE", "README.md", "proto/sessionregistry/v1/session_registry.proto", "src/gen/descriptors.binpb"]) {
+    for (const f of [
+      "bin/session-registry.js",
+      "dist/cli.js",
+      "dist/daemon.js",
+      "dist/library.js",
+      "dist/types/daemon/index.d.ts",
+      "LICENSE",
+      "README.md",
+      "proto/sessionregistry/v1/session_registry.proto",
+      "src/gen/descriptors.binpb",
+    ]) {
       expect(files, f).to.include(`package/${f}`);
     }
-    expect(files.filter((f) => /^package\/(test|bench|scripts|clients)\//.test(f) || /\.ts$/.test(f) && !f.endsWith(".d.ts"))).to.deep.equal([]);
+    expect(
+      files.filter((f) => /^package\/(test|bench|scripts|clients)\//.test(f) || (/\.ts$/.test(f) && !f.endsWith(".d.ts"))),
+    ).to.deep.equal([]);
   });
 
   it("installs without tsx or any other build tool", () => {
@@ -98,7 +110,9 @@ describe("the daemon package, installed with npm install -g", function () {
       (err: unknown) => err,
     );
     expect(full, "the third register fails: the table holds 2").to.not.equal(undefined);
-    expect(full).to.have.property("stderr").that.matches(/Maximum sessions reached \(2\/2/);
+    expect(full)
+      .to.have.property("stderr")
+      .that.matches(/Maximum sessions reached \(2\/2/);
     const { stdout } = await cli("lookup", "--addr", addr, "--name", "beta");
     expect(stdout).to.include("/work/beta");
   });

@@ -99,14 +99,19 @@ describe("Installing the Python SDK with pip", function () {
       "session_registry/gen/google/rpc/status_pb2.py",
     ]);
     expect(files.filter((f) => f.endsWith(".dist-info/LICENSE"))).to.have.length(1);
-    expect(files.filter((f) => /(^|\/)tests?\/|build_backend/.test(f)), "tests or build helpers").to.deep.equal([]);
+    expect(
+      files.filter((f) => /(^|\/)tests?\/|build_backend/.test(f)),
+      "tests or build helpers",
+    ).to.deep.equal([]);
   });
 
   it("works from outside the repo: registers up to the limit and reads SessionLimitReachedError's table, current and max", async () => {
     const out = JSON.parse(await sh(python, ["consumer.py", address], tmp)) as Record<string, unknown>;
     const { module, ...printed } = out;
     expect(printed).to.deep.equal({ registered: 2, table: "default", current: 2, max: 2 });
-    expect(module, "the installed copy, not the repo's").to.be.a("string").and.satisfy((m: string) => m.startsWith(join(tmp, "V/")));
+    expect(module, "the installed copy, not the repo's")
+      .to.be.a("string")
+      .and.satisfy((m: string) => m.startsWith(join(tmp, "V/")));
   });
 
   it("has the version of the daemon and of the TypeScript SDK", async () => {

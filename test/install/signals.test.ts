@@ -67,7 +67,11 @@ async function start(command: string, args: string[]): Promise<Started> {
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
   let ended = false;
   void exited.then(() => (ended = true));
-  await eventually(() => ended || /listening on 127\.0\.0\.1:\d+/.test(out), `${command} ${args.join(" ")} to print its ready line`, 150_000);
+  await eventually(
+    () => ended || /listening on 127\.0\.0\.1:\d+/.test(out),
+    `${command} ${args.join(" ")} to print its ready line`,
+    150_000,
+  );
   const port = /listening on 127\.0\.0\.1:(\d+)/.exec(out);
   const pid = /"pid":(\d+)[^\n]*"msg":"daemon started"/.exec(err);
   if (port === null || pid === null) throw new Error(`no ready line or start log.\nstdout:\n${out}\nstderr:\n${err}`);
@@ -122,7 +126,10 @@ describe("signals to the process a user started", function () {
           // exits only once the daemon has: a supervisor waiting for npm sees the whole shutdown.
           expect(processesMarked(s.id), "processes still running when npm exited").to.deep.equal([]);
         }
-        await eventually(() => processesMarked(s.id).length === 0, `every process of \`${how}\` to be gone (left: ${processesMarked(s.id).join(", ")})`);
+        await eventually(
+          () => processesMarked(s.id).length === 0,
+          `every process of \`${how}\` to be gone (left: ${processesMarked(s.id).join(", ")})`,
+        );
         expect(await portOpen(s.port), "nothing listens any more").to.equal(false);
         // Graceful: the daemon ran its shutdown to the end.
         expect(s.stderr()).to.match(/"msg":"shut down"/);

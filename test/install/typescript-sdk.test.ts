@@ -111,12 +111,17 @@ describe("Installing the TypeScript SDK from its tarball", function () {
       "package/dist/errors.d.ts",
       "package/dist/gen/sessionregistry/v1/session_registry.js",
     ]);
-    const outside = files.filter((f) => !f.startsWith("package/dist/") && !["package/package.json", "package/LICENSE", "package/README.md"].includes(f));
+    const outside = files.filter(
+      (f) => !f.startsWith("package/dist/") && !["package/package.json", "package/LICENSE", "package/README.md"].includes(f),
+    );
     expect(outside, "files besides dist/").to.deep.equal([]);
-    expect(files.filter((f) => /\.test\.|\/test\/|\.ts$/.test(f) && !f.endsWith(".d.ts")), "tests or TypeScript sources").to.deep.equal([]);
+    expect(
+      files.filter((f) => /\.test\.|\/test\/|\.ts$/.test(f) && !f.endsWith(".d.ts")),
+      "tests or TypeScript sources",
+    ).to.deep.equal([]);
   });
 
-  it("shows consumers no \"source\" export condition", async () => {
+  it('shows consumers no "source" export condition', async () => {
     const manifest = await sh("tar", ["xzf", tarball, "-O", "package/package.json"], tmp);
     const { exports } = JSON.parse(manifest) as { exports: Record<string, Record<string, string>> };
     expect(Object.keys(exports)).to.deep.equal([".", "./gen/*"]);
@@ -140,7 +145,7 @@ describe("Installing the TypeScript SDK from its tarball", function () {
     await sh(join(app, "node_modules/.bin/tsc"), ["-p", "tsconfig.esnext.json"], app);
   });
 
-  it("type-checks a consumer whose tsconfig asks for a \"source\" condition", async () => {
+  it('type-checks a consumer whose tsconfig asks for a "source" condition', async () => {
     await sh(join(app, "node_modules/.bin/tsc"), ["-p", "tsconfig.source.json"], app);
   });
 

@@ -31,7 +31,9 @@ describe("bin/session-registry.js without a build", () => {
       });
       expect(result.code).to.equal(1);
       expect(result.stdout).to.equal("");
-      expect(result.stderr).to.match(/^session-registry: \S+dist\/(cli|daemon)\.js is missing: this checkout is not built; run `npm run build` \(`npm ci` does it\)\n$/);
+      expect(result.stderr).to.match(
+        /^session-registry: \S+dist\/(cli|daemon)\.js is missing: this checkout is not built; run `npm run build` \(`npm ci` does it\)\n$/,
+      );
     });
   }
 });

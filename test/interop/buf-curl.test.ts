@@ -52,10 +52,13 @@ describe("a non-TypeScript client (buf curl, Go)", function () {
   function curl(method: string, body: unknown): Promise<CurlResult> {
     const args = [
       "curl",
-      "--protocol", "grpc",
+      "--protocol",
+      "grpc",
       "--http2-prior-knowledge",
-      "--schema", ROOT,
-      "--data", JSON.stringify(body),
+      "--schema",
+      ROOT,
+      "--data",
+      JSON.stringify(body),
       `http://${d.address}/sessionregistry.v1.SessionRegistry/${method}`,
     ];
     return new Promise((resolve) => {

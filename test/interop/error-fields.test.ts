@@ -29,7 +29,17 @@ function protoMetadataKeys(): Map<string, string[]> {
   return out;
 }
 
-const NUMERIC = new Set(["current", "max", "max_sessions", "session_count", "current_revision", "compact_revision", "resume_revision", "used_bytes", "budget_bytes"]);
+const NUMERIC = new Set([
+  "current",
+  "max",
+  "max_sessions",
+  "session_count",
+  "current_revision",
+  "compact_revision",
+  "resume_revision",
+  "used_bytes",
+  "budget_bytes",
+]);
 
 /** `name` would clash with Error.name (the class name), so the session's name is `sessionName`. */
 function tsProperty(key: string): string {
@@ -73,16 +83,18 @@ for reason, metadata in cases.items():
 print(json.dumps(out))
 `;
   const attrs = Object.fromEntries(Object.entries(cases).map(([r, md]) => [r, Object.keys(md).map(pythonAttribute)]));
-  const stdout = execFileSync("/usr/bin/python3", ["-c", script], { cwd: REPO_ROOT, encoding: "utf8", input: JSON.stringify([cases, attrs]) });
+  const stdout = execFileSync("/usr/bin/python3", ["-c", script], {
+    cwd: REPO_ROOT,
+    encoding: "utf8",
+    input: JSON.stringify([cases, attrs]),
+  });
   return JSON.parse(stdout) as Record<string, Record<string, unknown>>;
 }
 
 describe("Typed error fields", () => {
   const keys = protoMetadataKeys();
   // Distinct values, so a property that reads the wrong key shows.
-  const cases = Object.fromEntries(
-    [...keys].map(([reason, ks]) => [reason, Object.fromEntries(ks.map((k, i) => [k, String(11 + i)]))]),
-  );
+  const cases = Object.fromEntries([...keys].map(([reason, ks]) => [reason, Object.fromEntries(ks.map((k, i) => [k, String(11 + i)]))]));
   const expected = (key: string, value: string) => (NUMERIC.has(key) ? Number(value) : value);
 
   it("the proto's table lists metadata for the reasons the SDKs type", () => {

@@ -8,7 +8,13 @@ describe("EventHistory", () => {
   const event = (revision: number, value = ""): WatchEvent => ({
     type: "UPDATED",
     revision,
-    session: newSession({ id: "s", name: "s", projectPath: "/s", metadata: new Map(value ? [["k", value]] : []), ttl: undefined }, revision, 0, undefined, "uid"),
+    session: newSession(
+      { id: "s", name: "s", projectPath: "/s", metadata: new Map(value ? [["k", value]] : []), ttl: undefined },
+      revision,
+      0,
+      undefined,
+      "uid",
+    ),
   });
 
   it("serves every event from a revision while nothing has been compacted", () => {
@@ -45,11 +51,13 @@ describe("EventHistory", () => {
     const size = eventBytes(event(1, "x".repeat(1000)));
     const budget = new MemoryBudget(size * 10);
     const h = new EventHistory(1000, Infinity, budget);
-    budget.addReclaimer("history", { reclaim: (bytes) => {
-      let n = 0;
-      for (let freed = 0; freed < bytes && h.size > 0; n++) freed += h.dropOldest();
-      return n;
-    } });
+    budget.addReclaimer("history", {
+      reclaim: (bytes) => {
+        let n = 0;
+        for (let freed = 0; freed < bytes && h.size > 0; n++) freed += h.dropOldest();
+        return n;
+      },
+    });
     for (let r = 1; r <= 100; r++) h.push(event(r, "x".repeat(1000)));
     expect(budget.usage()).to.be.at.most(budget.limit);
     expect(h.size).to.be.within(1, 10);

@@ -42,7 +42,15 @@ class Recorder implements WatchSink {
 describe("memory store: memory budget", () => {
   let budget: MemoryBudget;
   let store: MemoryStore;
-  const one = sessionBytes({ ...session("s0000"), createTime: new Date(), updateTime: new Date(), revision: 1, createRevision: 1, expireTime: undefined, tableUid: "u" });
+  const one = sessionBytes({
+    ...session("s0000"),
+    createTime: new Date(),
+    updateTime: new Date(),
+    revision: 1,
+    createRevision: 1,
+    expireTime: undefined,
+    tableUid: "u",
+  });
 
   beforeEach(async () => {
     // Room for about 40 of the largest sessions.
@@ -112,7 +120,12 @@ describe("memory store: memory budget", () => {
     const first = (await store.getTable("t")).revision;
     // Each update keeps an event of ~2x one session: far more than the budget holds.
     for (let i = 0; i < 200; i++) {
-      await store.update(i % 2 === 0 ? "t" : "u", i % 2 === 0 ? "a" : "b", { metadata: new Map(BIG).set("n", String(i)) }, { expectedRevision: 0 });
+      await store.update(
+        i % 2 === 0 ? "t" : "u",
+        i % 2 === 0 ? "a" : "b",
+        { metadata: new Map(BIG).set("n", String(i)) },
+        { expectedRevision: 0 },
+      );
       expect(budget.usage()).to.be.at.most(budget.limit);
     }
     expect(budget.usage("history")).to.be.greaterThan(0);

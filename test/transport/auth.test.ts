@@ -126,14 +126,30 @@ const CALLS: Record<RpcMethod, (c: GeneratedClient, md: grpc.Metadata, s: CaseSt
   ListTables: (c, md) => promised((cb) => c.listTables({}, md, cb)),
   DeleteTable: (c, md) => promised((cb) => c.deleteTable({ table: "alpha", force: true }, md, cb)),
   Register: (c, md, s) =>
-    promised((cb) => c.register({ requestId: "", table: "alpha", session: session({ id: `new-${s.n}`, projectPath: `/new/${s.n}` }) }, md, cb)),
+    promised((cb) =>
+      c.register({ requestId: "", table: "alpha", session: session({ id: `new-${s.n}`, projectPath: `/new/${s.n}` }) }, md, cb),
+    ),
   Lookup: (c, md, s) => promised((cb) => c.lookup({ table: "alpha", key: { $case: "id", value: s.sessionId } }, md, cb)),
   List: (c, md) => promised((cb) => c.list({ table: "alpha", pageSize: 0, pageToken: "" }, md, cb)),
   Update: (c, md, s) =>
     promised((cb) =>
-      c.update({ requestId: "", table: "alpha", session: session({ id: s.sessionId, name: "renamed" }), updateMask: ["name"], expectedRevision: 0, tableUid: "" }, md, cb),
+      c.update(
+        {
+          requestId: "",
+          table: "alpha",
+          session: session({ id: s.sessionId, name: "renamed" }),
+          updateMask: ["name"],
+          expectedRevision: 0,
+          tableUid: "",
+        },
+        md,
+        cb,
+      ),
     ),
-  Remove: (c, md, s) => promised((cb) => c.remove({ requestId: "", table: "alpha", id: s.sessionId, expectedRevision: 0, allowMissing: false, tableUid: "" }, md, cb)),
+  Remove: (c, md, s) =>
+    promised((cb) =>
+      c.remove({ requestId: "", table: "alpha", id: s.sessionId, expectedRevision: 0, allowMissing: false, tableUid: "" }, md, cb),
+    ),
   KeepAlive: (c, md, s) => promised((cb) => c.keepAlive({ table: "alpha", id: s.sessionId }, md, cb)),
   GetServerInfo: (c, md) => promised((cb) => c.getServerInfo({}, md, cb)),
   // A watch is allowed once its first message (the snapshot) arrives; then the client cancels it.
@@ -228,10 +244,14 @@ describe("auth", () => {
       const authorizer = parseAuthTokens(TOKENS_FILE);
       const md = bearer(TOKENS.admin);
       md.add("authorization", `Bearer ${TOKENS.read}`);
-      expect(() => authorizer.authenticate(md)).to.throw(/more than one authorization value/).with.property("reason", "UNAUTHENTICATED");
+      expect(() => authorizer.authenticate(md))
+        .to.throw(/more than one authorization value/)
+        .with.property("reason", "UNAUTHENTICATED");
       const binary = new grpc.Metadata();
       binary.set("authorization-bin", Buffer.from(TOKENS.admin));
-      expect(() => authorizer.authenticate(binary)).to.throw(/missing credentials/).with.property("code", "UNAUTHENTICATED");
+      expect(() => authorizer.authenticate(binary))
+        .to.throw(/missing credentials/)
+        .with.property("code", "UNAUTHENTICATED");
     });
 
     it("lists every bad line in one error", () => {
@@ -400,8 +420,13 @@ describe("auth", () => {
       const send = (method: string, md: grpc.Metadata) =>
         outcome(
           new Promise((resolve, reject) =>
-            raw.makeUnaryRequest(`${SERVICE}/${method}`, (b: Buffer) => b, (b: Buffer) => b, Buffer.from([0xff, 0xff]), md, (err, res) =>
-              err ? reject(err) : resolve(res),
+            raw.makeUnaryRequest(
+              `${SERVICE}/${method}`,
+              (b: Buffer) => b,
+              (b: Buffer) => b,
+              Buffer.from([0xff, 0xff]),
+              md,
+              (err, res) => (err ? reject(err) : resolve(res)),
             ),
           ),
         );
@@ -492,7 +517,9 @@ describe("auth", () => {
       ]);
       for (const w of warnings) {
         expect(w.msg).to.equal("rpc rejected");
-        expect(w.peer).to.be.a("string").and.match(/127\.0\.0\.1/);
+        expect(w.peer)
+          .to.be.a("string")
+          .and.match(/127\.0\.0\.1/);
         // Token and role are checked at the headers, before the request names a table; the table after it.
         if (w.reason === "PERMISSION_DENIED" && w.method === "GetTable") expect(w.table).to.equal("alpha");
         else expect(w).not.to.have.property("table");
@@ -508,7 +535,12 @@ describe("auth", () => {
   });
 
   describe("on a daemon with --auth-tokens", () => {
-    const daemonConfig = (authTokensFile: string) => ({ ...DEFAULT_CONFIG, listen: "127.0.0.1:0", logLevel: "silent" as const, authTokensFile });
+    const daemonConfig = (authTokensFile: string) => ({
+      ...DEFAULT_CONFIG,
+      listen: "127.0.0.1:0",
+      logLevel: "silent" as const,
+      authTokensFile,
+    });
     let dir: string;
     before(async () => {
       dir = await mkdtemp(join(tmpdir(), "sr-auth-daemon-"));
@@ -527,8 +559,12 @@ describe("auth", () => {
         expect(daemon.auth).to.equal(true);
         // grpc.health.v1.Health/Check with service "" (an empty message); SERVING is field 1 = 1.
         const health = await new Promise<Buffer>((resolve, reject) =>
-          raw.makeUnaryRequest("/grpc.health.v1.Health/Check", (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0), (err, res) =>
-            err ? reject(err) : resolve(res!),
+          raw.makeUnaryRequest(
+            "/grpc.health.v1.Health/Check",
+            (b: Buffer) => b,
+            (b: Buffer) => b,
+            Buffer.alloc(0),
+            (err, res) => (err ? reject(err) : resolve(res!)),
           ),
         );
         expect([...health]).to.deep.equal([0x08, 0x01]);
@@ -564,9 +600,12 @@ describe("auth", () => {
 
     it("refuses to start with a bad tokens file, naming the line", async () => {
       const path = join(dir, "bad-tokens");
-      await writeFile(path, `read ${TOKENS.read}
+      await writeFile(
+        path,
+        `read ${TOKENS.read}
 write tiny
-`);
+`,
+      );
       const err = await startDaemon(daemonConfig(path), { logger: silentLogger }).then(
         async (d) => {
           await d.shutdown();

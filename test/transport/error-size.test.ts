@@ -55,9 +55,21 @@ function hostileMetadata(): Map<string, string> {
 
 /** The worst requests this suite could think of: each must get INVALID_ARGUMENT within MAX_STATUS_BYTES. */
 const WORST: [string, string, () => Uint8Array][] = [
-  ["an update_mask of 40,000 bad paths (880 KB)", "Update", () => update({ updateMask: Array.from({ length: 40_000 }, (_, i) => `no.such.field.${i}`.padEnd(20, "x")) })],
-  ["an update_mask of 8 long non-ASCII paths", "Update", () => update({ updateMask: Array.from({ length: 8 }, () => EMOJI.repeat(20_000)) })],
-  ["64 metadata entries breaking every metadata rule", "Register", () => register({ session: session({ projectPath: "/p", metadata: hostileMetadata() }) })],
+  [
+    "an update_mask of 40,000 bad paths (880 KB)",
+    "Update",
+    () => update({ updateMask: Array.from({ length: 40_000 }, (_, i) => `no.such.field.${i}`.padEnd(20, "x")) }),
+  ],
+  [
+    "an update_mask of 8 long non-ASCII paths",
+    "Update",
+    () => update({ updateMask: Array.from({ length: 8 }, () => EMOJI.repeat(20_000)) }),
+  ],
+  [
+    "64 metadata entries breaking every metadata rule",
+    "Register",
+    () => register({ session: session({ projectPath: "/p", metadata: hostileMetadata() }) }),
+  ],
   [
     "long bad strings in every field",
     "Register",
@@ -82,7 +94,12 @@ const WORST: [string, string, () => Uint8Array][] = [
         requestId: EMOJI.repeat(10_000),
         table: EMOJI.repeat(10_000),
         tableUid: EMOJI.repeat(10_000),
-        session: session({ id: EMOJI.repeat(10_000), name: `\u0007${EMOJI.repeat(60)}`, projectPath: `/a\u202E${EMOJI.repeat(1000)}`, metadata: hostileMetadata() }),
+        session: session({
+          id: EMOJI.repeat(10_000),
+          name: `\u0007${EMOJI.repeat(60)}`,
+          projectPath: `/a\u202E${EMOJI.repeat(1000)}`,
+          metadata: hostileMetadata(),
+        }),
         updateMask: ["name", "project_path", "metadata", "ttl"],
         expectedRevision: 2n ** 64n - 1n,
       }),
@@ -110,7 +127,9 @@ describe("error size", () => {
       const request = bytes();
       const wire = await h2Call(d.address, `${SERVICE}/${method}`, request);
       expect(wire.code).to.equal(status.INVALID_ARGUMENT);
-      expect(wire.statusBytes, `status of ${wire.statusBytes} bytes for a request of ${request.byteLength}`).to.be.at.most(MAX_STATUS_BYTES);
+      expect(wire.statusBytes, `status of ${wire.statusBytes} bytes for a request of ${request.byteLength}`).to.be.at.most(
+        MAX_STATUS_BYTES,
+      );
 
       // A client with default limits sees the daemon's own error, details and all.
       const err = await callBytes(method, request);
@@ -126,7 +145,9 @@ describe("error size", () => {
   it("refuses an update_mask of more than 8 paths as a whole, without an error per path", async () => {
     const err = await callBytes("Update", update({ updateMask: Array.from({ length: 40_000 }, (_, i) => `bogus${i}`) }));
     expect(err.code).to.equal(status.INVALID_ARGUMENT);
-    expect(err.details).to.equal("invalid request: update_mask: must name at most 8 paths (updatable fields are name, project_path, metadata, ttl), got 40000");
+    expect(err.details).to.equal(
+      "invalid request: update_mask: must name at most 8 paths (updatable fields are name, project_path, metadata, ttl), got 40000",
+    );
     const violations = wireDetails(err.metadata).badRequests.flatMap((b) => b.fieldViolations);
     expect(violations.map((v) => v.field)).to.deep.equal(["update_mask"]);
   });
@@ -140,7 +161,14 @@ describe("error size", () => {
     expect(mask).to.have.length(LIMITS.updateMaskMaxPaths);
     const res = await new Promise<unknown>((resolve, reject) =>
       d.rawClient().client.update(
-        { requestId: "", table, session: { ...session({ id: s.id, name: "renamed" }), revision: 0 } as never, updateMask: mask, expectedRevision: 0, tableUid: "" },
+        {
+          requestId: "",
+          table,
+          session: { ...session({ id: s.id, name: "renamed" }), revision: 0 } as never,
+          updateMask: mask,
+          expectedRevision: 0,
+          tableUid: "",
+        },
         (err, r) => (err ? reject(err) : resolve(r)),
       ),
     );
@@ -155,18 +183,25 @@ describe("error size", () => {
     const violations = wireDetails(err.metadata).badRequests.flatMap((b) => b.fieldViolations);
     expect(violations).to.have.length(ERROR_REPORT.maxViolations + 1);
     expect(violations[0]!.field).to.equal("session.id");
-    expect(violations[1]).to.deep.include({ field: "session.metadata", description: 'value of key "k0" is 4097 bytes; values must be at most 4096 bytes' });
+    expect(violations[1]).to.deep.include({
+      field: "session.metadata",
+      description: 'value of key "k0" is 4097 bytes; values must be at most 4096 bytes',
+    });
     const last = violations[ERROR_REPORT.maxViolations]!;
     expect(last.field).to.equal("session.metadata");
     expect(last.description).to.equal(`and ${66 - ERROR_REPORT.maxViolations} more violation(s), starting with this field, not listed`);
     // The message lists what fits its own budget and counts the rest.
-    expect(err.details).to.match(/^invalid request: session\.id: must contain only \[A-Za-z0-9._:-\], got "a b"; session\.metadata: value of key "k0" .*; and \d+ more$/);
+    expect(err.details).to.match(
+      /^invalid request: session\.id: must contain only \[A-Za-z0-9._:-\], got "a b"; session\.metadata: value of key "k0" .*; and \d+ more$/,
+    );
     expect(Buffer.byteLength(err.details)).to.be.at.most(ERROR_REPORT.maxMessageBytes + 64);
   });
 
   it(`lists at most ${ERROR_REPORT.maxViolationBytes} bytes of violations, however few`, async () => {
     // Each description quotes a key of 31 four-byte code points: a few such violations fill the budget.
-    const metadata = new Map(Array.from({ length: 64 }, (_, i) => [`${EMOJI.repeat(31)}${i}`, "v".repeat(LIMITS.metadataValueMaxBytes + 1)]));
+    const metadata = new Map(
+      Array.from({ length: 64 }, (_, i) => [`${EMOJI.repeat(31)}${i}`, "v".repeat(LIMITS.metadataValueMaxBytes + 1)]),
+    );
     const err = await callBytes("Register", register({ session: session({ projectPath: "/p", metadata }) }));
     const violations = wireDetails(err.metadata).badRequests.flatMap((b) => b.fieldViolations);
     const listed = violations.slice(0, -1);

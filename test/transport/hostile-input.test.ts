@@ -11,7 +11,6 @@ import { RegisterRequest, UpdateRequest, RemoveRequest } from "../../src/gen/ses
 import { startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
 import { callBytes as rawCallBytes, wireDetails } from "../helpers/raw.js";
 
-
 describe("hostile input", () => {
   let d: TestDaemon;
   let raw: Client;
@@ -55,10 +54,35 @@ describe("hostile input", () => {
   });
 
   it("names expected_revision when it exceeds every revision the server can issue", async () => {
-    const session = { id: "x", name: "", projectPath: "", metadata: new Map(), createTime: undefined, updateTime: undefined, revision: 0n, ttl: undefined, expireTime: undefined, tableUid: "" };
-    const update = UpdateRequest.encode({ requestId: "", table: "", session: { ...session, name: "n" }, updateMask: [], expectedRevision: 2n ** 63n, tableUid: "" }).finish();
+    const session = {
+      id: "x",
+      name: "",
+      projectPath: "",
+      metadata: new Map(),
+      createTime: undefined,
+      updateTime: undefined,
+      revision: 0n,
+      ttl: undefined,
+      expireTime: undefined,
+      tableUid: "",
+    };
+    const update = UpdateRequest.encode({
+      requestId: "",
+      table: "",
+      session: { ...session, name: "n" },
+      updateMask: [],
+      expectedRevision: 2n ** 63n,
+      tableUid: "",
+    }).finish();
     expectInvalid(await callBytes("Update", update), "expected_revision");
-    const remove = RemoveRequest.encode({ requestId: "", table: "", id: "x", expectedRevision: 2n ** 64n - 1n, allowMissing: false, tableUid: "" }).finish();
+    const remove = RemoveRequest.encode({
+      requestId: "",
+      table: "",
+      id: "x",
+      expectedRevision: 2n ** 64n - 1n,
+      allowMissing: false,
+      tableUid: "",
+    }).finish();
     expectInvalid(await callBytes("Remove", remove), "expected_revision");
   });
 
@@ -67,7 +91,18 @@ describe("hostile input", () => {
       const bytes = RegisterRequest.encode({
         requestId: "",
         table: "",
-        session: { id: "", name: "", projectPath: "/ttl", metadata: new Map(), createTime: undefined, updateTime: undefined, revision: 0n, ttl: { seconds, nanos: 0 }, expireTime: undefined, tableUid: "" },
+        session: {
+          id: "",
+          name: "",
+          projectPath: "/ttl",
+          metadata: new Map(),
+          createTime: undefined,
+          updateTime: undefined,
+          revision: 0n,
+          ttl: { seconds, nanos: 0 },
+          expireTime: undefined,
+          tableUid: "",
+        },
       }).finish();
       expectInvalid(await callBytes("Register", bytes), "session.ttl");
     }
@@ -77,7 +112,18 @@ describe("hostile input", () => {
     const bytes = RegisterRequest.encode({
       requestId: "",
       table: "",
-      session: { id: "", name: "", projectPath: "/big", metadata: new Map([["k", "v".repeat(70 * 1024)]]), createTime: undefined, updateTime: undefined, revision: 0n, ttl: undefined, expireTime: undefined, tableUid: "" },
+      session: {
+        id: "",
+        name: "",
+        projectPath: "/big",
+        metadata: new Map([["k", "v".repeat(70 * 1024)]]),
+        createTime: undefined,
+        updateTime: undefined,
+        revision: 0n,
+        ttl: undefined,
+        expireTime: undefined,
+        tableUid: "",
+      },
     }).finish();
     const err = await callBytes("Register", bytes);
     expect(err.code).to.equal(status.RESOURCE_EXHAUSTED);

@@ -1,23 +1,12 @@
 import { expect } from "chai";
 import { Metadata, status } from "@grpc/grpc-js";
 
-import {
-  invalidArgument,
-  projectAlreadyOpen,
-  sessionLimitReached,
-  tableNotFound,
-  type FieldViolation,
-} from "../../src/core/errors.js";
+import { invalidArgument, projectAlreadyOpen, sessionLimitReached, tableNotFound, type FieldViolation } from "../../src/core/errors.js";
 import { createLogger, silentLogger } from "../../src/daemon/logger.js";
 import { Any } from "../../src/gen/google/protobuf/any.js";
 import { BadRequest, ErrorInfo } from "../../src/gen/google/rpc/error_details.js";
 import { Status } from "../../src/gen/google/rpc/status.js";
-import {
-  BAD_REQUEST_TYPE_URL,
-  ERROR_INFO_TYPE_URL,
-  STATUS_DETAILS_KEY,
-  toServiceError,
-} from "../../src/transport/status.js";
+import { BAD_REQUEST_TYPE_URL, ERROR_INFO_TYPE_URL, STATUS_DETAILS_KEY, toServiceError } from "../../src/transport/status.js";
 
 /** Reads the google.rpc.Status trailer back with the generated types, as a client would. */
 function decodeTrailer(metadata: Metadata): { status: Status; errorInfos: ErrorInfo[]; badRequests: BadRequest[]; other: Any[] } {
@@ -96,9 +85,7 @@ describe("transport status", () => {
       expect(errorInfos[0]!.reason).to.equal("INVALID_ARGUMENT");
       expect(errorInfos[0]!.domain).to.equal("sessionregistry.v1");
       expect(badRequests).to.have.length(1);
-      expect(badRequests[0]!.fieldViolations.map((v) => ({ field: v.field, description: v.description }))).to.deep.equal(
-        violations,
-      );
+      expect(badRequests[0]!.fieldViolations.map((v) => ({ field: v.field, description: v.description }))).to.deep.equal(violations);
       expect(other).to.have.length(0);
     });
 

@@ -39,13 +39,35 @@ function corrupt(bytes: Uint8Array, second = 0x41): Buffer {
 }
 
 function session(fields: Partial<m.Session>): m.Session {
-  return { id: "", name: "", projectPath: "", metadata: new Map(), createTime: undefined, updateTime: undefined, revision: 0n, ttl: undefined, expireTime: undefined, tableUid: "", ...fields };
+  return {
+    id: "",
+    name: "",
+    projectPath: "",
+    metadata: new Map(),
+    createTime: undefined,
+    updateTime: undefined,
+    revision: 0n,
+    ttl: undefined,
+    expireTime: undefined,
+    tableUid: "",
+    ...fields,
+  };
 }
 
-const register = (f: Partial<m.RegisterRequest>) => m.RegisterRequest.encode({ requestId: "", table: "", session: session({ projectPath: "/p" }), ...f }).finish();
+const register = (f: Partial<m.RegisterRequest>) =>
+  m.RegisterRequest.encode({ requestId: "", table: "", session: session({ projectPath: "/p" }), ...f }).finish();
 const update = (f: Partial<m.UpdateRequest>) =>
-  m.UpdateRequest.encode({ requestId: "", table: "", session: session({ id: "s", name: "n" }), updateMask: [], expectedRevision: 0n, tableUid: "", ...f }).finish();
-const remove = (f: Partial<m.RemoveRequest>) => m.RemoveRequest.encode({ requestId: "", table: "", id: "s", expectedRevision: 0n, allowMissing: false, tableUid: "", ...f }).finish();
+  m.UpdateRequest.encode({
+    requestId: "",
+    table: "",
+    session: session({ id: "s", name: "n" }),
+    updateMask: [],
+    expectedRevision: 0n,
+    tableUid: "",
+    ...f,
+  }).finish();
+const remove = (f: Partial<m.RemoveRequest>) =>
+  m.RemoveRequest.encode({ requestId: "", table: "", id: "s", expectedRevision: 0n, allowMissing: false, tableUid: "", ...f }).finish();
 const watch = (f: Partial<m.WatchRequest>) => m.WatchRequest.encode({ table: "", startRevision: 0n, tableUid: "", ...f }).finish();
 
 /** [method, request with marks, the fields the daemon must name] for every string field of every request. */
@@ -75,7 +97,10 @@ const CASES: [string, Uint8Array, string[]][] = [
   ["Watch", watch({ tableUid: `u${MARK}` }), ["table_uid"]],
   [
     "Register",
-    register({ table: `t${MARK}`, session: session({ id: `s${MARK}`, name: `n${MARK}`, projectPath: `/p${MARK}`, metadata: new Map([[`k${MARK}`, `v${MARK}`]]) }) }),
+    register({
+      table: `t${MARK}`,
+      session: session({ id: `s${MARK}`, name: `n${MARK}`, projectPath: `/p${MARK}`, metadata: new Map([[`k${MARK}`, `v${MARK}`]]) }),
+    }),
     ["table", "session.id", "session.name", "session.project_path", "session.metadata", "session.metadata"],
   ],
 ];
@@ -102,7 +127,21 @@ describe("strict strings: invalid UTF-8", () => {
   }
 
   it("names the bad key or value of a metadata entry in the description", async () => {
-    const bad = await h2Call(d.address, `${SERVICE}/Register`, corrupt(register({ session: session({ projectPath: "/p", metadata: new Map([[`k${MARK}`, "v"], ["ok", `v${MARK}`]]) }) })));
+    const bad = await h2Call(
+      d.address,
+      `${SERVICE}/Register`,
+      corrupt(
+        register({
+          session: session({
+            projectPath: "/p",
+            metadata: new Map([
+              [`k${MARK}`, "v"],
+              ["ok", `v${MARK}`],
+            ]),
+          }),
+        }),
+      ),
+    );
     expect(statusDetails(bad).violations).to.deep.equal([
       { field: "session.metadata", description: 'key "k\uFFFDA" is not valid UTF-8; send text encoded as UTF-8' },
       { field: "session.metadata", description: 'value of key "ok" is not valid UTF-8; send text encoded as UTF-8' },
@@ -124,7 +163,10 @@ describe("strict strings: invalid UTF-8", () => {
     const client = d.client();
     const table = uniqueName("utf");
     await client.createTable({ table });
-    const s = await client.register({ projectPath: "/\uFEFFbom/\uFFFD", name: "\uFEFF\uFFFD", metadata: { "\uFFFD": "\uFEFF" } }, { table });
+    const s = await client.register(
+      { projectPath: "/\uFEFFbom/\uFFFD", name: "\uFEFF\uFFFD", metadata: { "\uFFFD": "\uFEFF" } },
+      { table },
+    );
     expect(s.projectPath).to.equal("/\uFEFFbom/\uFFFD");
     expect(s.name).to.equal("\uFEFF\uFFFD");
     expect(s.metadata).to.deep.equal(new Map([["\uFFFD", "\uFEFF"]]));
@@ -141,7 +183,10 @@ describe("strict strings: invalid UTF-8 on a daemon with --auth-tokens", () => {
     dir = await mkdtemp(join(tmpdir(), "sr-utf-auth-"));
     const tokens = join(dir, "tokens");
     await writeFile(tokens, `read ${READ}\nwrite ${WRITE}\n`, { mode: 0o600 });
-    daemon = await startDaemon({ ...DEFAULT_CONFIG, listen: "127.0.0.1:0", logLevel: "silent", authTokensFile: tokens }, { logger: silentLogger });
+    daemon = await startDaemon(
+      { ...DEFAULT_CONFIG, listen: "127.0.0.1:0", logLevel: "silent", authTokensFile: tokens },
+      { logger: silentLogger },
+    );
   });
   after(async () => {
     await daemon.shutdown();
@@ -150,7 +195,8 @@ describe("strict strings: invalid UTF-8 on a daemon with --auth-tokens", () => {
 
   it("answers UNAUTHENTICATED, then PERMISSION_DENIED, before INVALID_ARGUMENT", async () => {
     const bytes = corrupt(register({ session: session({ projectPath: `/p${MARK}` }) }));
-    const call = (token?: string) => h2Call(daemon.address, `${SERVICE}/Register`, bytes, token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } });
+    const call = (token?: string) =>
+      h2Call(daemon.address, `${SERVICE}/Register`, bytes, token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } });
     expect((await call()).code).to.equal(status.UNAUTHENTICATED);
     expect((await call("not-a-configured-token-0123456789")).code).to.equal(status.UNAUTHENTICATED);
     expect((await call(READ)).code).to.equal(status.PERMISSION_DENIED);
@@ -160,6 +206,8 @@ describe("strict strings: invalid UTF-8 on a daemon with --auth-tokens", () => {
   it("answers a Watch UNAUTHENTICATED before INVALID_ARGUMENT", async () => {
     const bytes = corrupt(watch({ table: `t${MARK}` }));
     expect((await h2Call(daemon.address, `${SERVICE}/Watch`, bytes)).code).to.equal(status.UNAUTHENTICATED);
-    expect((await h2Call(daemon.address, `${SERVICE}/Watch`, bytes, { headers: { authorization: `Bearer ${READ}` } })).code).to.equal(status.INVALID_ARGUMENT);
+    expect((await h2Call(daemon.address, `${SERVICE}/Watch`, bytes, { headers: { authorization: `Bearer ${READ}` } })).code).to.equal(
+      status.INVALID_ARGUMENT,
+    );
   });
 });

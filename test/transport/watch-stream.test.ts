@@ -36,7 +36,6 @@ function keepAlive(client: GeneratedClient, req: KeepAliveRequest): Promise<Keep
   return new Promise((resolve, reject) => client.keepAlive(req, (err, res) => (err ? reject(err) : resolve(res))));
 }
 
-
 /** Forwards TCP connections to a port; cut() drops them all at once, as a crashed client or a broken network would. */
 class TcpProxy {
   private readonly sockets = new Set<Socket>();
@@ -176,7 +175,13 @@ function watchBounds(storeName: string, storeConfig: () => Partial<DaemonConfig>
       }
       // Two more writes, which the ended watcher must not get.
       for (const n of [-1, -2]) {
-        const { session: s } = await raw.update({ requestId: "", table, session: session({ id: "big", metadata: big(n) }), updateMask: ["metadata"], expectedRevision: 0 });
+        const { session: s } = await raw.update({
+          requestId: "",
+          table,
+          session: session({ id: "big", metadata: big(n) }),
+          updateMask: ["metadata"],
+          expectedRevision: 0,
+        });
         written.push(s!.revision);
       }
 
@@ -271,7 +276,11 @@ describe("Watch and KeepAlive handlers", () => {
 
       it("returns a session without ttl unchanged", async () => {
         const table = await newTable();
-        const { session: registered } = await raw.register({ requestId: "", table, session: session({ id: "plain", projectPath: "/plain" }) });
+        const { session: registered } = await raw.register({
+          requestId: "",
+          table,
+          session: session({ id: "plain", projectPath: "/plain" }),
+        });
         const { session: kept } = await keepAlive(client, { table, id: "plain" });
         expect(kept).to.deep.equal(registered);
         expect(kept!.expireTime).to.equal(undefined);

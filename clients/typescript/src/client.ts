@@ -167,11 +167,7 @@ export class SessionRegistryClient {
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.retry = options.retry === false ? undefined : retryOptions(options.retry ?? {});
     this.onRetry = options.onRetry;
-    this.stub = new GeneratedClient(
-      address,
-      options.credentials ?? grpcCredentials.createInsecure(),
-      options.channelOptions,
-    );
+    this.stub = new GeneratedClient(address, options.credentials ?? grpcCredentials.createInsecure(), options.channelOptions);
   }
 
   /** Creates a table, or returns the existing one with `created: false` (see the proto). */
@@ -225,7 +221,11 @@ export class SessionRegistryClient {
 
   /** One page of a table's sessions, oldest first, with the revision it was read at. */
   async listPage(req: { table?: string; pageSize?: number; pageToken?: string } = {}): Promise<ListResponse> {
-    return this.unary(this.stub.list.bind(this.stub), { table: req.table ?? "", pageSize: req.pageSize ?? 0, pageToken: req.pageToken ?? "" });
+    return this.unary(this.stub.list.bind(this.stub), {
+      table: req.table ?? "",
+      pageSize: req.pageSize ?? 0,
+      pageToken: req.pageToken ?? "",
+    });
   }
 
   /** Every session of a table, fetching pages as the iteration needs them. */
@@ -427,7 +427,11 @@ function retryOptions(o: RetryOptions): Required<RetryOptions> {
     initialBackoffMs: o.initialBackoffMs ?? DEFAULT_RETRY.initialBackoffMs,
     maxBackoffMs: o.maxBackoffMs ?? DEFAULT_RETRY.maxBackoffMs,
   };
-  for (const [key, min] of [["maxAttempts", 1], ["initialBackoffMs", 0], ["maxBackoffMs", 0]] as const) {
+  for (const [key, min] of [
+    ["maxAttempts", 1],
+    ["initialBackoffMs", 0],
+    ["maxBackoffMs", 0],
+  ] as const) {
     const value = r[key];
     if (typeof value !== "number" || !Number.isFinite(value) || value < min || (key === "maxAttempts" && !Number.isInteger(value))) {
       throw new TypeError(`retry.${key} must be a ${key === "maxAttempts" ? "whole number" : "number"} >= ${min}; got ${String(value)}`);

@@ -227,9 +227,7 @@ export class WatchStreamImpl implements WatchStream {
           call = new WatchCall(this.open(nextStart, nextStart === 0 ? "" : this.uid), established);
         } catch (err) {
           // grpc-js throws synchronously on a closed channel.
-          throw err instanceof SessionRegistryError
-            ? err
-            : new SessionRegistryError({ code: status.CANCELLED, details: errorText(err) });
+          throw err instanceof SessionRegistryError ? err : new SessionRegistryError({ code: status.CANCELLED, details: errorText(err) });
         }
         this.current = call;
         let failure: SessionRegistryError | undefined;

@@ -7,11 +7,7 @@
 import { createServer, type Server, type Socket } from "node:net";
 import { expect } from "chai";
 import { status } from "@grpc/grpc-js";
-import {
-  SessionLimitReachedError,
-  SessionRegistryClient,
-  SessionRegistryError,
-} from "@session-registry/client";
+import { SessionLimitReachedError, SessionRegistryClient, SessionRegistryError } from "@session-registry/client";
 
 import { expectError, startTestDaemon, uniqueName, type TestDaemon } from "../../../test/helpers/daemon.js";
 

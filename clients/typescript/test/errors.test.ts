@@ -160,7 +160,11 @@ describe("fromServiceError", () => {
 
     it("maps REVISION_MISMATCH to RevisionMismatchError with currentRevision", () => {
       const err = fromServiceError(
-        registryError(status.ABORTED, "mismatch", errorInfo("REVISION_MISMATCH", { table: "default", session_id: "s1", current_revision: "42" })),
+        registryError(
+          status.ABORTED,
+          "mismatch",
+          errorInfo("REVISION_MISMATCH", { table: "default", session_id: "s1", current_revision: "42" }),
+        ),
       );
       assert.ok(err instanceof RevisionMismatchError);
       assert.equal(err.name, "RevisionMismatchError");

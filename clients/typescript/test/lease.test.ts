@@ -94,10 +94,11 @@ describe("SessionRegistryClient.registerWithKeepAlive (SDK)", () => {
     l.close(); // idempotent
     await l.done();
     await eventually(
-      () => client.lookup({ id: l.session.id }, { table }).then(
-        () => false,
-        (err: unknown) => err instanceof SessionNotFoundError,
-      ),
+      () =>
+        client.lookup({ id: l.session.id }, { table }).then(
+          () => false,
+          (err: unknown) => err instanceof SessionNotFoundError,
+        ),
       "the session to expire",
       5_000,
     );
@@ -139,10 +140,7 @@ describe("SessionRegistryClient.registerWithKeepAlive (SDK)", () => {
       );
       expect(err.message).to.match(/ttlMs >= 1000/);
     }
-    await expectError(
-      client.registerWithKeepAlive({ projectPath: "/lease/bad", ttlMs: 1_000 }, { table, intervalMs: 0 }),
-      TypeError,
-    );
+    await expectError(client.registerWithKeepAlive({ projectPath: "/lease/bad", ttlMs: 1_000 }, { table, intervalMs: 0 }), TypeError);
     expect((await client.getTable(table)).sessionCount).to.equal(0);
   });
 

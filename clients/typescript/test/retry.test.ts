@@ -133,7 +133,8 @@ describe("SDK retries (register, update, remove on UNAVAILABLE)", () => {
     const events: { method: string; attempt: number; maxAttempts: number; reason: string; delayMs: number }[] = [];
     const watched = d.client({
       retry: FAST,
-      onRetry: (e) => events.push({ method: e.method, attempt: e.attempt, maxAttempts: e.maxAttempts, reason: e.error.reason, delayMs: e.delayMs }),
+      onRetry: (e) =>
+        events.push({ method: e.method, attempt: e.attempt, maxAttempts: e.maxAttempts, reason: e.error.reason, delayMs: e.delayMs }),
     });
     store.fail("register", "down", 2);
     await watched.register({ projectPath: "/retry/told" }, { table });
@@ -160,7 +161,9 @@ describe("SDK retries (register, update, remove on UNAVAILABLE)", () => {
     expect(removed).to.deep.equal(s);
     const calls = store.callsOf("remove");
     expect(calls).to.have.length(2);
-    expect(calls[1]!.requestId).to.equal(calls[0]!.requestId).and.to.match(/^[0-9a-f-]{36}$/);
+    expect(calls[1]!.requestId)
+      .to.equal(calls[0]!.requestId)
+      .and.to.match(/^[0-9a-f-]{36}$/);
     expect((await client.getTable(table)).sessionCount).to.equal(0);
   });
 

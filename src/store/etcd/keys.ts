@@ -22,11 +22,7 @@
  */
 import { createHash } from "node:crypto";
 
-export type TableKey =
-  | { kind: "rev" }
-  | { kind: "data"; id: string }
-  | { kind: "expiry"; id: string }
-  | { kind: "other" };
+export type TableKey = { kind: "rev" } | { kind: "data"; id: string } | { kind: "expiry"; id: string } | { kind: "other" };
 
 export class Keys {
   readonly tablesPrefix: string;

@@ -100,4 +100,3 @@ export function sessionKvs(list: readonly IKeyValue[]): SessionKvs {
   }
   return out;
 }
-

@@ -32,8 +32,7 @@ export class SessionReads {
 
   async lookup(tableName: string, key: LookupKey): Promise<Session> {
     const k = this.kv.keys;
-    const notFound = () =>
-      sessionNotFound(tableName, { field: key.by === "projectPath" ? "project_path" : key.by, value: key.value });
+    const notFound = () => sessionNotFound(tableName, { field: key.by === "projectPath" ? "project_path" : key.by, value: key.value });
     // The table's meta (created and deleted with `rev`) tells both that the table exists and its history.
     if (key.by === "id") {
       const res = await this.kv.read([get(k.tableMeta(tableName)), getPrefix(k.session(tableName, key.value))]);

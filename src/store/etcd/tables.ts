@@ -130,7 +130,11 @@ export class Tables {
       if (!txn.succeeded) continue;
       this.cache.delete(name);
       // The sessions' leases hold no keys any more; release them rather than wait for their ttl.
-      const leases = new Set(kvs(res, 3).map((kv) => kv.lease).filter((l) => l !== "0"));
+      const leases = new Set(
+        kvs(res, 3)
+          .map((kv) => kv.lease)
+          .filter((l) => l !== "0"),
+      );
       for (const lease of leases) this.leases.revoke(lease);
       return;
     }

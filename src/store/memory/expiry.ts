@@ -99,11 +99,14 @@ export class Expiries {
     this.timer = undefined;
     this.timerAt = next;
     if (next === Infinity) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.timerAt = Infinity;
-      this.expireDue();
-    }, Math.max(0, next - this.hooks.now()));
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.timerAt = Infinity;
+        this.expireDue();
+      },
+      Math.max(0, next - this.hooks.now()),
+    );
     this.timer.unref();
   }
 }

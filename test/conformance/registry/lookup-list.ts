@@ -214,7 +214,10 @@ export function lookupListTests(fx: RegistryFixture): void {
       for (const cursor of ["x", "-1", "1.5", "99999999999999999999"]) {
         const forged = encodePageToken(table, tableUid, cursor);
         const err = await expectError(fx.client.listPage({ table, pageSize: 2, pageToken: forged }), InvalidArgumentError);
-        expect(err.fieldViolations.map((v) => v.field), cursor).to.deep.equal(["page_token"]);
+        expect(
+          err.fieldViolations.map((v) => v.field),
+          cursor,
+        ).to.deep.equal(["page_token"]);
       }
     });
 

@@ -30,7 +30,12 @@ export function registerTests(fx: RegistryFixture): void {
       expect(s.id).to.equal("sess-1");
       expect(s.name).to.equal("My Project");
       expect(s.projectPath).to.equal("/home/u/proj/x");
-      expect(s.metadata).to.deep.equal(new Map([["tool", "editor"], ["pid", "42"]]));
+      expect(s.metadata).to.deep.equal(
+        new Map([
+          ["tool", "editor"],
+          ["pid", "42"],
+        ]),
+      );
       expect(s.createTime).to.be.instanceOf(Date);
       expect(s.createTime!.getTime()).to.be.within(before, after);
       expect(s.updateTime).to.deep.equal(s.createTime);
@@ -168,7 +173,11 @@ export function registerTests(fx: RegistryFixture): void {
       const id = uniqueName("in-default");
       const before = (await fx.client.getTable("default")).sessionCount;
       try {
-        const res = await fx.raw.register({ requestId: "", table: "", session: SessionMessage.fromPartial({ id, projectPath: `/default/${id}` }) });
+        const res = await fx.raw.register({
+          requestId: "",
+          table: "",
+          session: SessionMessage.fromPartial({ id, projectPath: `/default/${id}` }),
+        });
         expect(res.session!.id).to.equal(id);
         expect((await fx.client.lookup({ id }, { table: "default" })).id).to.equal(id);
         expect((await fx.client.getTable("default")).sessionCount).to.equal(before + 1);

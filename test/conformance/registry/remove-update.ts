@@ -181,7 +181,13 @@ export function removeUpdateTests(fx: RegistryFixture): void {
       const s = await fx.client.register({ name: "custom", projectPath: "/repos/derived" }, { table });
       const u = await fx.client.update({ table, id: s.id, name: "", updateMask: ["name"] });
       expect(u.name).to.equal("derived");
-      const moved = await fx.client.update({ table, id: s.id, name: "", projectPath: "/repos/again", updateMask: ["name", "project_path"] });
+      const moved = await fx.client.update({
+        table,
+        id: s.id,
+        name: "",
+        projectPath: "/repos/again",
+        updateMask: ["name", "project_path"],
+      });
       expect(moved.name).to.equal("again");
     });
 
@@ -221,7 +227,10 @@ export function removeUpdateTests(fx: RegistryFixture): void {
       const table = await fx.newTable();
       const s = await fx.client.register({ id: "cas", projectPath: "/cas" }, { table });
       const s2 = await fx.client.update({ table, id: "cas", name: "second" });
-      const err = await expectError(fx.client.update({ table, id: "cas", name: "third", expectedRevision: s.revision }), RevisionMismatchError);
+      const err = await expectError(
+        fx.client.update({ table, id: "cas", name: "third", expectedRevision: s.revision }),
+        RevisionMismatchError,
+      );
       expect(err.code).to.equal(status.ABORTED);
       expect(err.currentRevision).to.equal(s2.revision);
       expect(await fx.client.lookup({ id: "cas" }, { table })).to.deep.equal(s2);
@@ -241,7 +250,13 @@ export function removeUpdateTests(fx: RegistryFixture): void {
       const err = await expectError(fx.client.update({ table, id: "s1" }), InvalidArgumentError);
       expect(err.fieldViolations.map((v) => v.field)).to.include("update_mask");
       const wire = await rawError(
-        fx.raw.update({ requestId: "", table, session: SessionMessage.fromPartial({ id: "s1", revision: 5 }), updateMask: [], expectedRevision: 0 }),
+        fx.raw.update({
+          requestId: "",
+          table,
+          session: SessionMessage.fromPartial({ id: "s1", revision: 5 }),
+          updateMask: [],
+          expectedRevision: 0,
+        }),
       );
       expect(wire.code).to.equal(status.INVALID_ARGUMENT);
     });

@@ -79,7 +79,10 @@ export function requestIdTests(fx: RegistryFixture): void {
     it("remembers nothing of a failed Register: retried once it can succeed, it registers", async () => {
       const table = await fx.newTable(1);
       await fx.client.register({ id: "r1", projectPath: "/req/first" }, { table });
-      await expectError(fx.client.register({ id: "r2", projectPath: "/req/second", requestId: "late" }, { table }), SessionLimitReachedError);
+      await expectError(
+        fx.client.register({ id: "r2", projectPath: "/req/second", requestId: "late" }, { table }),
+        SessionLimitReachedError,
+      );
       await fx.client.remove("r1", { table });
       const s = await fx.client.register({ id: "r2", projectPath: "/req/second", requestId: "late" }, { table });
       expect(s.id).to.equal("r2");
@@ -114,9 +117,14 @@ export function requestIdTests(fx: RegistryFixture): void {
       const again = await fx.client.update({ id: "u1", table, name: "one", expectedRevision: s.revision, requestId: "up-1" });
       expect(again).to.deep.equal(first);
       expect((await fx.client.getTable(table)).revision, "a repeat writes nothing").to.equal(revision);
-      await expectError(fx.client.update({ id: "u1", table, name: "one", expectedRevision: s.revision, requestId: "up-2" }), RevisionMismatchError);
+      await expectError(
+        fx.client.update({ id: "u1", table, name: "one", expectedRevision: s.revision, requestId: "up-2" }),
+        RevisionMismatchError,
+      );
       await fx.client.remove("u1", { table });
-      expect(await fx.client.update({ id: "u1", table, name: "one", expectedRevision: s.revision, requestId: "up-1" })).to.deep.equal(first);
+      expect(await fx.client.update({ id: "u1", table, name: "one", expectedRevision: s.revision, requestId: "up-1" })).to.deep.equal(
+        first,
+      );
     });
 
     it("returns the removed session to a repeated Remove instead of SESSION_NOT_FOUND", async () => {
