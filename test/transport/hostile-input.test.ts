@@ -54,77 +54,27 @@ describe("hostile input", () => {
   });
 
   it("names expected_revision when it exceeds every revision the server can issue", async () => {
-    const session = {
-      id: "x",
-      name: "",
-      projectPath: "",
-      metadata: new Map(),
-      createTime: undefined,
-      updateTime: undefined,
-      revision: 0n,
-      ttl: undefined,
-      expireTime: undefined,
-      tableUid: "",
-    };
-    const update = UpdateRequest.encode({
-      requestId: "",
-      table: "",
-      session: { ...session, name: "n" },
-      updateMask: [],
-      expectedRevision: 2n ** 63n,
-      tableUid: "",
-    }).finish();
+    const update = UpdateRequest.encode(
+      UpdateRequest.fromPartial({ session: { id: "x", name: "n" }, expectedRevision: 2n ** 63n }),
+    ).finish();
     expectInvalid(await callBytes("Update", update), "expected_revision");
-    const remove = RemoveRequest.encode({
-      requestId: "",
-      table: "",
-      id: "x",
-      expectedRevision: 2n ** 64n - 1n,
-      allowMissing: false,
-      tableUid: "",
-    }).finish();
+    const remove = RemoveRequest.encode(RemoveRequest.fromPartial({ id: "x", expectedRevision: 2n ** 64n - 1n })).finish();
     expectInvalid(await callBytes("Remove", remove), "expected_revision");
   });
 
   it("names session.ttl when its seconds are far past 24 h or negative", async () => {
     for (const seconds of [2n ** 62n, -(2n ** 62n), -1n]) {
-      const bytes = RegisterRequest.encode({
-        requestId: "",
-        table: "",
-        session: {
-          id: "",
-          name: "",
-          projectPath: "/ttl",
-          metadata: new Map(),
-          createTime: undefined,
-          updateTime: undefined,
-          revision: 0n,
-          ttl: { seconds, nanos: 0 },
-          expireTime: undefined,
-          tableUid: "",
-        },
-      }).finish();
+      const bytes = RegisterRequest.encode(
+        RegisterRequest.fromPartial({ session: { projectPath: "/ttl", ttl: { seconds, nanos: 0 } } }),
+      ).finish();
       expectInvalid(await callBytes("Register", bytes), "session.ttl");
     }
   });
 
   it("refuses a request larger than the receive limit with RESOURCE_EXHAUSTED", async () => {
-    const bytes = RegisterRequest.encode({
-      requestId: "",
-      table: "",
-      session: {
-        id: "",
-        name: "",
-        projectPath: "/big",
-        metadata: new Map([["k", "v".repeat(70 * 1024)]]),
-        createTime: undefined,
-        updateTime: undefined,
-        revision: 0n,
-        ttl: undefined,
-        expireTime: undefined,
-        tableUid: "",
-      },
-    }).finish();
+    const bytes = RegisterRequest.encode(
+      RegisterRequest.fromPartial({ session: { projectPath: "/big", metadata: new Map([["k", "v".repeat(70 * 1024)]]) } }),
+    ).finish();
     const err = await callBytes("Register", bytes);
     expect(err.code).to.equal(status.RESOURCE_EXHAUSTED);
   });
