@@ -29,15 +29,7 @@ function session(fields: Partial<Session>): Session {
 }
 
 function update(fields: Partial<UpdateRequest>): Uint8Array {
-  return UpdateRequest.encode({
-    requestId: "",
-    table: "",
-    session: session({ id: "s", name: "n" }),
-    updateMask: [],
-    expectedRevision: 0n,
-    tableUid: "",
-    ...fields,
-  }).finish();
+  return UpdateRequest.encode({ ...UpdateRequest.fromPartial({}), session: session({ id: "s", name: "n" }), ...fields }).finish();
 }
 
 function register(fields: Partial<RegisterRequest>): Uint8Array {

@@ -39,33 +39,13 @@ function corrupt(bytes: Uint8Array, second = 0x41): Buffer {
 }
 
 function session(fields: Partial<m.Session>): m.Session {
-  return {
-    id: "",
-    name: "",
-    projectPath: "",
-    metadata: new Map(),
-    createTime: undefined,
-    updateTime: undefined,
-    revision: 0n,
-    ttl: undefined,
-    expireTime: undefined,
-    tableUid: "",
-    ...fields,
-  };
+  return { ...m.Session.fromPartial({}), ...fields };
 }
 
 const register = (f: Partial<m.RegisterRequest>) =>
-  m.RegisterRequest.encode({ requestId: "", table: "", session: session({ projectPath: "/p" }), ...f }).finish();
+  m.RegisterRequest.encode({ ...m.RegisterRequest.fromPartial({}), session: session({ projectPath: "/p" }), ...f }).finish();
 const update = (f: Partial<m.UpdateRequest>) =>
-  m.UpdateRequest.encode({
-    requestId: "",
-    table: "",
-    session: session({ id: "s", name: "n" }),
-    updateMask: [],
-    expectedRevision: 0n,
-    tableUid: "",
-    ...f,
-  }).finish();
+  m.UpdateRequest.encode({ ...m.UpdateRequest.fromPartial({}), session: session({ id: "s", name: "n" }), ...f }).finish();
 const remove = (f: Partial<m.RemoveRequest>) =>
   m.RemoveRequest.encode({ requestId: "", table: "", id: "s", expectedRevision: 0n, allowMissing: false, tableUid: "", ...f }).finish();
 const watch = (f: Partial<m.WatchRequest>) => m.WatchRequest.encode({ table: "", startRevision: 0n, tableUid: "", ...f }).finish();
