@@ -81,6 +81,16 @@ describe("layers of src/", () => {
     expect(offending("store", (s, file) => !above.some((f) => insideSrc(s, file, f)))).to.deep.equal([]);
   });
 
+  it("the page's browser code (src/web) reaches only itself, the generated messages and the Connect client; nothing else imports it", () => {
+    const packages = ["@connectrpc/connect", "@connectrpc/connect-web", "@bufbuild/protobuf"];
+    const allowed = (s: string, file: string) =>
+      insideSrc(s, file, "web") || insideSrc(s, file, "gen") || packages.some((p) => s === p || s.startsWith(`${p}/`));
+    expect(offending("web", allowed)).to.deep.equal([]);
+    for (const folder of ["core", "store", "transport", "daemon", "cli"]) {
+      expect(offending(folder, (s, file) => !insideSrc(s, file, "web"))).to.deep.equal([]);
+    }
+  });
+
   it("no module of src imports itself back through a cycle", () => {
     expect(firstCycle()?.join(" -> ")).to.equal(undefined);
   });
