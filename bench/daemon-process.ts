@@ -22,7 +22,16 @@ export interface ServerProcess {
 
 /** `nodeArgs` go to node itself, e.g. --cpu-prof for a profile. */
 export function startDaemonProcess(flags: string[], nodeArgs: string[] = []): Promise<ServerProcess> {
-  return startServerProcess(nodeArgs, ["src/daemon/main.ts", "--listen", "127.0.0.1:0", "--log-level", "warn", ...flags]);
+  return startServerProcess(nodeArgs, [
+    "src/daemon/main.ts",
+    "--listen",
+    "127.0.0.1:0",
+    "--http-listen",
+    "127.0.0.1:0",
+    "--log-level",
+    "warn",
+    ...flags,
+  ]);
 }
 
 export function startNoopProcess(nodeArgs: string[] = []): Promise<ServerProcess> {

@@ -52,6 +52,7 @@ describe("etcd: daemon options", function () {
     const config: DaemonConfig = {
       ...DEFAULT_CONFIG,
       listen: "127.0.0.1:0",
+      httpListen: undefined,
       logLevel: "silent",
       store: "etcd",
       etcdEndpoints: ["https://127.0.0.1:2379"],
@@ -72,6 +73,7 @@ describe("etcd: daemon options", function () {
     const config: DaemonConfig = {
       ...DEFAULT_CONFIG,
       listen: "127.0.0.1:0",
+      httpListen: undefined,
       store: "etcd",
       // Nothing listens there: the daemon starts NOT_SERVING and logs why.
       etcdEndpoints: ["http://127.0.0.1:1"],
