@@ -6,7 +6,8 @@
  * Hostile clients: request headers and bodies must arrive within
  * --request-timeout, bodies are bounded by --max-receive-message-size, and
  * at most --max-connections connections are open (node drops the rest as
- * they arrive). Paths other than the API's are left to `fallback`.
+ * they arrive). Paths other than the API's are left to `fallback`: the live
+ * page at `/`.
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
@@ -14,6 +15,7 @@ import { createServer as createHttpsServer } from "node:https";
 import type { Logger } from "../core/logger.js";
 import type { RegistryCalls } from "../transport/calls.js";
 import { connectHandler } from "../transport/connect/service.js";
+import { pageHandler } from "../transport/page.js";
 import type { DaemonConfig } from "./config.js";
 import { listenOn } from "./listen-error.js";
 import type { ServerTransport } from "./tls.js";
@@ -30,7 +32,7 @@ export interface HttpServer {
 export interface HttpServerOptions {
   /** The largest response message, in bytes. */
   writeMaxBytes: number;
-  /** Serves what is not a SessionRegistry method (the page, later); default: 404. */
+  /** Serves what is not a SessionRegistry method; default: the live page at `/` (../transport/page.ts), else 404. */
   fallback?: (req: IncomingMessage, res: ServerResponse) => void;
 }
 
@@ -44,7 +46,7 @@ export async function startHttpServer(
   const handler = connectHandler(calls, {
     readMaxBytes: config.maxReceiveMessageBytes,
     writeMaxBytes: options.writeMaxBytes,
-    ...(options.fallback !== undefined ? { fallback: options.fallback } : {}),
+    fallback: options.fallback ?? pageHandler(),
   });
   const pem = transport.pem;
   const server: Server =

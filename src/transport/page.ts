@@ -4,7 +4,8 @@
  * once into memory (with a gzip copy), answered to GET and HEAD with their
  * content type, an ETag (revalidated on every load: Cache-Control no-cache)
  * and a Content-Security-Policy that lets the page load only its own files
- * and talk only to its own origin. Every other request goes to the RPCs.
+ * and talk only to its own origin. The HTTP listener hands it what is not
+ * an RPC.
  */
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
@@ -54,20 +55,42 @@ export async function loadPage(dir: URL = PAGE_DIR_URL): Promise<PageAssets | un
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
 /**
- * Wraps the RPC handler: a GET or HEAD of a page path is answered here,
- * anything else goes to `rpc` (RPC paths are `/<package>.<Service>/<Method>`,
- * never a page path).
+ * The listener's handler for what is not an RPC: the page, read from `dir`
+ * at its first request (so the daemon's start-up reads nothing for it), and
+ * `otherwise` (by default a plain 404) for any other path or method.
  */
-export function withPage(assets: PageAssets | undefined, rpc: Handler): Handler {
+export function pageHandler(dir: URL = PAGE_DIR_URL, otherwise: Handler = notFound): Handler {
+  let assets: Promise<PageAssets | undefined> | undefined;
   return (req, res) => {
-    if (!servePage(assets, req, res)) rpc(req, res);
+    if (!isPageRequest(req)) {
+      otherwise(req, res);
+      return;
+    }
+    assets ??= loadPage(dir);
+    void assets.then((a) => {
+      if (!servePage(a, req, res)) otherwise(req, res);
+    });
   };
+}
+
+function isPageRequest(req: IncomingMessage): boolean {
+  const path = pathOf(req);
+  return (req.method === "GET" || req.method === "HEAD") && (path === "/index.html" || FILES.some(([p]) => p === path));
+}
+
+function pathOf(req: IncomingMessage): string {
+  return (req.url ?? "/").split("?")[0]!;
+}
+
+function notFound(_req: IncomingMessage, res: ServerResponse): void {
+  res.writeHead(404, { "content-type": "text/plain; charset=utf-8", "x-content-type-options": "nosniff" });
+  res.end("Not found\n");
 }
 
 /** Answers the request if it is a GET or HEAD of one of the page's paths; false if it is not one. */
 export function servePage(assets: PageAssets | undefined, req: IncomingMessage, res: ServerResponse): boolean {
   if (req.method !== "GET" && req.method !== "HEAD") return false;
-  const path = (req.url ?? "/").split("?")[0]!;
+  const path = pathOf(req);
   if (assets === undefined) {
     if (path !== "/") return false;
     res.writeHead(404, { "content-type": "text/plain; charset=utf-8", "x-content-type-options": "nosniff" });

@@ -10,17 +10,16 @@ import type { AddressInfo } from "node:net";
 import { expect } from "chai";
 
 import { PAGE_DIR_URL } from "../../src/assets.js";
-import { loadPage, PAGE_CSP, withPage } from "../../src/transport/page.js";
+import { loadPage, PAGE_CSP, pageHandler } from "../../src/transport/page.js";
 
 describe("the live page's files", () => {
   let server: Server;
   let base: string;
 
   before(async () => {
-    const assets = await loadPage();
-    expect(assets, "dist/page is built").to.not.equal(undefined);
+    expect(await loadPage(), "dist/page is built").to.not.equal(undefined);
     server = createServer(
-      withPage(assets, (_req, res) => {
+      pageHandler(PAGE_DIR_URL, (_req, res) => {
         res.writeHead(418).end("rpc");
       }),
     );
@@ -72,9 +71,9 @@ describe("the live page's files", () => {
   });
 
   it("say how to build the page when it is not built", async () => {
-    const missing = await loadPage(new URL("./no-such-folder/", PAGE_DIR_URL));
-    expect(missing).to.equal(undefined);
-    const s = createServer(withPage(missing, (_req, res) => res.writeHead(418).end()));
+    const missing = new URL("./no-such-folder/", PAGE_DIR_URL);
+    expect(await loadPage(missing)).to.equal(undefined);
+    const s = createServer(pageHandler(missing, (_req, res) => res.writeHead(418).end()));
     await new Promise<void>((resolve) => s.listen(0, "127.0.0.1", resolve));
     try {
       const res = await fetch(`http://127.0.0.1:${(s.address() as AddressInfo).port}/`);

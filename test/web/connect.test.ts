@@ -238,8 +238,11 @@ describe("the HTTP door (Connect, gRPC-Web)", function () {
     expect(JSON.parse(buf.stdout)).to.have.nested.property("table.name", "default");
   });
 
-  it("serves nothing at / yet (the page's place): 404", async () => {
-    expect((await fetch(`${base}/`)).status).to.equal(404);
+  it("serves the live page at / and nothing at other paths: 404", async () => {
+    const page = await fetch(`${base}/`);
+    expect(page.status).to.equal(200);
+    expect(page.headers.get("content-type")).to.equal("text/html; charset=utf-8");
+    expect((await fetch(`${base}/no-such-path`)).status).to.equal(404);
   });
 });
 
