@@ -145,6 +145,8 @@ function selectTable(name: string | undefined): void {
   renderSessions();
 }
 
+let frame: number | undefined;
+
 function onFeedChange(): void {
   if (feed?.state.kind === "stopped") {
     const f = feed.state.failure;
@@ -152,9 +154,13 @@ function onFeedChange(): void {
     else if (f.code === Code.NotFound) showNotice(`Table ${feed.table} does not exist (any more).`);
     else showNotice(describe(f));
   }
-  renderSessions();
-  renderTables();
-  renderStatus();
+  // A snapshot or a burst of events is drawn once, at the next frame.
+  frame ??= requestAnimationFrame(() => {
+    frame = undefined;
+    renderSessions();
+    renderTables();
+    renderStatus();
+  });
 }
 
 function renderSessions(): void {
