@@ -18,6 +18,9 @@ import type { DaemonConfig } from "./config.js";
 import { listenOn } from "./listen-error.js";
 import type { ServerTransport } from "./tls.js";
 
+/** How often shutdown closes the connections that have gone idle. */
+const IDLE_CHECK_MS = 50;
+
 export interface HttpServer {
   /** `host:port` with the bound port. */
   address: string;
@@ -47,19 +50,24 @@ export async function startHttpServer(
     ...(options.fallback !== undefined ? { fallback: options.fallback } : {}),
   });
   const pem = transport.pem;
+  const limits = {
+    headersTimeout: config.requestTimeoutMs,
+    requestTimeout: config.requestTimeoutMs,
+    // How often node looks for requests past those timeouts; its default (30 s) would let a stalled one linger.
+    connectionsCheckingInterval: Math.min(1000, config.requestTimeoutMs),
+  };
   const server: Server =
     pem === undefined
-      ? createHttpServer(handler)
+      ? createHttpServer(limits, handler)
       : createHttpsServer(
           {
+            ...limits,
             cert: pem.cert,
             key: pem.key,
             ...(pem.clientCa !== undefined ? { ca: pem.clientCa, requestCert: true, rejectUnauthorized: true } : {}),
           },
           handler,
         );
-  server.headersTimeout = config.requestTimeoutMs;
-  server.requestTimeout = config.requestTimeoutMs;
   server.maxConnections = config.maxConnections;
   server.maxHeadersCount = 100;
   const address = await listenOn(server, "--http-listen", config.httpListen!);
@@ -78,8 +86,11 @@ export async function startHttpServer(
     close(graceMs) {
       closing ??= new Promise<void>((resolve) => {
         const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+        // A keep-alive connection whose call ends during the grace (a watch ended at shutdown) goes as soon as it is idle.
+        const idle = setInterval(() => server.closeIdleConnections(), IDLE_CHECK_MS);
         server.close(() => {
           clearTimeout(timer);
+          clearInterval(idle);
           resolve();
         });
         server.closeIdleConnections();
