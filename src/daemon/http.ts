@@ -3,6 +3,11 @@
  * same TLS files as gRPC, serving SessionRegistry over Connect and gRPC-Web
  * (../transport/connect/service.ts). Loaded only when the flag is on.
  *
+ * connect and the descriptors it serves from cost more start-up time than
+ * the rest of the daemon, so the port is bound at start-up (a port in use
+ * still stops it) and the handler is loaded just after: once start-up is
+ * over, or at the first request if that comes sooner, which then waits for it.
+ *
  * Hostile clients: request headers and bodies must arrive within
  * --request-timeout, bodies are bounded by --max-receive-message-size, and
  * at most --max-connections connections are open (node drops the rest as
@@ -12,8 +17,6 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from "node:https";
 
 import type { Logger } from "../core/logger.js";
-import type { RegistryCalls } from "../transport/calls.js";
-import { connectHandler } from "../transport/connect/service.js";
 import type { DaemonConfig } from "./config.js";
 import { listenOn } from "./listen-error.js";
 import type { ServerTransport } from "./tls.js";
@@ -30,25 +33,35 @@ export interface HttpServer {
   close(graceMs: number): Promise<void>;
 }
 
-export interface HttpServerOptions {
-  /** The largest response message, in bytes. */
-  writeMaxBytes: number;
-  /** Serves what is not a SessionRegistry method (the page, later); default: 404. */
-  fallback?: (req: IncomingMessage, res: ServerResponse) => void;
-}
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
+/** Binds --http-listen and serves every request with what `load` resolves to. */
 export async function startHttpServer(
   config: DaemonConfig,
   transport: ServerTransport,
-  calls: RegistryCalls,
   log: Logger,
-  options: HttpServerOptions,
+  load: () => Promise<RequestHandler>,
 ): Promise<HttpServer> {
-  const handler = connectHandler(calls, {
-    readMaxBytes: config.maxReceiveMessageBytes,
-    writeMaxBytes: options.writeMaxBytes,
-    ...(options.fallback !== undefined ? { fallback: options.fallback } : {}),
-  });
+  let loaded: RequestHandler | undefined;
+  let loading: Promise<RequestHandler> | undefined;
+  const ready = () =>
+    (loading ??= load().then((h) => {
+      loaded = h;
+      return h;
+    }));
+  const handler: RequestHandler = (req, res) => {
+    if (loaded !== undefined) {
+      loaded(req, res);
+      return;
+    }
+    ready().then(
+      (h) => h(req, res),
+      (err: unknown) => {
+        log.error({ err }, "loading the HTTP transport failed");
+        res.writeHead(500, { "content-type": "text/plain; charset=utf-8", connection: "close" }).end("internal error\n");
+      },
+    );
+  };
   const pem = transport.pem;
   const limits = {
     headersTimeout: config.requestTimeoutMs,
@@ -71,6 +84,8 @@ export async function startHttpServer(
   server.maxConnections = config.maxConnections;
   server.maxHeadersCount = 100;
   const address = await listenOn(server, "--http-listen", config.httpListen!);
+  // A timer, not a microtask: the ready line goes out first.
+  setTimeout(() => void ready().catch(() => undefined), 0).unref();
   // After listening, an error is a broken socket or the like: log it, keep serving.
   server.on("error", (err) => log.error({ err }, "http server error"));
   server.on("clientError", (err, socket) => {

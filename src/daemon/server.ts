@@ -206,7 +206,13 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
     }
     port = await bind(gate, config.listen);
     if (httpModule !== undefined) {
-      httpServer = await httpModule.startHttpServer(config, transport, service.calls, log, { writeMaxBytes: MAX_SEND_MESSAGE_BYTES });
+      const calls = service.calls;
+      httpServer = await httpModule.startHttpServer(config, transport, log, async () =>
+        (await import("../transport/connect/service.js")).connectHandler(calls, {
+          readMaxBytes: config.maxReceiveMessageBytes,
+          writeMaxBytes: MAX_SEND_MESSAGE_BYTES,
+        }),
+      );
     }
     if (metricsModule !== undefined && metrics !== undefined) {
       metricsServer = await metricsModule.startMetricsServer(config.metricsListen!, metrics, log);
