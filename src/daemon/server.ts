@@ -206,7 +206,19 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
     }
     port = await bind(gate, config.listen);
     if (httpModule !== undefined) {
-      httpServer = await httpModule.startHttpServer(config, transport, service.calls, log, { writeMaxBytes: MAX_SEND_MESSAGE_BYTES });
+      const calls = service.calls;
+      httpServer = await httpModule.startHttpServer(config, transport, log, async () => {
+        const [{ connectHandler }, { pageHandler }] = await Promise.all([
+          import("../transport/connect/service.js"),
+          import("../transport/page.js"),
+        ]);
+        // What is not an RPC: the live page at `/`, else 404.
+        return connectHandler(calls, {
+          readMaxBytes: config.maxReceiveMessageBytes,
+          writeMaxBytes: MAX_SEND_MESSAGE_BYTES,
+          fallback: pageHandler(),
+        });
+      });
     }
     if (metricsModule !== undefined && metrics !== undefined) {
       metricsServer = await metricsModule.startMetricsServer(config.metricsListen!, metrics, log);

@@ -23,7 +23,7 @@ describe("etcd: daemon options", function () {
     const args = ["--listen", "127.0.0.1:0", "--store", "etcd", "--etcd-endpoints", etcd().endpoint, "--etcd-prefix", uniquePrefix()];
     const child = spawn(process.execPath, ["--conditions=source", "--import", "tsx", "src/daemon/main.ts", ...args], {
       cwd: REPO_ROOT,
-      env: { ...env, SESSION_REGISTRY_LOG_LEVEL: "warn" },
+      env: { ...env, SESSION_REGISTRY_LOG_LEVEL: "warn", SESSION_REGISTRY_HTTP_LISTEN: "off" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";
