@@ -11,6 +11,7 @@
  */
 import { writeFileSync } from "node:fs";
 
+import { bundlePage } from "../scripts/build.mjs";
 import { launchBrowser, startPageDaemon } from "../test/web-page/setup.js";
 import { median } from "./stats.js";
 
@@ -21,6 +22,8 @@ const at = args.indexOf("--rounds");
 const ROUNDS = at >= 0 ? Math.max(1, Number(args[at + 1])) : 9;
 const OUT = new URL("page-results.json", import.meta.url);
 
+// The page as the sources are now, not a stale build.
+await bundlePage();
 const d = await startPageDaemon();
 const browser = await launchBrowser();
 try {

@@ -5,10 +5,13 @@
  */
 import { mkdirSync } from "node:fs";
 
+import { bundlePage } from "../scripts/build.mjs";
 import { launchBrowser, startPageDaemon } from "../test/web-page/setup.js";
 
 const OUT = new URL("../docs/page.png", import.meta.url);
 
+// The page as the sources are now, not a stale build.
+await bundlePage();
 const d = await startPageDaemon();
 const browser = await launchBrowser();
 try {

@@ -118,6 +118,21 @@ export class TableFeed {
     }
   }
 
+  /**
+   * Takes a fresher copy of a session read outside the stream (a Lookup):
+   * KeepAlive moves `expire_time` without an event, so a countdown that ran
+   * out while the session lives is read again. A copy older than what the
+   * stream brought, or of a session the stream has since dropped, is ignored.
+   */
+  refresh(session: Session): void {
+    const held = this.sessions.get(session.id);
+    if (held === undefined || session.tableUid !== this.tableUid || session.revision < held.revision) return;
+    const same = (a: Session["expireTime"], b: Session["expireTime"]) => a?.seconds === b?.seconds && a?.nanos === b?.nanos;
+    if (session.revision === held.revision && same(session.expireTime, held.expireTime)) return;
+    this.sessions.set(session.id, session);
+    this.changed();
+  }
+
   private apply(message: WatchResponse): void {
     if (message.kind.case === "snapshot") {
       this.sessions.clear();

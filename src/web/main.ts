@@ -127,7 +127,12 @@ interface Row {
   session: Session;
   age: HTMLElement;
   ttl: HTMLElement;
+  /** When the session was last read again because its countdown ran out (epoch ms). */
+  reread?: number;
 }
+
+/** How long a countdown stays at "expiring" before the session is read again: the daemon's expiry event comes first if it expired. */
+const REREAD_AFTER_MS = 1000;
 const rows = new Map<string, Row>();
 
 function selectTable(name: string | undefined): void {
@@ -208,7 +213,14 @@ function renderSessions(): void {
 
 function sessionRow(s: Session): Row {
   const age = h("td", { class: "num" });
-  const ttl = h("td", { class: "num" });
+  const expires = millis(s.expireTime);
+  const ttl = h("td", {
+    class: "num",
+    title:
+      expires === undefined
+        ? "no ttl: never expires"
+        : `ttl ${duration(Number(s.ttl?.seconds ?? 0n) * 1000)}; expires at ${new Date(expires).toLocaleTimeString()} unless kept alive`,
+  });
   const meta = Object.entries(s.metadata).sort(([a], [b]) => (a < b ? -1 : 1));
   const remove = h("button", { type: "button", class: "remove", "aria-label": `Remove ${s.name} (${s.id})` }, "Remove");
   remove.addEventListener("click", () => void removeSession(s, remove));
@@ -258,15 +270,29 @@ function tick(): void {
     const expires = millis(row.session.expireTime);
     if (expires === undefined) {
       setText(row.ttl, "—");
-      row.ttl.title = "no ttl: never expires";
     } else {
       const left = expires - now;
       setText(row.ttl, left > 0 ? countdown(left) : "expiring");
-      row.ttl.title = `ttl ${duration(Number(row.session.ttl?.seconds ?? 0n) * 1000)}; expires ${new Date(expires).toLocaleTimeString()}`;
       row.ttl.classList.toggle("soon", left < 10_000);
+      if (left < -REREAD_AFTER_MS && now - (row.reread ?? 0) > REREAD_AFTER_MS) {
+        row.reread = now;
+        void reread(row.session);
+      }
     }
   }
   renderStatus();
+}
+
+/** A session whose countdown ran out without an expiry event was kept alive (KeepAlive sends none): read its expire_time again. */
+async function reread(s: Session): Promise<void> {
+  const f = feed;
+  if (f === undefined) return;
+  try {
+    const res = await client.lookup({ table: f.table, key: { case: "id", value: s.id } });
+    if (res.session !== undefined && feed === f) f.refresh(res.session);
+  } catch {
+    // NOT_FOUND: it did expire, and the stream's EXPIRED event removes it.
+  }
 }
 
 // ---- status, notices, editing, token ----

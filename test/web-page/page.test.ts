@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { expect } from "chai";
 import type { Browser, Page } from "playwright-core";
 
+import { eventually } from "../helpers/daemon.js";
 import { launchBrowser, startPageDaemon, type PageDaemon } from "./setup.js";
 
 const row = (page: Page, id: string) => page.locator(`#sessions tbody tr[data-id="${id}"]`);
@@ -92,6 +93,28 @@ describe("the live page, in a browser", function () {
     await c.remove(removed.id);
     await row(page, removed.id).waitFor({ state: "detached", timeout: 2000 });
     expect(await sessionIds(page)).to.deep.equal([kept.id]);
+  });
+
+  it("keeps counting down a session that is kept alive (KeepAlive sends no event: the page reads it again)", async () => {
+    const d = await daemon();
+    const c = d.client();
+    await page.goto(d.url);
+    const s = await c.register({ projectPath: "/tmp/kept-alive", ttlMs: 2000 });
+    const firstExpiry = Date.now() + 2000;
+    const keeping = setInterval(() => void c.keepAlive(s.id).catch(() => undefined), 500);
+    try {
+      await row(page, s.id).waitFor({ timeout: 2000 });
+      // Past the expiry the page first saw, the session still lives and its countdown shows its new expiry.
+      const ttlCell = `#sessions tbody tr[data-id="${s.id}"] td:nth-child(5)`;
+      // Polled from here: the page's CSP (no eval) rules out playwright's waitForFunction.
+      await eventually(
+        async () => Date.now() > firstExpiry + 1500 && /^0:0[12]$/.test((await page.locator(ttlCell).textContent()) ?? ""),
+        "a countdown past the first expiry",
+        8000,
+      );
+    } finally {
+      clearInterval(keeping);
+    }
   });
 
   it("removes a session from the page once editing is on, and not before", async () => {
