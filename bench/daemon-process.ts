@@ -26,8 +26,9 @@ export function startDaemonProcess(flags: string[], nodeArgs: string[] = []): Pr
     "src/daemon/main.ts",
     "--listen",
     "127.0.0.1:0",
+    // The figures are gRPC's; the HTTP listener would load its handler just after start, inside the first window's CPU.
     "--http-listen",
-    "127.0.0.1:0",
+    "off",
     "--log-level",
     "warn",
     ...flags,

@@ -11,10 +11,11 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { fromJson, toBinary, type DescMessage, type JsonValue } from "@bufbuild/protobuf";
-import { createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { expect } from "chai";
 
+import { ErrorInfoSchema } from "../../src/gen/google/rpc/error_details_pb.js";
 import { SessionRegistry } from "../../src/gen/sessionregistry/v1/session_registry_pb.js";
 import { spawnDaemon, waitForPort } from "../helpers/daemon-process.js";
 import { startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
@@ -290,6 +291,21 @@ describe("the HTTP door with --auth-tokens", function () {
     expect(denied.json.details?.[0]?.debug?.metadata).to.include({ table: "default" });
   });
 
+  it("refuses gRPC-Web and binary Connect calls without a token, with the ErrorInfo in their details", async () => {
+    for (const transport of [
+      createGrpcWebTransport({ baseUrl: base, httpVersion: "1.1" }),
+      createConnectTransport({ baseUrl: base, httpVersion: "1.1", useBinaryFormat: true }),
+    ]) {
+      const client = createClient(SessionRegistry, transport);
+      const err = await client.list({}).then(
+        () => undefined,
+        (e: unknown) => ConnectError.from(e),
+      );
+      expect(err?.code).to.equal(Code.Unauthenticated);
+      expect(err?.findDetails(ErrorInfoSchema)[0]?.reason).to.equal("UNAUTHENTICATED");
+    }
+  });
+
   it("refuses a Watch without a token in the end-of-stream message", async () => {
     const { end } = await watchMessages(base, {}, 1);
     expect(end).to.nested.include({ "error.code": "unauthenticated" });
@@ -315,11 +331,16 @@ describe("--http-listen as a flag", function () {
     expect((await p.exited).code).to.equal(0);
   });
 
-  it("refuses a non-loopback address without TLS and tokens, unless --insecure", async () => {
+  it("refuses a non-loopback address without TLS and tokens", async () => {
     const p = spawnDaemon(["--listen", "127.0.0.1:0", "--http-listen", "0.0.0.0:0"]);
+    // Should it start after all, stop it, so that the failure is an assertion and not a hang.
+    void waitForPort(p).then(
+      () => p.child.kill("SIGTERM"),
+      () => undefined,
+    );
     const { code } = await p.exited;
-    expect(code).to.equal(2);
     expect(p.stderr()).to.match(/refusing to serve HTTP on 0\.0\.0\.0:0 in plaintext/);
+    expect(code).to.equal(2);
   });
 
   it("exits 2 naming the flag when its port is in use", async () => {
