@@ -22,7 +22,17 @@ export interface ServerProcess {
 
 /** `nodeArgs` go to node itself, e.g. --cpu-prof for a profile. */
 export function startDaemonProcess(flags: string[], nodeArgs: string[] = []): Promise<ServerProcess> {
-  return startServerProcess(nodeArgs, ["src/daemon/main.ts", "--listen", "127.0.0.1:0", "--log-level", "warn", ...flags]);
+  return startServerProcess(nodeArgs, [
+    "src/daemon/main.ts",
+    "--listen",
+    "127.0.0.1:0",
+    // The figures are gRPC's; the HTTP listener would load its handler just after start, inside the first window's CPU.
+    "--http-listen",
+    "off",
+    "--log-level",
+    "warn",
+    ...flags,
+  ]);
 }
 
 export function startNoopProcess(nodeArgs: string[] = []): Promise<ServerProcess> {

@@ -62,7 +62,7 @@ const { bundle } = await import("../scripts/build.mjs");
 await bundle();
 
 // One daemon to look sessions up in, for the whole run.
-const daemonArgs = [BIN, "serve", "--listen", "127.0.0.1:0", "--log-level", "warn"];
+const daemonArgs = [BIN, "serve", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--log-level", "warn"];
 const daemon = spawn(process.execPath, daemonArgs, { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
 const addr = await new Promise<string>((ok, fail) => {
   let out = "";

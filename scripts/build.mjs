@@ -10,10 +10,14 @@
 // one folder below the root as src/ files are, so the relative URLs of
 // src/version.ts and src/assets.ts hold in both.
 //
+// The live page (src/web) is bundled for browsers into dist/page/: its
+// HTML, one script and one stylesheet, minified, with nothing fetched from
+// elsewhere at run time; the daemon serves them (src/transport/page.ts).
+//
 // `--bundle-only` skips the declarations and the SDK: the test suite's
 // setup uses it to rebuild what its processes run, in about a second.
 import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 import { build } from "esbuild";
@@ -48,6 +52,36 @@ export async function bundle() {
     legalComments: "none",
     logLevel: "warning",
   });
+  await bundlePage();
+}
+
+/** The live page: dist/page/index.html, app.js and app.css. */
+export async function bundlePage() {
+  const page = new URL("page/", dist);
+  rmSync(page, { recursive: true, force: true });
+  mkdirSync(page, { recursive: true });
+  await build({
+    absWorkingDir: root,
+    entryPoints: { app: "src/web/main.ts" },
+    outdir: "dist/page",
+    bundle: true,
+    format: "esm",
+    platform: "browser",
+    target: ["chrome110", "firefox115", "safari16"],
+    tsconfig: "src/web/tsconfig.json",
+    minify: true,
+    legalComments: "none",
+    logLevel: "warning",
+  });
+  await build({
+    absWorkingDir: root,
+    entryPoints: { app: "src/web/style.css" },
+    outdir: "dist/page",
+    bundle: true,
+    minify: true,
+    logLevel: "warning",
+  });
+  copyFileSync(new URL("../src/web/index.html", import.meta.url), new URL("index.html", page));
 }
 
 // Run as a script (not imported by the tests' setup or the start-up benchmark).

@@ -10,9 +10,11 @@
 # tests start (on loopback, with a temporary data dir); util-linux's prlimit
 # gives a daemon process a low open-file limit (Essential in Debian, listed
 # so that the need is written down); systemd's systemd-analyze verifies the
-# unit in deploy/. Fast when everything is there.
+# unit in deploy/; curl is the plain HTTP client of the HTTP door's tests;
+# chromium is the browser the live page's tests drive (through
+# playwright-core, at /usr/bin/chromium). Fast when everything is there.
 set -euo pipefail
-packages=(openssl python3-grpcio python3-protobuf python3-pytest python3-flake8 python3-venv python3-setuptools protobuf-compiler protobuf-compiler-grpc etcd-server util-linux systemd)
+packages=(openssl python3-grpcio python3-protobuf python3-pytest python3-flake8 python3-venv python3-setuptools protobuf-compiler protobuf-compiler-grpc etcd-server util-linux systemd curl chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -7,3 +7,6 @@
 
 /** The descriptor set that `npm run generate` writes (served by reflection). */
 export const DESCRIPTOR_SET_URL = new URL("../src/gen/descriptors.binpb", import.meta.url);
+
+/** The live page's files, which scripts/build.mjs bundles from src/web (served at / of the HTTP listener). */
+export const PAGE_DIR_URL = new URL("../dist/page/", import.meta.url);

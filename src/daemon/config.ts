@@ -73,6 +73,8 @@ export interface DaemonConfig {
   tlsClientCa: string | undefined;
   /** File of `ROLE TOKEN [TABLE ...]` lines; when set, every SessionRegistry call needs a token. */
   authTokensFile: string | undefined;
+  /** host:port of the HTTP listener (Connect, gRPC-Web); off when undefined. */
+  httpListen: string | undefined;
   /** host:port of the Prometheus /metrics endpoint; off when undefined. */
   metricsListen: string | undefined;
   /** Accept a non-loopback address without TLS or client authentication. */
@@ -176,6 +178,7 @@ export const DEFAULT_CONFIG: Readonly<DaemonConfig> = Object.freeze({
   tlsKey: undefined,
   tlsClientCa: undefined,
   authTokensFile: undefined,
+  httpListen: "127.0.0.1:50052",
   metricsListen: undefined,
   insecure: false,
   maxConcurrentStreams: 100,
@@ -259,9 +262,19 @@ const FLAGS: readonly FlagSpec[] = [
     key: "insecure",
     boolean: true,
     valueName: "",
-    description: "Allow a non-loopback --listen without TLS or without client authentication, and a non-loopback --metrics-listen.",
+    description:
+      "Allow a non-loopback --listen or --http-listen without TLS or without client authentication, and a non-loopback --metrics-listen.",
     defaultText: "off",
     parse: parseBoolean,
+  }),
+  spec({
+    flag: "http-listen",
+    key: "httpListen",
+    valueName: "host:port|off",
+    description:
+      "Also serve the API over HTTP/1.1 (Connect JSON and binary, gRPC-Web), with --listen's TLS files and tokens; off turns it off.",
+    defaultText: DEFAULT_CONFIG.httpListen!,
+    parse: (raw) => (raw === "off" ? undefined : parseListenFlag(raw)),
   }),
   spec({
     flag: "metrics-listen",
@@ -599,24 +612,8 @@ export function validateConfig(config: DaemonConfig): void {
   validateEtcd(config);
   if (config.insecure) return;
 
-  const { host } = parseListen(config.listen);
-  if (!isLoopbackHost(host)) {
-    const reach = `${host} is not a loopback address, so anyone who can reach it could list, register and remove sessions`;
-    const ways = "listen on 127.0.0.1, or pass --insecure to accept the risk";
-    if (config.tlsCert === undefined) {
-      const tokens = config.authTokensFile !== undefined ? ", and the tokens of --auth-tokens would cross the network in clear text" : "";
-      throw new ConfigError(
-        `refusing to listen on ${config.listen} in plaintext: ${reach}${tokens}. ` +
-          `Serve TLS (--tls-cert, --tls-key) and authenticate clients (--auth-tokens or --tls-client-ca), or ${ways}`,
-      );
-    }
-    if (config.authTokensFile === undefined && config.tlsClientCa === undefined) {
-      throw new ConfigError(
-        `refusing to listen on ${config.listen} without client authentication: ${reach}. ` +
-          `Add --auth-tokens or --tls-client-ca, or ${ways}`,
-      );
-    }
-  }
+  refuseUnprotected(config, "--listen", config.listen);
+  if (config.httpListen !== undefined) refuseUnprotected(config, "--http-listen", config.httpListen);
   if (config.metricsListen !== undefined) {
     const metricsHost = parseListen(config.metricsListen).host;
     if (!isLoopbackHost(metricsHost)) {
@@ -626,6 +623,31 @@ export function validateConfig(config: DaemonConfig): void {
           "who can reach it). Serve it on 127.0.0.1 (behind a proxy if others must scrape it), or pass --insecure to accept the risk",
       );
     }
+  }
+}
+
+/**
+ * Refuses a non-loopback address (of --listen or --http-listen, which serve
+ * the same API with the same TLS files and tokens) unless the daemon both
+ * encrypts and authenticates.
+ */
+function refuseUnprotected(config: DaemonConfig, flag: "--listen" | "--http-listen", listen: string): void {
+  const { host } = parseListen(listen);
+  if (isLoopbackHost(host)) return;
+  const reach = `${host} is not a loopback address, so anyone who can reach it could list, register and remove sessions`;
+  const what = flag === "--listen" ? "listen" : "serve HTTP";
+  const ways = `${what} on 127.0.0.1, or pass --insecure to accept the risk`;
+  if (config.tlsCert === undefined) {
+    const tokens = config.authTokensFile !== undefined ? ", and the tokens of --auth-tokens would cross the network in clear text" : "";
+    throw new ConfigError(
+      `refusing to ${what} on ${listen} in plaintext: ${reach}${tokens}. ` +
+        `Serve TLS (--tls-cert, --tls-key) and authenticate clients (--auth-tokens or --tls-client-ca), or ${ways}`,
+    );
+  }
+  if (config.authTokensFile === undefined && config.tlsClientCa === undefined) {
+    throw new ConfigError(
+      `refusing to ${what} on ${listen} without client authentication: ${reach}. ` + `Add --auth-tokens or --tls-client-ca, or ${ways}`,
+    );
   }
 }
 

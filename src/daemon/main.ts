@@ -1,12 +1,13 @@
 /**
  * The daemon's entry point (`session-registry serve`, `npm start`).
  *
- * stdout carries exactly one line, "session-registry listening on ...", so
+ * stdout carries exactly one line, "session-registry listening on ADDRESS
+ * [and http://ADDRESS] (...)", so
  * that scripts can wait for it and read the port; logs go to stderr.
  * Exit codes: 0 after a signal-driven shutdown (or --help), 1 when start-up
  * fails, 2 on bad flags or variables, on TLS or auth tokens files that
  * cannot be read or do not hold what their flag needs (etcd TLS files included),
- * and on a --listen or --metrics-listen address it cannot listen on (a port
+ * and on a --listen, --http-listen or --metrics-listen address it cannot listen on (a port
  * in use, say).
  */
 import { format } from "node:util";
@@ -60,7 +61,7 @@ async function main(): Promise<void> {
     process.exitCode = err instanceof ConfigError ? 2 : 1;
     return;
   }
-  const { address } = daemon;
+  const { address, httpUrl } = daemon;
   const facts = [
     config.store === "etcd" ? `store: etcd (${config.etcdEndpoints.join(",")})` : `store: ${config.store}`,
     `max-sessions: ${config.maxSessions}`,
@@ -102,7 +103,8 @@ async function main(): Promise<void> {
     });
   }
   // Only now: a supervisor may signal as soon as it reads the line, and must get a clean shutdown.
-  process.stdout.write(`session-registry listening on ${address} (${facts.join(", ")})\n`);
+  const http = httpUrl !== undefined ? ` and ${httpUrl}` : "";
+  process.stdout.write(`session-registry listening on ${address}${http} (${facts.join(", ")})\n`);
 }
 
 main().catch((err: unknown) => {

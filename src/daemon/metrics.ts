@@ -37,7 +37,6 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import { status } from "@grpc/grpc-js";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry as PromRegistry } from "prom-client";
 
-import { parseListen } from "../args/index.js";
 import { BUDGET_KINDS, type MemoryBudget } from "../core/budget.js";
 import type { Logger } from "../core/logger.js";
 import type { Table } from "../core/model.js";
@@ -45,7 +44,7 @@ import type { Registry } from "../core/registry.js";
 import type { StoreObserver } from "../core/store.js";
 import type { RpcRecorder } from "../transport/status.js";
 import { packageVersion } from "../version.js";
-import { listenError } from "./listen-error.js";
+import { listenOn } from "./listen-error.js";
 
 export const METRICS_PREFIX = "session_registry_";
 
@@ -295,25 +294,10 @@ export interface MetricsServer {
  * The endpoint has no auth: bind it to loopback or a private network.
  */
 export async function startMetricsServer(listen: string, metrics: Metrics, log: Logger): Promise<MetricsServer> {
-  const { host, port } = parseListen(listen);
   const server = createServer((req, res) => serve(req, res, metrics, log));
-
-  await new Promise<void>((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException) => {
-      reject(listenError("--metrics-listen", listen, err));
-    };
-    server.once("error", onError);
-    server.listen({ host, port }, () => {
-      server.off("error", onError);
-      resolve();
-    });
-  });
+  const address = await listenOn(server, "--metrics-listen", listen);
   // After listening, an error is a broken socket or the like: log it, keep serving.
   server.on("error", (err) => log.error({ err }, "metrics server error"));
-
-  const bound = server.address();
-  const boundPort = typeof bound === "object" && bound !== null ? bound.port : port;
-  const address = `${host.includes(":") ? `[${host}]` : host}:${boundPort}`;
   log.debug({ address, path: "/metrics" }, "serving metrics");
 
   let closing: Promise<void> | undefined;

@@ -1,7 +1,8 @@
 /**
  * Wires a daemon together: store, Registry, the `default` table, and a gRPC
  * server serving SessionRegistry, grpc.health.v1.Health and reflection,
- * over plaintext or TLS, with optional token auth and a metrics endpoint.
+ * over plaintext or TLS, with optional token auth and a metrics endpoint;
+ * and the same SessionRegistry over HTTP (Connect, gRPC-Web) with --http-listen.
  * Connections come in through the ConnectionGate (./connections.ts), and
  * every call passes the CallGuard interceptor (../transport/call-guard.ts)
  * before grpc-js reads its request.
@@ -29,6 +30,7 @@ import { ConnectionGate } from "./connections.js";
 import { DaemonHealth } from "./health.js";
 import { listenError } from "./listen-error.js";
 import { createLogger, type Logger } from "./logger.js";
+import type { HttpServer } from "./http.js";
 import type { Metrics, MetricsServer } from "./metrics.js";
 import { createReflectionService } from "./reflection.js";
 import { loadServerTransport, type TransportSecurity } from "./tls.js";
@@ -44,6 +46,8 @@ export interface RunningDaemon {
   security: TransportSecurity;
   /** Whether calls need a bearer token (--auth-tokens). */
   auth: boolean;
+  /** `http://host:port` (or https) of the HTTP listener with its bound port, when --http-listen is on. */
+  httpUrl: string | undefined;
   /** `host:port` of the /metrics endpoint with its bound port, when --metrics-listen is set. */
   metricsAddress: string | undefined;
   /**
@@ -58,7 +62,8 @@ export interface RunningDaemon {
    * takes no new calls (new connections are refused, open ones get GOAWAY)
    * while running unary calls finish; open watches (registry and health)
    * end at once with UNAVAILABLE; after `graceMs` (default: the config's
-   * shutdownGraceMs) whatever remains is cancelled. Then the metrics
+   * shutdownGraceMs) whatever remains is cancelled. The HTTP listener
+   * closes alongside, within the same grace. Then the metrics
    * endpoint and the store close. Idempotent: later calls return the first
    * call's promise.
    */
@@ -89,14 +94,15 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
   const log = deps.logger ?? createLogger({ level: config.logLevel });
   const { host } = parseListen(config.listen);
   // Files first: a missing or bad one stops start-up before anything opens.
-  // etcd3 and prom-client are loaded only when the config uses them: each
-  // costs more start-up time than the rest of the daemon.
-  const [transport, authorizer, reflection, etcdOptions, metricsModule] = await Promise.all([
+  // etcd3, prom-client and connect are loaded only when the config uses them:
+  // each costs start-up time that a daemon without them should not pay.
+  const [transport, authorizer, reflection, etcdOptions, metricsModule, httpModule] = await Promise.all([
     loadServerTransport(config),
     loadAuthorizer(config.authTokensFile),
     createReflectionService(),
     deps.store === undefined && config.store === "etcd" ? loadEtcdOptions(config) : undefined,
     config.metricsListen !== undefined ? import("./metrics.js") : undefined,
+    config.httpListen !== undefined ? import("./http.js") : undefined,
   ]);
 
   // The store exists before the metrics that read the registry over it; its observer forwards once they do.
@@ -161,6 +167,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
 
   let port: number;
   let metricsServer: MetricsServer | undefined;
+  let httpServer: HttpServer | undefined;
   let monitor: AvailabilityMonitor | undefined;
   try {
     // Before binding, so that no client ever sees a daemon without its `default` table.
@@ -198,6 +205,21 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
       });
     }
     port = await bind(gate, config.listen);
+    if (httpModule !== undefined) {
+      const calls = service.calls;
+      httpServer = await httpModule.startHttpServer(config, transport, log, async () => {
+        const [{ connectHandler }, { pageHandler }] = await Promise.all([
+          import("../transport/connect/service.js"),
+          import("../transport/page.js"),
+        ]);
+        // What is not an RPC: the live page at `/`, else 404.
+        return connectHandler(calls, {
+          readMaxBytes: config.maxReceiveMessageBytes,
+          writeMaxBytes: MAX_SEND_MESSAGE_BYTES,
+          fallback: pageHandler(),
+        });
+      });
+    }
     if (metricsModule !== undefined && metrics !== undefined) {
       metricsServer = await metricsModule.startMetricsServer(config.metricsListen!, metrics, log);
     }
@@ -205,6 +227,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
     gate.stopAccepting();
     server.forceShutdown();
     gate.closeAll();
+    await httpServer?.close(0);
     budgetReport.stop();
     await monitor?.stop();
     await store.close().catch((closeErr: unknown) => log.warn({ err: closeErr }, "closing the store failed"));
@@ -218,6 +241,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
   log.info(
     {
       address,
+      http: httpServer !== undefined ? `${httpServer.scheme}://${httpServer.address}` : "off",
       security: transport.security,
       auth: authorizer !== undefined ? "tokens" : "none",
       metrics: metricsServer?.address ?? "off",
@@ -241,13 +265,18 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
     port,
     security: transport.security,
     auth: authorizer !== undefined,
+    httpUrl: httpServer !== undefined ? `${httpServer.scheme}://${httpServer.address}` : undefined,
     metricsAddress: metricsServer?.address,
     get storeProblem() {
       return monitor?.problem;
     },
     registry,
     shutdown(graceMs = config.shutdownGraceMs) {
-      stopping ??= shutdown({ server, gate, guard, service, health, store, metricsServer, monitor, budgetReport }, graceMs, log);
+      stopping ??= shutdown(
+        { server, gate, guard, service, health, store, httpServer, metricsServer, monitor, budgetReport },
+        graceMs,
+        log,
+      );
       return stopping;
     },
   };
@@ -365,6 +394,7 @@ interface DaemonParts {
   service: SessionRegistryService;
   health: DaemonHealth;
   store: Store;
+  httpServer: HttpServer | undefined;
   metricsServer: MetricsServer | undefined;
   monitor: AvailabilityMonitor | undefined;
   budgetReport: BudgetReport;
@@ -383,7 +413,7 @@ interface DaemonParts {
  * way the server got there.
  */
 async function shutdown(parts: DaemonParts, graceMs: number, log: Logger): Promise<void> {
-  const { server, gate, guard, service, health, store, metricsServer, monitor, budgetReport } = parts;
+  const { server, gate, guard, service, health, store, httpServer, metricsServer, monitor, budgetReport } = parts;
   log.info({ graceMs, openWatches: service.openWatches, openConnections: gate.size }, "shutting down");
   health.setNotServing();
   // New connections are refused; those that never started a call have nothing to finish.
@@ -391,6 +421,8 @@ async function shutdown(parts: DaemonParts, graceMs: number, log: Logger): Promi
   gate.closeUnstarted();
   // Stopped now (no more health changes), awaited before the store closes under its check.
   const monitorStopped = monitor?.stop();
+  // The HTTP listener stops accepting now too; its watches end with the others below, its calls within the grace.
+  const httpClosed = httpServer?.close(graceMs);
   await new Promise<void>((resolve) => {
     const timer = setTimeout(() => {
       log.warn({ graceMs }, "grace period over; cancelling the remaining calls");
@@ -407,6 +439,7 @@ async function shutdown(parts: DaemonParts, graceMs: number, log: Logger): Promi
   // The server is down (or forced down); what it never took over goes too.
   gate.closeAll();
   guard.flushLogs();
+  await httpClosed;
   try {
     await metricsServer?.close();
   } catch (err) {

@@ -18,6 +18,8 @@ export type TransportSecurity = "plaintext" | "tls" | "mtls";
 export interface ServerTransport {
   credentials: ServerCredentials;
   security: TransportSecurity;
+  /** The files' contents, for the HTTP listener's TLS; undefined in plaintext. */
+  pem?: { cert: Buffer; key: Buffer; clientCa: Buffer | undefined };
 }
 
 type TlsConfig = Pick<DaemonConfig, "tlsCert" | "tlsKey" | "tlsClientCa">;
@@ -48,7 +50,11 @@ export async function loadServerTransport(config: TlsConfig): Promise<ServerTran
     [{ cert_chain: certChain, private_key: privateKey }],
     clientCa !== undefined,
   );
-  return { credentials, security: clientCa !== undefined ? "mtls" : "tls" };
+  return {
+    credentials,
+    security: clientCa !== undefined ? "mtls" : "tls",
+    pem: { cert: certChain, key: privateKey, clientCa },
+  };
 }
 
 async function readPem(flag: string, path: string): Promise<Buffer> {

@@ -37,8 +37,6 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { readFile } from "node:fs/promises";
 
-import type { Metadata } from "@grpc/grpc-js";
-
 import { permissionDenied, unauthenticated } from "../core/errors.js";
 import { checkTableName, Violations } from "../core/validation.js";
 import { clipForLog } from "./log-fields.js";
@@ -116,6 +114,14 @@ export interface Grant {
   line?: number;
 }
 
+/**
+ * Where a call's headers are read from: grpc-js's Metadata is one; the HTTP
+ * transport adapts node's request headers. `get` returns every value of a key.
+ */
+export interface HeaderSource {
+  get(key: string): readonly unknown[];
+}
+
 /** Who a call is, once its token is known: what the token may do, and where it came from. */
 export interface Principal {
   readonly role: Role;
@@ -153,11 +159,11 @@ export class Authorizer {
   }
 
   /**
-   * The principal of the call's `authorization: Bearer <token>` metadata.
+   * The principal of the call's `authorization: Bearer <token>` header.
    * Throws UNAUTHENTICATED when it is missing, malformed or unknown.
    */
-  authenticate(metadata: Metadata): Principal {
-    const values = metadata.get("authorization");
+  authenticate(headers: HeaderSource): Principal {
+    const values = headers.get("authorization");
     if (values.length === 0) throw unauthenticated("missing credentials");
     if (values.length > 1) throw unauthenticated("more than one authorization value");
     const value = values[0];

@@ -46,7 +46,8 @@ import { RegistryError } from "../core/errors.js";
 import { IntervalLog } from "../core/interval-log.js";
 import type { Logger } from "../core/logger.js";
 import { REQUIRED_ROLE, type Authorizer, type RpcMethod } from "./auth.js";
-import { isAuthError, logRejection, outcomeOf, toServiceError, type RpcRecorder } from "./status.js";
+import { refuseCaller } from "./calls.js";
+import { outcomeOf, toServiceError, type RpcRecorder } from "./status.js";
 
 export const REGISTRY_SERVICE_PATH = "/sessionregistry.v1.SessionRegistry/";
 
@@ -272,15 +273,8 @@ export class CallGuard {
 
   /** The caller's refusal (UNAUTHENTICATED or PERMISSION_DENIED), logged as the handlers log it; undefined when it may call. */
   private checkCaller(authorizer: Authorizer, method: RpcMethod, metadata: Metadata, peer: () => string): RegistryError | undefined {
-    try {
-      // No table yet: the role only. The handler checks the request's table.
-      authorizer.authorize(authorizer.authenticate(metadata), method, undefined);
-      return undefined;
-    } catch (err) {
-      if (!(err instanceof RegistryError)) throw err;
-      logRejection(this.options.log, isAuthError(err) ? { method, peer: peer() } : { method }, err);
-      return err;
-    }
+    // No table yet: the role only. The handler checks the request's table.
+    return refuseCaller(authorizer, method, metadata, this.options.log, peer);
   }
 
   private record(method: RpcMethod, code: status, reason: string | undefined, startedAt: number | undefined): void {

@@ -148,49 +148,60 @@ function encoderOf(methodName: string): Encoder {
   return encoder as Encoder;
 }
 
+/** How one SessionRegistry method's messages go to and from bytes, by the rules at the top of this file. */
+export interface RegistryCodec {
+  /** The request, or a MalformedRequest; never throws. */
+  decode: (bytes: Uint8Array) => unknown;
+  encode: (value: unknown) => Buffer;
+}
+
+/** The codec of a SessionRegistry method, by its name in the proto (e.g. "GetTable"). */
+export function registryCodec(methodName: string): RegistryCodec {
+  const messageType = `sessionregistry.v1.${methodName}Request`;
+  const request = decoderOf(methodName);
+  const response = encoderOf(methodName);
+  const encode = (value: unknown): Buffer => {
+    let bytes: Uint8Array;
+    try {
+      bytes = response.encode(value, writer).finish();
+    } catch (err) {
+      // A throw mid-message (a value out of range) leaves the writer mid-fork: start clean.
+      writer.finish();
+      throw err;
+    }
+    if (bytes.byteLength > MAX_RETAINED_BYTES) writer = new BinaryWriter();
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  };
+  const shared = methodName === "Watch";
+  return {
+    decode: (bytes) => {
+      let decoded: { message: unknown; invalid: Set<string> };
+      try {
+        decoded = decodeStrictly(request, bytes);
+      } catch (err) {
+        return new MalformedRequest(messageType, err instanceof Error ? err.message : String(err));
+      }
+      if (decoded.invalid.size === 0) return decoded.message;
+      return new MalformedRequest(messageType, "a string is not valid UTF-8", invalidStrings(decoded.message, decoded.invalid));
+    },
+    encode: (value) => {
+      if (!shared || typeof value !== "object" || value === null) return encode(value);
+      let bytes = encodedWatchMessages.get(value);
+      if (bytes === undefined) {
+        bytes = encode(value);
+        encodedWatchMessages.set(value, bytes);
+      }
+      return bytes;
+    },
+  };
+}
+
 export function withCodecs<D extends ServiceDefinition>(definition: D): D {
   const out: Record<string, MethodDefinition<unknown, unknown>> = {};
   for (const [name, method] of Object.entries(definition) as [string, MethodDefinition<unknown, unknown>][]) {
-    // path is "/sessionregistry.v1.SessionRegistry/GetTable"; every request type is the method's name + "Request".
-    const methodName = method.path.slice(method.path.lastIndexOf("/") + 1);
-    const messageType = `sessionregistry.v1.${methodName}Request`;
-    const request = decoderOf(methodName);
-    const response = encoderOf(methodName);
-    const encode = (value: unknown): Buffer => {
-      let bytes: Uint8Array;
-      try {
-        bytes = response.encode(value, writer).finish();
-      } catch (err) {
-        // A throw mid-message (a value out of range) leaves the writer mid-fork: start clean.
-        writer.finish();
-        throw err;
-      }
-      if (bytes.byteLength > MAX_RETAINED_BYTES) writer = new BinaryWriter();
-      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    };
-    const shared = methodName === "Watch";
-    out[name] = {
-      ...method,
-      requestDeserialize: (bytes: Buffer) => {
-        let decoded: { message: unknown; invalid: Set<string> };
-        try {
-          decoded = decodeStrictly(request, bytes);
-        } catch (err) {
-          return new MalformedRequest(messageType, err instanceof Error ? err.message : String(err));
-        }
-        if (decoded.invalid.size === 0) return decoded.message;
-        return new MalformedRequest(messageType, "a string is not valid UTF-8", invalidStrings(decoded.message, decoded.invalid));
-      },
-      responseSerialize: (value: unknown) => {
-        if (!shared || typeof value !== "object" || value === null) return encode(value);
-        let bytes = encodedWatchMessages.get(value);
-        if (bytes === undefined) {
-          bytes = encode(value);
-          encodedWatchMessages.set(value, bytes);
-        }
-        return bytes;
-      },
-    };
+    // path is "/sessionregistry.v1.SessionRegistry/GetTable".
+    const codec = registryCodec(method.path.slice(method.path.lastIndexOf("/") + 1));
+    out[name] = { ...method, requestDeserialize: codec.decode, responseSerialize: codec.encode };
   }
   return out as D;
 }

@@ -26,7 +26,7 @@ export const BAD_REQUEST_TYPE_URL = "type.googleapis.com/google.rpc.BadRequest";
 export const INTERNAL_MESSAGE = "internal error";
 
 /**
- * Core code names to grpc-js numbers. Spelled out rather than looked up by
+ * Core code names to grpc-js numbers (Connect numbers its codes the same). Spelled out rather than looked up by
  * name so that a code added to the core without a mapping fails to compile.
  */
 export const GRPC_CODE: Readonly<Record<ErrorCode, status>> = {
@@ -99,23 +99,28 @@ export function statusError(spec: StatusSpec): ServiceError {
 }
 
 /**
- * The status for a failed call. RegistryErrors pass through (a RegistryError
- * with code INTERNAL is deliberate and keeps its message); anything else
- * becomes INTERNAL "internal error" and is logged at error with its stack.
- * `fields` (e.g. the method) are added to that log line.
+ * What a failed call answers, whatever the wire. RegistryErrors pass through
+ * (a RegistryError with code INTERNAL is deliberate and keeps its message);
+ * anything else becomes INTERNAL "internal error" and is logged at error
+ * with its stack. `fields` (e.g. the method) are added to that log line.
  */
-export function toServiceError(err: unknown, log: Logger, fields: Record<string, unknown> = {}): ServiceError {
+export function statusSpecOf(err: unknown, log: Logger, fields: Record<string, unknown> = {}): StatusSpec {
   if (err instanceof RegistryError) {
-    return statusError({
+    return {
       code: GRPC_CODE[err.code],
       reason: err.reason,
       message: err.message,
       metadata: err.metadata,
       fieldViolations: err.fieldViolations,
-    });
+    };
   }
   log.error({ ...fields, err }, "unexpected error");
-  return statusError({ code: status.INTERNAL, reason: Reason.INTERNAL, message: INTERNAL_MESSAGE });
+  return { code: status.INTERNAL, reason: Reason.INTERNAL, message: INTERNAL_MESSAGE };
+}
+
+/** The gRPC status for a failed call (see statusSpecOf). */
+export function toServiceError(err: unknown, log: Logger, fields: Record<string, unknown> = {}): ServiceError {
+  return statusError(statusSpecOf(err, log, fields));
 }
 
 /** The status code and ErrorInfo reason a failure reaches the client with. */

@@ -29,7 +29,7 @@
  * and counts the call with the status it ended with (CANCELLED when the
  * client ended it).
  */
-import { Metadata, status, type ServerWritableStream } from "@grpc/grpc-js";
+import { status } from "@grpc/grpc-js";
 
 import { eventBytes, sessionBytes, unlimitedBudget, type MemoryBudget, type Reclaimer } from "../core/budget.js";
 import { RegistryError, watcherTooSlow } from "../core/errors.js";
@@ -38,11 +38,38 @@ import type { EventType as CoreEventType, Session, WatchEvent as CoreWatchEvent 
 import { resolveTable, type Registry } from "../core/registry.js";
 import type { WatchSink, WatchSubscription } from "../core/store.js";
 import { EventType, type WatchRequest, type WatchResponse } from "../gen/sessionregistry/v1/session_registry.js";
+import type { HeaderSource } from "./auth.js";
 import { toProtoSession } from "./convert.js";
-import { isAuthError, logRejection, outcomeOf, toServiceError, type RpcRecorder } from "./status.js";
+import { isAuthError, logRejection, outcomeOf, statusSpecOf, type RpcRecorder, type StatusSpec } from "./status.js";
 import { clipForLog } from "./log-fields.js";
 
-export type WatchCall = ServerWritableStream<WatchRequest, WatchResponse>;
+/**
+ * One Watch call as a wire adapter presents it (service.ts for gRPC,
+ * connect/ for HTTP): a stream of generated WatchResponse messages with
+ * backpressure, and a way to end it with a status.
+ */
+export interface WatchCall {
+  /** The decoded WatchRequest, or what the adapter's decoder made of bad bytes (see WatchStreamsOptions.malformed). */
+  readonly request: unknown;
+  readonly headers: HeaderSource;
+  /** The client's address, for the log line of a refused token. */
+  peer(): string;
+  /** Whether the client ended the call (cancel, disconnect, deadline). */
+  isCancelled(): boolean;
+  /** Whether nothing more can be sent: the client ended it, or the stream is closed or failed. */
+  isClosed(): boolean;
+  /** Hands a message to the wire; false when it pushes back: wait for `drain` before the next. */
+  write(message: WatchResponse): boolean;
+  /** Sends the response headers now, before any message (where the wire can). */
+  sendHeaders(): void;
+  /** Ends the stream with this error status, after the messages already written. */
+  fail(error: StatusSpec): void;
+  /**
+   * Calls `gone` once the client has ended the call or the stream cannot go
+   * on, and `drain` when write may be called again; returns what stops them.
+   */
+  listen(handlers: { gone: () => void; drain: () => void }): () => void;
+}
 
 const EVENT_TYPES: Readonly<Record<CoreEventType, EventType>> = {
   REGISTERED: EventType.EVENT_TYPE_REGISTERED,
@@ -196,8 +223,7 @@ class WatchStream implements WatchSink {
   private readonly budget: MemoryBudget;
   private readonly metrics: RpcRecorder | undefined;
 
-  private readonly onGone = () => this.finish(undefined);
-  private readonly onDrain = () => this.flush();
+  private readonly unlisten: () => void;
 
   constructor(
     private readonly call: WatchCall,
@@ -212,17 +238,11 @@ class WatchStream implements WatchSink {
     this.metrics = options.metrics;
     const table = (call.request as Partial<WatchRequest>).table;
     this.table = clipForLog(resolveTable(typeof table === "string" ? table : ""));
-    // 'cancelled': the client went away or the deadline passed. 'close' and
-    // 'error' also cover grpc-js ending the call on its own (e.g. a message
-    // too large to send); after any of them nothing more can be written.
-    call.on("cancelled", this.onGone);
-    call.on("close", this.onGone);
-    call.on("error", this.onGone);
-    call.on("drain", this.onDrain);
+    this.unlisten = call.listen({ gone: () => this.finish(undefined), drain: () => this.flush() });
   }
 
   start(): void {
-    const request = this.call.request;
+    const request = this.call.request as WatchRequest;
     let started: Promise<WatchSubscription>;
     try {
       started = this.registry.watch({ table: request.table, startRevision: request.startRevision, tableUid: request.tableUid }, this);
@@ -243,7 +263,7 @@ class WatchStream implements WatchSink {
         this.subscription = subscription;
         // Headers now, not with the first message: a client resuming from a
         // revision may wait long for one, and learns from them that its watch is back.
-        this.call.sendMetadata(new Metadata());
+        this.call.sendHeaders();
         this.log.debug({ method: "Watch", table: this.table, startRevision: String(request.startRevision) }, "watch started");
       },
       (err: unknown) => {
@@ -260,7 +280,7 @@ class WatchStream implements WatchSink {
   reject(err: unknown): void {
     if (err instanceof RegistryError) {
       const fields = { method: "Watch", table: this.table };
-      logRejection(this.log, isAuthError(err) ? { ...fields, peer: this.call.getPeer() } : fields, err);
+      logRejection(this.log, isAuthError(err) ? { ...fields, peer: this.call.peer() } : fields, err);
     }
     this.finish(err);
   }
@@ -302,10 +322,7 @@ class WatchStream implements WatchSink {
     this.budget.release("queues", this.queuedBytes);
     this.queuedBytes = 0;
     this.burstBytes = 0;
-    this.call.off("cancelled", this.onGone);
-    this.call.off("close", this.onGone);
-    this.call.off("error", this.onGone);
-    this.call.off("drain", this.onDrain);
+    this.unlisten();
     const subscription = this.subscription;
     this.subscription = undefined;
     try {
@@ -315,16 +332,15 @@ class WatchStream implements WatchSink {
     }
     this.onFinished(this);
 
-    if (error !== undefined && !this.call.cancelled && !this.call.destroyed && !this.call.writableEnded) {
+    if (error !== undefined && !this.call.isClosed()) {
       try {
-        // grpc-js turns an 'error' event into the status, sent after the writes already made.
-        this.call.emit("error", toServiceError(error, this.log, { method: "Watch", table: this.table }));
+        this.call.fail(statusSpecOf(error, this.log, { method: "Watch", table: this.table }));
       } catch (err) {
         this.log.error({ method: "Watch", table: this.table, err }, "ending the stream failed");
       }
     }
     // Like a unary call's, a watch the client already left counts as CANCELLED, whatever ended it here.
-    const outcome = error === undefined || this.call.cancelled ? { code: status.CANCELLED, reason: undefined } : outcomeOf(error);
+    const outcome = error === undefined || this.call.isCancelled() ? { code: status.CANCELLED, reason: undefined } : outcomeOf(error);
     this.log.debug({ method: "Watch", table: this.table, reason: outcome.reason ?? "CANCELLED" }, "watch ended");
     if (this.metrics !== undefined) {
       try {

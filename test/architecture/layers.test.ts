@@ -81,6 +81,34 @@ describe("layers of src/", () => {
     expect(offending("store", (s, file) => !above.some((f) => insideSrc(s, file, f)))).to.deep.equal([]);
   });
 
+  it("the page's browser code (src/web) reaches only itself, the generated messages and the Connect client; nothing else imports it", () => {
+    const packages = ["@connectrpc/connect", "@connectrpc/connect-web", "@bufbuild/protobuf"];
+    const allowed = (s: string, file: string) =>
+      insideSrc(s, file, "web") || insideSrc(s, file, "gen") || packages.some((p) => s === p || s.startsWith(`${p}/`));
+    expect(offending("web", allowed)).to.deep.equal([]);
+    for (const folder of ["core", "store", "transport", "daemon", "cli"]) {
+      expect(offending(folder, (s, file) => !insideSrc(s, file, "web"))).to.deep.equal([]);
+    }
+  });
+
+  it("nothing about HTTP or a wire enters core or the stores: no node:http(s), connect or grpc-js", () => {
+    const wire = (s: string) => /^node:https?$|^node:http2$|^@connectrpc\/|^@grpc\//.test(s);
+    expect([...offending("core", (s) => !wire(s)), ...offending("store", (s) => !wire(s))]).to.deep.equal([]);
+  });
+
+  it("connect is imported by the HTTP adapter alone, and only lazily by the daemon", () => {
+    const connectUsers = (folder: string) =>
+      tsFiles(join(REPO_ROOT, "src", folder))
+        .filter((file) => imports(file).some((s) => s.startsWith("@connectrpc/")))
+        .map((file) => relative(REPO_ROOT, file));
+    expect([...connectUsers("daemon"), ...connectUsers("cli"), ...connectUsers("core"), ...connectUsers("store")]).to.deep.equal([]);
+    expect(connectUsers("transport")).to.deep.equal(["src/transport/connect/service.ts"]);
+    const server = readFileSync(join(REPO_ROOT, "src/daemon/server.ts"), "utf8");
+    expect(server).to.match(/import\("\.\/http\.js"\)/);
+    // A type-only import is erased; any other would load connect at start-up.
+    expect(server).not.to.match(/^import (?!type ).*"\.\/http\.js";$/m);
+  });
+
   it("no module of src imports itself back through a cycle", () => {
     expect(firstCycle()?.join(" -> ")).to.equal(undefined);
   });

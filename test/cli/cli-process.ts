@@ -31,7 +31,8 @@ const children = new Set<ChildProcess>();
 
 function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("SESSION_REGISTRY_") && k !== "NODE_OPTIONS"));
-  return { ...env, ...extra };
+  // A daemon started through the CLI keeps its HTTP listener off unless asked: tests run daemons in parallel.
+  return { ...env, SESSION_REGISTRY_HTTP_LISTEN: "off", ...extra };
 }
 
 export function startCli(args: readonly string[], options: { env?: Record<string, string> } = {}): CliProcess {

@@ -56,6 +56,7 @@ describe("daemon config", () => {
         tlsKey: undefined,
         tlsClientCa: undefined,
         authTokensFile: undefined,
+        httpListen: "127.0.0.1:50052",
         metricsListen: undefined,
         insecure: false,
         maxConcurrentStreams: 100,
@@ -398,6 +399,20 @@ describe("daemon config", () => {
         refused: /^refusing to serve metrics/,
       },
       { argv: ["--metrics-listen", "0.0.0.0:9464", "--insecure"] },
+      // The HTTP listener serves the same API: the same rule, with the same TLS files and tokens.
+      { argv: ["--http-listen", "off", "--listen", "0.0.0.0:1", "--insecure"] },
+      {
+        argv: ["--http-listen", "0.0.0.0:8080"],
+        refused:
+          /^refusing to serve HTTP on 0\.0\.0\.0:8080 in plaintext: 0\.0\.0\.0 is not a loopback address.*--insecure to accept the risk$/,
+      },
+      {
+        argv: ["--http-listen", "0.0.0.0:8080", ...tls],
+        refused: /^refusing to serve HTTP on 0\.0\.0\.0:8080 without client authentication: .*Add --auth-tokens or --tls-client-ca/,
+      },
+      { argv: [], env: { SESSION_REGISTRY_HTTP_LISTEN: "10.0.0.1:1" }, refused: /^refusing to serve HTTP on 10\.0\.0\.1:1 in plaintext/ },
+      { argv: ["--http-listen", "0.0.0.0:8080", ...tls, "--auth-tokens", "t"] },
+      { argv: ["--http-listen", "0.0.0.0:8080", "--insecure"] },
     ];
     for (const { argv, env, refused } of cases) {
       const label = [...argv, ...Object.entries(env ?? {}).map(([k, v]) => `${k}=${v}`)].join(" ") || "the defaults";
@@ -409,10 +424,17 @@ describe("daemon config", () => {
         it(`refuses ${label}, saying why`, () => {
           const message = rejection(argv, env);
           expect(message).to.match(refused);
-          if (/^refusing to listen/.test(message)) expect(message).to.match(open);
+          if (/^refusing to (listen|serve HTTP)/.test(message)) expect(message).to.match(open);
         });
       }
     }
+
+    it("turns the HTTP listener off with --http-listen off or its variable, and refuses a bad address naming the flag", () => {
+      expect(parse(["--http-listen", "off"]).httpListen).to.equal(undefined);
+      expect(parse([], { SESSION_REGISTRY_HTTP_LISTEN: "off" }).httpListen).to.equal(undefined);
+      expect(parse(["--http-listen", "127.0.0.1:0"]).httpListen).to.equal("127.0.0.1:0");
+      expect(rejection(["--http-listen", "nope"])).to.match(/^--http-listen /);
+    });
 
     it("applies to configs built in code too (validateConfig)", () => {
       expect(() => validateConfig({ ...DEFAULT_CONFIG, listen: "0.0.0.0:1" })).to.throw(ConfigError, /in plaintext/);
@@ -482,6 +504,7 @@ describe("daemon config", () => {
         ["--tls-key", "SESSION_REGISTRY_TLS_KEY", "none"],
         ["--tls-client-ca", "SESSION_REGISTRY_TLS_CLIENT_CA", "none (no client certificates)"],
         ["--auth-tokens", "SESSION_REGISTRY_AUTH_TOKENS", "none (no token needed)"],
+        ["--http-listen", "SESSION_REGISTRY_HTTP_LISTEN", "127.0.0.1:50052"],
         ["--metrics-listen", "SESSION_REGISTRY_METRICS_LISTEN", "off"],
         ["--insecure", "SESSION_REGISTRY_INSECURE=1", "off"],
         ["--max-concurrent-streams", "SESSION_REGISTRY_MAX_CONCURRENT_STREAMS", "100"],
@@ -509,7 +532,7 @@ describe("daemon config", () => {
 
     it("has one entry per flag that parseConfig knows, and no other", () => {
       const listed = [...usageText().matchAll(/^ {2}(--[a-z-]+)/gm)].map((m) => m[1]!);
-      expect(listed).to.have.length(35);
+      expect(listed).to.have.length(36);
       for (const flag of listed) {
         // Every listed flag parses (a switch alone, the others with a value that may be invalid).
         const message = (() => {

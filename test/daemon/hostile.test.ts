@@ -58,7 +58,7 @@ interface Hostile {
 async function startHostile(config: Partial<DaemonConfig>, opts: { token?: string; tls?: TestCerts } = {}): Promise<Hostile> {
   const log = recordingLogger();
   const daemon = await startDaemon(
-    { ...DEFAULT_CONFIG, logLevel: "silent", ...config, listen: "127.0.0.1:0" },
+    { ...DEFAULT_CONFIG, logLevel: "silent", ...config, listen: "127.0.0.1:0", httpListen: undefined },
     // A long interval: a test sees the first line of a burst at once, and the rest at shutdown.
     { logger: log, refusalLogIntervalMs: 60_000 },
   );

@@ -126,7 +126,7 @@ describe("logs", () => {
       const clients: SessionRegistryClient[] = [];
       try {
         daemon = await startDaemon(
-          { ...DEFAULT_CONFIG, listen: "127.0.0.1:0", logLevel: "info", maxSessions: 1, authTokensFile: tokens },
+          { ...DEFAULT_CONFIG, listen: "127.0.0.1:0", httpListen: undefined, logLevel: "info", maxSessions: 1, authTokensFile: tokens },
           { store, logger: log },
         );
         const client = new SessionRegistryClient(daemon.address, { metadata: { authorization: `Bearer ${TOKEN}` } });
@@ -182,7 +182,10 @@ describe("logs", () => {
 
     it("cuts a rejected call's oversized id and table to 128 characters (they are logged before validation)", async () => {
       const { log, records } = capture("info");
-      const daemon = await startDaemon({ ...DEFAULT_CONFIG, listen: "127.0.0.1:0", logLevel: "info" }, { logger: log });
+      const daemon = await startDaemon(
+        { ...DEFAULT_CONFIG, listen: "127.0.0.1:0", httpListen: undefined, logLevel: "info" },
+        { logger: log },
+      );
       const client = new SessionRegistryClient(daemon.address, { retry: false });
       try {
         await expectError(client.register({ id: "i".repeat(5000), projectPath: "/p" }, { table: "t".repeat(3000) }), SessionRegistryError);
@@ -200,7 +203,10 @@ describe("logs", () => {
       const PASSWORD = "logs-etcd-password-0123456789";
       const startedConfig = async (config: Partial<typeof DEFAULT_CONFIG>) => {
         const { log, lines, records } = capture("info");
-        const daemon = await startDaemon({ ...DEFAULT_CONFIG, listen: "127.0.0.1:0", logLevel: "info", ...config }, { logger: log });
+        const daemon = await startDaemon(
+          { ...DEFAULT_CONFIG, listen: "127.0.0.1:0", httpListen: undefined, logLevel: "info", ...config },
+          { logger: log },
+        );
         await daemon.shutdown();
         for (const line of lines) expect(line).not.to.include(PASSWORD);
         const started = records().find((r) => r.msg === "daemon started");

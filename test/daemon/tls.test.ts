@@ -156,7 +156,10 @@ describe("TLS", function () {
     ];
     for (const { label, config, message } of cases) {
       it(`refuses to start with ${label}`, async () => {
-        const start = startDaemon({ ...DEFAULT_CONFIG, logLevel: "silent", ...config(), listen: "127.0.0.1:0" }, { logger: silentLogger });
+        const start = startDaemon(
+          { ...DEFAULT_CONFIG, logLevel: "silent", ...config(), listen: "127.0.0.1:0", httpListen: undefined },
+          { logger: silentLogger },
+        );
         const err = await expectError(start, ConfigError);
         expect(err.message).to.match(message);
       });

@@ -23,7 +23,7 @@ describe("etcd: daemon options", function () {
     const args = ["--listen", "127.0.0.1:0", "--store", "etcd", "--etcd-endpoints", etcd().endpoint, "--etcd-prefix", uniquePrefix()];
     const child = spawn(process.execPath, ["--conditions=source", "--import", "tsx", "src/daemon/main.ts", ...args], {
       cwd: REPO_ROOT,
-      env: { ...env, SESSION_REGISTRY_LOG_LEVEL: "warn" },
+      env: { ...env, SESSION_REGISTRY_LOG_LEVEL: "warn", SESSION_REGISTRY_HTTP_LISTEN: "off" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";
@@ -52,6 +52,7 @@ describe("etcd: daemon options", function () {
     const config: DaemonConfig = {
       ...DEFAULT_CONFIG,
       listen: "127.0.0.1:0",
+      httpListen: undefined,
       logLevel: "silent",
       store: "etcd",
       etcdEndpoints: ["https://127.0.0.1:2379"],
@@ -72,6 +73,7 @@ describe("etcd: daemon options", function () {
     const config: DaemonConfig = {
       ...DEFAULT_CONFIG,
       listen: "127.0.0.1:0",
+      httpListen: undefined,
       store: "etcd",
       // Nothing listens there: the daemon starts NOT_SERVING and logs why.
       etcdEndpoints: ["http://127.0.0.1:1"],

@@ -30,6 +30,8 @@ const children: ChildProcess[] = [];
 export function spawnDaemon(args: string[], nodeArgs: string[] = [], openFiles?: number): DaemonProcess {
   // The daemon reads SESSION_REGISTRY_* variables; keep the test's environment out of it.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("SESSION_REGISTRY_")));
+  // Off unless asked for: daemons started in parallel must not compete for the default port.
+  env.SESSION_REGISTRY_HTTP_LISTEN = "off";
   const command = [process.execPath, ...nodeArgs, "--conditions=source", "--import", "tsx", "src/daemon/main.ts", ...args];
   const limited = openFiles === undefined ? command : ["prlimit", `--nofile=${openFiles}:${openFiles}`, ...command];
   const child = spawn(limited[0]!, limited.slice(1), {

@@ -25,8 +25,18 @@ export interface TestDaemon {
   stop(): Promise<void>;
 }
 
-export async function startTestDaemon(opts: { config?: Partial<DaemonConfig>; store?: Store } = {}): Promise<TestDaemon> {
-  const config: DaemonConfig = { ...DEFAULT_CONFIG, logLevel: "silent", ...opts.config, listen: "127.0.0.1:0" };
+/**
+ * Starts a daemon on 127.0.0.1:0; its HTTP listener is off, or on 127.0.0.1:0
+ * with `http`, so that daemons never compete for the default port.
+ */
+export async function startTestDaemon(opts: { config?: Partial<DaemonConfig>; store?: Store; http?: boolean } = {}): Promise<TestDaemon> {
+  const config: DaemonConfig = {
+    ...DEFAULT_CONFIG,
+    logLevel: "silent",
+    ...opts.config,
+    listen: "127.0.0.1:0",
+    httpListen: opts.http === true ? "127.0.0.1:0" : undefined,
+  };
   const daemon = await startDaemon(config, { logger: silentLogger, ...(opts.store !== undefined ? { store: opts.store } : {}) });
   const clients: { close(): void }[] = [];
   let stopped = false;

@@ -18,7 +18,7 @@ import { newSession, resyncedTo, startWatcher, WATCHER_KINDS, type FeedWatcher }
 
 describe("History: a memory daemon restarted under running watchers", function () {
   this.timeout(60_000);
-  const config: DaemonConfig = { ...DEFAULT_CONFIG, logLevel: "silent", listen: "127.0.0.1:0" };
+  const config: DaemonConfig = { ...DEFAULT_CONFIG, logLevel: "silent", listen: "127.0.0.1:0", httpListen: undefined };
   const daemons: RunningDaemon[] = [];
   const clients: { close(): void }[] = [];
   const watchers: FeedWatcher[] = [];

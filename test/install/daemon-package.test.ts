@@ -86,11 +86,15 @@ describe("the daemon package, installed with npm install -g", function () {
   });
 
   it("serves, and its CLI calls work against it", async () => {
-    daemon = spawn(join(prefix, "bin", "session-registry"), ["serve", "--listen", "127.0.0.1:0", "--max-sessions", "2"], {
-      cwd: dir,
-      env: cleanEnv(),
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    daemon = spawn(
+      join(prefix, "bin", "session-registry"),
+      ["serve", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--max-sessions", "2"],
+      {
+        cwd: dir,
+        env: cleanEnv(),
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
     addr = await new Promise<string>((resolve, reject) => {
       let out = "";
       let err = "";

@@ -58,7 +58,12 @@ async function start(command: string, args: string[]): Promise<Started> {
   const id = randomUUID();
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("SESSION_REGISTRY_") && k !== "NODE_OPTIONS"));
   // Its own process group, as a terminal gives a command: Ctrl-C signals the whole group.
-  const child = spawn(command, args, { cwd: REPO_ROOT, env: { ...env, [MARKER]: id }, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  const child = spawn(command, args, {
+    cwd: REPO_ROOT,
+    env: { ...env, SESSION_REGISTRY_HTTP_LISTEN: "off", [MARKER]: id },
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
   let out = "";
   let err = "";
   child.stdout.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));

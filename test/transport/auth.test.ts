@@ -538,6 +538,7 @@ describe("auth", () => {
     const daemonConfig = (authTokensFile: string) => ({
       ...DEFAULT_CONFIG,
       listen: "127.0.0.1:0",
+      httpListen: undefined,
       logLevel: "silent" as const,
       authTokensFile,
     });

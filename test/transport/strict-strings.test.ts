@@ -164,7 +164,7 @@ describe("strict strings: invalid UTF-8 on a daemon with --auth-tokens", () => {
     const tokens = join(dir, "tokens");
     await writeFile(tokens, `read ${READ}\nwrite ${WRITE}\n`, { mode: 0o600 });
     daemon = await startDaemon(
-      { ...DEFAULT_CONFIG, listen: "127.0.0.1:0", logLevel: "silent", authTokensFile: tokens },
+      { ...DEFAULT_CONFIG, listen: "127.0.0.1:0", httpListen: undefined, logLevel: "silent", authTokensFile: tokens },
       { logger: silentLogger },
     );
   });

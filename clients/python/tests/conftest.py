@@ -51,13 +51,15 @@ FAST_RECONNECT = [
 
 
 class Daemon:
-    """``node src/daemon/main.ts --listen 127.0.0.1:0`` with extra ``flags``;
-    ``address`` is where it listens. ``stop()`` sends SIGTERM and waits."""
+    """``node src/daemon/main.ts --listen 127.0.0.1:0 --http-listen off`` with
+    extra ``flags`` (no HTTP listener: its default port would collide between
+    the suite's daemons); ``address`` is where it listens. ``stop()`` sends
+    SIGTERM and waits."""
 
     def __init__(self, *flags):
         self.proc = subprocess.Popen(
             ["node", "--conditions=source", "--import", "tsx", "src/daemon/main.ts",
-             "--listen", "127.0.0.1:0", "--log-level", "silent", *flags],
+             "--listen", "127.0.0.1:0", "--http-listen", "off", "--log-level", "silent", *flags],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         line = self.proc.stdout.readline()  # the daemon's one stdout line; "" if it died

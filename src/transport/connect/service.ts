@@ -1,0 +1,262 @@
+/**
+ * The HTTP face of the Registry: SessionRegistry over the Connect protocol
+ * (JSON and binary) and gRPC-Web, through @connectrpc/connect-node, on the
+ * same RegistryCalls (../calls.ts) as the gRPC transport: same method table,
+ * validation, errors, auth, logs, metrics and Watch streams.
+ *
+ * Connect decodes a request into protoc-gen-es's message; its binary form is
+ * then decoded by the gRPC transport's codec (../codecs.ts), so both wires
+ * hand RegistryCalls the same generated object (strict UTF-8 included), and
+ * each response goes back the same way. The bytes between are the proto's
+ * own encoding: the two generated forms agree on it by construction.
+ *
+ * The caller's token and role are checked at the headers, before connect
+ * reads the body: a refused call is answered at once, in the protocol the
+ * request speaks, and its connection closed. Other paths go to `fallback`.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+
+import { fromBinary, toBinary, type DescMessage } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  createContextKey,
+  createContextValues,
+  type ConnectRouter,
+  type HandlerContext,
+  type ServiceImpl,
+} from "@connectrpc/connect";
+import { codeToHttpStatus, endStreamFlag, endStreamToJson, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
+import { encodeEnvelope } from "@connectrpc/connect/protocol";
+import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+
+import { ERROR_DOMAIN } from "../../core/errors.js";
+import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { SessionRegistry } from "../../gen/sessionregistry/v1/session_registry_pb.js";
+import type { WatchResponse } from "../../gen/sessionregistry/v1/session_registry.js";
+import { REQUIRED_ROLE, type HeaderSource, type RpcMethod } from "../auth.js";
+import type { RegistryCalls, UnaryMethod } from "../calls.js";
+import { registryCodec } from "../codecs.js";
+import type { StatusSpec } from "../status.js";
+import type { WatchCall } from "../watch-stream.js";
+
+export const REGISTRY_PATH_PREFIX = `/${SessionRegistry.typeName}/`;
+
+/** Messages a Watch may have handed to connect and not yet sent before it counts as pushing back. */
+const WATCH_HIGH_WATER = 16;
+
+export interface ConnectHandlerOptions {
+  /** The largest request body, in bytes (--max-receive-message-size). */
+  readMaxBytes: number;
+  /** The largest response message, in bytes. */
+  writeMaxBytes: number;
+  /** Serves what is not a SessionRegistry method; default: 404. */
+  fallback?: (req: IncomingMessage, res: ServerResponse) => void;
+}
+
+type NodeHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+const PEER = createContextKey("", { description: "the client's address" });
+
+/** The node request handler serving SessionRegistry over Connect and gRPC-Web. */
+export function connectHandler(calls: RegistryCalls, options: ConnectHandlerOptions): NodeHandler {
+  const adapter = connectNodeAdapter({
+    routes: (router: ConnectRouter) => router.service(SessionRegistry, serviceImpl(calls)),
+    // gRPC proper needs HTTP/2 trailers; it has its own listener (--listen).
+    grpc: false,
+    grpcWeb: true,
+    connect: true,
+    readMaxBytes: options.readMaxBytes,
+    writeMaxBytes: options.writeMaxBytes,
+    contextValues: (req) => createContextValues().set(PEER, peerOf(req as IncomingMessage)),
+    fallback: (req, res) => (options.fallback ?? notFound)(req as IncomingMessage, res as ServerResponse),
+  });
+  return (req, res) => {
+    const method = registryMethod(req.url ?? "");
+    if (method !== undefined) {
+      const refusal = calls.checkHeaders(method, nodeHeaders(req), () => peerOf(req));
+      if (refusal !== undefined) {
+        refuse(req, res, connectError(refusal));
+        return;
+      }
+    }
+    adapter(req, res);
+  };
+}
+
+/** Every SessionRegistry method, generically: decode with the gRPC codec, run through RegistryCalls, encode back. */
+function serviceImpl(calls: RegistryCalls): ServiceImpl<typeof SessionRegistry> {
+  const impl: Record<string, unknown> = {};
+  for (const method of SessionRegistry.methods) {
+    const codec = registryCodec(method.name);
+    if (method.methodKind === "server_streaming") {
+      impl[method.localName] = (req: unknown, ctx: HandlerContext) =>
+        watchStream(calls, codec.decode(toBinary(method.input, req as never)), ctx, method.output);
+    } else {
+      impl[method.localName] = async (req: unknown, ctx: HandlerContext) => {
+        const outcome = await calls.unary(method.name as UnaryMethod, {
+          request: codec.decode(toBinary(method.input, req as never)) as never,
+          headers: fetchHeaders(ctx.requestHeader),
+          peer: () => ctx.values.get(PEER),
+          cancelled: () => ctx.signal.aborted,
+        });
+        if (!outcome.ok) throw connectError(outcome.error);
+        return fromBinary(method.output, codec.encode(outcome.response));
+      };
+    }
+  }
+  return impl as ServiceImpl<typeof SessionRegistry>;
+}
+
+/**
+ * A Watch as an async iterable that connect pulls and writes. Messages wait
+ * in `ready` until pulled; past WATCH_HIGH_WATER the WatchStream is told to
+ * hold them in its own bounded queue (write returns false), and is drained
+ * when `ready` is empty again, the way grpc-js's 'drain' does.
+ */
+function watchStream(calls: RegistryCalls, request: unknown, ctx: HandlerContext, output: DescMessage): AsyncIterable<unknown> {
+  const codec = registryCodec("Watch");
+  const ready: WatchResponse[] = [];
+  // Fields, not lets: they change in callbacks, out of the loop's sight.
+  const state: { blocked: boolean; closed: boolean; failed: StatusSpec | undefined } = { blocked: false, closed: false, failed: undefined };
+  let wake: (() => void) | undefined;
+  let handlers: { gone: () => void; drain: () => void } | undefined;
+  const call: WatchCall = {
+    request,
+    headers: fetchHeaders(ctx.requestHeader),
+    peer: () => ctx.values.get(PEER),
+    isCancelled: () => ctx.signal.aborted,
+    isClosed: () => state.closed || ctx.signal.aborted,
+    write: (message) => {
+      ready.push(message);
+      wake?.();
+      if (ready.length < WATCH_HIGH_WATER) return true;
+      state.blocked = true;
+      return false;
+    },
+    // Connect sends the headers with the first message.
+    sendHeaders: () => undefined,
+    fail: (error) => {
+      state.failed = error;
+      state.closed = true;
+      wake?.();
+    },
+    listen: (h) => {
+      handlers = h;
+      const onAbort = () => {
+        state.closed = true;
+        wake?.();
+        h.gone();
+      };
+      ctx.signal.addEventListener("abort", onAbort);
+      return () => {
+        handlers = undefined;
+        ctx.signal.removeEventListener("abort", onAbort);
+      };
+    },
+  };
+  calls.watch(call);
+  return (async function* () {
+    try {
+      for (;;) {
+        const next = ready.shift();
+        if (next !== undefined) {
+          yield fromBinary(output, codec.encode(next));
+          continue;
+        }
+        if (state.blocked) {
+          state.blocked = false;
+          handlers?.drain();
+          continue;
+        }
+        if (state.closed) break;
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+      }
+      if (state.failed !== undefined) throw connectError(state.failed);
+    } finally {
+      // Connect stopped pulling (the client left, a write failed): the watch ends here too.
+      if (!state.closed) {
+        state.closed = true;
+        handlers?.gone();
+      }
+    }
+  })();
+}
+
+/** A status as Connect's error: same code and message, the ErrorInfo and BadRequest in `details`. */
+export function connectError(spec: StatusSpec): ConnectError {
+  const details: ConstructorParameters<typeof ConnectError>[3] = [
+    { desc: ErrorInfoSchema, value: { reason: spec.reason, domain: ERROR_DOMAIN, metadata: { ...spec.metadata } } },
+  ];
+  const violations = spec.fieldViolations ?? [];
+  if (violations.length > 0) {
+    details.push({
+      desc: BadRequestSchema,
+      value: { fieldViolations: violations.map((v) => ({ field: v.field, description: v.description })) },
+    });
+  }
+  // gRPC and Connect number their codes alike.
+  // eslint-disable-next-line @typescript-eslint/no-unsafe-enum-assignment -- the same numbers
+  const code = spec.code as number as Code;
+  return new ConnectError(spec.message, code, undefined, details);
+}
+
+/**
+ * Answers a call refused at its headers without reading its body, in the
+ * protocol its content type names, through connect's own serializers; then
+ * the connection closes, so the unread body goes with it.
+ */
+function refuse(req: IncomingMessage, res: ServerResponse, error: ConnectError): void {
+  const contentType = req.headers["content-type"] ?? "";
+  res.setHeader("connection", "close");
+  if (contentType.startsWith("application/grpc-web")) {
+    const headers = setTrailerStatus(new Headers({ "content-type": contentType }), error);
+    res.writeHead(200, Object.fromEntries(headers));
+    res.end();
+  } else if (contentType.startsWith("application/connect+")) {
+    const end = new TextEncoder().encode(JSON.stringify(endStreamToJson(new Headers(), error, undefined)));
+    res.writeHead(200, { "content-type": contentType });
+    res.end(encodeEnvelope(endStreamFlag, end));
+  } else {
+    res.writeHead(codeToHttpStatus(error.code), { "content-type": "application/json" });
+    res.end(errorToJsonBytes(error, undefined));
+  }
+}
+
+function notFound(_req: IncomingMessage, res: ServerResponse): void {
+  res.writeHead(404, { "content-type": "text/plain; charset=utf-8" });
+  res.end("not found\n");
+}
+
+/** The SessionRegistry method a request path names; undefined for any other path. */
+function registryMethod(url: string): RpcMethod | undefined {
+  const path = url.split("?", 1)[0]!;
+  if (!path.startsWith(REGISTRY_PATH_PREFIX)) return undefined;
+  const name = path.slice(REGISTRY_PATH_PREFIX.length);
+  return Object.hasOwn(REQUIRED_ROLE, name) ? (name as RpcMethod) : undefined;
+}
+
+function nodeHeaders(req: IncomingMessage): HeaderSource {
+  return {
+    get: (key) => {
+      const value = req.headers[key.toLowerCase()];
+      return value === undefined ? [] : Array.isArray(value) ? value : [value];
+    },
+  };
+}
+
+function fetchHeaders(headers: Headers): HeaderSource {
+  return {
+    get: (key) => {
+      const value = headers.get(key);
+      return value === null ? [] : [value];
+    },
+  };
+}
+
+function peerOf(req: IncomingMessage): string {
+  const { remoteAddress, remotePort } = req.socket;
+  return remoteAddress === undefined ? "unknown" : `${remoteAddress.includes(":") ? `[${remoteAddress}]` : remoteAddress}:${remotePort}`;
+}

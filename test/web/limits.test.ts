@@ -1,0 +1,186 @@
+/**
+ * The HTTP door under the daemon's rules beyond single calls: https with the
+ * gRPC listener's TLS files, metrics for its calls, shutdown ending its
+ * watches within the grace, a watcher too slow to read, a stalled request,
+ * and the connection cap.
+ */
+import { connect } from "node:net";
+import { request as httpsRequest } from "node:https";
+
+import { expect } from "chai";
+
+import { makeTestCerts, type TestCerts } from "../daemon/certs.js";
+import { startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
+
+const SERVICE = "sessionregistry.v1.SessionRegistry";
+
+function envelope(body: unknown): Uint8Array {
+  const json = new TextEncoder().encode(JSON.stringify(body));
+  const out = new Uint8Array(5 + json.length);
+  new DataView(out.buffer).setUint32(1, json.length);
+  out.set(json, 5);
+  return out;
+}
+
+/** The end-of-stream message of a Connect JSON stream, once the server ends it. */
+async function streamEnd(res: Response): Promise<{ error?: { code: string; details?: { debug?: { reason?: string } }[] } }> {
+  const bytes = new Uint8Array(await res.arrayBuffer());
+  let at = 0;
+  for (;;) {
+    const flags = bytes[at]!;
+    const length = new DataView(bytes.buffer, bytes.byteOffset + at + 1).getUint32(0);
+    const data = new TextDecoder().decode(bytes.subarray(at + 5, at + 5 + length));
+    at += 5 + length;
+    if (flags & 2) return JSON.parse(data) as { error?: { code: string } };
+  }
+}
+
+describe("the HTTP door's limits", function () {
+  this.timeout(30_000);
+
+  describe("with TLS files", () => {
+    let certs: TestCerts;
+    let d: TestDaemon;
+    before(async () => {
+      certs = await makeTestCerts();
+      d = await startTestDaemon({ http: true, config: { tlsCert: certs.server.certPath, tlsKey: certs.server.keyPath } });
+    });
+    after(async () => {
+      await d.stop();
+      await certs.remove();
+    });
+
+    it("serves https with the same certificate as gRPC", async () => {
+      expect(d.daemon.httpUrl).to.match(/^https:\/\/127\.0\.0\.1:\d+$/);
+      const url = new URL(`${d.daemon.httpUrl!}/${SERVICE}/GetServerInfo`);
+      const body = await new Promise<string>((resolve, reject) => {
+        const req = httpsRequest(url, { method: "POST", ca: certs.ca.cert, headers: { "content-type": "application/json" } }, (res) => {
+          let text = "";
+          res.setEncoding("utf8").on("data", (chunk: string) => (text += chunk));
+          res.on("end", () => resolve(text));
+        });
+        req.on("error", reject);
+        req.end("{}");
+      });
+      expect(JSON.parse(body)).to.include({ store: "memory" });
+    });
+  });
+
+  describe("on a plaintext daemon with metrics", () => {
+    let d: TestDaemon;
+    before(async () => {
+      d = await startTestDaemon({
+        http: true,
+        config: { metricsListen: "127.0.0.1:0", requestTimeoutMs: 500, maxConnections: 4, watchQueue: 1, shutdownGraceMs: 5000 },
+      });
+    });
+    after(async () => {
+      await d.stop();
+    });
+
+    it("counts its calls in the same metrics as gRPC's", async () => {
+      await fetch(`${d.daemon.httpUrl!}/${SERVICE}/GetTable`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: '{"table":"nope"}',
+      });
+      const text = await (await fetch(`http://${d.daemon.metricsAddress!}/metrics`)).text();
+      expect(text).to.match(/session_registry_rpcs_total\{method="GetTable",code="NOT_FOUND"\} 1/);
+    });
+
+    it("ends a stalled request within --request-timeout and keeps serving", async () => {
+      const { port } = new URL(d.daemon.httpUrl!);
+      const socket = connect(Number(port), "127.0.0.1");
+      // Flowing, so that the server's close reaches 'close' here.
+      socket.resume();
+      socket.write(`POST /${SERVICE}/List HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{`);
+      const started = Date.now();
+      await new Promise<void>((resolve) => socket.on("close", () => resolve()).on("error", () => resolve()));
+      expect(Date.now() - started).to.be.lessThan(5000);
+      const ok = await fetch(`${d.daemon.httpUrl!}/${SERVICE}/List`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: "{}",
+      });
+      expect(ok.status).to.equal(200);
+    });
+
+    it("ends a watcher that does not read as WATCHER_TOO_SLOW", async () => {
+      const { port } = new URL(d.daemon.httpUrl!);
+      // A client that sends its Watch and never reads: the socket's buffers fill, then the bounded queue.
+      const socket = connect(Number(port), "127.0.0.1");
+      socket.pause();
+      const body = envelope({});
+      socket.write(
+        `POST /${SERVICE}/Watch HTTP/1.1\r\nhost: x\r\ncontent-type: application/connect+json\r\ncontent-length: ${body.length}\r\n\r\n`,
+      );
+      socket.write(body);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const metadata = { a: "x".repeat(4000), b: "y".repeat(4000), c: "z".repeat(4000) };
+      for (let i = 0; i < 400; i++) {
+        await fetch(`${d.daemon.httpUrl!}/${SERVICE}/Register`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ session: { id: `s${i}`, projectPath: `/slow/${i}`, metadata, ttl: "60s" } }),
+        }).then((r) => r.text());
+        await fetch(`${d.daemon.httpUrl!}/${SERVICE}/Remove`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ id: `s${i}` }),
+        }).then((r) => r.text());
+        if (i % 50 === 49) {
+          const text = await (await fetch(`http://${d.daemon.metricsAddress!}/metrics`)).text();
+          if (/rpcs_total\{method="Watch",code="RESOURCE_EXHAUSTED"\} 1/.test(text)) break;
+        }
+      }
+      const text = await (await fetch(`http://${d.daemon.metricsAddress!}/metrics`)).text();
+      expect(text).to.match(/session_registry_rpcs_total\{method="Watch",code="RESOURCE_EXHAUSTED"\} 1/);
+      expect(text).to.match(/session_registry_rejections_total\{[^}]*reason="WATCHER_TOO_SLOW"[^}]*\} 1/);
+      socket.destroy();
+    });
+
+    it("closes connections past --max-connections as they arrive, and serves again once they close", async () => {
+      const { port } = new URL(d.daemon.httpUrl!);
+      // Six raw connections on a cap of four (fetch's pooled ones count too): at least two are closed unserved.
+      const sockets = Array.from({ length: 6 }, () => connect(Number(port), "127.0.0.1"));
+      const closed = await Promise.all(
+        sockets.map(
+          (s) =>
+            new Promise<boolean>((resolve) => {
+              const timer = setTimeout(() => resolve(false), 500);
+              s.on("close", () => {
+                clearTimeout(timer);
+                resolve(true);
+              });
+              s.on("error", () => undefined);
+            }),
+        ),
+      );
+      expect(closed.filter((c) => c).length).to.be.at.least(2);
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const ok = await fetch(`${d.daemon.httpUrl!}/${SERVICE}/List`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: "{}",
+      });
+      expect(ok.status).to.equal(200);
+    });
+
+    it("ends open watches with UNAVAILABLE (SHUTTING_DOWN) at shutdown, well within the grace", async () => {
+      const res = await fetch(`${d.daemon.httpUrl!}/${SERVICE}/Watch`, {
+        method: "POST",
+        headers: { "content-type": "application/connect+json" },
+        body: envelope({}),
+      });
+      const ended = streamEnd(res);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const started = Date.now();
+      await d.stop();
+      expect(Date.now() - started).to.be.lessThan(3000);
+      const end = await ended;
+      expect(end.error?.code).to.equal("unavailable");
+      expect(end.error?.details?.[0]?.debug?.reason).to.equal("SHUTTING_DOWN");
+    });
+  });
+});
