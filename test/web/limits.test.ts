@@ -77,13 +77,16 @@ describe("the HTTP door's limits", function () {
     after(async () => {
       await d.stop();
     });
-
-    it("counts its calls in the same metrics as gRPC's", async () => {
-      await fetch(`${d.daemon.httpUrl!}/${SERVICE}/GetTable`, {
+    /** A Connect JSON call; resolves once its whole answer is read. */
+    const post = (method: string, body: unknown) =>
+      fetch(`${d.daemon.httpUrl!}/${SERVICE}/${method}`, {
         method: "POST",
         headers: { "content-type": "application/json" },
-        body: '{"table":"nope"}',
-      });
+        body: JSON.stringify(body),
+      }).then(async (res) => ({ status: res.status, text: await res.text() }));
+
+    it("counts its calls in the same metrics as gRPC's", async () => {
+      await post("GetTable", { table: "nope" });
       const text = await (await fetch(`http://${d.daemon.metricsAddress!}/metrics`)).text();
       expect(text).to.match(/session_registry_rpcs_total\{method="GetTable",code="NOT_FOUND"\} 1/);
     });
@@ -97,12 +100,7 @@ describe("the HTTP door's limits", function () {
       const started = Date.now();
       await new Promise<void>((resolve) => socket.on("close", () => resolve()).on("error", () => resolve()));
       expect(Date.now() - started).to.be.lessThan(5000);
-      const ok = await fetch(`${d.daemon.httpUrl!}/${SERVICE}/List`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: "{}",
-      });
-      expect(ok.status).to.equal(200);
+      expect((await post("List", {})).status).to.equal(200);
     });
 
     it("ends a watcher that does not read as WATCHER_TOO_SLOW", async () => {
@@ -118,16 +116,8 @@ describe("the HTTP door's limits", function () {
       await new Promise((resolve) => setTimeout(resolve, 200));
       const metadata = { a: "x".repeat(4000), b: "y".repeat(4000), c: "z".repeat(4000) };
       for (let i = 0; i < 400; i++) {
-        await fetch(`${d.daemon.httpUrl!}/${SERVICE}/Register`, {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify({ session: { id: `s${i}`, projectPath: `/slow/${i}`, metadata, ttl: "60s" } }),
-        }).then((r) => r.text());
-        await fetch(`${d.daemon.httpUrl!}/${SERVICE}/Remove`, {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify({ id: `s${i}` }),
-        }).then((r) => r.text());
+        await post("Register", { session: { id: `s${i}`, projectPath: `/slow/${i}`, metadata, ttl: "60s" } });
+        await post("Remove", { id: `s${i}` });
         if (i % 50 === 49) {
           const text = await (await fetch(`http://${d.daemon.metricsAddress!}/metrics`)).text();
           if (/rpcs_total\{method="Watch",code="RESOURCE_EXHAUSTED"\} 1/.test(text)) break;
@@ -159,12 +149,7 @@ describe("the HTTP door's limits", function () {
       expect(closed.filter((c) => c).length).to.be.at.least(2);
       for (const s of sockets) s.destroy();
       await new Promise((resolve) => setTimeout(resolve, 100));
-      const ok = await fetch(`${d.daemon.httpUrl!}/${SERVICE}/List`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: "{}",
-      });
-      expect(ok.status).to.equal(200);
+      expect((await post("List", {})).status).to.equal(200);
     });
 
     it("ends open watches with UNAVAILABLE (SHUTTING_DOWN) at shutdown, well within the grace", async () => {
