@@ -48,7 +48,7 @@ function replaceLine(proto: string, line: string, by: string): string {
   return lines.join("\n");
 }
 
-/** The body of `message Session { ... }`, the first message of that name. */
+/** The line that opens `message Session`: a new field goes right after it. */
 const SESSION_START = "message Session {";
 
 describe("the contract's breaking-change check", function () {
