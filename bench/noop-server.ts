@@ -37,6 +37,7 @@ server.addService(SessionRegistryService, {
   keepAlive: noop,
   getServerInfo: noop,
   watch: unimplemented,
+  watchTables: unimplemented,
 });
 
 server.bindAsync(listen, grpc.ServerCredentials.createInsecure(), (err, port) => {

@@ -10,7 +10,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { EMPTY_METADATA, type LookupKey, type NewSession, type Session, type SessionPatch, type Table } from "./model.js";
-import type { Store, WatchSink, WatchSubscription } from "./store.js";
+import type { Store, TablesSink, WatchSink, WatchSubscription } from "./store.js";
 import { quote, tableUidMismatch, watcherLimitReached } from "./errors.js";
 import {
   LIMITS,
@@ -277,8 +277,38 @@ export class Registry {
     const tableUid = input.tableUid ?? "";
     checkTableUid(v, "table_uid", tableUid);
     v.throwIfAny();
-    if (this.watchers >= this.maxWatchers) throw watcherLimitReached(this.watchers, this.maxWatchers);
+    // A snapshot is good in any history: the table_uid matters only to a resume.
+    const from = { startRevision, tableUid: startRevision === 0 || tableUid === "" ? undefined : tableUid };
+    return this.holdingSlot((release) =>
+      this.store.watch(table, from, {
+        snapshot: (sessions, revision, uid) => sink.snapshot(sessions, revision, uid),
+        event: (event) => sink.event(event),
+        end: (error) => {
+          release();
+          sink.end(error);
+        },
+      }),
+    );
+  }
 
+  /** Starts a tables watch (see TablesSink), within the same watcher limit as `watch`, held the same way. */
+  watchTables(sink: TablesSink): Promise<WatchSubscription> {
+    return this.holdingSlot((release) =>
+      this.store.watchTables({
+        snapshot: (tables) => sink.snapshot(tables),
+        changed: (table) => sink.changed(table),
+        deleted: (name) => sink.deleted(name),
+        end: (error) => {
+          release();
+          sink.end(error);
+        },
+      }),
+    );
+  }
+
+  /** Takes a watcher slot (or refuses WATCHER_LIMIT_REACHED) for the subscription `start` makes; `release` gives it back, once. */
+  private async holdingSlot(start: (release: () => void) => Promise<WatchSubscription>): Promise<WatchSubscription> {
+    if (this.watchers >= this.maxWatchers) throw watcherLimitReached(this.watchers, this.maxWatchers);
     this.watchers++;
     let held = true;
     const release = () => {
@@ -288,16 +318,7 @@ export class Registry {
       }
     };
     try {
-      // A snapshot is good in any history: the table_uid matters only to a resume.
-      const from = { startRevision, tableUid: startRevision === 0 || tableUid === "" ? undefined : tableUid };
-      const subscription = await this.store.watch(table, from, {
-        snapshot: (sessions, revision, uid) => sink.snapshot(sessions, revision, uid),
-        event: (event) => sink.event(event),
-        end: (error) => {
-          release();
-          sink.end(error);
-        },
-      });
+      const subscription = await start(release);
       return {
         cancel: () => {
           release();

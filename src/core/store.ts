@@ -37,6 +37,25 @@ export interface WatchSink {
   end(error: RegistryError): void;
 }
 
+/**
+ * Where a store delivers the tables watch's messages: the same rules as
+ * WatchSink (synchronous, never after `end`, must not throw or block).
+ * After the snapshot, a table's states arrive in the order they were
+ * reached; a store may skip states between two it delivers, never deliver
+ * one older than the last, and delivers `deleted` only for a table it
+ * delivered before (in the snapshot or `changed`).
+ */
+export interface TablesSink {
+  /** Once, first: every table now, in name order. */
+  snapshot(tables: Table[]): void;
+  /** A table was created, or its count, revision or history changed: its state now. */
+  changed(table: Table): void;
+  /** A table was deleted. */
+  deleted(name: string): void;
+  /** The store ended the watch: UNAVAILABLE when the store closes. */
+  end(error: RegistryError): void;
+}
+
 /** Things a store reports that no call asked for; the daemon turns them into metrics and logs. */
 export interface StoreObserver {
   /** A session's ttl ran out and the store removed it (watchers got EXPIRED). */
@@ -147,6 +166,9 @@ export interface Store {
    * TABLE_UID_MISMATCH when a new history of the table is already there.
    */
   watch(table: string, start: WatchStart, sink: WatchSink): Promise<WatchSubscription>;
+
+  /** Starts a tables watch: sink.snapshot of every table, then their changes (see TablesSink). */
+  watchTables(sink: TablesSink): Promise<WatchSubscription>;
 
   /**
    * Releases the store's resources. Open watches end with UNAVAILABLE.

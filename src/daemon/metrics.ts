@@ -9,7 +9,7 @@
  *   tables                          gauge    tables held
  *   table_sessions{table}           gauge    sessions open per table
  *   table_max_sessions{table}       gauge    each table's session limit
- *   active_watchers                 gauge    Watch streams open
+ *   active_watchers                 gauge    Watch and WatchTables streams open
  *   max_watchers                    gauge    the daemon's watcher limit
  *   rpcs_total{method,code}         counter  calls by how they ended (code: OK, NOT_FOUND, ...)
  *   rpc_duration_seconds{method}    histogram  unary call latency, from arrival to answer
@@ -141,7 +141,7 @@ export function createMetrics(registry: Registry, budget?: MemoryBudget, build: 
   });
   new Gauge({
     name: name("active_watchers"),
-    help: "Watch streams open now.",
+    help: "Watch and WatchTables streams open now.",
     registers,
     collect() {
       this.set(registry.activeWatchers);
@@ -149,7 +149,7 @@ export function createMetrics(registry: Registry, budget?: MemoryBudget, build: 
   });
   new Gauge({
     name: name("max_watchers"),
-    help: "The most Watch streams the daemon allows open at once.",
+    help: "The most Watch and WatchTables streams the daemon allows open at once.",
     registers,
     collect() {
       this.set(registry.maxWatchers);

@@ -8,12 +8,12 @@
  *     write    hook-5d1e7a2b9c3f4e6a8b0c1d2e3f4a   default agents
  *     read     dash-0a1b2c3d4e5f60718293a4b5c6d7
  *
- * Roles nest: `read` may call GetTable, ListTables, Lookup, List, Watch and
- * GetServerInfo;
+ * Roles nest: `read` may call GetTable, ListTables, Lookup, List, Watch,
+ * WatchTables and GetServerInfo;
  * `write` also Register, Update, Remove and KeepAlive; `admin` also
  * CreateTable and DeleteTable. Tables, when given, restrict a token to them
- * (a request's empty table is `default`). ListTables stays allowed to a
- * restricted token and answers with its tables only.
+ * (a request's empty table is `default`). ListTables and WatchTables stay
+ * allowed to a restricted token and show its tables only.
  *
  * A call is checked in this order, before its request is validated: a token
  * must be present and known (else UNAUTHENTICATED), its role must cover the
@@ -57,6 +57,7 @@ export type RpcMethod =
   | "Update"
   | "Remove"
   | "Watch"
+  | "WatchTables"
   | "KeepAlive"
   | "GetServerInfo";
 
@@ -67,6 +68,7 @@ export const REQUIRED_ROLE: Readonly<Record<RpcMethod, Role>> = {
   Lookup: "read",
   List: "read",
   Watch: "read",
+  WatchTables: "read",
   GetServerInfo: "read",
   Register: "write",
   Update: "write",
@@ -75,6 +77,11 @@ export const REQUIRED_ROLE: Readonly<Record<RpcMethod, Role>> = {
   CreateTable: "admin",
   DeleteTable: "admin",
 };
+
+/** Server-streaming methods: their calls are not timed (a stream's length is the client's). */
+export function isStreaming(method: RpcMethod): boolean {
+  return method === "Watch" || method === "WatchTables";
+}
 
 const RANK: Readonly<Record<Role, number>> = { read: 0, write: 1, admin: 2 };
 

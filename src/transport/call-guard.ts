@@ -45,7 +45,7 @@ import { Metadata, ServerInterceptingCall, status, type ServerInterceptor, type 
 import { RegistryError } from "../core/errors.js";
 import { IntervalLog } from "../core/interval-log.js";
 import type { Logger } from "../core/logger.js";
-import { REQUIRED_ROLE, type Authorizer, type RpcMethod } from "./auth.js";
+import { REQUIRED_ROLE, isStreaming, type Authorizer, type RpcMethod } from "./auth.js";
 import { refuseCaller } from "./calls.js";
 import { outcomeOf, toServiceError, type RpcRecorder } from "./status.js";
 
@@ -130,7 +130,7 @@ export class CallGuard {
       const connection = call.getConnectionInfo();
       const key = `${connection.remoteAddress ?? ""}|${connection.remotePort ?? ""}`;
       options.callStarted?.(connection);
-      const startedAt = method !== undefined && method !== "Watch" ? performance.now() : undefined;
+      const startedAt = method !== undefined && !isStreaming(method) ? performance.now() : undefined;
       let reading = false;
       let admit: (() => void) | undefined;
       let timer: NodeJS.Timeout | undefined;

@@ -2,7 +2,7 @@
  * What a SessionRegistry call does whatever wire it came over: which
  * Registry call each method makes and which ids it logs, the caller's
  * authentication and authorization, how the outcome is logged and counted,
- * and the Watch streams. The wire adapters (./service.ts for gRPC,
+ * and the Watch and WatchTables streams. The wire adapters (./service.ts for gRPC,
  * ./connect/ for HTTP) decode a request into the generated messages, hand it
  * here, and put the outcome on their wire: a rule lives here once.
  *
@@ -21,7 +21,7 @@ import type { Logger } from "../core/logger.js";
 import { resolveTable, type Registry } from "../core/registry.js";
 import type { ServerInfoSource } from "../core/server-info.js";
 import type * as pb from "../gen/sessionregistry/v1/session_registry.js";
-import type { Authorizer, HeaderSource, Principal, RpcMethod } from "./auth.js";
+import { isStreaming, type Authorizer, type HeaderSource, type Principal, type RpcMethod } from "./auth.js";
 import { MalformedRequest } from "./codecs.js";
 import { toProtoSession, toProtoTable } from "./convert.js";
 import { clipForLog } from "./log-fields.js";
@@ -35,6 +35,7 @@ import {
   type RpcRecorder,
   type StatusSpec,
 } from "./status.js";
+import { TablesStreams } from "./tables-stream.js";
 import { WatchStreams, type WatchCall } from "./watch-stream.js";
 
 /** The ids a log line may carry about a call; never whole payloads. */
@@ -100,6 +101,7 @@ export interface CallsOptions {
 
 export class RegistryCalls {
   readonly watches: WatchStreams;
+  readonly tableWatches: TablesStreams;
   private readonly authorizer: Authorizer | undefined;
   private readonly metrics: RpcRecorder | undefined;
   private readonly methods: MethodTable;
@@ -123,11 +125,37 @@ export class RegistryCalls {
         : {}),
       ...(this.metrics !== undefined ? { metrics: this.metrics } : {}),
     });
+    this.tableWatches = new TablesStreams(registry, log, {
+      malformed: (request) => (request instanceof MalformedRequest ? request.error() : undefined),
+      ...(authorizer !== undefined
+        ? {
+            authorize: (call: WatchCall<pb.WatchTablesResponse>) =>
+              this.authorize(authorizer, "WatchTables", call.headers, call.request, () => undefined).tables,
+          }
+        : {}),
+      ...(this.metrics !== undefined ? { metrics: this.metrics } : {}),
+    });
   }
 
   /** The Watch handler of every wire. Never throws. */
   watch(call: WatchCall): void {
     this.watches.handle(call);
+  }
+
+  /** The WatchTables handler of every wire. Never throws. */
+  watchTables(call: WatchCall<pb.WatchTablesResponse>): void {
+    this.tableWatches.handle(call);
+  }
+
+  /** Watch and WatchTables streams open now. */
+  get openWatches(): number {
+    return this.watches.size + this.tableWatches.size;
+  }
+
+  /** Ends every open Watch and WatchTables stream with `error`, and any that starts later. */
+  endAllWatches(error: RegistryError): void {
+    this.watches.endAll(error);
+    this.tableWatches.endAll(error);
   }
 
   /**
@@ -184,13 +212,13 @@ export class RegistryCalls {
     if (this.authorizer === undefined) return undefined;
     const refusal = refuseCaller(this.authorizer, method, headers, this.log, peer);
     if (refusal === undefined) return undefined;
-    this.record(method, GRPC_CODE[refusal.code], refusal.reason, method === "Watch" ? undefined : performance.now());
+    this.record(method, GRPC_CODE[refusal.code], refusal.reason, isStreaming(method) ? undefined : performance.now());
     return statusSpecOf(refusal, this.log, { method });
   }
 
   /**
    * Authenticates the call and authorizes its method on its table (empty
-   * means `default`; none for ListTables and GetServerInfo, or when the request did not
+   * means `default`; none for ListTables, WatchTables and GetServerInfo, or when the request did not
    * decode: it is refused as INVALID_ARGUMENT next and touches nothing).
    * Throws UNAUTHENTICATED or PERMISSION_DENIED.
    */

@@ -23,8 +23,6 @@ import type { Registry } from "../core/registry.js";
 import {
   SessionRegistryService as SessionRegistryDefinition,
   type SessionRegistryServer,
-  type WatchRequest,
-  type WatchResponse,
 } from "../gen/sessionregistry/v1/session_registry.js";
 import { RegistryCalls, type CallsOptions, type RequestOf, type ResponseOf, type UnaryMethod } from "./calls.js";
 import { withCodecs } from "./codecs.js";
@@ -47,7 +45,7 @@ export class SessionRegistryService {
 
   /** Watch streams open now, over every wire. */
   get openWatches(): number {
-    return this.calls.watches.size;
+    return this.calls.openWatches;
   }
 
   /**
@@ -57,7 +55,7 @@ export class SessionRegistryService {
    * whole grace period.
    */
   endAllWatches(error: RegistryError): void {
-    this.calls.watches.endAll(error);
+    this.calls.endAllWatches(error);
   }
 
   addToServer(server: Server): void {
@@ -76,6 +74,7 @@ export class SessionRegistryService {
       update: this.unary("Update"),
       remove: this.unary("Remove"),
       watch: (call) => this.calls.watch(grpcWatchCall(call)),
+      watchTables: (call) => this.calls.watchTables(grpcWatchCall(call)),
       keepAlive: this.unary("KeepAlive"),
       getServerInfo: this.unary("GetServerInfo"),
     };
@@ -119,7 +118,7 @@ export class SessionRegistryService {
 }
 
 /** A grpc-js server stream as a WatchCall. */
-function grpcWatchCall(call: ServerWritableStream<WatchRequest, WatchResponse>): WatchCall {
+function grpcWatchCall<Req, Res>(call: ServerWritableStream<Req, Res>): WatchCall<Res> {
   return {
     request: call.request,
     headers: call.metadata,

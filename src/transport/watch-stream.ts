@@ -45,10 +45,11 @@ import { clipForLog } from "./log-fields.js";
 
 /**
  * One Watch call as a wire adapter presents it (service.ts for gRPC,
- * connect/ for HTTP): a stream of generated WatchResponse messages with
- * backpressure, and a way to end it with a status.
+ * connect/ for HTTP): a stream of generated messages (WatchResponse, or
+ * WatchTablesResponse for WatchTables) with backpressure, and a way to end
+ * it with a status.
  */
-export interface WatchCall {
+export interface WatchCall<M = WatchResponse> {
   /** The decoded WatchRequest, or what the adapter's decoder made of bad bytes (see WatchStreamsOptions.malformed). */
   readonly request: unknown;
   readonly headers: HeaderSource;
@@ -59,7 +60,7 @@ export interface WatchCall {
   /** Whether nothing more can be sent: the client ended it, or the stream is closed or failed. */
   isClosed(): boolean;
   /** Hands a message to the wire; false when it pushes back: wait for `drain` before the next. */
-  write(message: WatchResponse): boolean;
+  write(message: M): boolean;
   /** Sends the response headers now, before any message (where the wire can). */
   sendHeaders(): void;
   /** Ends the stream with this error status, after the messages already written. */
@@ -69,6 +70,40 @@ export interface WatchCall {
    * on, and `drain` when write may be called again; returns what stops them.
    */
   listen(handlers: { gone: () => void; drain: () => void }): () => void;
+}
+
+/**
+ * What ending a stream does once the stream has dropped its own state, for
+ * Watch and WatchTables alike: cancels the store's subscription, ends the
+ * call with `error`'s status (none when undefined: the client left), and
+ * logs and counts how it ended. Never throws.
+ */
+export function endStream(
+  call: WatchCall<unknown>,
+  subscription: WatchSubscription | undefined,
+  error: unknown,
+  { log, metrics, fields }: { log: Logger; metrics: RpcRecorder | undefined; fields: { method: "Watch" | "WatchTables"; table?: string } },
+): void {
+  try {
+    subscription?.cancel();
+  } catch (err) {
+    log.error({ ...fields, err }, "cancelling the subscription failed");
+  }
+  if (error !== undefined && !call.isClosed()) {
+    try {
+      call.fail(statusSpecOf(error, log, fields));
+    } catch (err) {
+      log.error({ ...fields, err }, "ending the stream failed");
+    }
+  }
+  // Like a unary call's, a watch the client already left counts as CANCELLED, whatever ended it here.
+  const outcome = error === undefined || call.isCancelled() ? { code: status.CANCELLED, reason: undefined } : outcomeOf(error);
+  log.debug({ ...fields, reason: outcome.reason ?? "CANCELLED" }, "watch ended");
+  try {
+    metrics?.rpcEnded(fields.method, outcome.code, outcome.reason, undefined);
+  } catch (err) {
+    log.error({ method: fields.method, err }, "recording metrics failed");
+  }
 }
 
 const EVENT_TYPES: Readonly<Record<CoreEventType, EventType>> = {
@@ -325,30 +360,8 @@ class WatchStream implements WatchSink {
     this.unlisten();
     const subscription = this.subscription;
     this.subscription = undefined;
-    try {
-      subscription?.cancel();
-    } catch (err) {
-      this.log.error({ method: "Watch", table: this.table, err }, "cancelling the subscription failed");
-    }
     this.onFinished(this);
-
-    if (error !== undefined && !this.call.isClosed()) {
-      try {
-        this.call.fail(statusSpecOf(error, this.log, { method: "Watch", table: this.table }));
-      } catch (err) {
-        this.log.error({ method: "Watch", table: this.table, err }, "ending the stream failed");
-      }
-    }
-    // Like a unary call's, a watch the client already left counts as CANCELLED, whatever ended it here.
-    const outcome = error === undefined || this.call.isCancelled() ? { code: status.CANCELLED, reason: undefined } : outcomeOf(error);
-    this.log.debug({ method: "Watch", table: this.table, reason: outcome.reason ?? "CANCELLED" }, "watch ended");
-    if (this.metrics !== undefined) {
-      try {
-        this.metrics.rpcEnded("Watch", outcome.code, outcome.reason, undefined);
-      } catch (err) {
-        this.log.error({ method: "Watch", err }, "recording metrics failed");
-      }
-    }
+    endStream(this.call, subscription, error, { log: this.log, metrics: this.metrics, fields: { method: "Watch", table: this.table } });
   }
 
   /**

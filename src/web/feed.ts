@@ -7,115 +7,53 @@
  * keeps a session the daemon no longer has. Free of the DOM.
  */
 import { EventType, type Session, type WatchRequest, type WatchResponse } from "../gen/sessionregistry/v1/session_registry_pb.js";
-import { Code, failure, type Failure } from "./failure.js";
+import { Code, type Failure } from "./failure.js";
+import { LiveStream, refusedForGood, type Recovery } from "./live.js";
 
 /** The part of the client the feed uses. */
 export interface Watcher {
   watch(request: Partial<WatchRequest>, options: { signal: AbortSignal }): AsyncIterable<WatchResponse>;
 }
 
-export type FeedState =
-  /** Waiting for the first message of a stream. */
-  | { kind: "connecting" }
-  /** Streaming: what the feed holds is the table at `revision`. */
-  | { kind: "live" }
-  /** The stream dropped; `retryAt` (epoch ms) is the next attempt. What the feed holds may be stale. */
-  | { kind: "disconnected"; retryAt: number; failure: Failure }
-  /** The daemon refused for good (table deleted, token missing or refused): the feed stops. */
-  | { kind: "stopped"; failure: Failure };
-
-const RETRY_FIRST_MS = 250;
-const RETRY_MAX_MS = 5000;
-
-export class TableFeed {
+export class TableFeed extends LiveStream<WatchResponse> {
   /** The table's sessions, oldest first (a Map keeps the snapshot's order and appends new ones). */
   readonly sessions = new Map<string, Session>();
   revision = 0n;
   tableUid = "";
-  state: FeedState = { kind: "connecting" };
-  private readonly abort = new AbortController();
-  private retryTimer: ReturnType<typeof setTimeout> | undefined;
-  private wake: (() => void) | undefined;
 
   constructor(
     private readonly client: Watcher,
     readonly table: string,
-    /** Called after every change of the sessions or the state. */
-    private readonly changed: () => void,
+    changed: () => void,
   ) {
-    void this.run();
+    super(changed);
+    this.start();
   }
 
-  stop(): void {
-    this.abort.abort();
-    clearTimeout(this.retryTimer);
-    this.wake?.();
-  }
-
-  /** Retries now instead of at the backoff's time (the user asked, or the network came back). */
-  retryNow(): void {
-    this.wake?.();
-  }
-
-  /** Read through a call: the checker would take the loop's test as still holding after an await. */
-  private stopped(): boolean {
-    return this.abort.signal.aborted;
-  }
-
-  private set(state: FeedState): void {
-    this.state = state;
-    this.changed();
-  }
-
-  private async run(): Promise<void> {
-    let delay = RETRY_FIRST_MS;
-    const signal = this.abort.signal;
-    while (!signal.aborted) {
-      const resuming = this.revision > 0n;
-      const request: Partial<WatchRequest> = resuming
+  protected open(signal: AbortSignal): AsyncIterable<WatchResponse> {
+    const request: Partial<WatchRequest> =
+      this.revision > 0n
         ? { table: this.table, startRevision: this.revision + 1n, tableUid: this.tableUid }
         : { table: this.table, startRevision: 0n };
-      try {
-        for await (const message of this.client.watch(request, { signal })) {
-          this.apply(message);
-          delay = RETRY_FIRST_MS;
-          if (this.state.kind !== "live") this.state = { kind: "live" };
-          this.changed();
-        }
-        // The daemon ended the stream (it is shutting down): resume as after a drop.
-        if (this.stopped()) return;
-        await this.backoff(delay, { code: Code.Unavailable, reason: "", metadata: {}, message: "the stream ended" });
-      } catch (err) {
-        if (this.stopped()) return;
-        const f = failure(err);
-        switch (f.reason) {
-          case "TABLE_UID_MISMATCH":
-          case "FUTURE_REVISION":
-          case "REVISION_COMPACTED":
-            // Another history, or a position no longer served: start over from a snapshot.
-            this.forget();
-            continue;
-          case "WATCHER_TOO_SLOW": {
-            const resume = BigInt(f.metadata.resume_revision ?? "0");
-            if (resume > 0n) this.revision = resume - 1n;
-            else this.forget();
-            continue;
-          }
-        }
-        if (
-          f.code === Code.NotFound ||
-          f.code === Code.Unauthenticated ||
-          f.code === Code.PermissionDenied ||
-          f.code === Code.InvalidArgument
-        ) {
-          this.forget();
-          this.set({ kind: "stopped", failure: f });
-          return;
-        }
-        await this.backoff(delay, f);
+    return this.client.watch(request, { signal });
+  }
+
+  protected recover(f: Failure): Recovery {
+    switch (f.reason) {
+      case "TABLE_UID_MISMATCH":
+      case "FUTURE_REVISION":
+      case "REVISION_COMPACTED":
+        // Another history, or a position no longer served: start over from a snapshot.
+        this.forget();
+        return "again";
+      case "WATCHER_TOO_SLOW": {
+        const resume = BigInt(f.metadata.resume_revision ?? "0");
+        if (resume > 0n) this.revision = resume - 1n;
+        else this.forget();
+        return "again";
       }
-      delay = Math.min(delay * 2, RETRY_MAX_MS);
     }
+    return f.code === Code.NotFound || refusedForGood(f) ? "stop" : "backoff";
   }
 
   /**
@@ -133,7 +71,7 @@ export class TableFeed {
     this.changed();
   }
 
-  private apply(message: WatchResponse): void {
+  protected apply(message: WatchResponse): void {
     if (message.kind.case === "snapshot") {
       this.sessions.clear();
       for (const s of message.kind.value.sessions) this.sessions.set(s.id, s);
@@ -149,21 +87,9 @@ export class TableFeed {
   }
 
   /** Drops everything held: the next stream starts with a snapshot. */
-  private forget(): void {
+  protected forget(): void {
     this.sessions.clear();
     this.revision = 0n;
     this.tableUid = "";
-  }
-
-  private backoff(ms: number, f: Failure): Promise<void> {
-    this.set({ kind: "disconnected", retryAt: Date.now() + ms, failure: f });
-    return new Promise((resolve) => {
-      this.wake = () => {
-        clearTimeout(this.retryTimer);
-        this.wake = undefined;
-        resolve();
-      };
-      this.retryTimer = setTimeout(this.wake, ms);
-    });
   }
 }

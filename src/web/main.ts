@@ -1,7 +1,7 @@
 /**
- * The live page: the tables with their counts against their limits (kept
- * fresh by a cheap ListTables every few seconds, since a Watch is per
- * table), and the chosen table's sessions kept live by a TableFeed (Watch).
+ * The live page: the tables with their counts against their limits, kept
+ * live by a TablesFeed (WatchTables), and the chosen table's sessions kept
+ * live by a TableFeed (Watch).
  * Read-only unless the user turns on editing; with tokens configured, it asks
  * for one and keeps it in this tab's session storage.
  */
@@ -10,10 +10,8 @@ import { registryClient, token } from "./client.js";
 import { byId, h, setText } from "./dom.js";
 import { Code, failure, type Failure } from "./failure.js";
 import { TableFeed } from "./feed.js";
+import { TablesFeed } from "./tables-feed.js";
 import { countdown, duration, millis, shortUid } from "./format.js";
-
-/** How often the list of tables is read again: one small unary call. */
-const TABLES_EVERY_MS = 2000;
 
 const client = registryClient(location.origin);
 
@@ -35,9 +33,7 @@ const ui = {
 };
 const tbody = ui.sessions.tBodies[0]!;
 
-let tables: Table[] = [];
-let tablesFailure: Failure | undefined;
-let tablesTimer: ReturnType<typeof setTimeout> | undefined;
+let tablesFeed: TablesFeed | undefined;
 let feed: TableFeed | undefined;
 let editing = false;
 let authSeen = token.get() !== null;
@@ -52,29 +48,34 @@ interface TableItem {
 }
 const tableItems = new Map<string, TableItem>();
 
-async function refreshTables(): Promise<void> {
-  clearTimeout(tablesTimer);
-  try {
-    const res = await client.listTables({});
-    tables = res.tables;
-    tablesFailure = undefined;
-    if (feed === undefined) selectTable(tableFromHash() ?? (tables.some((t) => t.name === "default") ? "default" : tables[0]?.name));
-  } catch (err) {
-    tablesFailure = failure(err);
-    if (tablesFailure.code === Code.Unauthenticated) askToken();
-  }
-  renderTables();
-  renderStatus();
-  tablesTimer = setTimeout(() => void refreshTables(), TABLES_EVERY_MS);
+/** (Re)starts the tables' feed, e.g. with a new token. */
+function watchTables(): void {
+  tablesFeed?.stop();
+  tablesFeed = new TablesFeed(client, onTablesChange);
 }
 
-/** The selected table's count comes from its live feed; the others' from the last ListTables. */
+function onTablesChange(): void {
+  const f = tablesFeed;
+  if (f === undefined) return;
+  if (f.state.kind === "stopped" && f.state.failure.code === Code.Unauthenticated) askToken();
+  if (feed === undefined && f.state.kind === "live") {
+    selectTable(tableFromHash() ?? (f.has("default") ? "default" : f.tables[0]?.name));
+  }
+  redraw();
+}
+
+/** The tables the page shows. */
+function tables(): readonly Table[] {
+  return tablesFeed?.tables ?? [];
+}
+
+/** The selected table's count comes from its session feed, the one drawn below; the others' from WatchTables. */
 function countOf(t: Table): number {
   return feed?.table === t.name && feed.state.kind === "live" ? feed.sessions.size : t.sessionCount;
 }
 
 function renderTables(): void {
-  const names = new Set(tables.map((t) => t.name));
+  const names = new Set(tables().map((t) => t.name));
   for (const [name, item] of tableItems) {
     if (!names.has(name)) {
       item.li.remove();
@@ -82,7 +83,7 @@ function renderTables(): void {
     }
   }
   let previous: HTMLLIElement | undefined;
-  for (const t of tables) {
+  for (const t of tables()) {
     let item = tableItems.get(t.name);
     if (item === undefined) {
       const count = h("span", { class: "count" });
@@ -159,7 +160,11 @@ function onFeedChange(): void {
     else if (f.code === Code.NotFound) showNotice(`Table ${feed.table} does not exist (any more).`);
     else showNotice(describe(f));
   }
-  // A snapshot or a burst of events is drawn once, at the next frame.
+  redraw();
+}
+
+/** Draws what changed once, at the next frame, however many messages came. */
+function redraw(): void {
   frame ??= requestAnimationFrame(() => {
     frame = undefined;
     renderSessions();
@@ -197,7 +202,7 @@ function renderSessions(): void {
     if (want !== row.tr) tbody.insertBefore(row.tr, want);
     previous = row.tr;
   }
-  const t = tables.find((x) => x.name === feed?.table);
+  const t = tables().find((x) => x.name === feed?.table);
   setText(ui.heading, feed ? `Sessions of ${feed.table}` : "Sessions");
   const parts: string[] = [];
   if (feed !== undefined) {
@@ -299,17 +304,20 @@ async function reread(s: Session): Promise<void> {
 
 function renderStatus(): void {
   const state = feed?.state;
+  const listed = tablesFeed?.state;
+  const needsToken = (s: typeof state) => s?.kind === "stopped" && s.failure.code === Code.Unauthenticated;
+  const down = state?.kind === "disconnected" ? state : listed?.kind === "disconnected" ? listed : undefined;
   let text: string;
   let kind: string;
-  if (tablesFailure?.code === Code.Unauthenticated || (state?.kind === "stopped" && state.failure.code === Code.Unauthenticated)) {
+  if (needsToken(listed) || needsToken(state)) {
     text = "token needed";
     kind = "warn";
-  } else if (state?.kind === "disconnected") {
-    text = `disconnected · retrying in ${Math.max(0, Math.ceil((state.retryAt - Date.now()) / 1000))}s`;
+  } else if (down !== undefined) {
+    text = `disconnected · retrying in ${Math.max(0, Math.ceil((down.retryAt - Date.now()) / 1000))}s`;
     kind = "down";
-  } else if (tablesFailure !== undefined && tablesFailure.code !== Code.PermissionDenied) {
-    text = "disconnected";
-    kind = "down";
+  } else if (listed?.kind === "connecting" && state === undefined) {
+    text = "connecting…";
+    kind = "warn";
   } else if (state === undefined || state.kind === "live") {
     text = "live";
     kind = "live";
@@ -363,7 +371,7 @@ ui.tokenForm.addEventListener("submit", () => {
   const name = feed?.table ?? tableFromHash();
   feed = undefined;
   selectTable(name);
-  void refreshTables();
+  watchTables();
   void showServer();
 });
 
@@ -382,11 +390,14 @@ window.addEventListener("hashchange", () => {
 });
 
 // Back online or back to the tab: do not wait for the backoff.
-window.addEventListener("online", () => feed?.retryNow());
+window.addEventListener("online", () => {
+  feed?.retryNow();
+  tablesFeed?.retryNow();
+});
 document.addEventListener("visibilitychange", () => {
   if (document.visibilityState === "visible") {
     feed?.retryNow();
-    void refreshTables();
+    tablesFeed?.retryNow();
   }
 });
 
@@ -403,6 +414,6 @@ ui.tokenButton.hidden = !authSeen;
 setEditing(false);
 const initial = tableFromHash();
 if (initial !== undefined) selectTable(initial);
-void refreshTables();
+watchTables();
 void showServer();
 setInterval(tick, 1000);

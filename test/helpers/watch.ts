@@ -1,13 +1,15 @@
 /**
- * A Watch stream over the generated stubs that records every message, for
- * tests that check exactly what went over the wire. Waits are bounded and
- * wait for a condition, never for a time.
+ * Watch and WatchTables streams over the generated stubs that record every
+ * message, for tests that check exactly what went over the wire. Waits are
+ * bounded and wait for a condition, never for a time.
  */
 import type { ClientReadableStream, ServiceError } from "@grpc/grpc-js";
 import {
   EventType,
   type Session,
+  type Table,
   type WatchResponse,
+  type WatchTablesResponse,
   type SessionRegistryClient as GeneratedClient,
 } from "@session-registry/client/gen/sessionregistry/v1/session_registry";
 
@@ -17,17 +19,17 @@ export interface RecordedEvent {
   session: Session;
 }
 
-export class RecordedWatch {
-  readonly messages: WatchResponse[] = [];
+/** A server stream's messages as they arrive, and how it ended. */
+class RecordedStream<M> {
+  readonly messages: M[] = [];
   error: ServiceError | undefined;
   ended = false;
-  /** The call itself, for tests that pause, resume or cancel it. */
-  readonly call: ClientReadableStream<WatchResponse>;
   private waiters: (() => void)[] = [];
 
-  constructor(client: GeneratedClient, table: string, startRevision = 0, tableUid = "") {
-    this.call = client.watch({ table, startRevision, tableUid });
-    this.call.on("data", (m: WatchResponse) => {
+  /** `call` is the call itself, for tests that pause, resume or cancel it. */
+  constructor(readonly call: ClientReadableStream<M>) {
+    this.call.on("data", (m: M) => {
+      this.received(m);
       this.messages.push(m);
       this.wake();
     });
@@ -40,6 +42,59 @@ export class RecordedWatch {
       this.ended = true;
       this.wake();
     });
+  }
+
+  /** Sees each message before it is recorded. */
+  protected received(_message: M): void {
+    // Nothing by default.
+  }
+
+  /** Resolves once `done()` holds; rejects if the stream ends first or `ms` pass. */
+  async until(done: (w: this) => boolean, what: string, ms = 10_000): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!done(this)) {
+      if (this.ended) throw new Error(`stream ended (${this.error?.details ?? "no error"}) before ${what}`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out after ${ms} ms waiting for ${what}; got ${this.messages.length} messages`);
+      await this.wait(left);
+    }
+  }
+
+  /** Resolves with the status the stream ended with (undefined for a clean end). */
+  async ending(ms = 10_000): Promise<ServiceError | undefined> {
+    const deadline = Date.now() + ms;
+    while (!this.ended) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out after ${ms} ms waiting for the stream to end`);
+      await this.wait(left);
+    }
+    return this.error;
+  }
+
+  cancel(): void {
+    this.call.cancel();
+  }
+
+  private wait(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.waiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
+  }
+}
+
+export class RecordedWatch extends RecordedStream<WatchResponse> {
+  constructor(client: GeneratedClient, table: string, startRevision = 0, tableUid = "") {
+    super(client.watch({ table, startRevision, tableUid }));
   }
 
   /** Revisions of the events received so far (snapshots left out). */
@@ -56,49 +111,42 @@ export class RecordedWatch {
     }
     return out;
   }
+}
 
-  /** Resolves once `done()` holds; rejects if the stream ends first or `ms` pass. */
-  async until(done: (w: RecordedWatch) => boolean, what: string, ms = 10_000): Promise<void> {
-    const deadline = Date.now() + ms;
-    while (!done(this)) {
-      if (this.ended) throw new Error(`watch ended (${this.error?.details ?? "no error"}) before ${what}`);
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out after ${ms} ms waiting for ${what}; got ${this.messages.length} messages`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
+/**
+ * A WatchTables stream and the tables it shows: each message applied as a
+ * client must apply it. What no message may do is recorded in `broken`: a
+ * snapshot after the first message, a name both changed and deleted, a
+ * deletion of a table it does not hold, a table of the same history going
+ * back in revision.
+ */
+export class RecordedTables extends RecordedStream<WatchTablesResponse> {
+  readonly tables = new Map<string, Table>();
+  readonly broken: string[] = [];
+
+  constructor(client: GeneratedClient) {
+    super(client.watchTables({}));
+  }
+
+  /** The session count it shows for `table`; undefined when it shows no such table. */
+  count(table: string): number | undefined {
+    return this.tables.get(table)?.sessionCount;
+  }
+
+  protected override received(m: WatchTablesResponse): void {
+    if (m.snapshot !== (this.messages.length === 0)) this.broken.push(`message ${this.messages.length} has snapshot=${m.snapshot}`);
+    if (m.snapshot) this.tables.clear();
+    for (const name of m.deletedTables) {
+      if (m.tables.some((t) => t.name === name)) this.broken.push(`${name} both changed and deleted`);
+      if (!this.tables.delete(name)) this.broken.push(`${name} deleted but not held`);
     }
-  }
-
-  /** Resolves with the status the stream ended with (undefined for a clean end). */
-  async ending(ms = 10_000): Promise<ServiceError | undefined> {
-    const deadline = Date.now() + ms;
-    while (!this.ended) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out after ${ms} ms waiting for the watch to end`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
+    for (const table of m.tables) {
+      const before = this.tables.get(table.name);
+      if (before !== undefined && before.tableUid === table.tableUid && table.revision < before.revision) {
+        this.broken.push(`${table.name} went back from revision ${before.revision} to ${table.revision}`);
+      }
+      this.tables.set(table.name, table);
     }
-    return this.error;
-  }
-
-  cancel(): void {
-    this.call.cancel();
-  }
-
-  private wake(): void {
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const w of waiters) w();
   }
 }
 

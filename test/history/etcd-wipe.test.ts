@@ -17,7 +17,7 @@ import { startEtcd, uniquePrefix, type TestEtcd } from "../helpers/etcd.js";
 import { startGateProxy, type GateProxy } from "../helpers/gate-proxy.js";
 import { startTestDaemon, uniqueName, type TestDaemon } from "../helpers/daemon.js";
 import type { RawRegistry } from "../helpers/raw.js";
-import { RecordedWatch } from "../helpers/watch.js";
+import { RecordedTables, RecordedWatch } from "../helpers/watch.js";
 import { expectOldHistoryRefused, expectReason } from "./history-checks.js";
 import { resyncedTo, startWatcher, WATCHER_KINDS, type FeedWatcher } from "./watchers.js";
 
@@ -29,6 +29,7 @@ describe("History (etcd store): etcd wiped under a running daemon", function () 
   const daemons: TestDaemon[] = [];
   let raw: RawRegistry;
   let rawWatch: RecordedWatch;
+  let tablesWatch: RecordedTables;
   const watchers: FeedWatcher[] = [];
   let old: { revision: number; tableUid: string; id: string };
 
@@ -49,12 +50,18 @@ describe("History (etcd store): etcd wiped under a running daemon", function () 
     const c = a.client();
     await c.createTable({ table });
     const b1 = await c.register({ projectPath: "/b1" }, { table });
+    // Old revisions far past what the wiped etcd reaches in this test: a watch resumed from them would hear nothing.
+    for (let i = 0; i < 40; i++) await c.update({ table, id: b1.id, name: `n${i}` });
     const b2 = await c.register({ projectPath: "/b2" }, { table });
     old = { revision: b2.revision, tableUid: b2.tableUid, id: b1.id };
     rawWatch = new RecordedWatch(raw.client, table);
     for (const kind of WATCHER_KINDS) watchers.push(startWatcher(kind, a.address, table));
     for (const w of watchers) await w.until((x) => x.held().length === 2);
     await rawWatch.until((w) => w.messages.length === 1, "the snapshot");
+    // A second table, which the wipe takes away.
+    await c.createTable({ table: `${table}-gone` });
+    tablesWatch = new RecordedTables(raw.client);
+    await tablesWatch.until((w) => w.tables.has(`${table}-gone`) && w.count(table) === 2, "the tables before the wipe");
 
     proxy.shut();
     await etcd.wipe();
@@ -70,6 +77,8 @@ describe("History (etcd store): etcd wiped under a running daemon", function () 
   after(async () => {
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if before() failed
     rawWatch?.cancel();
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset if before() failed
+    tablesWatch?.cancel();
     for (const w of watchers) await w.close();
     for (const d of daemons) await d.stop();
     await proxy?.close();
@@ -98,5 +107,17 @@ describe("History (etcd store): etcd wiped under a running daemon", function () 
   it("reports one table_uid on every daemon of the etcd store", async () => {
     const uids = await Promise.all(daemons.map(async (d) => (await d.client().getTable(table)).tableUid));
     expect(new Set(uids).size).to.equal(1);
+  });
+
+  it("brings a running tables watch to the tables as they are now: the table made again with its sessions, the other gone", async () => {
+    const now = await daemons[1]!.client().getTable(table);
+    await tablesWatch.until((w) => w.tables.get(table)?.tableUid === now.tableUid && w.count(table) === 3, "the table made again", 60_000);
+    await tablesWatch.until((w) => !w.tables.has(`${table}-gone`), "the table the wipe took away", 60_000);
+    expect([...tablesWatch.tables.keys()].sort()).to.deep.equal(["default", table]);
+    // And it goes on live, though etcd's revisions are now below those it had seen.
+    await daemons[1]!.client().register({ projectPath: "/w4" }, { table });
+    await tablesWatch.until((w) => w.count(table) === 4, "a session registered after the wipe");
+    expect(tablesWatch.ended).to.equal(false);
+    expect(tablesWatch.broken).to.deep.equal([]);
   });
 });

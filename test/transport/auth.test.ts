@@ -153,18 +153,22 @@ const CALLS: Record<RpcMethod, (c: GeneratedClient, md: grpc.Metadata, s: CaseSt
   KeepAlive: (c, md, s) => promised((cb) => c.keepAlive({ table: "alpha", id: s.sessionId }, md, cb)),
   GetServerInfo: (c, md) => promised((cb) => c.getServerInfo({}, md, cb)),
   // A watch is allowed once its first message (the snapshot) arrives; then the client cancels it.
-  Watch: (c, md) =>
-    new Promise((resolve, reject) => {
-      const stream = c.watch({ table: "alpha", startRevision: 0, tableUid: "" }, md);
-      stream.on("data", () => {
-        stream.cancel();
-        resolve(undefined);
-      });
-      stream.on("error", (err: grpc.ServiceError) => {
-        if (err.code !== grpc.status.CANCELLED) reject(err);
-      });
-    }),
+  Watch: (c, md) => firstMessage(c.watch({ table: "alpha", startRevision: 0, tableUid: "" }, md)),
+  WatchTables: (c, md) => firstMessage(c.watchTables({}, md)),
 };
+
+/** Resolves with a stream's first message, then cancels the stream. */
+function firstMessage<T>(stream: grpc.ClientReadableStream<T>): Promise<T> {
+  return new Promise((resolve, reject) => {
+    stream.on("data", (message: T) => {
+      stream.cancel();
+      resolve(message);
+    });
+    stream.on("error", (err: grpc.ServiceError) => {
+      if (err.code !== grpc.status.CANCELLED) reject(err);
+    });
+  });
+}
 
 type Caller = "no token" | "bad token" | Role | "wrong table" | "right table";
 
@@ -191,9 +195,9 @@ function expectedCode(method: RpcMethod, caller: Caller): "OK" | "UNAUTHENTICATE
     case "bad token":
       return "UNAUTHENTICATED";
     case "wrong table":
-      // ListTables names no table: allowed, and answers with the token's tables only.
+      // ListTables and WatchTables name no table: allowed, and show the token's tables only.
       // GetServerInfo names none either, and says nothing about any table.
-      return method === "ListTables" || method === "GetServerInfo" ? "OK" : "PERMISSION_DENIED";
+      return method === "ListTables" || method === "WatchTables" || method === "GetServerInfo" ? "OK" : "PERMISSION_DENIED";
     case "right table":
       return RANK.write >= RANK[REQUIRED_ROLE[method]] ? "OK" : "PERMISSION_DENIED";
     default:
@@ -396,6 +400,42 @@ describe("auth", () => {
       expect(alpha.tables.map((t) => t.name)).to.deep.equal(["alpha"]);
       const beta = await promised<{ tables: { name: string }[] }>((cb) => client.listTables({}, bearer(TOKENS.betaAdmin), cb));
       expect(beta.tables).to.deep.equal([]);
+    });
+
+    it("streams WatchTables with only the tables a restricted token may use, their changes included", async () => {
+      await prepare();
+      await server.registry.createTable({ table: "gamma", maxSessions: 0 });
+      const all = await firstMessage(client.watchTables({}, bearer(TOKENS.read)));
+      expect(all.tables.map((t) => t.name)).to.include.members(["alpha", "default", "gamma"]);
+      const beta = await firstMessage(client.watchTables({}, bearer(TOKENS.betaAdmin)));
+      expect(beta).to.deep.include({ snapshot: true, tables: [], deletedTables: [] });
+
+      // A change to gamma, then one to alpha: the alpha-only watcher's next message is alpha's alone.
+      const stream = client.watchTables({}, bearer(TOKENS.alphaWriter));
+      const messages: { tables: { name: string; sessionCount: number }[]; deletedTables: string[] }[] = [];
+      const next = () =>
+        new Promise<void>((resolve) => {
+          stream.once("data", (m: (typeof messages)[number]) => {
+            messages.push(m);
+            resolve();
+          });
+        });
+      stream.on("error", () => undefined);
+      await next();
+      expect(messages[0]!.tables.map((t) => t.name)).to.deep.equal(["alpha"]);
+      const changed = next();
+      await server.registry.register({
+        table: "gamma",
+        session: { id: "g1", name: "", projectPath: "/g/1", metadata: new Map(), ttl: undefined },
+      });
+      await server.registry.register({
+        table: "alpha",
+        session: { id: "a-watch", name: "", projectPath: "/a/watch", metadata: new Map(), ttl: undefined },
+      });
+      await changed;
+      stream.cancel();
+      expect(messages[1]!.tables.map((t) => t.name)).to.deep.equal(["alpha"]);
+      expect(messages[1]!.deletedTables).to.deep.equal([]);
     });
 
     it("takes an empty table as `default` before checking a restricted token", async () => {

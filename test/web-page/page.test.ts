@@ -1,7 +1,7 @@
 /**
  * The live page in a real browser (chromium, headless) against a real
- * daemon: it lists the tables, shows a session registered over gRPC within a
- * second and drops it when it expires or is removed, marks a full table,
+ * daemon: it lists the tables and keeps their counts live, shows a session
+ * registered over gRPC within a second and drops it when it expires or is removed, marks a full table,
  * resyncs after the daemon restarts with a new history, and with tokens asks
  * for one and shows a read token's refused Remove. Waits are for what the
  * page shows, never sleeps.
@@ -64,6 +64,26 @@ describe("the live page, in a browser", function () {
     await tableButton(page, "alpha").locator(".count", { hasText: "0 / 3" }).waitFor({ timeout: 5000 });
     await page.locator('button.table[data-table="beta"] .count', { hasText: "1 / 20" }).waitFor({ timeout: 5000 });
     expect(await attributes(page, "button.table", "data-table")).to.deep.equal(["alpha", "beta", "default"]);
+  });
+
+  it("keeps every table's count live from one WatchTables stream, with no polling", async () => {
+    const d = await daemon();
+    const c = d.client();
+    const calls: string[] = [];
+    page.on("request", (req) => calls.push(new URL(req.url()).pathname.split("/").pop()!));
+    await page.goto(d.url);
+    await page.locator("#status", { hasText: "live" }).waitFor({ timeout: 5000 });
+    // The page shows table default; these changes are to others.
+    await c.createTable({ table: "other", maxSessions: 4 });
+    await tableButton(page, "other").locator(".count", { hasText: "0 / 4" }).waitFor({ timeout: 1000 });
+    const registered = Date.now();
+    await c.register({ projectPath: "/x" }, { table: "other" });
+    await tableButton(page, "other").locator(".count", { hasText: "1 / 4" }).waitFor({ timeout: 1000 });
+    expect(Date.now() - registered).to.be.below(1000);
+    await c.deleteTable("other", { force: true });
+    await tableButton(page, "other").waitFor({ state: "detached", timeout: 1000 });
+    expect(calls.filter((m) => m === "WatchTables")).to.have.length(1);
+    expect(calls).to.not.include("ListTables");
   });
 
   it("shows a session registered over gRPC within a second, with its fields", async () => {

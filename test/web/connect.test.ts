@@ -40,14 +40,22 @@ async function post(base: string, method: string, body: unknown, headers: Record
   return { status: res.status, json: (text === "" ? {} : JSON.parse(text)) as Record<string, unknown> & ErrorJson };
 }
 
-/** Reads a Connect server stream (JSON): 5-byte envelopes, the last (flag 2) the end of stream. */
-async function watchMessages(base: string, body: unknown, count: number): Promise<{ messages: Record<string, unknown>[]; end?: unknown }> {
+/**
+ * Reads a Connect server stream (JSON): 5-byte envelopes, the last (flag 2)
+ * the end of stream; `received` hears of each message as it arrives.
+ */
+async function watchMessages(
+  base: string,
+  body: unknown,
+  count: number,
+  { method = "Watch", received }: { method?: string; received?: (n: number) => Promise<unknown> } = {},
+): Promise<{ messages: Record<string, unknown>[]; end?: unknown }> {
   const controller = new AbortController();
   const json = new TextEncoder().encode(JSON.stringify(body));
   const envelope = new Uint8Array(5 + json.length);
   new DataView(envelope.buffer).setUint32(1, json.length);
   envelope.set(json, 5);
-  const res = await fetch(`${base}/${SERVICE}/Watch`, {
+  const res = await fetch(`${base}/${SERVICE}/${method}`, {
     method: "POST",
     headers: { "content-type": "application/connect+json" },
     body: envelope,
@@ -65,6 +73,7 @@ async function watchMessages(base: string, body: unknown, count: number): Promis
       buffer = buffer.subarray(5 + length);
       if (flags & 2) return { messages, end: data };
       messages.push(data);
+      await received?.(messages.length);
       if (messages.length === count) {
         controller.abort();
         return { messages };
@@ -138,6 +147,21 @@ describe("the HTTP door (Connect, gRPC-Web)", function () {
     expect(messages[1]).to.nested.include({ "event.type": "EVENT_TYPE_REGISTERED", "event.session.id": "w2" });
     await post(base, "Remove", { id: "w1" });
     await post(base, "Remove", { id: "w2" });
+  });
+
+  it("streams WatchTables: every table, then each change", async () => {
+    await post(base, "CreateTable", { table: "listed", maxSessions: 3 });
+    const { messages } = await watchMessages(base, {}, 3, {
+      method: "WatchTables",
+      received: async (n) => {
+        if (n === 1) await post(base, "Register", { table: "listed", session: { id: "t1", projectPath: "/t/1" } });
+        if (n === 2) await post(base, "DeleteTable", { table: "listed", force: true });
+      },
+    });
+    expect(messages[0]).to.include({ snapshot: true });
+    expect((messages[0]!.tables as { name: string }[]).map((t) => t.name)).to.include.members(["default", "listed"]);
+    expect(messages[1]).to.deep.include({ tables: [{ ...(messages[1]!.tables as object[])[0], name: "listed", sessionCount: 1 }] });
+    expect(messages[2]).to.deep.equal({ deletedTables: ["listed"] });
   });
 
   it("ends a Watch from a revision not yet reached with the same error as gRPC, in the end-of-stream message", async () => {

@@ -102,6 +102,19 @@ export class Keys {
     return { kind: "other" };
   }
 
+  /**
+   * The table whose list entry a change of `key` may change (a table's meta,
+   * its `rev` key or a slot: existence, revision, count), for the tables
+   * watch; undefined for any other key.
+   */
+  listedTableOf(key: string): string | undefined {
+    if (key.startsWith(this.tablesPrefix)) return key.slice(this.tablesPrefix.length) || undefined;
+    const table = this.tableOf(key);
+    if (table === undefined) return undefined;
+    const rest = key.slice(this.allTables.length + table.length + 1);
+    return rest === "rev" || rest.startsWith("slot/") ? table : undefined;
+  }
+
   /** The table a key under `t/` belongs to, for the store-wide watch. */
   tableOf(key: string): string | undefined {
     if (!key.startsWith(this.allTables)) return undefined;

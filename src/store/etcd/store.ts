@@ -15,12 +15,22 @@
  *   watches.ts   Watch calls; watch.ts one watch; events.ts the feed mapping
  *   history.ts   what history etcd still serves (retention, compaction)
  *   expiry.ts    the expiry watch and the table revision bumps after it
+ *   tables-watch.ts  WatchTables: a prefix watch that says what to read again
  *
  * Each room says where the etcd store differs from the memory store, as the
  * README's "Where etcd differs from the memory store" sums up.
  */
 import type { LookupKey, NewSession, Session, SessionPage, SessionPatch, Table } from "../../core/model.js";
-import type { Store, StoreLimits, StoreObserver, WatchSink, WatchStart, WatchSubscription, WriteConditions } from "../../core/store.js";
+import type {
+  Store,
+  StoreLimits,
+  StoreObserver,
+  TablesSink,
+  WatchSink,
+  WatchStart,
+  WatchSubscription,
+  WriteConditions,
+} from "../../core/store.js";
 import { shuttingDown } from "../../core/errors.js";
 import { ExpiryWatch } from "./expiry.js";
 import { HistoryProbes } from "./history.js";
@@ -31,6 +41,7 @@ import { SessionReads } from "./reads.js";
 import { Registrar } from "./register.js";
 import { RequestLeases } from "./requests.js";
 import { Tables } from "./tables.js";
+import { TablesWatch } from "./tables-watch.js";
 import { Watches } from "./watches.js";
 import { SessionWrites } from "./writes.js";
 
@@ -49,6 +60,7 @@ export class EtcdStore implements Store {
   private readonly reads: SessionReads;
   private readonly watches: Watches;
   private readonly expiries: ExpiryWatch;
+  private readonly tablesWatch: TablesWatch;
   private closed = false;
 
   constructor(limits: StoreLimits, options: EtcdStoreOptions) {
@@ -62,6 +74,7 @@ export class EtcdStore implements Store {
     this.reads = new SessionReads(this.kv, this.tables);
     this.watches = new Watches(this.kv, new HistoryProbes(this.kv, limits.watchHistory));
     this.expiries = new ExpiryWatch(this.kv, options.observer);
+    this.tablesWatch = new TablesWatch(this.kv, this.tables);
   }
 
   createTable(name: string, maxSessions: number | undefined): Promise<{ table: Table; created: boolean }> {
@@ -108,6 +121,10 @@ export class EtcdStore implements Store {
     return this.watches.watch(tableName, start, sink);
   }
 
+  watchTables(sink: TablesSink): Promise<WatchSubscription> {
+    return this.tablesWatch.subscribe(sink);
+  }
+
   /**
    * Whether etcd serves this store right now, for the daemon's health: one
    * linearizable Range of one key (so it needs a leader), with a deadline of
@@ -127,7 +144,7 @@ export class EtcdStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const stopping = [...this.watches.endAll(), this.expiries.stop()];
+    const stopping = [...this.watches.endAll(), this.expiries.stop(), this.tablesWatch.stop()];
     // Cancelling needs etcd; an unreachable one must not hold shutdown.
     await Promise.race([Promise.allSettled(stopping), new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
     this.kv.client.close();

@@ -95,6 +95,11 @@ export class Tables {
   }
 
   async list(): Promise<Table[]> {
+    return (await this.listAt()).tables;
+  }
+
+  /** Every table, in byte order of name, as one snapshot at etcd revision `at`. */
+  async listAt(): Promise<{ at: number; tables: Table[] }> {
     const k = this.kv.keys;
     const metas = await this.kv.read([getPrefix(k.tablesPrefix)]);
     const at = metas.header.revision;
@@ -113,7 +118,33 @@ export class Tables {
       });
     }
     // etcd returns keys in byte order, which is the order the contract asks for.
-    return out;
+    return { at: Number(at), tables: out };
+  }
+
+  /** The named tables (undefined: missing) as one snapshot at etcd revision `at`. */
+  async readMany(names: readonly string[]): Promise<{ at: number; tables: Map<string, Table | undefined> }> {
+    const k = this.kv.keys;
+    const tables = new Map<string, Table | undefined>();
+    const perChunk = Math.floor(MAX_TXN_OPS / 3);
+    let at: string | undefined;
+    for (let i = 0; i < names.length || at === undefined; i += perChunk) {
+      const chunk = names.slice(i, i + perChunk);
+      // The first read fixes the revision the others read at.
+      const revision = at === undefined ? {} : { revision: at };
+      const res = await this.kv.read([
+        get(k.tablesEpoch, { count_only: true }),
+        ...chunk.flatMap((name) => [
+          get(k.tableMeta(name), revision),
+          get(k.rev(name), revision),
+          getPrefix(k.slots(name), { count_only: true, ...revision }),
+        ]),
+      ]);
+      at ??= res.header.revision;
+      chunk.forEach((name, j) =>
+        tables.set(name, this.tableFrom(name, first(res, 1 + 3 * j), first(res, 2 + 3 * j), count(res, 3 + 3 * j))),
+      );
+    }
+    return { at: Number(at), tables };
   }
 
   async delete(name: string, force: boolean): Promise<void> {

@@ -41,10 +41,20 @@ import { MemoryBudget, sessionBytes, unlimitedBudget, type Reclaimer } from "../
 import { checkNotFuture, checkSameHistory } from "../../core/history.js";
 import { badPageToken, parseRevisionCursor, revisionCursor } from "../../core/page-token.js";
 import { expiresAt, updatedSession } from "../../core/update.js";
-import type { Store, StoreLimits, StoreObserver, WatchSink, WatchStart, WatchSubscription, WriteConditions } from "../../core/store.js";
+import type {
+  Store,
+  StoreLimits,
+  StoreObserver,
+  TablesSink,
+  WatchSink,
+  WatchStart,
+  WatchSubscription,
+  WriteConditions,
+} from "../../core/store.js";
 import { Expiries } from "./expiry.js";
 import { reclaimOldest, type TableFeed } from "./feed.js";
 import { RequestLog } from "./requests.js";
+import { TablesFeed } from "./tables-feed.js";
 import { MemoryTable, type Entry } from "./table.js";
 
 export interface MemoryStoreOptions {
@@ -75,6 +85,7 @@ export class MemoryStore implements Store, Reclaimer {
     },
   });
   private readonly budget: MemoryBudget;
+  private readonly tablesFeed = new TablesFeed();
   private readonly unregister: () => void;
 
   constructor(
@@ -108,6 +119,7 @@ export class MemoryStore implements Store, Reclaimer {
       this.budget,
     );
     this.tables.set(name, table);
+    this.tableChanged(table);
     return { table: table.snapshot(), created: true };
   }
 
@@ -134,6 +146,7 @@ export class MemoryStore implements Store, Reclaimer {
     }
     this.expiries.unscheduled(scheduled);
     table.endWatches(tableNotFound(name));
+    this.tablesFeed.deleted(name);
   }
 
   async register(tableName: string, input: NewSession, requestId?: string): Promise<Session> {
@@ -159,6 +172,7 @@ export class MemoryStore implements Store, Reclaimer {
     table.insert(entry);
     this.expiries.schedule(table, entry);
     table.emit("REGISTERED", session, bytes);
+    this.tableChanged(table);
     if (requestId !== undefined) table.requests.add(`register:${requestId}`, session, bytes, now);
     return session;
   }
@@ -230,6 +244,7 @@ export class MemoryStore implements Store, Reclaimer {
     table.replace(entry, next, bytes);
     this.expiries.schedule(table, entry);
     table.emit("UPDATED", next, bytes);
+    this.tableChanged(table);
     if (requestId !== undefined) table.requests.add(`update:${requestId}`, next, bytes, now);
     return next;
   }
@@ -288,8 +303,14 @@ export class MemoryStore implements Store, Reclaimer {
     return table.feed.subscribe(sink, startRevision);
   }
 
+  async watchTables(sink: TablesSink): Promise<WatchSubscription> {
+    // Snapshot and subscription in one turn: no write falls between them.
+    return this.tablesFeed.subscribe(sink, await this.listTables());
+  }
+
   async close(): Promise<void> {
     this.expiries.close();
+    this.tablesFeed.endAll(shuttingDown());
     for (const table of this.tables.values()) {
       table.endWatches(shuttingDown());
       table.release();
@@ -309,6 +330,12 @@ export class MemoryStore implements Store, Reclaimer {
     table.delete(entry);
     if (entry.heapAt !== undefined) this.expiries.unscheduled();
     table.emit(type, entry.session, entry.bytes);
+    this.tableChanged(table);
+  }
+
+  /** Tells the tables watches of a table's new state, right after the write that made it. */
+  private tableChanged(table: MemoryTable): void {
+    if (this.tablesFeed.listening) this.tablesFeed.changed(table.snapshot());
   }
 
   private table(name: string): MemoryTable {

@@ -34,10 +34,9 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { ERROR_DOMAIN } from "../../core/errors.js";
 import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { SessionRegistry } from "../../gen/sessionregistry/v1/session_registry_pb.js";
-import type { WatchResponse } from "../../gen/sessionregistry/v1/session_registry.js";
 import { REQUIRED_ROLE, type HeaderSource, type RpcMethod } from "../auth.js";
 import type { RegistryCalls, UnaryMethod } from "../calls.js";
-import { registryCodec } from "../codecs.js";
+import { registryCodec, type RegistryCodec } from "../codecs.js";
 import type { StatusSpec } from "../status.js";
 import type { WatchCall } from "../watch-stream.js";
 
@@ -91,8 +90,10 @@ function serviceImpl(calls: RegistryCalls): ServiceImpl<typeof SessionRegistry> 
   for (const method of SessionRegistry.methods) {
     const codec = registryCodec(method.name);
     if (method.methodKind === "server_streaming") {
+      const start =
+        method.name === "WatchTables" ? (call: WatchCall<never>) => calls.watchTables(call) : (call: WatchCall<never>) => calls.watch(call);
       impl[method.localName] = (req: unknown, ctx: HandlerContext) =>
-        watchStream(calls, codec.decode(toBinary(method.input, req as never)), ctx, method.output);
+        watchStream(start, codec, codec.decode(toBinary(method.input, req as never)), ctx, method.output);
     } else {
       impl[method.localName] = async (req: unknown, ctx: HandlerContext) => {
         const outcome = await calls.unary(method.name as UnaryMethod, {
@@ -110,19 +111,24 @@ function serviceImpl(calls: RegistryCalls): ServiceImpl<typeof SessionRegistry> 
 }
 
 /**
- * A Watch as an async iterable that connect pulls and writes. Messages wait
+ * A Watch (or WatchTables) as an async iterable that connect pulls and writes. Messages wait
  * in `ready` until pulled; past WATCH_HIGH_WATER the WatchStream is told to
  * hold them in its own bounded queue (write returns false), and is drained
  * when `ready` is empty again, the way grpc-js's 'drain' does.
  */
-function watchStream(calls: RegistryCalls, request: unknown, ctx: HandlerContext, output: DescMessage): AsyncIterable<unknown> {
-  const codec = registryCodec("Watch");
-  const ready: WatchResponse[] = [];
+function watchStream<M>(
+  start: (call: WatchCall<M>) => void,
+  codec: RegistryCodec,
+  request: unknown,
+  ctx: HandlerContext,
+  output: DescMessage,
+): AsyncIterable<unknown> {
+  const ready: M[] = [];
   // Fields, not lets: they change in callbacks, out of the loop's sight.
   const state: { blocked: boolean; closed: boolean; failed: StatusSpec | undefined } = { blocked: false, closed: false, failed: undefined };
   let wake: (() => void) | undefined;
   let handlers: { gone: () => void; drain: () => void } | undefined;
-  const call: WatchCall = {
+  const call: WatchCall<M> = {
     request,
     headers: fetchHeaders(ctx.requestHeader),
     peer: () => ctx.values.get(PEER),
@@ -156,7 +162,7 @@ function watchStream(calls: RegistryCalls, request: unknown, ctx: HandlerContext
       };
     },
   };
-  calls.watch(call);
+  start(call);
   return (async function* () {
     try {
       for (;;) {

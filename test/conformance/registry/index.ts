@@ -17,6 +17,7 @@ import { registerTests } from "./register.js";
 import { removeUpdateTests } from "./remove-update.js";
 import { requestIdTests } from "./request-ids.js";
 import { tableTests } from "./tables.js";
+import { tablesWatchTests } from "./tables-watch.js";
 
 export function registryConformance(storeName: string, makeStore: MakeStore): void {
   describe(`registry contract (${storeName} store)`, () => {
@@ -28,5 +29,6 @@ export function registryConformance(storeName: string, makeStore: MakeStore): vo
     removeUpdateTests(fx);
     concurrencyTests(fx);
     errorDetailsTests(fx);
+    tablesWatchTests(fx);
   });
 }

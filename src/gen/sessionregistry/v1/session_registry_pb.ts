@@ -73,7 +73,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file sessionregistry/v1/session_registry.proto.
  */
 export const file_sessionregistry_v1_session_registry: GenFile = /*@__PURE__*/
-  fileDesc("CilzZXNzaW9ucmVnaXN0cnkvdjEvc2Vzc2lvbl9yZWdpc3RyeS5wcm90bxISc2Vzc2lvbnJlZ2lzdHJ5LnYxIpgBCgVUYWJsZRIMCgRuYW1lGAEgASgJEhQKDG1heF9zZXNzaW9ucxgCIAEoDRIVCg1zZXNzaW9uX2NvdW50GAMgASgNEi8KC2NyZWF0ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghyZXZpc2lvbhgFIAEoBBIRCgl0YWJsZV91aWQYBiABKAkihwMKB1Nlc3Npb24SCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIUCgxwcm9qZWN0X3BhdGgYAyABKAkSOwoIbWV0YWRhdGEYBCADKAsyKS5zZXNzaW9ucmVnaXN0cnkudjEuU2Vzc2lvbi5NZXRhZGF0YUVudHJ5Ei8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIcmV2aXNpb24YByABKAQSJgoDdHRsGAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KC2V4cGlyZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCgl0YWJsZV91aWQYCiABKAkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjkKEkNyZWF0ZVRhYmxlUmVxdWVzdBINCgV0YWJsZRgBIAEoCRIUCgxtYXhfc2Vzc2lvbnMYAiABKA0iUAoTQ3JlYXRlVGFibGVSZXNwb25zZRIoCgV0YWJsZRgBIAEoCzIZLnNlc3Npb25yZWdpc3RyeS52MS5UYWJsZRIPCgdjcmVhdGVkGAIgASgIIiAKD0dldFRhYmxlUmVxdWVzdBINCgV0YWJsZRgBIAEoCSI8ChBHZXRUYWJsZVJlc3BvbnNlEigKBXRhYmxlGAEgASgLMhkuc2Vzc2lvbnJlZ2lzdHJ5LnYxLlRhYmxlIhMKEUxpc3RUYWJsZXNSZXF1ZXN0Ij8KEkxpc3RUYWJsZXNSZXNwb25zZRIpCgZ0YWJsZXMYASADKAsyGS5zZXNzaW9ucmVnaXN0cnkudjEuVGFibGUiMgoSRGVsZXRlVGFibGVSZXF1ZXN0Eg0KBXRhYmxlGAEgASgJEg0KBWZvcmNlGAIgASgIIhUKE0RlbGV0ZVRhYmxlUmVzcG9uc2UiYgoPUmVnaXN0ZXJSZXF1ZXN0Eg0KBXRhYmxlGAEgASgJEiwKB3Nlc3Npb24YAiABKAsyGy5zZXNzaW9ucmVnaXN0cnkudjEuU2Vzc2lvbhISCgpyZXF1ZXN0X2lkGAMgASgJIkAKEFJlZ2lzdGVyUmVzcG9uc2USLAoHc2Vzc2lvbhgBIAEoCzIbLnNlc3Npb25yZWdpc3RyeS52MS5TZXNzaW9uIlsKDUxvb2t1cFJlcXVlc3QSDQoFdGFibGUYASABKAkSDAoCaWQYAiABKAlIABIWCgxwcm9qZWN0X3BhdGgYAyABKAlIABIOCgRuYW1lGAQgASgJSABCBQoDa2V5Ij4KDkxvb2t1cFJlc3BvbnNlEiwKB3Nlc3Npb24YASABKAsyGy5zZXNzaW9ucmVnaXN0cnkudjEuU2Vzc2lvbiJDCgtMaXN0UmVxdWVzdBINCgV0YWJsZRgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSKPAQoMTGlzdFJlc3BvbnNlEi0KCHNlc3Npb25zGAEgAygLMhsuc2Vzc2lvbnJlZ2lzdHJ5LnYxLlNlc3Npb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJEhIKCnRvdGFsX3NpemUYAyABKA0SEAoIcmV2aXNpb24YBCABKAQSEQoJdGFibGVfdWlkGAUgASgJIr8BCg1VcGRhdGVSZXF1ZXN0Eg0KBXRhYmxlGAEgASgJEiwKB3Nlc3Npb24YAiABKAsyGy5zZXNzaW9ucmVnaXN0cnkudjEuU2Vzc2lvbhIvCgt1cGRhdGVfbWFzaxgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2sSGQoRZXhwZWN0ZWRfcmV2aXNpb24YBCABKAQSEgoKcmVxdWVzdF9pZBgFIAEoCRIRCgl0YWJsZV91aWQYBiABKAkiPgoOVXBkYXRlUmVzcG9uc2USLAoHc2Vzc2lvbhgBIAEoCzIbLnNlc3Npb25yZWdpc3RyeS52MS5TZXNzaW9uIoMBCg1SZW1vdmVSZXF1ZXN0Eg0KBXRhYmxlGAEgASgJEgoKAmlkGAIgASgJEhkKEWV4cGVjdGVkX3JldmlzaW9uGAMgASgEEhUKDWFsbG93X21pc3NpbmcYBCABKAgSEgoKcmVxdWVzdF9pZBgFIAEoCRIRCgl0YWJsZV91aWQYBiABKAkiPgoOUmVtb3ZlUmVzcG9uc2USLAoHc2Vzc2lvbhgBIAEoCzIbLnNlc3Npb25yZWdpc3RyeS52MS5TZXNzaW9uIkgKDFdhdGNoUmVxdWVzdBINCgV0YWJsZRgBIAEoCRIWCg5zdGFydF9yZXZpc2lvbhgCIAEoBBIRCgl0YWJsZV91aWQYAyABKAkipAEKDVdhdGNoUmVzcG9uc2USEAoIcmV2aXNpb24YASABKAQSEQoJdGFibGVfdWlkGAQgASgJEjUKCHNuYXBzaG90GAIgASgLMiEuc2Vzc2lvbnJlZ2lzdHJ5LnYxLldhdGNoU25hcHNob3RIABIvCgVldmVudBgDIAEoCzIeLnNlc3Npb25yZWdpc3RyeS52MS5XYXRjaEV2ZW50SABCBgoEa2luZCI+Cg1XYXRjaFNuYXBzaG90Ei0KCHNlc3Npb25zGAEgAygLMhsuc2Vzc2lvbnJlZ2lzdHJ5LnYxLlNlc3Npb24iZwoKV2F0Y2hFdmVudBIrCgR0eXBlGAEgASgOMh0uc2Vzc2lvbnJlZ2lzdHJ5LnYxLkV2ZW50VHlwZRIsCgdzZXNzaW9uGAIgASgLMhsuc2Vzc2lvbnJlZ2lzdHJ5LnYxLlNlc3Npb24iLQoQS2VlcEFsaXZlUmVxdWVzdBINCgV0YWJsZRgBIAEoCRIKCgJpZBgCIAEoCSJBChFLZWVwQWxpdmVSZXNwb25zZRIsCgdzZXNzaW9uGAEgASgLMhsuc2Vzc2lvbnJlZ2lzdHJ5LnYxLlNlc3Npb24iFgoUR2V0U2VydmVySW5mb1JlcXVlc3QiUAoVR2V0U2VydmVySW5mb1Jlc3BvbnNlEg8KB3ZlcnNpb24YASABKAkSDQoFc3RvcmUYAiABKAkSFwoPc3RvcmVfYXZhaWxhYmxlGAMgASgIKooBCglFdmVudFR5cGUSGgoWRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEhkKFUVWRU5UX1RZUEVfUkVHSVNURVJFRBABEhYKEkVWRU5UX1RZUEVfVVBEQVRFRBACEhYKEkVWRU5UX1RZUEVfUkVNT1ZFRBADEhYKEkVWRU5UX1RZUEVfRVhQSVJFRBAEMqoICg9TZXNzaW9uUmVnaXN0cnkSXgoLQ3JlYXRlVGFibGUSJi5zZXNzaW9ucmVnaXN0cnkudjEuQ3JlYXRlVGFibGVSZXF1ZXN0Gicuc2Vzc2lvbnJlZ2lzdHJ5LnYxLkNyZWF0ZVRhYmxlUmVzcG9uc2USVQoIR2V0VGFibGUSIy5zZXNzaW9ucmVnaXN0cnkudjEuR2V0VGFibGVSZXF1ZXN0GiQuc2Vzc2lvbnJlZ2lzdHJ5LnYxLkdldFRhYmxlUmVzcG9uc2USWwoKTGlzdFRhYmxlcxIlLnNlc3Npb25yZWdpc3RyeS52MS5MaXN0VGFibGVzUmVxdWVzdBomLnNlc3Npb25yZWdpc3RyeS52MS5MaXN0VGFibGVzUmVzcG9uc2USXgoLRGVsZXRlVGFibGUSJi5zZXNzaW9ucmVnaXN0cnkudjEuRGVsZXRlVGFibGVSZXF1ZXN0Gicuc2Vzc2lvbnJlZ2lzdHJ5LnYxLkRlbGV0ZVRhYmxlUmVzcG9uc2USVQoIUmVnaXN0ZXISIy5zZXNzaW9ucmVnaXN0cnkudjEuUmVnaXN0ZXJSZXF1ZXN0GiQuc2Vzc2lvbnJlZ2lzdHJ5LnYxLlJlZ2lzdGVyUmVzcG9uc2USTwoGTG9va3VwEiEuc2Vzc2lvbnJlZ2lzdHJ5LnYxLkxvb2t1cFJlcXVlc3QaIi5zZXNzaW9ucmVnaXN0cnkudjEuTG9va3VwUmVzcG9uc2USSQoETGlzdBIfLnNlc3Npb25yZWdpc3RyeS52MS5MaXN0UmVxdWVzdBogLnNlc3Npb25yZWdpc3RyeS52MS5MaXN0UmVzcG9uc2USTwoGVXBkYXRlEiEuc2Vzc2lvbnJlZ2lzdHJ5LnYxLlVwZGF0ZVJlcXVlc3QaIi5zZXNzaW9ucmVnaXN0cnkudjEuVXBkYXRlUmVzcG9uc2USTwoGUmVtb3ZlEiEuc2Vzc2lvbnJlZ2lzdHJ5LnYxLlJlbW92ZVJlcXVlc3QaIi5zZXNzaW9ucmVnaXN0cnkudjEuUmVtb3ZlUmVzcG9uc2USTgoFV2F0Y2gSIC5zZXNzaW9ucmVnaXN0cnkudjEuV2F0Y2hSZXF1ZXN0GiEuc2Vzc2lvbnJlZ2lzdHJ5LnYxLldhdGNoUmVzcG9uc2UwARJYCglLZWVwQWxpdmUSJC5zZXNzaW9ucmVnaXN0cnkudjEuS2VlcEFsaXZlUmVxdWVzdBolLnNlc3Npb25yZWdpc3RyeS52MS5LZWVwQWxpdmVSZXNwb25zZRJkCg1HZXRTZXJ2ZXJJbmZvEiguc2Vzc2lvbnJlZ2lzdHJ5LnYxLkdldFNlcnZlckluZm9SZXF1ZXN0Gikuc2Vzc2lvbnJlZ2lzdHJ5LnYxLkdldFNlcnZlckluZm9SZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("CilzZXNzaW9ucmVnaXN0cnkvdjEvc2Vzc2lvbl9yZWdpc3RyeS5wcm90bxISc2Vzc2lvbnJlZ2lzdHJ5LnYxIpgBCgVUYWJsZRIMCgRuYW1lGAEgASgJEhQKDG1heF9zZXNzaW9ucxgCIAEoDRIVCg1zZXNzaW9uX2NvdW50GAMgASgNEi8KC2NyZWF0ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghyZXZpc2lvbhgFIAEoBBIRCgl0YWJsZV91aWQYBiABKAkihwMKB1Nlc3Npb24SCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIUCgxwcm9qZWN0X3BhdGgYAyABKAkSOwoIbWV0YWRhdGEYBCADKAsyKS5zZXNzaW9ucmVnaXN0cnkudjEuU2Vzc2lvbi5NZXRhZGF0YUVudHJ5Ei8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIcmV2aXNpb24YByABKAQSJgoDdHRsGAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KC2V4cGlyZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCgl0YWJsZV91aWQYCiABKAkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjkKEkNyZWF0ZVRhYmxlUmVxdWVzdBINCgV0YWJsZRgBIAEoCRIUCgxtYXhfc2Vzc2lvbnMYAiABKA0iUAoTQ3JlYXRlVGFibGVSZXNwb25zZRIoCgV0YWJsZRgBIAEoCzIZLnNlc3Npb25yZWdpc3RyeS52MS5UYWJsZRIPCgdjcmVhdGVkGAIgASgIIiAKD0dldFRhYmxlUmVxdWVzdBINCgV0YWJsZRgBIAEoCSI8ChBHZXRUYWJsZVJlc3BvbnNlEigKBXRhYmxlGAEgASgLMhkuc2Vzc2lvbnJlZ2lzdHJ5LnYxLlRhYmxlIhMKEUxpc3RUYWJsZXNSZXF1ZXN0Ij8KEkxpc3RUYWJsZXNSZXNwb25zZRIpCgZ0YWJsZXMYASADKAsyGS5zZXNzaW9ucmVnaXN0cnkudjEuVGFibGUiFAoSV2F0Y2hUYWJsZXNSZXF1ZXN0ImoKE1dhdGNoVGFibGVzUmVzcG9uc2USEAoIc25hcHNob3QYASABKAgSKQoGdGFibGVzGAIgAygLMhkuc2Vzc2lvbnJlZ2lzdHJ5LnYxLlRhYmxlEhYKDmRlbGV0ZWRfdGFibGVzGAMgAygJIjIKEkRlbGV0ZVRhYmxlUmVxdWVzdBINCgV0YWJsZRgBIAEoCRINCgVmb3JjZRgCIAEoCCIVChNEZWxldGVUYWJsZVJlc3BvbnNlImIKD1JlZ2lzdGVyUmVxdWVzdBINCgV0YWJsZRgBIAEoCRIsCgdzZXNzaW9uGAIgASgLMhsuc2Vzc2lvbnJlZ2lzdHJ5LnYxLlNlc3Npb24SEgoKcmVxdWVzdF9pZBgDIAEoCSJAChBSZWdpc3RlclJlc3BvbnNlEiwKB3Nlc3Npb24YASABKAsyGy5zZXNzaW9ucmVnaXN0cnkudjEuU2Vzc2lvbiJbCg1Mb29rdXBSZXF1ZXN0Eg0KBXRhYmxlGAEgASgJEgwKAmlkGAIgASgJSAASFgoMcHJvamVjdF9wYXRoGAMgASgJSAASDgoEbmFtZRgEIAEoCUgAQgUKA2tleSI+Cg5Mb29rdXBSZXNwb25zZRIsCgdzZXNzaW9uGAEgASgLMhsuc2Vzc2lvbnJlZ2lzdHJ5LnYxLlNlc3Npb24iQwoLTGlzdFJlcXVlc3QSDQoFdGFibGUYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkijwEKDExpc3RSZXNwb25zZRItCghzZXNzaW9ucxgBIAMoCzIbLnNlc3Npb25yZWdpc3RyeS52MS5TZXNzaW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRISCgp0b3RhbF9zaXplGAMgASgNEhAKCHJldmlzaW9uGAQgASgEEhEKCXRhYmxlX3VpZBgFIAEoCSK/AQoNVXBkYXRlUmVxdWVzdBINCgV0YWJsZRgBIAEoCRIsCgdzZXNzaW9uGAIgASgLMhsuc2Vzc2lvbnJlZ2lzdHJ5LnYxLlNlc3Npb24SLwoLdXBkYXRlX21hc2sYAyABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrEhkKEWV4cGVjdGVkX3JldmlzaW9uGAQgASgEEhIKCnJlcXVlc3RfaWQYBSABKAkSEQoJdGFibGVfdWlkGAYgASgJIj4KDlVwZGF0ZVJlc3BvbnNlEiwKB3Nlc3Npb24YASABKAsyGy5zZXNzaW9ucmVnaXN0cnkudjEuU2Vzc2lvbiKDAQoNUmVtb3ZlUmVxdWVzdBINCgV0YWJsZRgBIAEoCRIKCgJpZBgCIAEoCRIZChFleHBlY3RlZF9yZXZpc2lvbhgDIAEoBBIVCg1hbGxvd19taXNzaW5nGAQgASgIEhIKCnJlcXVlc3RfaWQYBSABKAkSEQoJdGFibGVfdWlkGAYgASgJIj4KDlJlbW92ZVJlc3BvbnNlEiwKB3Nlc3Npb24YASABKAsyGy5zZXNzaW9ucmVnaXN0cnkudjEuU2Vzc2lvbiJICgxXYXRjaFJlcXVlc3QSDQoFdGFibGUYASABKAkSFgoOc3RhcnRfcmV2aXNpb24YAiABKAQSEQoJdGFibGVfdWlkGAMgASgJIqQBCg1XYXRjaFJlc3BvbnNlEhAKCHJldmlzaW9uGAEgASgEEhEKCXRhYmxlX3VpZBgEIAEoCRI1CghzbmFwc2hvdBgCIAEoCzIhLnNlc3Npb25yZWdpc3RyeS52MS5XYXRjaFNuYXBzaG90SAASLwoFZXZlbnQYAyABKAsyHi5zZXNzaW9ucmVnaXN0cnkudjEuV2F0Y2hFdmVudEgAQgYKBGtpbmQiPgoNV2F0Y2hTbmFwc2hvdBItCghzZXNzaW9ucxgBIAMoCzIbLnNlc3Npb25yZWdpc3RyeS52MS5TZXNzaW9uImcKCldhdGNoRXZlbnQSKwoEdHlwZRgBIAEoDjIdLnNlc3Npb25yZWdpc3RyeS52MS5FdmVudFR5cGUSLAoHc2Vzc2lvbhgCIAEoCzIbLnNlc3Npb25yZWdpc3RyeS52MS5TZXNzaW9uIi0KEEtlZXBBbGl2ZVJlcXVlc3QSDQoFdGFibGUYASABKAkSCgoCaWQYAiABKAkiQQoRS2VlcEFsaXZlUmVzcG9uc2USLAoHc2Vzc2lvbhgBIAEoCzIbLnNlc3Npb25yZWdpc3RyeS52MS5TZXNzaW9uIhYKFEdldFNlcnZlckluZm9SZXF1ZXN0IlAKFUdldFNlcnZlckluZm9SZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgJEg0KBXN0b3JlGAIgASgJEhcKD3N0b3JlX2F2YWlsYWJsZRgDIAEoCCqKAQoJRXZlbnRUeXBlEhoKFkVWRU5UX1RZUEVfVU5TUEVDSUZJRUQQABIZChVFVkVOVF9UWVBFX1JFR0lTVEVSRUQQARIWChJFVkVOVF9UWVBFX1VQREFURUQQAhIWChJFVkVOVF9UWVBFX1JFTU9WRUQQAxIWChJFVkVOVF9UWVBFX0VYUElSRUQQBDKMCQoPU2Vzc2lvblJlZ2lzdHJ5El4KC0NyZWF0ZVRhYmxlEiYuc2Vzc2lvbnJlZ2lzdHJ5LnYxLkNyZWF0ZVRhYmxlUmVxdWVzdBonLnNlc3Npb25yZWdpc3RyeS52MS5DcmVhdGVUYWJsZVJlc3BvbnNlElUKCEdldFRhYmxlEiMuc2Vzc2lvbnJlZ2lzdHJ5LnYxLkdldFRhYmxlUmVxdWVzdBokLnNlc3Npb25yZWdpc3RyeS52MS5HZXRUYWJsZVJlc3BvbnNlElsKCkxpc3RUYWJsZXMSJS5zZXNzaW9ucmVnaXN0cnkudjEuTGlzdFRhYmxlc1JlcXVlc3QaJi5zZXNzaW9ucmVnaXN0cnkudjEuTGlzdFRhYmxlc1Jlc3BvbnNlEmAKC1dhdGNoVGFibGVzEiYuc2Vzc2lvbnJlZ2lzdHJ5LnYxLldhdGNoVGFibGVzUmVxdWVzdBonLnNlc3Npb25yZWdpc3RyeS52MS5XYXRjaFRhYmxlc1Jlc3BvbnNlMAESXgoLRGVsZXRlVGFibGUSJi5zZXNzaW9ucmVnaXN0cnkudjEuRGVsZXRlVGFibGVSZXF1ZXN0Gicuc2Vzc2lvbnJlZ2lzdHJ5LnYxLkRlbGV0ZVRhYmxlUmVzcG9uc2USVQoIUmVnaXN0ZXISIy5zZXNzaW9ucmVnaXN0cnkudjEuUmVnaXN0ZXJSZXF1ZXN0GiQuc2Vzc2lvbnJlZ2lzdHJ5LnYxLlJlZ2lzdGVyUmVzcG9uc2USTwoGTG9va3VwEiEuc2Vzc2lvbnJlZ2lzdHJ5LnYxLkxvb2t1cFJlcXVlc3QaIi5zZXNzaW9ucmVnaXN0cnkudjEuTG9va3VwUmVzcG9uc2USSQoETGlzdBIfLnNlc3Npb25yZWdpc3RyeS52MS5MaXN0UmVxdWVzdBogLnNlc3Npb25yZWdpc3RyeS52MS5MaXN0UmVzcG9uc2USTwoGVXBkYXRlEiEuc2Vzc2lvbnJlZ2lzdHJ5LnYxLlVwZGF0ZVJlcXVlc3QaIi5zZXNzaW9ucmVnaXN0cnkudjEuVXBkYXRlUmVzcG9uc2USTwoGUmVtb3ZlEiEuc2Vzc2lvbnJlZ2lzdHJ5LnYxLlJlbW92ZVJlcXVlc3QaIi5zZXNzaW9ucmVnaXN0cnkudjEuUmVtb3ZlUmVzcG9uc2USTgoFV2F0Y2gSIC5zZXNzaW9ucmVnaXN0cnkudjEuV2F0Y2hSZXF1ZXN0GiEuc2Vzc2lvbnJlZ2lzdHJ5LnYxLldhdGNoUmVzcG9uc2UwARJYCglLZWVwQWxpdmUSJC5zZXNzaW9ucmVnaXN0cnkudjEuS2VlcEFsaXZlUmVxdWVzdBolLnNlc3Npb25yZWdpc3RyeS52MS5LZWVwQWxpdmVSZXNwb25zZRJkCg1HZXRTZXJ2ZXJJbmZvEiguc2Vzc2lvbnJlZ2lzdHJ5LnYxLkdldFNlcnZlckluZm9SZXF1ZXN0Gikuc2Vzc2lvbnJlZ2lzdHJ5LnYxLkdldFNlcnZlckluZm9SZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * A table: a named set of sessions with its own limit and revision counter.
@@ -375,6 +375,61 @@ export const ListTablesResponseSchema: GenMessage<ListTablesResponse> = /*@__PUR
   messageDesc(file_sessionregistry_v1_session_registry, 7);
 
 /**
+ * Request of WatchTables.
+ *
+ * @generated from message sessionregistry.v1.WatchTablesRequest
+ */
+export type WatchTablesRequest = Message<"sessionregistry.v1.WatchTablesRequest"> & {
+};
+
+/**
+ * Describes the message sessionregistry.v1.WatchTablesRequest.
+ * Use `create(WatchTablesRequestSchema)` to create a new message.
+ */
+export const WatchTablesRequestSchema: GenMessage<WatchTablesRequest> = /*@__PURE__*/
+  messageDesc(file_sessionregistry_v1_session_registry, 8);
+
+/**
+ * One message of a WatchTables stream.
+ *
+ * @generated from message sessionregistry.v1.WatchTablesResponse
+ */
+export type WatchTablesResponse = Message<"sessionregistry.v1.WatchTablesResponse"> & {
+  /**
+   * True on the first message only: `tables` is then every table, and
+   * replaces whatever the watcher held.
+   *
+   * @generated from field: bool snapshot = 1;
+   */
+  snapshot: boolean;
+
+  /**
+   * The tables created or changed since the previous message, each in its
+   * latest state, in name order; on the first message, every table.
+   *
+   * @generated from field: repeated sessionregistry.v1.Table tables = 2;
+   */
+  tables: Table[];
+
+  /**
+   * The names of the tables deleted since the previous message, in name
+   * order; empty on the first message. A name is never in both `tables` and
+   * `deleted_tables` of one message: a table deleted and created again
+   * meanwhile is in `tables`, with its new `table_uid`.
+   *
+   * @generated from field: repeated string deleted_tables = 3;
+   */
+  deletedTables: string[];
+};
+
+/**
+ * Describes the message sessionregistry.v1.WatchTablesResponse.
+ * Use `create(WatchTablesResponseSchema)` to create a new message.
+ */
+export const WatchTablesResponseSchema: GenMessage<WatchTablesResponse> = /*@__PURE__*/
+  messageDesc(file_sessionregistry_v1_session_registry, 9);
+
+/**
  * Request of DeleteTable.
  *
  * @generated from message sessionregistry.v1.DeleteTableRequest
@@ -400,7 +455,7 @@ export type DeleteTableRequest = Message<"sessionregistry.v1.DeleteTableRequest"
  * Use `create(DeleteTableRequestSchema)` to create a new message.
  */
 export const DeleteTableRequestSchema: GenMessage<DeleteTableRequest> = /*@__PURE__*/
-  messageDesc(file_sessionregistry_v1_session_registry, 8);
+  messageDesc(file_sessionregistry_v1_session_registry, 10);
 
 /**
  * Response of DeleteTable.
@@ -415,7 +470,7 @@ export type DeleteTableResponse = Message<"sessionregistry.v1.DeleteTableRespons
  * Use `create(DeleteTableResponseSchema)` to create a new message.
  */
 export const DeleteTableResponseSchema: GenMessage<DeleteTableResponse> = /*@__PURE__*/
-  messageDesc(file_sessionregistry_v1_session_registry, 9);
+  messageDesc(file_sessionregistry_v1_session_registry, 11);
 
 /**
  * Request of Register.
@@ -473,7 +528,7 @@ export type RegisterRequest = Message<"sessionregistry.v1.RegisterRequest"> & {
  * Use `create(RegisterRequestSchema)` to create a new message.
  */
 export const RegisterRequestSchema: GenMessage<RegisterRequest> = /*@__PURE__*/
-  messageDesc(file_sessionregistry_v1_session_registry, 10);
+  messageDesc(file_sessionregistry_v1_session_registry, 12);
 
 /**
  * Response of Register.
@@ -494,7 +549,7 @@ export type RegisterResponse = Message<"sessionregistry.v1.RegisterResponse"> & 
  * Use `create(RegisterResponseSchema)` to create a new message.
  */
 export const RegisterResponseSchema: GenMessage<RegisterResponse> = /*@__PURE__*/
-  messageDesc(file_sessionregistry_v1_session_registry, 11);
+  messageDesc(file_sessionregistry_v1_session_registry, 13);
 
 /**
  * Request of Lookup.
@@ -546,7 +601,7 @@ export type LookupRequest = Message<"sessionregistry.v1.LookupRequest"> & {
  * Use `create(LookupRequestSchema)` to create a new message.
  */
 export const LookupRequestSchema: GenMessage<LookupRequest> = /*@__PURE__*/
-  messageDesc(file_sessionregistry_v1_session_registry, 12);
+  messageDesc(file_sessionregistry_v1_session_registry, 14);
 
 /**
  * Response of Lookup.
@@ -567,7 +622,7 @@ export type LookupResponse = Message<"sessionregistry.v1.LookupResponse"> & {
  * Use `create(LookupResponseSchema)` to create a new message.
  */
 export const LookupResponseSchema: GenMessage<LookupResponse> = /*@__PURE__*/
-  messageDesc(file_sessionregistry_v1_session_registry, 13);
+  messageDesc(file_sessionregistry_v1_session_registry, 15);
 
 /**
  * Request of List.
@@ -602,7 +657,7 @@ export type ListRequest = Message<"sessionregistry.v1.ListRequest"> & {
  * Use `create(ListRequestSchema)` to create a new message.
  */
 export const ListRequestSchema: GenMessage<ListRequest> = /*@__PURE__*/
-  messageDesc(file_sessionregistry_v1_session_registry, 14);
+  messageDesc(file_sessionregistry_v1_session_registry, 16);
 
 /**
  * Response of List.
@@ -655,7 +710,7 @@ export type ListResponse = Message<"sessionregistry.v1.ListResponse"> & {
  * Use `create(ListResponseSchema)` to create a new message.
  */
 export const ListResponseSchema: GenMessage<ListResponse> = /*@__PURE__*/
-  messageDesc(file_sessionregistry_v1_session_registry, 15);
+  messageDesc(file_sessionregistry_v1_session_registry, 17);
 
 /**
  * Request of Update.
@@ -725,7 +780,7 @@ export type UpdateRequest = Message<"sessionregistry.v1.UpdateRequest"> & {
  * Use `create(UpdateRequestSchema)` to create a new message.
  */
 export const UpdateRequestSchema: GenMessage<UpdateRequest> = /*@__PURE__*/
-  messageDesc(file_sessionregistry_v1_session_registry, 16);
+  messageDesc(file_sessionregistry_v1_session_registry, 18);
 
 /**
  * Response of Update.
@@ -746,7 +801,7 @@ export type UpdateResponse = Message<"sessionregistry.v1.UpdateResponse"> & {
  * Use `create(UpdateResponseSchema)` to create a new message.
  */
 export const UpdateResponseSchema: GenMessage<UpdateResponse> = /*@__PURE__*/
-  messageDesc(file_sessionregistry_v1_session_registry, 17);
+  messageDesc(file_sessionregistry_v1_session_registry, 19);
 
 /**
  * Request of Remove.
@@ -811,7 +866,7 @@ export type RemoveRequest = Message<"sessionregistry.v1.RemoveRequest"> & {
  * Use `create(RemoveRequestSchema)` to create a new message.
  */
 export const RemoveRequestSchema: GenMessage<RemoveRequest> = /*@__PURE__*/
-  messageDesc(file_sessionregistry_v1_session_registry, 18);
+  messageDesc(file_sessionregistry_v1_session_registry, 20);
 
 /**
  * Response of Remove.
@@ -833,7 +888,7 @@ export type RemoveResponse = Message<"sessionregistry.v1.RemoveResponse"> & {
  * Use `create(RemoveResponseSchema)` to create a new message.
  */
 export const RemoveResponseSchema: GenMessage<RemoveResponse> = /*@__PURE__*/
-  messageDesc(file_sessionregistry_v1_session_registry, 19);
+  messageDesc(file_sessionregistry_v1_session_registry, 21);
 
 /**
  * Request of Watch.
@@ -874,7 +929,7 @@ export type WatchRequest = Message<"sessionregistry.v1.WatchRequest"> & {
  * Use `create(WatchRequestSchema)` to create a new message.
  */
 export const WatchRequestSchema: GenMessage<WatchRequest> = /*@__PURE__*/
-  messageDesc(file_sessionregistry_v1_session_registry, 20);
+  messageDesc(file_sessionregistry_v1_session_registry, 22);
 
 /**
  * One message of a Watch stream.
@@ -928,7 +983,7 @@ export type WatchResponse = Message<"sessionregistry.v1.WatchResponse"> & {
  * Use `create(WatchResponseSchema)` to create a new message.
  */
 export const WatchResponseSchema: GenMessage<WatchResponse> = /*@__PURE__*/
-  messageDesc(file_sessionregistry_v1_session_registry, 21);
+  messageDesc(file_sessionregistry_v1_session_registry, 23);
 
 /**
  * The full state of a table at one revision.
@@ -949,7 +1004,7 @@ export type WatchSnapshot = Message<"sessionregistry.v1.WatchSnapshot"> & {
  * Use `create(WatchSnapshotSchema)` to create a new message.
  */
 export const WatchSnapshotSchema: GenMessage<WatchSnapshot> = /*@__PURE__*/
-  messageDesc(file_sessionregistry_v1_session_registry, 22);
+  messageDesc(file_sessionregistry_v1_session_registry, 24);
 
 /**
  * One change to one session.
@@ -977,7 +1032,7 @@ export type WatchEvent = Message<"sessionregistry.v1.WatchEvent"> & {
  * Use `create(WatchEventSchema)` to create a new message.
  */
 export const WatchEventSchema: GenMessage<WatchEvent> = /*@__PURE__*/
-  messageDesc(file_sessionregistry_v1_session_registry, 23);
+  messageDesc(file_sessionregistry_v1_session_registry, 25);
 
 /**
  * Request of KeepAlive.
@@ -1005,7 +1060,7 @@ export type KeepAliveRequest = Message<"sessionregistry.v1.KeepAliveRequest"> & 
  * Use `create(KeepAliveRequestSchema)` to create a new message.
  */
 export const KeepAliveRequestSchema: GenMessage<KeepAliveRequest> = /*@__PURE__*/
-  messageDesc(file_sessionregistry_v1_session_registry, 24);
+  messageDesc(file_sessionregistry_v1_session_registry, 26);
 
 /**
  * Response of KeepAlive.
@@ -1026,7 +1081,7 @@ export type KeepAliveResponse = Message<"sessionregistry.v1.KeepAliveResponse"> 
  * Use `create(KeepAliveResponseSchema)` to create a new message.
  */
 export const KeepAliveResponseSchema: GenMessage<KeepAliveResponse> = /*@__PURE__*/
-  messageDesc(file_sessionregistry_v1_session_registry, 25);
+  messageDesc(file_sessionregistry_v1_session_registry, 27);
 
 /**
  * Request of GetServerInfo.
@@ -1041,7 +1096,7 @@ export type GetServerInfoRequest = Message<"sessionregistry.v1.GetServerInfoRequ
  * Use `create(GetServerInfoRequestSchema)` to create a new message.
  */
 export const GetServerInfoRequestSchema: GenMessage<GetServerInfoRequest> = /*@__PURE__*/
-  messageDesc(file_sessionregistry_v1_session_registry, 26);
+  messageDesc(file_sessionregistry_v1_session_registry, 28);
 
 /**
  * Response of GetServerInfo.
@@ -1083,7 +1138,7 @@ export type GetServerInfoResponse = Message<"sessionregistry.v1.GetServerInfoRes
  * Use `create(GetServerInfoResponseSchema)` to create a new message.
  */
 export const GetServerInfoResponseSchema: GenMessage<GetServerInfoResponse> = /*@__PURE__*/
-  messageDesc(file_sessionregistry_v1_session_registry, 27);
+  messageDesc(file_sessionregistry_v1_session_registry, 29);
 
 /**
  * The kind of change a WatchEvent reports.
@@ -1179,6 +1234,29 @@ export const SessionRegistry: GenService<{
     methodKind: "unary";
     input: typeof ListTablesRequestSchema;
     output: typeof ListTablesResponseSchema;
+  },
+  /**
+   * Streams the tables and their session counts: what ListTables answers,
+   * kept current. The first message has `snapshot` set and every table now
+   * (as ListTables, in name order). Each later message brings what changed
+   * since the one before: the tables created or changed (a new session
+   * count or revision) in their latest state, and the names of the tables
+   * deleted. A table the watcher holds is replaced by the state it is sent,
+   * so a watcher is never shown a table, or a count, older than one it
+   * already had. A watcher that reads slowly gets fewer messages, each with
+   * the latest state of everything that changed meanwhile: it is never
+   * ended as too slow, and what waits for it is bounded by the number of
+   * tables. Unlike Watch, intermediate counts may be skipped: to see every
+   * change to the sessions of a table, Watch that table. A token restricted
+   * to some tables sees those only. Counts against the daemon's watcher
+   * limit (`WATCHER_LIMIT_REACHED`), like a Watch.
+   *
+   * @generated from rpc sessionregistry.v1.SessionRegistry.WatchTables
+   */
+  watchTables: {
+    methodKind: "server_streaming";
+    input: typeof WatchTablesRequestSchema;
+    output: typeof WatchTablesResponseSchema;
   },
   /**
    * Deletes a table. A table that still has sessions is FAILED_PRECONDITION

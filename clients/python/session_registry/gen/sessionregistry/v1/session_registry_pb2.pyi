@@ -277,5 +277,19 @@ class WatchSnapshot(_message.Message):
     sessions: _containers.RepeatedCompositeFieldContainer[Session]
     def __init__(self, sessions: _Optional[_Iterable[_Union[Session, _Mapping]]] = ...) -> None: ...
 
+class WatchTablesRequest(_message.Message):
+    __slots__ = []
+    def __init__(self) -> None: ...
+
+class WatchTablesResponse(_message.Message):
+    __slots__ = ["deleted_tables", "snapshot", "tables"]
+    DELETED_TABLES_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    TABLES_FIELD_NUMBER: _ClassVar[int]
+    deleted_tables: _containers.RepeatedScalarFieldContainer[str]
+    snapshot: bool
+    tables: _containers.RepeatedCompositeFieldContainer[Table]
+    def __init__(self, snapshot: bool = ..., tables: _Optional[_Iterable[_Union[Table, _Mapping]]] = ..., deleted_tables: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = []

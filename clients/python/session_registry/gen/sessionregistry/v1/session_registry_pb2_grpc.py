@@ -35,6 +35,11 @@ class SessionRegistryStub(object):
                 request_serializer=sessionregistry_dot_v1_dot_session__registry__pb2.ListTablesRequest.SerializeToString,
                 response_deserializer=sessionregistry_dot_v1_dot_session__registry__pb2.ListTablesResponse.FromString,
                 )
+        self.WatchTables = channel.unary_stream(
+                '/sessionregistry.v1.SessionRegistry/WatchTables',
+                request_serializer=sessionregistry_dot_v1_dot_session__registry__pb2.WatchTablesRequest.SerializeToString,
+                response_deserializer=sessionregistry_dot_v1_dot_session__registry__pb2.WatchTablesResponse.FromString,
+                )
         self.DeleteTable = channel.unary_unary(
                 '/sessionregistry.v1.SessionRegistry/DeleteTable',
                 request_serializer=sessionregistry_dot_v1_dot_session__registry__pb2.DeleteTableRequest.SerializeToString,
@@ -112,6 +117,26 @@ class SessionRegistryServicer(object):
 
     def ListTables(self, request, context):
         """Lists all tables in name order (byte order).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchTables(self, request, context):
+        """Streams the tables and their session counts: what ListTables answers,
+        kept current. The first message has `snapshot` set and every table now
+        (as ListTables, in name order). Each later message brings what changed
+        since the one before: the tables created or changed (a new session
+        count or revision) in their latest state, and the names of the tables
+        deleted. A table the watcher holds is replaced by the state it is sent,
+        so a watcher is never shown a table, or a count, older than one it
+        already had. A watcher that reads slowly gets fewer messages, each with
+        the latest state of everything that changed meanwhile: it is never
+        ended as too slow, and what waits for it is bounded by the number of
+        tables. Unlike Watch, intermediate counts may be skipped: to see every
+        change to the sessions of a table, Watch that table. A token restricted
+        to some tables sees those only. Counts against the daemon's watcher
+        limit (`WATCHER_LIMIT_REACHED`), like a Watch.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -269,6 +294,11 @@ def add_SessionRegistryServicer_to_server(servicer, server):
                     request_deserializer=sessionregistry_dot_v1_dot_session__registry__pb2.ListTablesRequest.FromString,
                     response_serializer=sessionregistry_dot_v1_dot_session__registry__pb2.ListTablesResponse.SerializeToString,
             ),
+            'WatchTables': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchTables,
+                    request_deserializer=sessionregistry_dot_v1_dot_session__registry__pb2.WatchTablesRequest.FromString,
+                    response_serializer=sessionregistry_dot_v1_dot_session__registry__pb2.WatchTablesResponse.SerializeToString,
+            ),
             'DeleteTable': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteTable,
                     request_deserializer=sessionregistry_dot_v1_dot_session__registry__pb2.DeleteTableRequest.FromString,
@@ -378,6 +408,23 @@ class SessionRegistry(object):
         return grpc.experimental.unary_unary(request, target, '/sessionregistry.v1.SessionRegistry/ListTables',
             sessionregistry_dot_v1_dot_session__registry__pb2.ListTablesRequest.SerializeToString,
             sessionregistry_dot_v1_dot_session__registry__pb2.ListTablesResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def WatchTables(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(request, target, '/sessionregistry.v1.SessionRegistry/WatchTables',
+            sessionregistry_dot_v1_dot_session__registry__pb2.WatchTablesRequest.SerializeToString,
+            sessionregistry_dot_v1_dot_session__registry__pb2.WatchTablesResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
 

@@ -295,6 +295,31 @@ export interface ListTablesResponse {
   tables: Table[];
 }
 
+/** Request of WatchTables. */
+export interface WatchTablesRequest {
+}
+
+/** One message of a WatchTables stream. */
+export interface WatchTablesResponse {
+  /**
+   * True on the first message only: `tables` is then every table, and
+   * replaces whatever the watcher held.
+   */
+  snapshot: boolean;
+  /**
+   * The tables created or changed since the previous message, each in its
+   * latest state, in name order; on the first message, every table.
+   */
+  tables: Table[];
+  /**
+   * The names of the tables deleted since the previous message, in name
+   * order; empty on the first message. A name is never in both `tables` and
+   * `deleted_tables` of one message: a table deleted and created again
+   * meanwhile is in `tables`, with its new `table_uid`.
+   */
+  deletedTables: string[];
+}
+
 /** Request of DeleteTable. */
 export interface DeleteTableRequest {
   /** The table to delete; empty means `default`. */
@@ -1538,6 +1563,163 @@ export const ListTablesResponse: MessageFns<ListTablesResponse> = {
   fromPartial<I extends Exact<DeepPartial<ListTablesResponse>, I>>(object: I): ListTablesResponse {
     const message = createBaseListTablesResponse();
     message.tables = object.tables?.map((e) => Table.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseWatchTablesRequest(): WatchTablesRequest {
+  return {};
+}
+
+export const WatchTablesRequest: MessageFns<WatchTablesRequest> = {
+  encode(_: WatchTablesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchTablesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchTablesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): WatchTablesRequest {
+    return {};
+  },
+
+  toJSON(_: WatchTablesRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WatchTablesRequest>, I>>(base?: I): WatchTablesRequest {
+    return WatchTablesRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WatchTablesRequest>, I>>(_: I): WatchTablesRequest {
+    const message = createBaseWatchTablesRequest();
+    return message;
+  },
+};
+
+function createBaseWatchTablesResponse(): WatchTablesResponse {
+  return { snapshot: false, tables: [], deletedTables: [] };
+}
+
+export const WatchTablesResponse: MessageFns<WatchTablesResponse> = {
+  encode(message: WatchTablesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.snapshot !== false) {
+      writer.uint32(8).bool(message.snapshot);
+    }
+    for (const v of message.tables) {
+      Table.encode(v!, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.deletedTables) {
+      writer.uint32(26).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchTablesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchTablesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.snapshot = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tables.push(Table.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.deletedTables.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchTablesResponse {
+    return {
+      snapshot: isSet(object.snapshot) ? globalThis.Boolean(object.snapshot) : false,
+      tables: globalThis.Array.isArray(object?.tables) ? object.tables.map((e: any) => Table.fromJSON(e)) : [],
+      deletedTables: globalThis.Array.isArray(object?.deletedTables)
+        ? object.deletedTables.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.deleted_tables)
+        ? object.deleted_tables.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: WatchTablesResponse): unknown {
+    const obj: any = {};
+    if (message.snapshot !== false) {
+      obj.snapshot = message.snapshot;
+    }
+    if (message.tables?.length) {
+      obj.tables = message.tables.map((e) => Table.toJSON(e));
+    }
+    if (message.deletedTables?.length) {
+      obj.deletedTables = message.deletedTables;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WatchTablesResponse>, I>>(base?: I): WatchTablesResponse {
+    return WatchTablesResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WatchTablesResponse>, I>>(object: I): WatchTablesResponse {
+    const message = createBaseWatchTablesResponse();
+    message.snapshot = object.snapshot ?? false;
+    message.tables = object.tables?.map((e) => Table.fromPartial(e)) || [];
+    message.deletedTables = object.deletedTables?.map((e) => e) || [];
     return message;
   },
 };
@@ -3551,6 +3733,31 @@ export const SessionRegistryService = {
     responseDeserialize: (value: Buffer): ListTablesResponse => ListTablesResponse.decode(value),
   },
   /**
+   * Streams the tables and their session counts: what ListTables answers,
+   * kept current. The first message has `snapshot` set and every table now
+   * (as ListTables, in name order). Each later message brings what changed
+   * since the one before: the tables created or changed (a new session
+   * count or revision) in their latest state, and the names of the tables
+   * deleted. A table the watcher holds is replaced by the state it is sent,
+   * so a watcher is never shown a table, or a count, older than one it
+   * already had. A watcher that reads slowly gets fewer messages, each with
+   * the latest state of everything that changed meanwhile: it is never
+   * ended as too slow, and what waits for it is bounded by the number of
+   * tables. Unlike Watch, intermediate counts may be skipped: to see every
+   * change to the sessions of a table, Watch that table. A token restricted
+   * to some tables sees those only. Counts against the daemon's watcher
+   * limit (`WATCHER_LIMIT_REACHED`), like a Watch.
+   */
+  watchTables: {
+    path: "/sessionregistry.v1.SessionRegistry/WatchTables" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: WatchTablesRequest): Buffer => Buffer.from(WatchTablesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WatchTablesRequest => WatchTablesRequest.decode(value),
+    responseSerialize: (value: WatchTablesResponse): Buffer => Buffer.from(WatchTablesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): WatchTablesResponse => WatchTablesResponse.decode(value),
+  },
+  /**
    * Deletes a table. A table that still has sessions is FAILED_PRECONDITION
    * (`TABLE_NOT_EMPTY`) unless `force` is set. Deleting a table ends its
    * watches with NOT_FOUND. `default` may be deleted like any other table.
@@ -3749,6 +3956,23 @@ export interface SessionRegistryServer extends UntypedServiceImplementation {
   /** Lists all tables in name order (byte order). */
   listTables: handleUnaryCall<ListTablesRequest, ListTablesResponse>;
   /**
+   * Streams the tables and their session counts: what ListTables answers,
+   * kept current. The first message has `snapshot` set and every table now
+   * (as ListTables, in name order). Each later message brings what changed
+   * since the one before: the tables created or changed (a new session
+   * count or revision) in their latest state, and the names of the tables
+   * deleted. A table the watcher holds is replaced by the state it is sent,
+   * so a watcher is never shown a table, or a count, older than one it
+   * already had. A watcher that reads slowly gets fewer messages, each with
+   * the latest state of everything that changed meanwhile: it is never
+   * ended as too slow, and what waits for it is bounded by the number of
+   * tables. Unlike Watch, intermediate counts may be skipped: to see every
+   * change to the sessions of a table, Watch that table. A token restricted
+   * to some tables sees those only. Counts against the daemon's watcher
+   * limit (`WATCHER_LIMIT_REACHED`), like a Watch.
+   */
+  watchTables: handleServerStreamingCall<WatchTablesRequest, WatchTablesResponse>;
+  /**
    * Deletes a table. A table that still has sessions is FAILED_PRECONDITION
    * (`TABLE_NOT_EMPTY`) unless `force` is set. Deleting a table ends its
    * watches with NOT_FOUND. `default` may be deleted like any other table.
@@ -3915,6 +4139,28 @@ export interface SessionRegistryClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListTablesResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * Streams the tables and their session counts: what ListTables answers,
+   * kept current. The first message has `snapshot` set and every table now
+   * (as ListTables, in name order). Each later message brings what changed
+   * since the one before: the tables created or changed (a new session
+   * count or revision) in their latest state, and the names of the tables
+   * deleted. A table the watcher holds is replaced by the state it is sent,
+   * so a watcher is never shown a table, or a count, older than one it
+   * already had. A watcher that reads slowly gets fewer messages, each with
+   * the latest state of everything that changed meanwhile: it is never
+   * ended as too slow, and what waits for it is bounded by the number of
+   * tables. Unlike Watch, intermediate counts may be skipped: to see every
+   * change to the sessions of a table, Watch that table. A token restricted
+   * to some tables sees those only. Counts against the daemon's watcher
+   * limit (`WATCHER_LIMIT_REACHED`), like a Watch.
+   */
+  watchTables(request: WatchTablesRequest, options?: Partial<CallOptions>): ClientReadableStream<WatchTablesResponse>;
+  watchTables(
+    request: WatchTablesRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<WatchTablesResponse>;
   /**
    * Deletes a table. A table that still has sessions is FAILED_PRECONDITION
    * (`TABLE_NOT_EMPTY`) unless `force` is set. Deleting a table ends its
