@@ -25,6 +25,20 @@ const attributes = (page: Page, selector: string, name: string) =>
   );
 const sessionIds = (page: Page) => attributes(page, "#sessions tbody tr", "data-id");
 
+/** WCAG's contrast ratio of two CSS rgb()/rgba() colors. */
+function contrast(a: string, b: string): number {
+  const luminance = (css: string) => {
+    const [r, g, b_] = css
+      .match(/[\d.]+/g)!
+      .slice(0, 3)
+      .map((v) => Number(v) / 255);
+    const lin = (c: number) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4);
+    return 0.2126 * lin(r!) + 0.7152 * lin(g!) + 0.0722 * lin(b_!);
+  };
+  const [hi, lo] = [luminance(a), luminance(b)].sort((x, y) => y - x);
+  return (hi! + 0.05) / (lo! + 0.05);
+}
+
 describe("the live page, in a browser", function () {
   this.timeout(30_000);
   let browser: Browser;
@@ -185,6 +199,55 @@ describe("the live page, in a browser", function () {
     await row(page, fresh[2]!.id).waitFor({ timeout: 5000 });
     expect(await sessionIds(page)).to.deep.equal(fresh.map((s) => s.id));
   });
+
+  it("is usable by keyboard alone: Tab reaches the tables, Enter opens one, and editing and Remove work from the keys", async () => {
+    const d = await daemon();
+    const c = d.client();
+    await c.createTable({ table: "keys", maxSessions: 2 });
+    const s = await c.register({ projectPath: "/k" }, { table: "keys" });
+    await page.goto(d.url);
+    await tableButton(page, "keys").waitFor({ timeout: 5000 });
+    const focused = () => page.evaluate<string>("document.activeElement?.dataset?.table ?? document.activeElement?.id ?? ''");
+    // Header buttons first (Read-only), then the tables in order.
+    for (let i = 0; i < 10 && (await focused()) !== "keys"; i++) await page.keyboard.press("Tab");
+    expect(await focused()).to.equal("keys");
+    await page.keyboard.press("Enter");
+    await row(page, s.id).waitFor({ timeout: 5000 });
+    expect(await page.locator("#sessions-heading").textContent()).to.equal("Sessions of keys");
+    // The edit toggle by keyboard, then the row's Remove.
+    await page.locator("#edit").focus();
+    await page.keyboard.press("Enter");
+    expect(await page.locator("#edit").getAttribute("aria-pressed")).to.equal("true");
+    await row(page, s.id)
+      .getByRole("button", { name: /^Remove/ })
+      .focus();
+    await page.keyboard.press("Enter");
+    await row(page, s.id).waitFor({ state: "detached", timeout: 2000 });
+  });
+
+  for (const scheme of ["light", "dark"] as const) {
+    it(`is readable in ${scheme}: text, muted text and a full table's count keep a 4.5:1 contrast on their background`, async () => {
+      const d = await daemon();
+      const c = d.client();
+      await c.createTable({ table: "tiny", maxSessions: 1 });
+      await c.register({ projectPath: "/t" }, { table: "tiny" });
+      await page.emulateMedia({ colorScheme: scheme });
+      await page.goto(`${d.url}#tiny`);
+      await tableButton(page, "tiny").locator(".count", { hasText: "full" }).waitFor({ timeout: 5000 });
+      // Colors as the browser computed them, each against the nearest ancestor's opaque background.
+      const pairs = await page.evaluate<[string, string, string][]>(`(() => {
+        const bg = (e) => { for (; e; e = e.parentElement) { const c = getComputedStyle(e).backgroundColor; if (!c.endsWith(", 0)") && c !== "transparent") return c; } return "rgb(255, 255, 255)"; };
+        return ["body", "#server", "#table-info", "button.table.full .count", "#sessions td.name", "#status"].map((sel) => {
+          const e = document.querySelector(sel);
+          return [sel, getComputedStyle(e).color, bg(e)];
+        });
+      })()`);
+      const body = pairs[0]![2];
+      // Light and dark really differ.
+      expect(body, "the page's background").to.equal(scheme === "dark" ? "rgb(23, 25, 28)" : "rgb(247, 247, 245)");
+      for (const [selector, fg, bg] of pairs) expect(contrast(fg, bg), `${selector}: ${fg} on ${bg}`).to.be.at.least(4.5);
+    });
+  }
 
   describe("with tokens", () => {
     const TOKENS = { read: "page-reader-0123456789abcdef", write: "page-writer-0123456789abcdef" };
