@@ -101,6 +101,9 @@ func (d *daemon) stop() {
 	os.Remove(d.stderr.Name())
 }
 
+// atExit runs when the tests end, after the daemons stop.
+var atExit []func()
+
 var (
 	daemonsMu sync.Mutex
 	daemons   = map[string]*daemon{}
@@ -153,6 +156,9 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	for _, d := range daemons {
 		d.stop()
+	}
+	for _, f := range atExit {
+		f()
 	}
 	os.Exit(code)
 }
