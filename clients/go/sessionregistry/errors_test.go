@@ -522,3 +522,27 @@ func TestFromErrorNeverFailsOnOddTrailers(t *testing.T) {
 		t.Fatalf("status.FromError gives %v, %v", s, ok)
 	}
 }
+
+// At a limit the daemon's current and max are equal, so the real errors
+// cannot tell the two fields apart; these can.
+func TestLimitErrorsReadCurrentAndMaxFromTheirOwnKeys(t *testing.T) {
+	fields := map[string]string{"table": "t", "current": "3", "max": "4"}
+	for _, reason := range []string{sessionregistry.ReasonSessionLimitReached, sessionregistry.ReasonTableLimitReached, sessionregistry.ReasonWatcherLimitReached} {
+		st := withDetails(t, status.New(codes.ResourceExhausted, "full"),
+			&errdetails.ErrorInfo{Reason: reason, Domain: sessionregistry.ErrorDomain, Metadata: fields})
+		var current, max int64
+		switch e := sessionregistry.FromError(st.Err()).(type) {
+		case *sessionregistry.SessionLimitReachedError:
+			current, max = e.Current, e.Max
+		case *sessionregistry.TableLimitReachedError:
+			current, max = e.Current, e.Max
+		case *sessionregistry.WatcherLimitReachedError:
+			current, max = e.Current, e.Max
+		default:
+			t.Fatalf("%s gave %T", reason, e)
+		}
+		if current != 3 || max != 4 {
+			t.Fatalf("%s: current %d, max %d", reason, current, max)
+		}
+	}
+}

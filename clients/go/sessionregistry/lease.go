@@ -6,7 +6,6 @@ package sessionregistry
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -203,12 +202,8 @@ func (l *Lease) pastExpiry() bool {
 }
 
 // transient says whether a later keep-alive may get past err; anything else
-// means the session cannot be kept.
+// (a SessionNotFoundError above all) means the session cannot be kept.
 func transient(err error) bool {
-	var gone *SessionNotFoundError
-	if errors.As(err, &gone) {
-		return false
-	}
 	switch codeOf(err) {
 	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled, codes.Internal, codes.Unknown,
 		codes.ResourceExhausted, codes.Aborted:

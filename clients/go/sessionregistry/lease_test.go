@@ -14,6 +14,16 @@ import (
 	"github.com/session-registry/session-registry/clients/go/sessionregistry"
 )
 
+// stopped waits until the lease has stopped; fails after the bound.
+func stopped(t testing.TB, l *sessionregistry.Lease) {
+	t.Helper()
+	select {
+	case <-l.Done():
+	case <-time.After(wait):
+		t.Fatal("the lease never stopped")
+	}
+}
+
 func TestASessionNotKeptAliveExpiresWithOneExpiredEvent(t *testing.T) {
 	c := newClient(t, defaultDaemon(t))
 	table := newTable(t, c, 1)
@@ -85,7 +95,7 @@ func TestALeaseKeepsItsSessionPastItsTTLUntilRemoved(t *testing.T) {
 	if removed.GetId() != first.GetId() {
 		t.Fatalf("removed %v", removed)
 	}
-	<-lease.Done()
+	stopped(t, lease)
 	if lease.Err() != nil {
 		t.Fatalf("a removed lease reports %v", lease.Err())
 	}
@@ -97,14 +107,12 @@ func TestALeaseWhoseSessionIsRemovedIsLost(t *testing.T) {
 	c := newClient(t, defaultDaemon(t))
 	table := newTable(t, c, 10)
 	lost := make(chan error, 2)
-	lease := must(c.RegisterWithKeepAlive(ctx, sessionregistry.RegisterInput{Table: table, ProjectPath: "/lost", TTL: time.Second},
+	// An hour's ttl: the lease must see the loss at its next keep-alive,
+	// not wait for the session's expire time.
+	lease := must(c.RegisterWithKeepAlive(ctx, sessionregistry.RegisterInput{Table: table, ProjectPath: "/lost", TTL: time.Hour},
 		sessionregistry.LeaseOptions{Interval: 100 * time.Millisecond, OnLost: func(err error) { lost <- err }}))(t)
 	must(c.Remove(ctx, sessionregistry.RemoveInput{Table: table, ID: lease.ID()}))(t)
-	select {
-	case <-lease.Done():
-	case <-time.After(wait):
-		t.Fatal("the lease never noticed")
-	}
+	stopped(t, lease)
 	if e := as[*sessionregistry.SessionNotFoundError](t, lease.Err()); e.SessionID != lease.ID() {
 		t.Fatalf("lost with %+v", e)
 	}
@@ -120,7 +128,7 @@ func TestClosingTheClientStopsItsLeasesWithoutALoss(t *testing.T) {
 	lease := must(other.RegisterWithKeepAlive(ctx, sessionregistry.RegisterInput{Table: table, ProjectPath: "/closed", TTL: time.Second},
 		sessionregistry.LeaseOptions{OnLost: func(err error) { t.Errorf("lost: %v", err) }}))(t)
 	other.Close()
-	<-lease.Done()
+	stopped(t, lease)
 	if lease.Err() != nil {
 		t.Fatalf("got %v", lease.Err())
 	}
