@@ -239,20 +239,27 @@ func eventually(t testing.TB, what string, check func() bool) {
 	}
 }
 
+// nextResult is what one w.Next returned.
+type nextResult struct {
+	item *sessionregistry.WatchItem
+	err  error
+}
+
+// nextAsync calls w.Next on a goroutine of its own; its result comes on the channel.
+func nextAsync(w *sessionregistry.WatchStream) <-chan nextResult {
+	ch := make(chan nextResult, 1)
+	go func() {
+		item, err := w.Next()
+		ch <- nextResult{item, err}
+	}()
+	return ch
+}
+
 // next is w.Next, failing the test if it blocks past the bound.
 func next(t testing.TB, w *sessionregistry.WatchStream) (*sessionregistry.WatchItem, error) {
 	t.Helper()
-	type result struct {
-		item *sessionregistry.WatchItem
-		err  error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		item, err := w.Next()
-		ch <- result{item, err}
-	}()
 	select {
-	case r := <-ch:
+	case r := <-nextAsync(w):
 		return r.item, r.err
 	case <-time.After(wait):
 		w.Close()

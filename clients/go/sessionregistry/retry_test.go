@@ -64,6 +64,18 @@ var quick = sessionregistry.WithRetry(sessionregistry.RetryOptions{MaxAttempts: 
 
 const rpc = "/sessionregistry.v1.SessionRegistry/"
 
+// lossyClient is a client whose next lose answers to method are lost, with
+// a client that reaches the daemon directly and a fresh table.
+func lossyClient(t *testing.T, method string, lose int, opts ...sessionregistry.Option) (
+	c, direct *sessionregistry.Client, table string, lost *lostAnswers) {
+	t.Helper()
+	addr := defaultDaemon(t)
+	direct = newClient(t, addr)
+	lost = &lostAnswers{method: rpc + method, lose: lose}
+	c = newClient(t, addr, append(opts, sessionregistry.WithDialOptions(lost.option()))...)
+	return c, direct, newTable(t, direct, 10), lost
+}
+
 // sameID checks that there were n attempts, all with one non-empty request id.
 func sameID(t testing.TB, ids []string, n int) {
 	t.Helper()
@@ -78,12 +90,8 @@ func sameID(t testing.TB, ids []string, n int) {
 }
 
 func TestARegisterWhoseAnswerWasLostReturnsTheSessionItRegistered(t *testing.T) {
-	addr := defaultDaemon(t)
-	direct := newClient(t, addr)
-	table := newTable(t, direct, 10)
-	lost := &lostAnswers{method: rpc + "Register", lose: 1}
 	var events []sessionregistry.RetryEvent
-	c := newClient(t, addr, quick, sessionregistry.WithDialOptions(lost.option()),
+	c, direct, table, lost := lossyClient(t, "Register", 1, quick,
 		sessionregistry.WithOnRetry(func(e sessionregistry.RetryEvent) { events = append(events, e) }))
 	s := must(c.Register(ctx, sessionregistry.RegisterInput{Table: table, ProjectPath: "/retried"}))(t)
 	sameID(t, lost.requestIDs(), 2)
@@ -96,8 +104,7 @@ func TestARegisterWhoseAnswerWasLostReturnsTheSessionItRegistered(t *testing.T) 
 		t.Fatalf("retry events %+v", events)
 	}
 	// The caller's own request id is sent as it is.
-	lost = &lostAnswers{method: rpc + "Register", lose: 1}
-	c = newClient(t, addr, quick, sessionregistry.WithDialOptions(lost.option()))
+	c, _, table, lost = lossyClient(t, "Register", 1, quick)
 	again := must(c.Register(ctx, sessionregistry.RegisterInput{Table: table, ProjectPath: "/mine", RequestID: "my-request-1"}))(t)
 	if ids := lost.requestIDs(); !reflect.DeepEqual(ids, []string{"my-request-1", "my-request-1"}) {
 		t.Fatalf("request ids %q", ids)
@@ -108,12 +115,8 @@ func TestARegisterWhoseAnswerWasLostReturnsTheSessionItRegistered(t *testing.T) 
 }
 
 func TestAConditionalUpdateWhoseAnswerWasLostReturnsItsResult(t *testing.T) {
-	addr := defaultDaemon(t)
-	direct := newClient(t, addr)
-	table := newTable(t, direct, 10)
+	c, direct, table, lost := lossyClient(t, "Update", 1, quick)
 	s := register(t, direct, sessionregistry.RegisterInput{Table: table, ProjectPath: "/u"})
-	lost := &lostAnswers{method: rpc + "Update", lose: 1}
-	c := newClient(t, addr, quick, sessionregistry.WithDialOptions(lost.option()))
 	u := must(c.Update(ctx, sessionregistry.UpdateInput{
 		Table: table, ID: s.GetId(), Name: sessionregistry.Ptr("once"), ExpectedRevision: s.GetRevision(), TableUID: s.GetTableUid(),
 	}))(t)
@@ -125,12 +128,8 @@ func TestAConditionalUpdateWhoseAnswerWasLostReturnsItsResult(t *testing.T) {
 }
 
 func TestARemoveWhoseAnswerWasLostReturnsTheRemovedSession(t *testing.T) {
-	addr := defaultDaemon(t)
-	direct := newClient(t, addr)
-	table := newTable(t, direct, 10)
+	c, direct, table, lost := lossyClient(t, "Remove", 1, quick)
 	s := register(t, direct, sessionregistry.RegisterInput{Table: table, ProjectPath: "/r"})
-	lost := &lostAnswers{method: rpc + "Remove", lose: 1}
-	c := newClient(t, addr, quick, sessionregistry.WithDialOptions(lost.option()))
 	removed := must(c.Remove(ctx, sessionregistry.RemoveInput{Table: table, ID: s.GetId()}))(t)
 	sameID(t, lost.requestIDs(), 2)
 	if !protoEqual(removed, s) {
@@ -139,11 +138,7 @@ func TestARemoveWhoseAnswerWasLostReturnsTheRemovedSession(t *testing.T) {
 }
 
 func TestRetriesStopAtMaxAttemptsAndOnlyUnavailableIsRetried(t *testing.T) {
-	addr := defaultDaemon(t)
-	direct := newClient(t, addr)
-	table := newTable(t, direct, 10)
-	lost := &lostAnswers{method: rpc + "Register", lose: 10}
-	c := newClient(t, addr, sessionregistry.WithDialOptions(lost.option()),
+	c, _, table, lost := lossyClient(t, "Register", 10,
 		sessionregistry.WithRetry(sessionregistry.RetryOptions{MaxAttempts: 3, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond}))
 	_, err := c.Register(ctx, sessionregistry.RegisterInput{Table: table, ProjectPath: "/never-told"})
 	if e := as[*sessionregistry.Error](t, err); e.Code != codes.Unavailable || !strings.Contains(e.Message, "injected") {
@@ -152,7 +147,7 @@ func TestRetriesStopAtMaxAttemptsAndOnlyUnavailableIsRetried(t *testing.T) {
 	sameID(t, lost.requestIDs(), 3)
 	// Anything but UNAVAILABLE is final at once.
 	lost = &lostAnswers{method: rpc + "Register"}
-	c = newClient(t, addr, quick, sessionregistry.WithDialOptions(lost.option()))
+	c = newClient(t, defaultDaemon(t), quick, sessionregistry.WithDialOptions(lost.option()))
 	_, err = c.Register(ctx, sessionregistry.RegisterInput{Table: table, ProjectPath: "/never-told"})
 	as[*sessionregistry.ProjectAlreadyOpenError](t, err)
 	if n := len(lost.requestIDs()); n != 1 {
@@ -161,11 +156,7 @@ func TestRetriesStopAtMaxAttemptsAndOnlyUnavailableIsRetried(t *testing.T) {
 }
 
 func TestWithoutRetryOneAttemptAndNoRequestID(t *testing.T) {
-	addr := defaultDaemon(t)
-	direct := newClient(t, addr)
-	table := newTable(t, direct, 10)
-	lost := &lostAnswers{method: rpc + "Register", lose: 1}
-	c := newClient(t, addr, sessionregistry.WithoutRetry(), sessionregistry.WithDialOptions(lost.option()))
+	c, _, table, lost := lossyClient(t, "Register", 1, sessionregistry.WithoutRetry())
 	_, err := c.Register(ctx, sessionregistry.RegisterInput{Table: table, ProjectPath: "/once"})
 	if status.Code(err) != codes.Unavailable {
 		t.Fatalf("got %v", err)

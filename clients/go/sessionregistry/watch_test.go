@@ -366,15 +366,7 @@ func TestAutoResumeWaitsOutTheWatcherLimit(t *testing.T) {
 	first := watch(t, c, sessionregistry.WatchOptions{})
 	nextItem(t, first)
 	waiting := watch(t, c, sessionregistry.WatchOptions{AutoResume: true, Backoff: fast})
-	type result struct {
-		item *sessionregistry.WatchItem
-		err  error
-	}
-	done := make(chan result, 1)
-	go func() {
-		item, err := waiting.Next()
-		done <- result{item, err}
-	}()
+	done := nextAsync(waiting)
 	eventually(t, "the second watch to meet the limit", func() bool { return waiting.LastError() != nil })
 	first.Close()
 	select {
@@ -398,14 +390,10 @@ func TestCloseAndCancelEndAWatch(t *testing.T) {
 	// Close from another goroutine, while Next waits: a clean end.
 	w := watch(t, c, sessionregistry.WatchOptions{Table: table})
 	nextItem(t, w)
-	done := make(chan error, 1)
-	go func() {
-		_, err := w.Next()
-		done <- err
-	}()
+	done := nextAsync(w)
 	w.Close()
-	if err := <-done; err != io.EOF {
-		t.Fatalf("after Close: %v", err)
+	if r := <-done; r.err != io.EOF {
+		t.Fatalf("after Close: %v", r.err)
 	}
 
 	// Closing the client ends its watches cleanly, resuming or not.
