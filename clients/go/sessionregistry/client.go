@@ -12,9 +12,9 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	mathrand "math/rand"
 	"sync"
 	"time"
 
@@ -586,12 +586,11 @@ func (c *Client) withRetries(ctx context.Context, method string, call func(conte
 		if err == nil || r == nil || attempt >= r.MaxAttempts || codeOf(err) != codes.Unavailable || c.isClosed() {
 			return err
 		}
-		// Exponential, with "equal jitter": half the step fixed, half random.
 		step := r.InitialBackoff << (attempt - 1)
 		if step > r.MaxBackoff || step <= 0 {
 			step = r.MaxBackoff
 		}
-		pause := step/2 + time.Duration(mathrand.Int63n(int64(step/2)+1))
+		pause := jitter(step)
 		if deadline, ok := ctx.Deadline(); ok && !time.Now().Add(pause).Before(deadline) {
 			return err
 		}
@@ -617,6 +616,17 @@ func (c *Client) requestID(given string) string {
 		return given
 	}
 	return newUUID()
+}
+
+// jitter is "equal jitter": half of d fixed, half random, so that clients
+// spread their retries out. Random from crypto/rand: math/rand's default
+// source starts alike in every process before Go 1.20.
+func jitter(d time.Duration) time.Duration {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil || d <= 0 {
+		return d
+	}
+	return d/2 + time.Duration(binary.LittleEndian.Uint64(b[:])%uint64(d/2+1))
 }
 
 // newUUID makes a random (version 4) UUID.

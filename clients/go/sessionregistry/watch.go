@@ -17,7 +17,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	mathrand "math/rand"
 	"sync"
 	"time"
 
@@ -349,8 +348,7 @@ func (w *WatchStream) end(err error) error {
 	return err
 }
 
-// backoffDelay is exponential with "equal jitter": half the delay fixed,
-// half random, so that reconnects spread out.
+// backoffDelay is exponential, with jitter.
 func (w *WatchStream) backoffDelay() time.Duration {
 	d := w.backoff.Initial << w.attempt
 	if d > w.backoff.Max || d <= 0 {
@@ -359,7 +357,7 @@ func (w *WatchStream) backoffDelay() time.Duration {
 	if w.attempt < 30 {
 		w.attempt++
 	}
-	return d/2 + time.Duration(mathrand.Int63n(int64(d/2)+1))
+	return jitter(d)
 }
 
 // sleep waits d; it returns io.EOF if the watch is closed meanwhile and
