@@ -12,9 +12,12 @@
 # so that the need is written down); systemd's systemd-analyze verifies the
 # unit in deploy/; curl is the plain HTTP client of the HTTP door's tests;
 # chromium is the browser the live page's tests drive (through
-# playwright-core, at /usr/bin/chromium). Fast when everything is there.
+# playwright-core, at /usr/bin/chromium); golang-go and the sources of
+# gRPC, protobuf (APIv2 and the APIv1 shim grpc still imports) and genproto
+# (errdetails) build the Go client and its stubs' plugins offline in GOPATH
+# mode (scripts/go.sh; npm run test:go). Fast when everything is there.
 set -euo pipefail
-packages=(openssl python3-grpcio python3-protobuf python3-pytest python3-flake8 python3-venv python3-setuptools protobuf-compiler protobuf-compiler-grpc etcd-server util-linux systemd curl chromium)
+packages=(openssl python3-grpcio python3-protobuf python3-pytest python3-flake8 python3-venv python3-setuptools protobuf-compiler protobuf-compiler-grpc etcd-server util-linux systemd curl chromium golang-go golang-google-grpc-dev golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev golang-google-genproto-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

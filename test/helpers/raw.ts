@@ -3,7 +3,7 @@
  * will not send (no lookup key, output-only fields, an empty update mask) and
  * for reading error details off the wire.
  */
-import { type Client, type ClientReadableStream, credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
+import { type Client, type ClientReadableStream, credentials, Metadata, type ServiceError, status as grpcStatus } from "@grpc/grpc-js";
 import {
   SessionRegistryClient as GeneratedClient,
   type CreateTableRequest,
@@ -130,4 +130,17 @@ export function wireDetails(metadata: Metadata): WireDetails {
     if (any.typeUrl === BAD_REQUEST_TYPE_URL) badRequests.push(BadRequest.decode(any.value));
   }
   return { status, errorInfos, badRequests, typeUrls: status.details.map((d) => d.typeUrl) };
+}
+
+/**
+ * A grpc-js error as a call failing with `reason` would give one (code
+ * UNKNOWN, one ErrorInfo of the registry's domain carrying `metadata`), for
+ * feeding the SDKs' error decoders without a daemon.
+ */
+export function errorWithInfo(reason: string, metadata: Record<string, string> = {}): ServiceError {
+  const info = ErrorInfo.encode({ reason, domain: "sessionregistry.v1", metadata: new Map(Object.entries(metadata)) }).finish();
+  const details = [{ typeUrl: ERROR_INFO_TYPE_URL, value: Buffer.from(info) }];
+  const trailer = new Metadata();
+  trailer.set("grpc-status-details-bin", Buffer.from(Status.encode({ code: grpcStatus.UNKNOWN, message: "m", details }).finish()));
+  return Object.assign(new Error("m"), { code: grpcStatus.UNKNOWN, details: "m", metadata: trailer });
 }

@@ -1,18 +1,18 @@
 /**
  * Every ErrorInfo metadata key the proto's error table lists for a reason is
- * a typed property of that reason's error class, in both SDKs: camelCase in
- * TypeScript, snake_case in Python, a number where the value is one. A key
- * added to the table (or dropped from a class) fails here.
+ * a typed property of that reason's error class, in every SDK: camelCase in
+ * TypeScript, snake_case in Python, a Go field in Go (SessionID, TableUID),
+ * a number where the value is one. A key added to the table (or dropped
+ * from a class) fails here.
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { expect } from "chai";
-import { Metadata, status } from "@grpc/grpc-js";
-import { ERROR_DOMAIN, fromServiceError } from "@session-registry/client";
-import { ErrorInfo } from "@session-registry/client/gen/google/rpc/error_details";
-import { Status } from "@session-registry/client/gen/google/rpc/status";
+import { fromServiceError } from "@session-registry/client";
 
 import { REPO_ROOT } from "../cli/cli-process.js";
+import { GO_CLIENT, GO_TIMEOUT_MS, runGo } from "../helpers/go-program.js";
+import { errorWithInfo } from "../helpers/raw.js";
 
 /** Reason -> its metadata keys, from the rows `// | CODE | REASON | `key`, `key` |` of the proto's header. */
 function protoMetadataKeys(): Map<string, string[]> {
@@ -50,12 +50,13 @@ function pythonAttribute(key: string): string {
   return key === "name" ? "session_name" : key;
 }
 
-function serviceError(reason: string, metadata: Record<string, string>) {
-  const info = ErrorInfo.encode({ reason, domain: ERROR_DOMAIN, metadata: new Map(Object.entries(metadata)) }).finish();
-  const details = [{ typeUrl: "type.googleapis.com/google.rpc.ErrorInfo", value: Buffer.from(info) }];
-  const trailer = new Metadata();
-  trailer.set("grpc-status-details-bin", Buffer.from(Status.encode({ code: status.UNKNOWN, message: "m", details }).finish()));
-  return Object.assign(new Error("m"), { code: status.UNKNOWN, details: "m", metadata: trailer });
+/** Go spells initialisms in capitals: `session_id` is SessionID, `table_uid` TableUID. */
+function goField(key: string): string {
+  if (key === "name") return "SessionName";
+  return key
+    .split("_")
+    .map((w) => (w === "id" || w === "uid" ? w.toUpperCase() : w.charAt(0).toUpperCase() + w.slice(1)))
+    .join("");
 }
 
 /** Runs from_rpc_error on a fake RpcError for each reason; returns reason -> {attribute: value}. */
@@ -91,6 +92,55 @@ print(json.dumps(out))
   return JSON.parse(stdout) as Record<string, Record<string, unknown>>;
 }
 
+/** Runs FromError on a status for each reason; returns reason -> {field: value} (numbers as numbers). */
+function goFields(cases: Record<string, Record<string, string>>): Record<string, Record<string, unknown>> {
+  const program = `package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"reflect"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	sr "${GO_CLIENT}"
+)
+
+func main() {
+	var in struct {
+		Cases  map[string]map[string]string
+		Fields map[string][]string
+	}
+	if err := json.NewDecoder(os.Stdin).Decode(&in); err != nil {
+		panic(err)
+	}
+	out := map[string]map[string]interface{}{}
+	for reason, metadata := range in.Cases {
+		st, err := status.New(codes.Unknown, "m").WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: sr.ErrorDomain, Metadata: metadata})
+		if err != nil {
+			panic(err)
+		}
+		v := reflect.ValueOf(sr.FromError(st.Err())).Elem()
+		out[reason] = map[string]interface{}{}
+		for _, name := range in.Fields[reason] {
+			if f := v.FieldByName(name); f.IsValid() {
+				out[reason][name] = f.Interface()
+			} else {
+				out[reason][name] = "<missing>"
+			}
+		}
+	}
+	b, _ := json.Marshal(out)
+	fmt.Println(string(b))
+}
+`;
+  const fields = Object.fromEntries(Object.entries(cases).map(([r, md]) => [r, Object.keys(md).map(goField)]));
+  return JSON.parse(runGo(program, JSON.stringify({ Cases: cases, Fields: fields }))) as Record<string, Record<string, unknown>>;
+}
+
 describe("Typed error fields", () => {
   const keys = protoMetadataKeys();
   // Distinct values, so a property that reads the wrong key shows.
@@ -104,7 +154,7 @@ describe("Typed error fields", () => {
 
   it("every metadata key is a typed property of the TypeScript SDK's error class", () => {
     for (const [reason, metadata] of Object.entries(cases)) {
-      const err = fromServiceError(serviceError(reason, metadata)) as unknown as Record<string, unknown>;
+      const err = fromServiceError(errorWithInfo(reason, metadata)) as unknown as Record<string, unknown>;
       expect(err.reason, reason).to.equal(reason);
       for (const [key, value] of Object.entries(metadata)) {
         expect(err[tsProperty(key)], `${reason}: ${tsProperty(key)}`).to.equal(expected(key, value));
@@ -117,6 +167,16 @@ describe("Typed error fields", () => {
     for (const [reason, metadata] of Object.entries(cases)) {
       for (const [key, value] of Object.entries(metadata)) {
         expect(got[reason]?.[pythonAttribute(key)], `${reason}: ${pythonAttribute(key)}`).to.equal(expected(key, value));
+      }
+    }
+  });
+
+  it("every metadata key is a typed field of the Go SDK's error type", function () {
+    this.timeout(GO_TIMEOUT_MS);
+    const got = goFields(cases);
+    for (const [reason, metadata] of Object.entries(cases)) {
+      for (const [key, value] of Object.entries(metadata)) {
+        expect(got[reason]?.[goField(key)], `${reason}: ${goField(key)}`).to.equal(expected(key, value));
       }
     }
   });
