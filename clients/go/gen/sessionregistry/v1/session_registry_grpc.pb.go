@@ -28,6 +28,21 @@ type SessionRegistryClient interface {
 	GetTable(ctx context.Context, in *GetTableRequest, opts ...grpc.CallOption) (*GetTableResponse, error)
 	// Lists all tables in name order (byte order).
 	ListTables(ctx context.Context, in *ListTablesRequest, opts ...grpc.CallOption) (*ListTablesResponse, error)
+	// Streams the tables and their session counts: what ListTables answers,
+	// kept current. The first message has `snapshot` set and every table now
+	// (as ListTables, in name order). Each later message brings what changed
+	// since the one before: the tables created or changed (a new session
+	// count or revision) in their latest state, and the names of the tables
+	// deleted. A table the watcher holds is replaced by the state it is sent,
+	// so a watcher is never shown a table, or a count, older than one it
+	// already had. A watcher that reads slowly gets fewer messages, each with
+	// the latest state of everything that changed meanwhile: it is never
+	// ended as too slow, and what waits for it is bounded by the number of
+	// tables. Unlike Watch, intermediate counts may be skipped: to see every
+	// change to the sessions of a table, Watch that table. A token restricted
+	// to some tables sees those only. Counts against the daemon's watcher
+	// limit (`WATCHER_LIMIT_REACHED`), like a Watch.
+	WatchTables(ctx context.Context, in *WatchTablesRequest, opts ...grpc.CallOption) (SessionRegistry_WatchTablesClient, error)
 	// Deletes a table. A table that still has sessions is FAILED_PRECONDITION
 	// (`TABLE_NOT_EMPTY`) unless `force` is set. Deleting a table ends its
 	// watches with NOT_FOUND. `default` may be deleted like any other table.
@@ -154,6 +169,38 @@ func (c *sessionRegistryClient) ListTables(ctx context.Context, in *ListTablesRe
 	return out, nil
 }
 
+func (c *sessionRegistryClient) WatchTables(ctx context.Context, in *WatchTablesRequest, opts ...grpc.CallOption) (SessionRegistry_WatchTablesClient, error) {
+	stream, err := c.cc.NewStream(ctx, &_SessionRegistry_serviceDesc.Streams[0], "/sessionregistry.v1.SessionRegistry/WatchTables", opts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &sessionRegistryWatchTablesClient{stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+type SessionRegistry_WatchTablesClient interface {
+	Recv() (*WatchTablesResponse, error)
+	grpc.ClientStream
+}
+
+type sessionRegistryWatchTablesClient struct {
+	grpc.ClientStream
+}
+
+func (x *sessionRegistryWatchTablesClient) Recv() (*WatchTablesResponse, error) {
+	m := new(WatchTablesResponse)
+	if err := x.ClientStream.RecvMsg(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
 func (c *sessionRegistryClient) DeleteTable(ctx context.Context, in *DeleteTableRequest, opts ...grpc.CallOption) (*DeleteTableResponse, error) {
 	out := new(DeleteTableResponse)
 	err := c.cc.Invoke(ctx, "/sessionregistry.v1.SessionRegistry/DeleteTable", in, out, opts...)
@@ -209,7 +256,7 @@ func (c *sessionRegistryClient) Remove(ctx context.Context, in *RemoveRequest, o
 }
 
 func (c *sessionRegistryClient) Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (SessionRegistry_WatchClient, error) {
-	stream, err := c.cc.NewStream(ctx, &_SessionRegistry_serviceDesc.Streams[0], "/sessionregistry.v1.SessionRegistry/Watch", opts...)
+	stream, err := c.cc.NewStream(ctx, &_SessionRegistry_serviceDesc.Streams[1], "/sessionregistry.v1.SessionRegistry/Watch", opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -273,6 +320,21 @@ type SessionRegistryServer interface {
 	GetTable(context.Context, *GetTableRequest) (*GetTableResponse, error)
 	// Lists all tables in name order (byte order).
 	ListTables(context.Context, *ListTablesRequest) (*ListTablesResponse, error)
+	// Streams the tables and their session counts: what ListTables answers,
+	// kept current. The first message has `snapshot` set and every table now
+	// (as ListTables, in name order). Each later message brings what changed
+	// since the one before: the tables created or changed (a new session
+	// count or revision) in their latest state, and the names of the tables
+	// deleted. A table the watcher holds is replaced by the state it is sent,
+	// so a watcher is never shown a table, or a count, older than one it
+	// already had. A watcher that reads slowly gets fewer messages, each with
+	// the latest state of everything that changed meanwhile: it is never
+	// ended as too slow, and what waits for it is bounded by the number of
+	// tables. Unlike Watch, intermediate counts may be skipped: to see every
+	// change to the sessions of a table, Watch that table. A token restricted
+	// to some tables sees those only. Counts against the daemon's watcher
+	// limit (`WATCHER_LIMIT_REACHED`), like a Watch.
+	WatchTables(*WatchTablesRequest, SessionRegistry_WatchTablesServer) error
 	// Deletes a table. A table that still has sessions is FAILED_PRECONDITION
 	// (`TABLE_NOT_EMPTY`) unless `force` is set. Deleting a table ends its
 	// watches with NOT_FOUND. `default` may be deleted like any other table.
@@ -378,6 +440,9 @@ func (UnimplementedSessionRegistryServer) GetTable(context.Context, *GetTableReq
 func (UnimplementedSessionRegistryServer) ListTables(context.Context, *ListTablesRequest) (*ListTablesResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListTables not implemented")
 }
+func (UnimplementedSessionRegistryServer) WatchTables(*WatchTablesRequest, SessionRegistry_WatchTablesServer) error {
+	return status.Errorf(codes.Unimplemented, "method WatchTables not implemented")
+}
 func (UnimplementedSessionRegistryServer) DeleteTable(context.Context, *DeleteTableRequest) (*DeleteTableResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method DeleteTable not implemented")
 }
@@ -470,6 +535,27 @@ func _SessionRegistry_ListTables_Handler(srv interface{}, ctx context.Context, d
 		return srv.(SessionRegistryServer).ListTables(ctx, req.(*ListTablesRequest))
 	}
 	return interceptor(ctx, in, info, handler)
+}
+
+func _SessionRegistry_WatchTables_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchTablesRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(SessionRegistryServer).WatchTables(m, &sessionRegistryWatchTablesServer{stream})
+}
+
+type SessionRegistry_WatchTablesServer interface {
+	Send(*WatchTablesResponse) error
+	grpc.ServerStream
+}
+
+type sessionRegistryWatchTablesServer struct {
+	grpc.ServerStream
+}
+
+func (x *sessionRegistryWatchTablesServer) Send(m *WatchTablesResponse) error {
+	return x.ServerStream.SendMsg(m)
 }
 
 func _SessionRegistry_DeleteTable_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
@@ -687,6 +773,11 @@ var _SessionRegistry_serviceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchTables",
+			Handler:       _SessionRegistry_WatchTables_Handler,
+			ServerStreams: true,
+		},
 		{
 			StreamName:    "Watch",
 			Handler:       _SessionRegistry_Watch_Handler,
