@@ -390,7 +390,8 @@ describe("SessionRegistryClient.watch (SDK)", () => {
   });
 
   describe("autoResume across a daemon restart on the same port", () => {
-    const config: DaemonConfig = { ...DEFAULT_CONFIG, logLevel: "silent", listen: "127.0.0.1:0" };
+    // No HTTP listener: the default port would be shared with any other daemon on this machine.
+    const config: DaemonConfig = { ...DEFAULT_CONFIG, logLevel: "silent", listen: "127.0.0.1:0", httpListen: undefined };
     const daemons: RunningDaemon[] = [];
     const clients: SessionRegistryClient[] = [];
     after(async () => {
