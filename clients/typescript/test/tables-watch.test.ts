@@ -11,10 +11,7 @@ import { join } from "node:path";
 import { expect } from "chai";
 import { SessionRegistryClient, type TablesUpdate, UnauthenticatedError, WatcherLimitReachedError } from "@session-registry/client";
 
-import { DEFAULT_CONFIG, type DaemonConfig } from "../../../src/daemon/config.js";
-import { silentLogger } from "../../../src/daemon/logger.js";
-import { startDaemon, type RunningDaemon } from "../../../src/daemon/server.js";
-import { eventually, expectError, startTestDaemon, type TestDaemon } from "../../../test/helpers/daemon.js";
+import { eventually, expectError, restartableDaemons, startTestDaemon, type TestDaemon } from "../../../test/helpers/daemon.js";
 
 /** The next item; fails if the stream ends first. */
 async function next(it: AsyncIterator<TablesUpdate>): Promise<TablesUpdate> {
@@ -105,21 +102,11 @@ describe("SessionRegistryClient.watchTables (SDK)", () => {
   });
 
   describe("autoResume across a daemon restart on the same port", () => {
-    const config: DaemonConfig = { ...DEFAULT_CONFIG, logLevel: "silent", listen: "127.0.0.1:0", httpListen: undefined };
-    const daemons: RunningDaemon[] = [];
-    const clients: SessionRegistryClient[] = [];
-    after(async () => {
-      for (const c of clients) c.close();
-      for (const daemon of daemons) await daemon.shutdown();
-    });
+    const daemons = restartableDaemons();
 
     it("reconnects and yields a new snapshot that lists the tables gone meanwhile as deleted", async () => {
-      const first = await startDaemon(config, { logger: silentLogger });
-      daemons.push(first);
-      const c = new SessionRegistryClient(first.address, {
-        channelOptions: { "grpc.initial_reconnect_backoff_ms": 50, "grpc.max_reconnect_backoff_ms": 200 },
-      });
-      clients.push(c);
+      const first = await daemons.start();
+      const c = daemons.client(first.address);
       await c.createTable({ table: "before-restart" });
       const told: string[] = [];
       const stream = c.watchTables({
@@ -131,8 +118,7 @@ describe("SessionRegistryClient.watchTables (SDK)", () => {
         const it = stream[Symbol.asyncIterator]();
         expect((await next(it)).tables.map((t) => t.name)).to.deep.equal(["before-restart", "default"]);
         await first.shutdown();
-        const second = await startDaemon({ ...config, listen: `127.0.0.1:${first.port}` }, { logger: silentLogger });
-        daemons.push(second);
+        await daemons.start(first.port);
         const again = await next(it);
         expect(again).to.deep.include({ snapshot: true, deleted: ["before-restart"] });
         expect(again.tables.map((t) => t.name)).to.deep.equal(["default"]);
