@@ -216,6 +216,8 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
         return connectHandler(calls, {
           readMaxBytes: config.maxReceiveMessageBytes,
           writeMaxBytes: MAX_SEND_MESSAGE_BYTES,
+          // One --max-pending-requests for both listeners.
+          slots: guard.slots,
           fallback: pageHandler(),
         });
       });

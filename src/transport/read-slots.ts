@@ -40,8 +40,8 @@ export interface ReadSlotsOptions {
 
 /** A request's claim on a slot, granted now or later. */
 export interface SlotClaim {
-  /** The request is complete, or over: its slot (or its place in line) goes. Idempotent. */
-  settle(): void;
+  /** The request is complete, or over: its slot (or its place in line) goes. Idempotent; a function, to hand to events. */
+  readonly settle: () => void;
 }
 
 interface Claim extends SlotClaim {

@@ -12,7 +12,10 @@
  *
  * The caller's token and role are checked at the headers, before connect
  * reads the body: a refused call is answered at once, in the protocol the
- * request speaks, and its connection closed. Other paths go to `fallback`.
+ * request speaks, and its connection closed. Then the request claims one of
+ * the daemon's read slots (../read-slots.ts), which gRPC calls claim too:
+ * it waits unread for one, or is refused UNAVAILABLE like a gRPC call when
+ * too many wait. Other paths go to `fallback`.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 
@@ -30,6 +33,7 @@ import { codeToHttpStatus, endStreamFlag, endStreamToJson, errorToJsonBytes } fr
 import { encodeEnvelope } from "@connectrpc/connect/protocol";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { status } from "@grpc/grpc-js";
 
 import { ERROR_DOMAIN } from "../../core/errors.js";
 import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
@@ -38,6 +42,7 @@ import type { WatchResponse } from "../../gen/sessionregistry/v1/session_registr
 import { REQUIRED_ROLE, type HeaderSource, type RpcMethod } from "../auth.js";
 import type { RegistryCalls, UnaryMethod } from "../calls.js";
 import { registryCodec } from "../codecs.js";
+import { BUSY_MESSAGE, type ReadSlots } from "../read-slots.js";
 import type { StatusSpec } from "../status.js";
 import type { WatchCall } from "../watch-stream.js";
 
@@ -53,6 +58,8 @@ export interface ConnectHandlerOptions {
   writeMaxBytes: number;
   /** Serves what is not a SessionRegistry method; default: 404. */
   fallback?: (req: IncomingMessage, res: ServerResponse) => void;
+  /** The daemon's read slots (--max-pending-requests), shared with gRPC; without them a request is read at once. */
+  slots?: ReadSlots;
 }
 
 type NodeHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -74,15 +81,54 @@ export function connectHandler(calls: RegistryCalls, options: ConnectHandlerOpti
   });
   return (req, res) => {
     const method = registryMethod(req.url ?? "");
-    if (method !== undefined) {
-      const refusal = calls.checkHeaders(method, nodeHeaders(req), () => peerOf(req));
-      if (refusal !== undefined) {
-        refuse(req, res, connectError(refusal));
-        return;
-      }
+    if (method === undefined) {
+      adapter(req, res);
+      return;
     }
-    adapter(req, res);
+    const refusal = calls.checkHeaders(method, nodeHeaders(req), () => peerOf(req));
+    if (refusal !== undefined) {
+      refuse(req, res, connectError(refusal));
+      return;
+    }
+    if (options.slots === undefined) {
+      adapter(req, res);
+      return;
+    }
+    readInSlot(
+      options.slots,
+      req,
+      res,
+      () => adapter(req, res),
+      () => {
+        calls.countTransportRefusal(method, status.UNAVAILABLE);
+        refuse(req, res, new ConnectError(BUSY_MESSAGE, Code.Unavailable));
+      },
+    );
   };
+}
+
+/**
+ * Runs `read` once the request holds a read slot. Until then connect does
+ * not touch it: node buffers no more of its body than the request stream's
+ * high-water mark (16 KiB) and the socket chunk it came in, then stops
+ * reading the socket. The slot goes once the body has been read to its end,
+ * or the exchange is over. `busy`: refused, too many requests wait.
+ */
+function readInSlot(slots: ReadSlots, req: IncomingMessage, res: ServerResponse, read: () => void, busy: () => void): void {
+  const { remoteAddress, remotePort } = req.socket;
+  const claim = slots.claim(
+    `http|${remoteAddress ?? ""}|${remotePort ?? ""}`,
+    read,
+    // HTTP/1.1 cannot end one request while its body is arriving: its connection goes (pipelined requests alone hold two slots).
+    () => req.socket.destroy(),
+  );
+  if (claim === undefined) {
+    busy();
+    return;
+  }
+  req.once("end", claim.settle);
+  req.once("close", claim.settle);
+  res.once("close", claim.settle);
 }
 
 /** Every SessionRegistry method, generically: decode with the gRPC codec, run through RegistryCalls, encode back. */
