@@ -12,16 +12,9 @@ import { expect } from "chai";
 
 import { makeTestCerts, type TestCerts } from "../daemon/certs.js";
 import { eventually, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { envelope } from "../helpers/envelope.js";
 
 const SERVICE = "sessionregistry.v1.SessionRegistry";
-
-function envelope(body: unknown): Uint8Array {
-  const json = new TextEncoder().encode(JSON.stringify(body));
-  const out = new Uint8Array(5 + json.length);
-  new DataView(out.buffer).setUint32(1, json.length);
-  out.set(json, 5);
-  return out;
-}
 
 /** The end-of-stream message of a Connect JSON stream, once the server ends it. */
 async function streamEnd(res: Response): Promise<{ error?: { code: string; details?: { debug?: { reason?: string } }[] } }> {

@@ -16,6 +16,7 @@ import { expect } from "chai";
 import { SessionRegistry } from "../../src/gen/sessionregistry/v1/session_registry_pb.js";
 import { BUSY_MESSAGE, HELD_PER_PENDING } from "../../src/transport/read-slots.js";
 import { eventually, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { envelope } from "../helpers/envelope.js";
 import { h2Call, halfSentCall } from "../helpers/h2.js";
 
 const SERVICE = "sessionregistry.v1.SessionRegistry";
@@ -111,14 +112,10 @@ describe("the HTTP door's read slots (--max-pending-requests)", function () {
     // No ErrorInfo: over gRPC the refusal carries none either.
     expect(json.json).to.deep.equal({ code: "unavailable", message: BUSY_MESSAGE });
 
-    const body = new TextEncoder().encode("{}");
-    const envelope = new Uint8Array(5 + body.length);
-    new DataView(envelope.buffer).setUint32(1, body.length);
-    envelope.set(body, 5);
     const stream = await fetch(`${d.daemon.httpUrl!}/${SERVICE}/Watch`, {
       method: "POST",
       headers: { "content-type": "application/connect+json" },
-      body: envelope,
+      body: envelope({}),
     });
     const bytes = new Uint8Array(await stream.arrayBuffer());
     expect(bytes[0]).to.equal(2);

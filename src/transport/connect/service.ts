@@ -65,6 +65,7 @@ export interface ConnectHandlerOptions {
 type NodeHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
 const PEER = createContextKey("", { description: "the client's address" });
+const RESPONSE = createContextKey<ServerResponse | undefined>(undefined, { description: "the node response the call answers on" });
 
 /** The node request handler serving SessionRegistry over Connect and gRPC-Web. */
 export function connectHandler(calls: RegistryCalls, options: ConnectHandlerOptions): NodeHandler {
@@ -76,15 +77,21 @@ export function connectHandler(calls: RegistryCalls, options: ConnectHandlerOpti
     connect: true,
     readMaxBytes: options.readMaxBytes,
     writeMaxBytes: options.writeMaxBytes,
-    contextValues: (req) => createContextValues().set(PEER, peerOf(req as IncomingMessage)),
+    contextValues: (req) =>
+      createContextValues()
+        .set(PEER, peerOf(req as IncomingMessage))
+        .set(RESPONSE, responses.get(req as IncomingMessage)),
     fallback: (req, res) => (options.fallback ?? notFound)(req as IncomingMessage, res as ServerResponse),
   });
+  // Which response answers a request: connect hands an implementation the request only.
+  const responses = new WeakMap<IncomingMessage, ServerResponse>();
   return (req, res) => {
     const method = registryMethod(req.url ?? "");
     if (method === undefined) {
       adapter(req, res);
       return;
     }
+    if (method === "Watch") responses.set(req, res);
     const refusal = calls.checkHeaders(method, nodeHeaders(req), () => peerOf(req));
     if (refusal !== undefined) {
       refuse(req, res, connectError(refusal));
@@ -181,8 +188,7 @@ function watchStream(calls: RegistryCalls, request: unknown, ctx: HandlerContext
       state.blocked = true;
       return false;
     },
-    // Connect sends the headers with the first message.
-    sendHeaders: () => undefined,
+    sendHeaders: () => sendHead(ctx.values.get(RESPONSE), ctx.responseHeader),
     fail: (error) => {
       state.failed = error;
       state.closed = true;
@@ -229,6 +235,25 @@ function watchStream(calls: RegistryCalls, request: unknown, ctx: HandlerContext
       }
     }
   })();
+}
+
+/**
+ * Sends a stream's response head now, before its first message. Connect
+ * commits the head only with the first message: its stream handlers resolve
+ * the response once the implementation has yielded (so that it may still
+ * set headers), and its node adapter reads that first chunk before
+ * writeHead; the protocols have no empty message to send instead. So this
+ * writes the head connect would: 200 (both stream protocols put errors in
+ * the body) and the call's response headers as connect negotiated them
+ * (content type, compression). Connect's own writeHead, when the first
+ * message comes, finds the head sent and is skipped.
+ */
+function sendHead(res: ServerResponse | undefined, headers: Headers): void {
+  if (res === undefined || res.headersSent) return;
+  res.writeHead(200, Object.fromEntries(headers));
+  res.flushHeaders();
+  // The head is out for good: connect's writeHead with the first message has nothing left to write.
+  res.writeHead = () => res;
 }
 
 /** A status as Connect's error: same code and message, the ErrorInfo and BadRequest in `details`. */
