@@ -44,7 +44,7 @@ import { IntervalLog } from "../core/interval-log.js";
 import type { Logger } from "../core/logger.js";
 import { REQUIRED_ROLE, type Authorizer, type RpcMethod } from "./auth.js";
 import { refuseCaller } from "./calls.js";
-import { BUSY_MESSAGE, PREEMPTED_MESSAGE, ReadSlots } from "./read-slots.js";
+import { BUSY_MESSAGE, PREEMPTED_MESSAGE, ReadSlots, type SlotClaim } from "./read-slots.js";
 import { outcomeOf, toServiceError, type RpcRecorder } from "./status.js";
 
 export { BUSY_MESSAGE, HELD_PER_PENDING, PREEMPTED_MESSAGE } from "./read-slots.js";
@@ -96,7 +96,7 @@ export class CallGuard {
       const key = `grpc|${connection.remoteAddress ?? ""}|${connection.remotePort ?? ""}`;
       options.callStarted?.(connection);
       const startedAt = method !== undefined && method !== "Watch" ? performance.now() : undefined;
-      let claim: { settle(): void } | undefined;
+      let claim: SlotClaim | undefined;
       let reading = false;
       let timer: NodeJS.Timeout | undefined;
 
@@ -136,16 +136,19 @@ export class CallGuard {
               }
               // The clock runs from the headers, also while the call waits for a slot.
               arm();
-              claim = this.slots.claim(
+              const granted = this.slots.claim(
                 key,
-                () => {
+                (slot) => {
+                  // Set before the request is read: it may complete within nextMetadata.
+                  claim = slot;
                   reading = true;
                   nextMetadata(metadata);
                 },
                 // Its slot is gone to another connection's call: the call ends.
                 () => end(plainStatus(status.UNAVAILABLE, PREEMPTED_MESSAGE), status.UNAVAILABLE, undefined),
               );
-              if (claim === undefined) end(plainStatus(status.UNAVAILABLE, BUSY_MESSAGE), status.UNAVAILABLE, undefined);
+              if (granted === undefined) end(plainStatus(status.UNAVAILABLE, BUSY_MESSAGE), status.UNAVAILABLE, undefined);
+              else claim = granted;
             },
             onReceiveMessage: (message, next) => {
               // A unary or server-streaming call still waits for the end of the request;

@@ -91,12 +91,14 @@ export class ReadSlots {
   /**
    * Claims a slot for a request on `connection` (any key naming one
    * connection, unique across listeners). `start` runs once the request may
-   * be read: at once, or later when a slot frees. `preempt` runs if the
+   * be read: at once (before this returns), or later when a slot frees; it
+   * gets the claim, for a request that may complete as soon as it is read.
+   * `preempt` runs if the
    * request loses its slot to another connection's, after its claim is
    * settled. Undefined: refused, too many are waiting (answer UNAVAILABLE
    * with BUSY_MESSAGE); neither callback will run.
    */
-  claim(connection: string, start: () => void, preempt: () => void): SlotClaim | undefined {
+  claim(connection: string, start: (claim: SlotClaim) => void, preempt: () => void): SlotClaim | undefined {
     let reading = false;
     let waiting: (() => void) | undefined;
     const claim: Claim = {
@@ -123,7 +125,7 @@ export class ReadSlots {
       const readers = this.readers.get(connection);
       if (readers === undefined) this.readers.set(connection, [claim]);
       else readers.push(claim);
-      start();
+      start(claim);
     };
     if (this.reading < this.options.maxPendingRequests) {
       begin();
