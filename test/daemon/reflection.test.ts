@@ -33,6 +33,10 @@ const REFLECTION_VERSIONS = ["v1", "v1alpha"] as const;
 
 /** "CreateTable", ... in the proto's order, from the generated service definition. */
 const METHOD_NAMES = Object.values(SessionRegistryService).map((m) => m.path.slice(m.path.lastIndexOf("/") + 1));
+/** The server-streaming methods, as the generated service definition has them. */
+const STREAMING = Object.values(SessionRegistryService)
+  .filter((m) => m.responseStream)
+  .map((m) => m.path.slice(m.path.lastIndexOf("/") + 1));
 
 interface PythonReport {
   services: string[];
@@ -65,11 +69,11 @@ describe("server reflection", function () {
   });
 
   describe("with buf curl", () => {
-    it("lists the 12 SessionRegistry methods, and health's", async () => {
+    it("lists the 13 SessionRegistry methods, and health's", async () => {
       const listed = (await bufCurl(["--list-methods", `http://${daemon.address}`])).split("\n").filter((l) => l !== "");
       const registry = listed.filter((l) => l.startsWith("sessionregistry.v1.SessionRegistry/"));
       expect(registry).to.have.members(METHOD_NAMES.map((m) => `sessionregistry.v1.SessionRegistry/${m}`));
-      expect(registry).to.have.length(12);
+      expect(registry).to.have.length(13);
       expect(listed).to.include.members(["grpc.health.v1.Health/Check", "grpc.health.v1.Health/Watch"]);
     });
 
@@ -131,8 +135,9 @@ describe("server reflection", function () {
           for (const m of report.methods) {
             expect(m.input).to.equal(`sessionregistry.v1.${m.name}Request`);
             expect(m.output).to.equal(`sessionregistry.v1.${m.name}Response`);
-            expect(m.serverStreaming).to.equal(m.name === "Watch");
+            expect(m.serverStreaming).to.equal(STREAMING.includes(m.name));
           }
+          expect(STREAMING).to.have.members(["Watch", "WatchTables"]);
           expect(report.messages).to.include.members([
             "sessionregistry.v1.Session",
             "sessionregistry.v1.Session.MetadataEntry",
