@@ -117,3 +117,38 @@ export function uniqueName(prefix = "t"): string {
   counter += 1;
   return `${prefix}-${RUN}-${counter}`;
 }
+
+/**
+ * For a describe block whose tests restart a memory daemon on the same
+ * port (a new history there): `start(port)` starts one (port 0: any), and
+ * `client(address)` makes a client whose channel reconnects fast, so that
+ * a test does not wait out grpc-js's default 1 s backoff. Everything is
+ * closed after the block.
+ */
+export function restartableDaemons(): {
+  start(port?: number): Promise<RunningDaemon>;
+  client(address: string): SessionRegistryClient;
+} {
+  const daemons: RunningDaemon[] = [];
+  const clients: SessionRegistryClient[] = [];
+  after(async () => {
+    for (const c of clients) c.close();
+    for (const daemon of daemons) await daemon.shutdown();
+  });
+  return {
+    async start(port = 0) {
+      // No HTTP listener: the default port would be shared with any other daemon on this machine.
+      const config: DaemonConfig = { ...DEFAULT_CONFIG, logLevel: "silent", listen: `127.0.0.1:${port}`, httpListen: undefined };
+      const daemon = await startDaemon(config, { logger: silentLogger });
+      daemons.push(daemon);
+      return daemon;
+    },
+    client(address) {
+      const c = new SessionRegistryClient(address, {
+        channelOptions: { "grpc.initial_reconnect_backoff_ms": 50, "grpc.max_reconnect_backoff_ms": 200 },
+      });
+      clients.push(c);
+      return c;
+    },
+  };
+}

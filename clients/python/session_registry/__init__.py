@@ -41,7 +41,7 @@ from .errors import (  # noqa: E402
 )
 from .client import SessionRegistryClient  # noqa: E402
 from .lease import SessionLease  # noqa: E402
-from .watch import WatchItem, WatchStream  # noqa: E402
+from .watch import TablesUpdate, TablesWatchStream, WatchItem, WatchStream  # noqa: E402
 from sessionregistry.v1 import session_registry_pb2 as pb  # noqa: E402
 
 __all__ = [
@@ -67,6 +67,8 @@ __all__ = [
     "TableUidMismatchError",
     "UnauthenticatedError",
     "WatchItem",
+    "TablesUpdate",
+    "TablesWatchStream",
     "WatchStream",
     "WatcherLimitReachedError",
     "MemoryBudgetReachedError",

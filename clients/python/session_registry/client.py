@@ -19,7 +19,7 @@ from sessionregistry.v1 import session_registry_pb2_grpc as rpc
 
 from .errors import SessionRegistryError, from_rpc_error
 from .lease import SessionLease
-from .watch import WatchStream
+from .watch import TablesWatchStream, WatchStream
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -246,6 +246,20 @@ class SessionRegistryClient:
         ``{"initial": 0.1, "max": 5.0}`` seconds, doubling, with jitter.
         ``close()``, or closing the client, ends the iteration cleanly."""
         stream = WatchStream(self, table, start_revision, auto_resume, backoff, table_uid=table_uid)
+        with self._lock:
+            self._watches.add(stream)
+        return stream
+
+    def watch_tables(self, auto_resume=False, backoff=None):
+        """Watches every table with its session count: returns a
+        :class:`TablesWatchStream`, an iterator of :class:`TablesUpdate` — the
+        first a snapshot of every table, each later one the whole list after a
+        change, with the tables created or changed and the names of those
+        deleted. A reader that falls behind gets fewer, coalesced updates and
+        is never cut off. With ``auto_resume`` a dropped call reconnects
+        (``backoff`` as for :meth:`watch`) and the next update is a new
+        snapshot. ``close()``, or closing the client, ends it cleanly."""
+        stream = TablesWatchStream(self, auto_resume, backoff)
         with self._lock:
             self._watches.add(stream)
         return stream

@@ -26,6 +26,7 @@ import {
 } from "./gen/sessionregistry/v1/session_registry.js";
 import { fromServiceError, SessionRegistryError } from "./errors.js";
 import { SessionLease } from "./lease.js";
+import { TablesWatchImpl, type TablesWatchOptions, type TablesWatchStream } from "./tables-watch.js";
 import { type WatchOptions, type WatchStream, WatchStreamImpl } from "./watch.js";
 
 export interface SessionRegistryClientOptions {
@@ -157,7 +158,7 @@ export class SessionRegistryClient {
   private readonly metadata: Metadata;
   private closed = false;
   /** Open watches and leases, stopped by close(). */
-  private readonly watches = new Set<WatchStreamImpl>();
+  private readonly watches = new Set<{ close(): void }>();
   private readonly leases = new Set<SessionLease>();
 
   constructor(address: string, options: SessionRegistryClientOptions = {}) {
@@ -312,6 +313,26 @@ export class SessionRegistryClient {
       req,
       // Tracked while iterated, so that close() can end it. On a closed
       // client the first next() rejects with CANCELLED, as unary calls do.
+      { onStart: (s) => this.watches.add(s), onFinish: (s) => this.watches.delete(s) },
+    );
+  }
+
+  /**
+   * Streams every table with its session count: `for await (const update of
+   * client.watchTables())`. The first item is a snapshot of every table;
+   * each later one is the list after a change, with the tables created or
+   * changed and the names of those deleted. A reader that falls behind gets
+   * fewer, coalesced items and is never cut off. With `autoResume` a
+   * dropped call reconnects and the next item is a new snapshot. `break`,
+   * close() and `signal` end it cleanly.
+   */
+  watchTables(options: TablesWatchOptions = {}): TablesWatchStream {
+    return new TablesWatchImpl(
+      () => {
+        if (this.closed) throw new SessionRegistryError({ code: status.CANCELLED, details: "the client is closed" });
+        return this.stub.watchTables({}, this.metadata.clone(), {});
+      },
+      options,
       { onStart: (s) => this.watches.add(s), onFinish: (s) => this.watches.delete(s) },
     );
   }

@@ -17,6 +17,7 @@ export {
   type UpdatePath,
 } from "./client.js";
 export { SessionLease, type SessionLeaseEvents } from "./lease.js";
+export { type TablesUpdate, type TablesWatchOptions, type TablesWatchStream } from "./tables-watch.js";
 export { WATCH_HIGH_WATER_MARK, type WatchItem, type WatchOptions, type WatchReconnectEvent, type WatchStream } from "./watch.js";
 export {
   ERROR_DOMAIN,
@@ -56,6 +57,7 @@ export {
   WatchEvent,
   WatchResponse,
   WatchSnapshot,
+  WatchTablesResponse,
 } from "./gen/sessionregistry/v1/session_registry.js";
 export { Duration } from "./gen/google/protobuf/duration.js";
 // Re-exported so that callers need no direct @grpc/grpc-js dependency for TLS

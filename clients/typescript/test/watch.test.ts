@@ -21,10 +21,7 @@ import {
   WatcherTooSlowError,
 } from "@session-registry/client";
 
-import { DEFAULT_CONFIG, type DaemonConfig } from "../../../src/daemon/config.js";
-import { silentLogger } from "../../../src/daemon/logger.js";
-import { startDaemon, type RunningDaemon } from "../../../src/daemon/server.js";
-import { eventually, expectError, startTestDaemon, uniqueName, type TestDaemon } from "../../../test/helpers/daemon.js";
+import { eventually, expectError, restartableDaemons, startTestDaemon, uniqueName, type TestDaemon } from "../../../test/helpers/daemon.js";
 
 type Event = Extract<WatchItem, { kind: "event" }>;
 type Snapshot = Extract<WatchItem, { kind: "snapshot" }>;
@@ -390,22 +387,11 @@ describe("SessionRegistryClient.watch (SDK)", () => {
   });
 
   describe("autoResume across a daemon restart on the same port", () => {
-    const config: DaemonConfig = { ...DEFAULT_CONFIG, logLevel: "silent", listen: "127.0.0.1:0" };
-    const daemons: RunningDaemon[] = [];
-    const clients: SessionRegistryClient[] = [];
-    after(async () => {
-      for (const c of clients) c.close();
-      for (const daemon of daemons) await daemon.shutdown();
-    });
+    const daemons = restartableDaemons();
 
     it("reconnects with backoff and, the daemon's history being a new one, resyncs instead of resuming", async () => {
-      const first = await startDaemon(config, { logger: silentLogger });
-      daemons.push(first);
-      // Fast channel reconnects, so that the test does not wait out grpc-js's default 1 s backoff.
-      const c = new SessionRegistryClient(first.address, {
-        channelOptions: { "grpc.initial_reconnect_backoff_ms": 50, "grpc.max_reconnect_backoff_ms": 200 },
-      });
-      clients.push(c);
+      const first = await daemons.start();
+      const c = daemons.client(first.address);
       await c.register({ projectPath: "/r/1" });
       const two = await c.register({ projectPath: "/r/2" });
 
@@ -425,8 +411,7 @@ describe("SessionRegistryClient.watch (SDK)", () => {
         // empty on the same port, its revisions from the bottom again: the
         // stream's position means nothing there, so it must resync.
         await first.shutdown();
-        const second = await startDaemon({ ...config, listen: `127.0.0.1:${first.port}` }, { logger: silentLogger });
-        daemons.push(second);
+        const second = await daemons.start(first.port);
         const resync = asSnapshot((await it.next()).value as WatchItem);
         expect(resync.resync).to.equal(true);
         expect(resync.tableUid).to.not.equal(two.tableUid);
@@ -435,8 +420,7 @@ describe("SessionRegistryClient.watch (SDK)", () => {
         // second daemon refused (another history) is no resumption; the one from 0 is.
         expect(told).to.deep.equal(["reconnecting SHUTTING_DOWN", "resumed 0"]);
         // Writes go through a fresh channel: `c`'s may still be backing off from the refused connects.
-        const writer = new SessionRegistryClient(second.address);
-        clients.push(writer);
+        const writer = daemons.client(second.address);
         const written = await writer.register({ projectPath: "/r2/0" });
         expect(summary(await take(it, 1))).to.deep.equal([[EventType.EVENT_TYPE_REGISTERED, written.id, written.revision]]);
         expect(stream.lastRevision).to.equal(written.revision);
