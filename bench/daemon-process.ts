@@ -3,7 +3,8 @@
  * users' command (what `npm start` runs, minus npm) at --log-level warn, so
  * that its start-up and shutdown lines stay out of the benchmark's output,
  * and the bare grpc-js no-op server (./noop-server.ts) the same way. Both
- * print "listening on <address>"; both stop on SIGTERM.
+ * print "listening on <address>" (the daemon with its HTTP address after
+ * it, when its HTTP listener is on); both stop on SIGTERM.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
@@ -14,21 +15,26 @@ const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
 export interface ServerProcess {
   address: string;
+  /** `host:port` of the daemon's HTTP listener, when started with it. */
+  httpAddress: string | undefined;
   child: ChildProcess;
   /** User + system CPU time the process has used so far, in ms (Linux /proc). */
   cpuMs(): number;
   stop(): Promise<void>;
 }
 
-/** `nodeArgs` go to node itself, e.g. --cpu-prof for a profile. */
-export function startDaemonProcess(flags: string[], nodeArgs: string[] = []): Promise<ServerProcess> {
+/**
+ * `nodeArgs` go to node itself, e.g. --cpu-prof for a profile. `http`: with
+ * the HTTP listener on 127.0.0.1:0, for figures that use it.
+ */
+export function startDaemonProcess(flags: string[], nodeArgs: string[] = [], opts: { http?: boolean } = {}): Promise<ServerProcess> {
   return startServerProcess(nodeArgs, [
     "src/daemon/main.ts",
     "--listen",
     "127.0.0.1:0",
-    // The figures are gRPC's; the HTTP listener would load its handler just after start, inside the first window's CPU.
+    // Off for gRPC's figures: the HTTP listener would load its handler just after start, inside the first window's CPU.
     "--http-listen",
-    "off",
+    opts.http === true ? "127.0.0.1:0" : "off",
     "--log-level",
     "warn",
     ...flags,
@@ -44,17 +50,19 @@ async function startServerProcess(nodeArgs: string[], args: string[]): Promise<S
     cwd: ROOT,
     stdio: ["ignore", "pipe", "inherit"],
   });
-  const address = await new Promise<string>((resolve, reject) => {
+  const { address, httpAddress } = await new Promise<{ address: string; httpAddress: string | undefined }>((resolve, reject) => {
     let out = "";
     child.stdout.on("data", (chunk: Buffer) => {
       out += chunk.toString();
-      const m = /listening on (\S+)/.exec(out);
-      if (m) resolve(m[1]!);
+      // The whole line: the HTTP address comes after the gRPC one.
+      const m = /listening on (\S+)(?: and http:\/\/(\S+))?.*\n/.exec(out);
+      if (m) resolve({ address: m[1]!, httpAddress: m[2] });
     });
     child.once("exit", (code) => reject(new Error(`${args[0]} exited with ${code} before listening`)));
   });
   return {
     address,
+    httpAddress,
     child,
     cpuMs: () => processCpuMs(child.pid!),
     async stop() {

@@ -1,7 +1,8 @@
 /**
  * `npm run bench:profile [-- seconds]`: CPU profiles (node --cpu-prof) of
  * the daemon and of the bare no-op server, one process per workload (Lookup,
- * Register+Remove), under the benchmark's load generator. Each summary
+ * Register+Remove), under the benchmark's load generator, and of the daemon
+ * answering Lookup over its HTTP door (Connect JSON). Each summary
  * covers the measured window only (not start-up or warm-up) and divides the
  * self time of each area (our src/ folders, grpc-js, node's http2, GC...) by
  * the calls handled in it: µs per call, comparable between the two servers.
@@ -14,7 +15,7 @@ import { fileURLToPath } from "node:url";
 
 import { startDaemonProcess, startNoopProcess, type ServerProcess } from "./daemon-process.js";
 import { LoadGenerator } from "./load/generator.js";
-import type { Workload } from "./load/protocol.js";
+import type { Transport, Workload } from "./load/protocol.js";
 import { summarize, type Profile } from "./profile-summary.js";
 import { prepare, TABLE } from "./unary.js";
 
@@ -28,6 +29,7 @@ async function profile(
   name: string,
   kind: "lookup" | "registerRemove",
   start: (nodeArgs: string[]) => Promise<ServerProcess>,
+  transport: Transport = "grpc",
 ): Promise<void> {
   const out = `${dir}${name}-${kind}/`;
   mkdirSync(out, { recursive: true });
@@ -38,10 +40,11 @@ async function profile(
   let goAt = NaN;
   let calls: number;
   try {
-    const ids = await prepare(server.address, 1000, name === "daemon");
+    const ids = await prepare(server.address, 1000, name !== "noop");
     const workload: Workload = kind === "lookup" ? { kind, table: TABLE, ids } : { kind, table: TABLE };
     const result = await generator.run({
-      address: server.address,
+      address: transport === "grpc" ? server.address : server.httpAddress!,
+      transport,
       channelsPerWorker: 4,
       concurrency: 64,
       warmupMs,
@@ -66,6 +69,7 @@ try {
     await profile(generator, "noop", kind, startNoopProcess);
     await profile(generator, "daemon", kind, (nodeArgs) => startDaemonProcess([], nodeArgs));
   }
+  await profile(generator, "daemon-connect-json", "lookup", (nodeArgs) => startDaemonProcess([], nodeArgs, { http: true }), "connect-json");
 } finally {
   await generator.close();
 }

@@ -16,6 +16,7 @@ import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 
 import { renderChart } from "./chart.js";
+import { connectBench } from "./connect.js";
 import { etcdBench } from "./etcd.js";
 import { runInProcess } from "./inprocess-runner.js";
 import { LoadGenerator } from "./load/generator.js";
@@ -97,6 +98,9 @@ const load = new LoadGenerator(WORKERS);
 try {
   section("Lookup and Register+Remove: daemon vs bare grpc-js no-op server");
   Object.assign(results, await unaryBench(plan.unary, load));
+
+  section("Lookup over Connect JSON vs gRPC, one daemon");
+  Object.assign(results, await connectBench(plan.unary, load));
 
   section("in-process store: lookup cost by table size, a deep List page, heap per session");
   Object.assign(results, await runInProcess(plan.inProcess));

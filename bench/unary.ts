@@ -20,7 +20,7 @@ import { SessionRegistryClient } from "@session-registry/client/gen/sessionregis
 import { call, sessionMessage } from "./calls.js";
 import { startDaemonProcess, startNoopProcess, type ServerProcess } from "./daemon-process.js";
 import { LoadGenerator, type LoadResult } from "./load/generator.js";
-import type { Workload } from "./load/protocol.js";
+import type { Transport, Workload } from "./load/protocol.js";
 import { percentile, round } from "./stats.js";
 
 export interface UnaryBenchOptions {
@@ -103,10 +103,13 @@ export async function prepare(address: string, n: number, fill = true): Promise<
   }
 }
 
+/** What a load runs against: a server's address over one transport (default gRPC), and the CPU of the process serving it. */
+export type Target = Pick<ServerProcess, "address" | "cpuMs"> & { transport?: Transport };
+
 /** Runs a load and measures the server's CPU over the measured window only. */
 async function measure(
   load: LoadGenerator,
-  server: ServerProcess,
+  server: Target,
   opts: UnaryBenchOptions,
   workload: Workload,
   extra: { concurrency?: number; rate?: number; warmupMs?: number; measureMs?: number } = {},
@@ -122,6 +125,7 @@ async function measure(
       sample = setTimeout(() => (cpuFrom = server.cpuMs()), warmupMs);
     },
     address: server.address,
+    ...(server.transport !== undefined ? { transport: server.transport } : {}),
     channelsPerWorker: opts.channelsPerWorker,
     concurrency: extra.concurrency ?? opts.concurrency,
     workload,
@@ -137,7 +141,7 @@ async function measure(
   return { ...result, cpuMs: cpu, calls, cpuUsPerCall: calls > 0 ? (cpu * 1000) / calls : NaN };
 }
 
-interface Measured extends LoadResult {
+export interface Measured extends LoadResult {
   /** Server CPU over the window, and the calls answered in it. */
   cpuMs: number;
   calls: number;
@@ -145,25 +149,26 @@ interface Measured extends LoadResult {
 }
 
 /**
- * Measures `workload` on both servers in `opts.rounds` alternating rounds
- * (bare, daemon, bare, daemon…) of `measureMs / rounds` each, and adds the
- * rounds up: a slow spell of the shared machine then falls on both servers
- * alike, instead of on whichever was measured in it.
+ * Measures `workload` on both targets in `opts.rounds` alternating rounds
+ * (first, second, first, second…; e.g. bare server, daemon) of
+ * `measureMs / rounds` each, and adds the rounds up: a slow spell of the
+ * shared machine then falls on both alike, instead of on whichever was
+ * measured in it.
  */
-async function compare(
+export async function compare(
   load: LoadGenerator,
-  noop: ServerProcess,
-  daemon: ServerProcess,
+  first: Target,
+  second: Target,
   opts: UnaryBenchOptions,
   workload: Workload,
-): Promise<{ noop: Measured; daemon: Measured }> {
+): Promise<[Measured, Measured]> {
   const rounds = Math.max(1, opts.rounds);
-  const parts = { noop: [] as Measured[], daemon: [] as Measured[] };
+  const parts: [Measured[], Measured[]] = [[], []];
   for (let r = 0; r < rounds; r++) {
     // Every round opens new connections: later rounds warm them up briefly too.
     const window = { warmupMs: r === 0 ? opts.warmupMs : Math.min(opts.warmupMs, 500), measureMs: opts.measureMs / rounds };
-    parts.noop.push(await measure(load, noop, opts, workload, window));
-    parts.daemon.push(await measure(load, daemon, opts, workload, window));
+    parts[0].push(await measure(load, first, opts, workload, window));
+    parts[1].push(await measure(load, second, opts, workload, window));
   }
   const sum = (ms: Measured[]): Measured => {
     const cpuMs = ms.reduce((a, m) => a + m.cpuMs, 0);
@@ -177,7 +182,7 @@ async function compare(
       cpuUsPerCall: calls > 0 ? (cpuMs * 1000) / calls : NaN,
     };
   };
-  return { noop: sum(parts.noop), daemon: sum(parts.daemon) };
+  return [sum(parts[0]), sum(parts[1])];
 }
 
 export async function unaryBench(opts: UnaryBenchOptions, load: LoadGenerator): Promise<UnaryBenchResult> {
@@ -191,8 +196,8 @@ export async function unaryBench(opts: UnaryBenchOptions, load: LoadGenerator): 
     const lookup: Workload = { kind: "lookup", table: TABLE, ids };
     const pairs: Workload = { kind: "registerRemove", table: TABLE };
 
-    const { noop: noopLookup, daemon: daemonLookup } = await compare(load, noop, daemon, opts, lookup);
-    const { noop: noopPairs, daemon: daemonPairs } = await compare(load, noop, daemon, opts, pairs);
+    const [noopLookup, daemonLookup] = await compare(load, noop, daemon, opts, lookup);
+    const [noopPairs, daemonPairs] = await compare(load, noop, daemon, opts, pairs);
     // The ceiling for Register alone (the memory vs etcd comparison runs Register only).
     const noopRegister = await measure(load, noop, opts, { kind: "register", table: TABLE, prefix: "noop" });
 

@@ -1,16 +1,19 @@
 /**
  * The load generator: a pool of worker threads (./worker.ts), each opening
- * its own HTTP/2 connections to the server of each run, driving it
- * together. The benchmark process holds no server: the daemon and the no-op
- * server run in processes of their own. The threads are started once and
- * reused by every run (starting one costs about a second of compiling).
+ * its own connections (HTTP/2, or HTTP/1.1 for Connect JSON) to the server
+ * of each run, driving it together. The benchmark process holds no server:
+ * the daemon and the no-op server run in processes of their own. The threads
+ * are started once and reused by every run (starting one costs about a
+ * second of compiling).
  */
 import { Worker } from "node:worker_threads";
 
-import type { WorkerResult, WorkerTask, Workload } from "./protocol.js";
+import type { Transport, WorkerResult, WorkerTask, Workload } from "./protocol.js";
 
 export interface LoadOptions {
   address: string;
+  /** Default: gRPC. */
+  transport?: Transport;
   /** HTTP/2 connections per worker. */
   channelsPerWorker: number;
   /** Calls in flight over all workers (closed loop), or the cap on them (open loop). */
@@ -66,6 +69,7 @@ export class LoadGenerator {
       worker: i,
       run,
       address: opts.address,
+      transport: opts.transport ?? "grpc",
       channels: opts.channelsPerWorker,
       // Spread the in-flight calls and the rate evenly; the first workers take the remainder.
       concurrency: Math.floor(opts.concurrency / n) + (i < opts.concurrency % n ? 1 : 0),

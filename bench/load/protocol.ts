@@ -9,12 +9,16 @@ export type Workload =
   /** Register a new session and keep it: the table grows by every call. `prefix` keeps ids unique across runs. */
   | { kind: "register"; table: string; prefix: string };
 
+/** How the calls go: gRPC over HTTP/2, or the HTTP door's Connect protocol with JSON over HTTP/1.1 (Lookup only). */
+export type Transport = "grpc" | "connect-json";
+
 export interface WorkerTask {
   /** With `run`, makes session ids unique across workers and runs. */
   worker: number;
   run: number;
   address: string;
-  /** gRPC channels (separate HTTP/2 connections) this worker opens. */
+  transport: Transport;
+  /** gRPC channels (separate HTTP/2 connections) this worker opens; over HTTP/1.1, one connection per call in flight instead. */
   channels: number;
   /** Closed loop: this many calls (pairs) in flight. Open loop: the most in flight before it counts a call as dropped. */
   concurrency: number;

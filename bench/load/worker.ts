@@ -11,20 +11,35 @@
  * call than the server it calls; on a 2-core machine it would be what
  * saturates, and hide the server's cost. The servers under test are
  * unchanged: they parse, decode and encode every message as for any client.
+ * Connect JSON calls (Lookup only) go the same way over node's HTTP/1.1
+ * client (./connect-json-client.ts): JSON encoded once, answers not parsed.
  */
 import { performance } from "node:perf_hooks";
 import { parentPort } from "node:worker_threads";
 import { LookupRequest, RegisterRequest, RemoveRequest } from "@session-registry/client/gen/sessionregistry/v1/session_registry";
 
 import { sessionMessage } from "../calls.js";
+import { ConnectJsonChannel } from "./connect-json-client.js";
 import { H2GrpcChannel } from "./h2-client.js";
 import type { WorkerResult, WorkerTask } from "./protocol.js";
 
 const SERVICE = "/sessionregistry.v1.SessionRegistry/";
 
+/** What a call goes over: an HTTP/2 connection (gRPC), or a pool of HTTP/1.1 ones (Connect JSON). */
+interface Channel {
+  connected(): Promise<void>;
+  unary(path: string, message: Uint8Array): Promise<void>;
+  close(): void;
+}
+
 /** One call (or pair) of the workload over `clients`; `n` numbers it within this worker's task. */
-function makeOp(task: WorkerTask, clients: H2GrpcChannel[]): (n: number) => Promise<void> {
+function makeOp(task: WorkerTask, clients: Channel[]): (n: number) => Promise<void> {
   const w = task.workload;
+  if (task.transport === "connect-json") {
+    if (w.kind !== "lookup") throw new Error(`the ${w.kind} workload speaks gRPC only`);
+    const requests = w.ids.map((id) => new TextEncoder().encode(JSON.stringify({ table: w.table, id })));
+    return (n) => clients[0]!.unary(SERVICE + "Lookup", requests[n % requests.length]!);
+  }
   if (w.kind === "lookup") {
     const requests = w.ids.map((id) => LookupRequest.encode({ table: w.table, key: { $case: "id", value: id } }).finish());
     return (n) => clients[n % clients.length]!.unary(SERVICE + "Lookup", requests[n % requests.length]!);
@@ -131,7 +146,10 @@ async function openLoop(task: WorkerTask, op: (n: number) => Promise<void>, rate
 }
 
 async function runTask(task: WorkerTask): Promise<WorkerResult> {
-  const clients = Array.from({ length: task.channels }, () => new H2GrpcChannel(task.address));
+  const clients: Channel[] =
+    task.transport === "connect-json"
+      ? [new ConnectJsonChannel(task.address, task.concurrency)]
+      : Array.from({ length: task.channels }, () => new H2GrpcChannel(task.address));
   try {
     // Connecting is never part of a measurement, and every worker starts its clock on the same "go".
     await Promise.all(clients.map((c) => c.connected()));

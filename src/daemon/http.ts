@@ -9,15 +9,19 @@
  * over, or at the first request if that comes sooner, which then waits for it.
  *
  * Hostile clients: request headers and bodies must arrive within
- * --request-timeout, bodies are bounded by --max-receive-message-size, and
- * at most --max-connections connections are open (node drops the rest as
- * they arrive). Paths other than the API's are left to `fallback`.
+ * --request-timeout (else 408 and the connection closes), bodies are
+ * bounded by --max-receive-message-size and read in the daemon's read slots
+ * (../transport/read-slots.ts), and at most --max-connections connections
+ * are open (node drops the rest as they arrive). Connections open, dropped
+ * and timed out are told to the daemon's metrics, as the gRPC listener's are.
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
+import type { Socket } from "node:net";
 
 import type { Logger } from "../core/logger.js";
 import type { DaemonConfig } from "./config.js";
+import type { GateCloseReason } from "./connections.js";
 import { listenOn } from "./listen-error.js";
 import type { ServerTransport } from "./tls.js";
 
@@ -29,11 +33,16 @@ export interface HttpServer {
   address: string;
   /** "http" or "https". */
   scheme: string;
+  /** Connections open now. */
+  readonly connections: number;
   /** Stops accepting, ends idle connections now and the rest after `graceMs`; watches are ended by their owner. */
   close(graceMs: number): Promise<void>;
 }
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** Told of each connection the listener closes on its own, and why, in the gRPC gate's terms (the daemon's metrics). */
+export type HttpCloseListener = (reason: Extract<GateCloseReason, "max_connections" | "setup_timeout" | "request_timeout">) => void;
 
 /** Binds --http-listen and serves every request with what `load` resolves to. */
 export async function startHttpServer(
@@ -41,6 +50,7 @@ export async function startHttpServer(
   transport: ServerTransport,
   log: Logger,
   load: () => Promise<RequestHandler>,
+  closed?: HttpCloseListener,
 ): Promise<HttpServer> {
   let loaded: RequestHandler | undefined;
   let loading: Promise<RequestHandler> | undefined;
@@ -83,14 +93,34 @@ export async function startHttpServer(
         );
   server.maxConnections = config.maxConnections;
   server.maxHeadersCount = 100;
+  const count = (reason: Parameters<HttpCloseListener>[0]) => {
+    try {
+      closed?.(reason);
+    } catch (err) {
+      log.error({ err }, "recording metrics failed");
+    }
+  };
+  let open = 0;
+  // The TCP connection, before any TLS: what holds a file descriptor.
+  server.on("connection", (socket: Socket) => {
+    open += 1;
+    socket.once("close", () => (open -= 1));
+  });
+  server.on("drop", () => count("max_connections"));
+  // Connections whose headers have come in whole at least once: a timeout on one is a request's, else its setup's.
+  const started = new WeakSet<object>();
+  server.on("request", (req: IncomingMessage) => started.add(req.socket));
   const address = await listenOn(server, "--http-listen", config.httpListen!);
   // A timer, not a microtask: the ready line goes out first.
   setTimeout(() => void ready().catch(() => undefined), 0).unref();
   // After listening, an error is a broken socket or the like: log it, keep serving.
   server.on("error", (err) => log.error({ err }, "http server error"));
-  server.on("clientError", (err, socket) => {
+  server.on("clientError", (err: NodeJS.ErrnoException, socket) => {
     log.debug({ err: err.message }, "http client error");
-    if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n");
+    // Headers or body not in within --request-timeout.
+    const timedOut = err.code === "ERR_HTTP_REQUEST_TIMEOUT";
+    if (timedOut) count(started.has(socket) ? "request_timeout" : "setup_timeout");
+    if (socket.writable) socket.end(`HTTP/1.1 ${timedOut ? "408 Request Timeout" : "400 Bad Request"}\r\nconnection: close\r\n\r\n`);
     else socket.destroy();
   });
 
@@ -98,6 +128,9 @@ export async function startHttpServer(
   return {
     address,
     scheme: pem === undefined ? "http" : "https",
+    get connections() {
+      return open;
+    },
     close(graceMs) {
       closing ??= new Promise<void>((resolve) => {
         const timer = setTimeout(() => server.closeAllConnections(), graceMs);

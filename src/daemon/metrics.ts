@@ -19,12 +19,13 @@
  *   memory_used_bytes{kind}         gauge    estimated bytes held: sessions, history, queues
  *   memory_reclaimed_bytes_total{kind}  counter  given back because the budget was full
  *   memory_reclaimed_total{kind}    counter  history events dropped, watchers ended for it
- *   connections                     gauge    connections open
+ *   connections                     gauge    connections open, on both listeners
+ *   transport_connections{transport}  gauge  connections open on each listener: grpc, http
  *   connections_closed_total{reason}  counter  connections the daemon closed on its own: max_connections
  *                                   (refused as they arrived), evicted (closed to make room: no
- *                                   call started), setup_timeout, request_timeout
- *   pending_requests                gauge    calls being read whose request is not complete yet
- *   held_requests                   gauge    calls waiting unread for a --max-pending-requests slot
+ *                                   call started), setup_timeout, request_timeout; both listeners
+ *   pending_requests                gauge    calls being read whose request is not complete yet (gRPC and HTTP)
+ *   held_requests                   gauge    calls waiting unread for a --max-pending-requests slot (gRPC and HTTP)
  *   process_*, nodejs_*             prom-client's default metrics, under their usual
  *                                   names so that stock dashboards and alerts work
  *
@@ -72,7 +73,8 @@ export interface Metrics extends RpcRecorder {
 
 /** What the transport gauges show, read at scrape time. */
 export interface TransportGauges {
-  connections(): number;
+  /** Connections open on each listener that is on, by transport: grpc, http. */
+  connections(): Record<string, number>;
   pendingRequests(): number;
   heldRequests(): number;
 }
@@ -221,12 +223,25 @@ export function createMetrics(registry: Registry, budget?: MemoryBudget, build: 
         if (transport !== undefined) this.set(read(transport));
       },
     });
-  transportGauge("connections", "Connections open now.", (t) => t.connections());
+  transportGauge("connections", "Connections open now, on the gRPC and HTTP listeners together.", (t) =>
+    Object.values(t.connections()).reduce((a, n) => a + n, 0),
+  );
+  new Gauge({
+    name: name("transport_connections"),
+    help: "Connections open now on each listener: grpc (--listen), http (--http-listen).",
+    labelNames: ["transport"] as const,
+    registers,
+    collect() {
+      if (transport === undefined) return;
+      this.reset();
+      for (const [kind, n] of Object.entries(transport.connections())) this.set({ transport: kind }, n);
+    },
+  });
   transportGauge("pending_requests", "Calls being read whose request has not fully arrived.", (t) => t.pendingRequests());
   transportGauge("held_requests", "Calls waiting, unread, for a --max-pending-requests slot.", (t) => t.heldRequests());
   const connectionsClosed = new Counter({
     name: name("connections_closed_total"),
-    help: "Connections the daemon closed on its own: max_connections (refused as they arrived), evicted (had started no call, closed to make room at the cap), setup_timeout, request_timeout.",
+    help: "Connections the daemon closed on its own, on either listener: max_connections (refused as they arrived), evicted (had started no call, closed to make room at the cap), setup_timeout, request_timeout.",
     labelNames: ["reason"] as const,
     registers,
   });

@@ -121,6 +121,8 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
 
   const logIntervalMs = deps.refusalLogIntervalMs ?? 10_000;
   const recorder = metrics;
+  // Both listeners count the connections they close on their own in one series.
+  const connectionClosed = recorder !== undefined ? (reason: string) => recorder.connectionClosed(reason) : undefined;
   // The guard and the gate know each other: calls start connections' lives, timeouts end them.
   let gate: ConnectionGate | undefined;
   const guard = new CallGuard({
@@ -141,16 +143,11 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
       setupTimeoutMs: config.connectionSetupTimeoutMs,
       logIntervalMs,
       closeDelayMs: TIMED_OUT_CONNECTION_CLOSE_MS,
-      ...(recorder !== undefined ? { closed: (reason: string) => recorder.connectionClosed(reason) } : {}),
+      ...(connectionClosed !== undefined ? { closed: connectionClosed } : {}),
     },
     log,
   );
   const open = gate;
-  recorder?.observeTransport({
-    connections: () => open.size,
-    pendingRequests: () => guard.pendingRequests,
-    heldRequests: () => guard.heldRequests,
-  });
   const health = new DaemonHealth();
   const version = packageVersion();
   const service = new SessionRegistryService(registry, log, {
@@ -169,6 +166,11 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
   let metricsServer: MetricsServer | undefined;
   let httpServer: HttpServer | undefined;
   let monitor: AvailabilityMonitor | undefined;
+  recorder?.observeTransport({
+    connections: () => (httpServer !== undefined ? { grpc: open.size, http: httpServer.connections } : { grpc: open.size }),
+    pendingRequests: () => guard.pendingRequests,
+    heldRequests: () => guard.heldRequests,
+  });
   try {
     // Before binding, so that no client ever sees a daemon without its `default` table.
     // A store that can be unreachable (etcd) may be so now: the daemon then
@@ -207,18 +209,26 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
     port = await bind(gate, config.listen);
     if (httpModule !== undefined) {
       const calls = service.calls;
-      httpServer = await httpModule.startHttpServer(config, transport, log, async () => {
-        const [{ connectHandler }, { pageHandler }] = await Promise.all([
-          import("../transport/connect/service.js"),
-          import("../transport/page.js"),
-        ]);
-        // What is not an RPC: the live page at `/`, else 404.
-        return connectHandler(calls, {
-          readMaxBytes: config.maxReceiveMessageBytes,
-          writeMaxBytes: MAX_SEND_MESSAGE_BYTES,
-          fallback: pageHandler(),
-        });
-      });
+      httpServer = await httpModule.startHttpServer(
+        config,
+        transport,
+        log,
+        async () => {
+          const [{ connectHandler }, { pageHandler }] = await Promise.all([
+            import("../transport/connect/service.js"),
+            import("../transport/page.js"),
+          ]);
+          // What is not an RPC: the live page at `/`, else 404.
+          return connectHandler(calls, {
+            readMaxBytes: config.maxReceiveMessageBytes,
+            writeMaxBytes: MAX_SEND_MESSAGE_BYTES,
+            // One --max-pending-requests for both listeners.
+            slots: guard.slots,
+            fallback: pageHandler(),
+          });
+        },
+        connectionClosed,
+      );
     }
     if (metricsModule !== undefined && metrics !== undefined) {
       metricsServer = await metricsModule.startMetricsServer(config.metricsListen!, metrics, log);

@@ -15,20 +15,17 @@
  *    metrics as the handlers'. The table a token may use is in the request,
  *    so that check stays in the handler (service.ts), after the message.
  *    Health and reflection need no token.
- * 2. At most `maxPendingRequests` calls, across all connections, are read
+ * 2. At most `maxPendingRequests` calls, across all connections (and the
+ *    HTTP door's requests, which share the slots: ./read-slots.ts), are read
  *    while their request is incomplete; more wait at their headers, unread,
  *    and are read in arrival order as slots free. Together with
  *    --max-receive-message-size this bounds the memory that half-sent
- *    messages hold. Waiting rather than refusing: well-behaved clients fill
- *    the slots for a moment too, when a burst of calls' headers arrives
- *    before their messages. A waiting call still holds what its client sent
- *    within its HTTP/2 stream window (64 KiB), so at most
- *    HELD_PER_PENDING times as many calls wait; past that a call is refused
- *    at its headers with UNAVAILABLE, which a client may retry.
- *    One connection cannot keep the others out: when every slot is taken
- *    and a call comes on a connection that has none, the oldest call being
- *    read on the connection that holds the most slots (two or more) ends
- *    with UNAVAILABLE and the new call takes its slot.
+ *    messages hold. A waiting call still holds what its client sent within
+ *    its HTTP/2 stream window (64 KiB); past HELD_PER_PENDING waiting per
+ *    slot a call is refused at its headers with UNAVAILABLE, which a client
+ *    may retry. When a call on a connection with no slot preempts the
+ *    oldest call being read on a connection holding several, that call
+ *    ends with UNAVAILABLE.
  * 3. A call's request (its message and the end of its side of the stream;
  *    for a streaming request, each message) must arrive within
  *    `requestTimeoutMs`, else the call ends with DEADLINE_EXCEEDED and its
@@ -47,12 +44,12 @@ import { IntervalLog } from "../core/interval-log.js";
 import type { Logger } from "../core/logger.js";
 import { REQUIRED_ROLE, isStreaming, type Authorizer, type RpcMethod } from "./auth.js";
 import { refuseCaller } from "./calls.js";
+import { BUSY_MESSAGE, PREEMPTED_MESSAGE, ReadSlots, type SlotClaim } from "./read-slots.js";
 import { outcomeOf, toServiceError, type RpcRecorder } from "./status.js";
 
-export const REGISTRY_SERVICE_PATH = "/sessionregistry.v1.SessionRegistry/";
+export { BUSY_MESSAGE, HELD_PER_PENDING, PREEMPTED_MESSAGE } from "./read-slots.js";
 
-/** How many calls may wait unread per --max-pending-requests slot: 256 slots, 1,024 waiting, 64 MiB of stream windows. */
-export const HELD_PER_PENDING = 4;
+export const REGISTRY_SERVICE_PATH = "/sessionregistry.v1.SessionRegistry/";
 
 /** Where a call came from, as grpc-js reports it (getConnectionInfo). */
 export interface CallConnection {
@@ -77,46 +74,13 @@ export interface CallGuardOptions {
 
 export class CallGuard {
   readonly interceptor: ServerInterceptor;
-  /** Calls being read: past their headers, their request not complete yet. */
-  private reading = 0;
-  /** Calls held at their headers, unread, for a reading slot; oldest first. */
-  private readonly held = new Set<() => void>();
-  /** The calls being read on each connection (remote address|port), oldest first: each ends its call to free its slot. */
-  private readonly readers = new Map<string, (() => void)[]>();
-  /** A slot is being handed from a preempted call to a new one: held calls must not take it meanwhile. */
-  private handingOver = false;
-  private readonly heldLog: IntervalLog;
-  private readonly busyLog: IntervalLog;
-  private readonly preemptLog: IntervalLog;
+  /** The read slots of the daemon: the HTTP door claims its requests' here too. */
+  readonly slots: ReadSlots;
   private readonly timeoutLog: IntervalLog;
 
   constructor(private readonly options: CallGuardOptions) {
     const { log, logIntervalMs } = options;
-    this.heldLog = new IntervalLog(
-      (count) =>
-        // info: a burst of well-behaved calls is held for a moment too.
-        log.info(
-          { count, maxPendingRequests: options.maxPendingRequests },
-          "held calls unread: --max-pending-requests requests are arriving already",
-        ),
-      logIntervalMs,
-    );
-    this.busyLog = new IntervalLog(
-      (count) =>
-        log.warn(
-          { count, maxPendingRequests: options.maxPendingRequests, maxWaiting: options.maxPendingRequests * HELD_PER_PENDING },
-          "refused calls UNAVAILABLE at their headers: too many calls are waiting for their requests to be read",
-        ),
-      logIntervalMs,
-    );
-    this.preemptLog = new IntervalLog(
-      (count) =>
-        log.warn(
-          { count, maxPendingRequests: options.maxPendingRequests },
-          "ended calls whose request was still arriving, on connections holding several read slots, to read calls of other connections",
-        ),
-      logIntervalMs,
-    );
+    this.slots = new ReadSlots({ maxPendingRequests: options.maxPendingRequests, log, logIntervalMs });
     this.timeoutLog = new IntervalLog(
       (count) =>
         log.warn(
@@ -128,33 +92,21 @@ export class CallGuard {
     this.interceptor = (descriptor, call) => {
       const method = registryMethod(descriptor.path);
       const connection = call.getConnectionInfo();
-      const key = `${connection.remoteAddress ?? ""}|${connection.remotePort ?? ""}`;
+      // Prefixed: an HTTP connection from the same address and port is another connection.
+      const key = `grpc|${connection.remoteAddress ?? ""}|${connection.remotePort ?? ""}`;
       options.callStarted?.(connection);
       const startedAt = method !== undefined && !isStreaming(method) ? performance.now() : undefined;
+      let claim: SlotClaim | undefined;
       let reading = false;
-      let admit: (() => void) | undefined;
       let timer: NodeJS.Timeout | undefined;
 
       /** The request is complete, or the call over: its slot (or its place in line) goes. */
       const settle = () => {
         clearTimeout(timer);
         timer = undefined;
-        if (admit !== undefined) {
-          this.held.delete(admit);
-          admit = undefined;
-        }
-        if (reading) {
-          reading = false;
-          this.reading -= 1;
-          const readers = this.readers.get(key);
-          const at = readers?.indexOf(preempt) ?? -1;
-          if (at >= 0) readers!.splice(at, 1);
-          if (readers?.length === 0) this.readers.delete(key);
-          this.admitHeld();
-        }
+        reading = false;
+        claim?.settle();
       };
-      // Ends this call while it is being read, so that a call on another connection gets its slot.
-      const preempt = () => end(plainStatus(status.UNAVAILABLE, PREEMPTED_MESSAGE), status.UNAVAILABLE, undefined);
       const end = (statusObject: StatusObject, code: status, reason: string | undefined) => {
         settle();
         if (method !== undefined) this.record(method, code, reason, startedAt);
@@ -184,29 +136,19 @@ export class CallGuard {
               }
               // The clock runs from the headers, also while the call waits for a slot.
               arm();
-              const start = () => {
-                admit = undefined;
-                reading = true;
-                this.reading += 1;
-                const readers = this.readers.get(key);
-                if (readers === undefined) this.readers.set(key, [preempt]);
-                else readers.push(preempt);
-                nextMetadata(metadata);
-              };
-              if (this.reading < options.maxPendingRequests) {
-                start();
-              } else if (this.takeSlotFor(key)) {
-                this.preemptLog.add();
-                start();
-              } else if (this.held.size >= options.maxPendingRequests * HELD_PER_PENDING) {
-                this.busyLog.add();
-                end(plainStatus(status.UNAVAILABLE, BUSY_MESSAGE), status.UNAVAILABLE, undefined);
-              } else {
-                // Held, not refused: a burst of well-behaved calls fills the slots for a moment too.
-                this.heldLog.add();
-                admit = start;
-                this.held.add(start);
-              }
+              const granted = this.slots.claim(
+                key,
+                (slot) => {
+                  // Set before the request is read: it may complete within nextMetadata.
+                  claim = slot;
+                  reading = true;
+                  nextMetadata(metadata);
+                },
+                // Its slot is gone to another connection's call: the call ends.
+                () => end(plainStatus(status.UNAVAILABLE, PREEMPTED_MESSAGE), status.UNAVAILABLE, undefined),
+              );
+              if (granted === undefined) end(plainStatus(status.UNAVAILABLE, BUSY_MESSAGE), status.UNAVAILABLE, undefined);
+              else claim = granted;
             },
             onReceiveMessage: (message, next) => {
               // A unary or server-streaming call still waits for the end of the request;
@@ -224,50 +166,19 @@ export class CallGuard {
     };
   }
 
-  /**
-   * Frees a slot for a call on connection `key` when that connection has
-   * none and another holds two or more: that one's oldest call being read
-   * ends (UNAVAILABLE). Returns whether a slot is free for the caller now.
-   */
-  private takeSlotFor(key: string): boolean {
-    if (this.readers.has(key)) return false;
-    let victim: (() => void)[] | undefined;
-    for (const readers of this.readers.values()) if (readers.length >= 2 && readers.length > (victim?.length ?? 0)) victim = readers;
-    if (victim === undefined) return false;
-    this.handingOver = true;
-    try {
-      victim[0]!();
-    } finally {
-      this.handingOver = false;
-    }
-    return this.reading < this.options.maxPendingRequests;
-  }
-
-  /** Starts reading held calls, oldest first, while there are free slots. */
-  private admitHeld(): void {
-    if (this.handingOver) return;
-    for (const start of this.held) {
-      if (this.reading >= this.options.maxPendingRequests) return;
-      this.held.delete(start);
-      start();
-    }
-  }
-
-  /** Calls being read whose request is not complete yet, across all connections. */
+  /** Calls being read whose request is not complete yet, across all connections (and the HTTP door's requests). */
   get pendingRequests(): number {
-    return this.reading;
+    return this.slots.pendingRequests;
   }
 
   /** Calls held unread for a slot. */
   get heldRequests(): number {
-    return this.held.size;
+    return this.slots.heldRequests;
   }
 
   /** Writes the counts of the current log interval (shutdown). */
   flushLogs(): void {
-    this.heldLog.flush();
-    this.busyLog.flush();
-    this.preemptLog.flush();
+    this.slots.flushLogs();
     this.timeoutLog.flush();
   }
 
@@ -296,12 +207,6 @@ function registryMethod(path: string): RpcMethod | undefined {
 function plainStatus(code: status, details: string): StatusObject {
   return { code, details, metadata: new Metadata() };
 }
-
-export const BUSY_MESSAGE =
-  "the daemon is busy reading other calls' requests (--max-pending-requests, and as many again waiting); retry after a moment";
-
-export const PREEMPTED_MESSAGE =
-  "the daemon ended this call while its request was still arriving, to read other connections' calls (--max-pending-requests); send each request whole and promptly, and retry";
 
 export function requestTimeoutMessage(timeoutMs: number): string {
   return (

@@ -217,6 +217,14 @@ export class RegistryCalls {
   }
 
   /**
+   * Counts a call that a wire adapter ended itself before it reached here
+   * (refused at its headers without an ErrorInfo: the daemon was busy).
+   */
+  countTransportRefusal(method: RpcMethod, code: status): void {
+    this.record(method, code, undefined, method === "Watch" ? undefined : performance.now());
+  }
+
+  /**
    * Authenticates the call and authorizes its method on its table (empty
    * means `default`; none for ListTables, WatchTables and GetServerInfo, or when the request did not
    * decode: it is refused as INVALID_ARGUMENT next and touches nothing).

@@ -22,6 +22,9 @@ const FIGURES = [
   "lookup_ratio",
   "register_remove_rps",
   "register_remove_ratio",
+  "grpc_lookup_rps",
+  "connect_json_lookup_rps",
+  "connect_lookup_ratio",
   "p50_ms",
   "p99_ms",
   "lookup_us_at_10",
@@ -71,7 +74,16 @@ describe("bench harness (--smoke)", function () {
       expect(Number.isFinite(results[key]), `${key} = ${String(results[key])}`).to.equal(true);
     }
     // Throughputs count answered calls: zero would mean nothing got through.
-    for (const key of ["noop_rps", "lookup_rps", "register_remove_rps", "memory_register_rps", "etcd_register_rps", "etcd_raw_txn_rps"]) {
+    for (const key of [
+      "noop_rps",
+      "lookup_rps",
+      "register_remove_rps",
+      "grpc_lookup_rps",
+      "connect_json_lookup_rps",
+      "memory_register_rps",
+      "etcd_register_rps",
+      "etcd_raw_txn_rps",
+    ]) {
       expect(results[key], key).to.be.greaterThan(0);
     }
   });
@@ -85,6 +97,7 @@ describe("bench harness (--smoke)", function () {
     };
     near("lookup_ratio", "lookup_rps", "noop_rps");
     near("register_remove_ratio", "register_remove_rps", "noop_pair_rps");
+    near("connect_lookup_ratio", "connect_json_lookup_rps", "grpc_lookup_rps");
     near("etcd_register_ratio", "etcd_register_rps", "etcd_raw_txn_rps");
   });
 

@@ -8,6 +8,7 @@ import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { gunzipSync } from "node:zlib";
 import { fileURLToPath } from "node:url";
 
 import { fromJson, toBinary, type DescMessage, type JsonValue } from "@bufbuild/protobuf";
@@ -19,6 +20,7 @@ import { ErrorInfoSchema } from "../../src/gen/google/rpc/error_details_pb.js";
 import { SessionRegistry } from "../../src/gen/sessionregistry/v1/session_registry_pb.js";
 import { spawnDaemon, waitForPort } from "../helpers/daemon-process.js";
 import { startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { envelope } from "../helpers/envelope.js";
 import { callBytes, wireDetails } from "../helpers/raw.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -51,14 +53,10 @@ async function watchMessages(
   { method = "Watch", received }: { method?: string; received?: (n: number) => Promise<unknown> } = {},
 ): Promise<{ messages: Record<string, unknown>[]; end?: unknown }> {
   const controller = new AbortController();
-  const json = new TextEncoder().encode(JSON.stringify(body));
-  const envelope = new Uint8Array(5 + json.length);
-  new DataView(envelope.buffer).setUint32(1, json.length);
-  envelope.set(json, 5);
   const res = await fetch(`${base}/${SERVICE}/${method}`, {
     method: "POST",
     headers: { "content-type": "application/connect+json" },
-    body: envelope,
+    body: envelope(body),
     signal: controller.signal,
   });
   const reader: ReadableStreamDefaultReader<Uint8Array> = res.body!.getReader();
@@ -162,6 +160,62 @@ describe("the HTTP door (Connect, gRPC-Web)", function () {
     expect((messages[0]!.tables as { name: string }[]).map((t) => t.name)).to.include.members(["default", "listed"]);
     expect(messages[1]).to.deep.include({ tables: [{ ...(messages[1]!.tables as object[])[0], name: "listed", sessionCount: 1 }] });
     expect(messages[2]).to.deep.equal({ deletedTables: ["listed"] });
+  });
+
+  it("sends a Watch's response head before its first message, with the compression it will use", async () => {
+    const { table } = (await post(base, "GetTable", {})).json as unknown as { table: { revision: string; tableUid: string } };
+    const next = String(Number(table.revision) + 1);
+    const controller = new AbortController();
+    // Resumed at the next revision: nothing to send until a change. fetch resolves on the head alone.
+    const res = await fetch(`${base}/${SERVICE}/Watch`, {
+      method: "POST",
+      headers: { "content-type": "application/connect+json", "connect-accept-encoding": "gzip" },
+      body: envelope({ startRevision: next, tableUid: table.tableUid }),
+      signal: controller.signal,
+    });
+    expect(res.status).to.equal(200);
+    expect(res.headers.get("content-type")).to.equal("application/connect+json");
+    expect(res.headers.get("connect-content-encoding")).to.equal("gzip");
+    // The message that comes later goes out under that head: compressed (flag 1), as it promised.
+    await post(base, "Register", { session: { id: "h1", projectPath: "/h/1", ttl: "60s", metadata: { big: "x".repeat(2000) } } });
+    const reader: ReadableStreamDefaultReader<Uint8Array> = res.body!.getReader();
+    let bytes = new Uint8Array(0);
+    while (bytes.length < 5 || bytes.length < 5 + new DataView(bytes.buffer, bytes.byteOffset).getUint32(1)) {
+      const { value } = await reader.read();
+      bytes = new Uint8Array([...bytes, ...value!]);
+    }
+    expect(bytes[0]).to.equal(1);
+    const message = JSON.parse(
+      new TextDecoder().decode(gunzipSync(bytes.subarray(5, 5 + new DataView(bytes.buffer).getUint32(1)))),
+    ) as unknown;
+    expect(message).to.nested.include({ revision: next, "event.type": "EVENT_TYPE_REGISTERED", "event.session.id": "h1" });
+    controller.abort();
+    await post(base, "Remove", { id: "h1" });
+  });
+
+  it("streams Watch to connect's own clients, binary Connect and gRPC-Web, under the head sent before the first message", async () => {
+    const { table } = (await post(base, "GetTable", {})).json as unknown as { table: { revision: string; tableUid: string } };
+    const transports = [
+      createConnectTransport({ baseUrl: base, httpVersion: "1.1", useBinaryFormat: true }),
+      createGrpcWebTransport({ baseUrl: base, httpVersion: "1.1" }),
+    ];
+    const controller = new AbortController();
+    const streams = transports.map((t) => {
+      const watch = createClient(SessionRegistry, t).watch(
+        { startRevision: BigInt(table.revision) + 1n, tableUid: table.tableUid },
+        { signal: controller.signal },
+      );
+      return watch[Symbol.asyncIterator]();
+    });
+    const firsts = streams.map((it) => it.next());
+    await post(base, "Register", { session: { id: "h2", projectPath: "/h/2", ttl: "60s", metadata: { big: "y".repeat(2000) } } });
+    for (const first of await Promise.all(firsts)) {
+      const message = first.done === true ? undefined : first.value;
+      expect(message?.kind.case).to.equal("event");
+      expect(message?.revision).to.equal(BigInt(table.revision) + 1n);
+    }
+    controller.abort();
+    await post(base, "Remove", { id: "h2" });
   });
 
   it("ends a Watch from a revision not yet reached with the same error as gRPC, in the end-of-stream message", async () => {

@@ -1,26 +1,20 @@
 /**
  * The HTTP door under the daemon's rules beyond single calls: https with the
- * gRPC listener's TLS files, metrics for its calls, shutdown ending its
- * watches within the grace, a watcher too slow to read, a stalled request,
- * and the connection cap.
+ * gRPC listener's TLS files, metrics for its calls and its connections,
+ * shutdown ending its watches within the grace, a watcher too slow to read,
+ * a stalled request, and the connection cap.
  */
-import { connect } from "node:net";
+import { once } from "node:events";
+import { connect, type Socket } from "node:net";
 import { request as httpsRequest } from "node:https";
 
 import { expect } from "chai";
 
 import { makeTestCerts, type TestCerts } from "../daemon/certs.js";
-import { startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { eventually, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { envelope } from "../helpers/envelope.js";
 
 const SERVICE = "sessionregistry.v1.SessionRegistry";
-
-function envelope(body: unknown): Uint8Array {
-  const json = new TextEncoder().encode(JSON.stringify(body));
-  const out = new Uint8Array(5 + json.length);
-  new DataView(out.buffer).setUint32(1, json.length);
-  out.set(json, 5);
-  return out;
-}
 
 /** The end-of-stream message of a Connect JSON stream, once the server ends it. */
 async function streamEnd(res: Response): Promise<{ error?: { code: string; details?: { debug?: { reason?: string } }[] } }> {
@@ -37,6 +31,59 @@ async function streamEnd(res: Response): Promise<{ error?: { code: string; detai
 
 describe("the HTTP door's limits", function () {
   this.timeout(30_000);
+
+  describe("in the daemon's connection metrics", () => {
+    let d: TestDaemon;
+    const sockets: Socket[] = [];
+    afterEach(async () => {
+      for (const s of sockets.splice(0)) s.destroy();
+      await d.stop();
+    });
+    const metric = async (series: string): Promise<number> => {
+      const text = await (await fetch(`http://${d.daemon.metricsAddress!}/metrics`)).text();
+      return Number(new RegExp(`^${series.replace(/[{}]/g, "\\$&")} (\\S+)$`, "m").exec(text)?.[1] ?? "0");
+    };
+    const until = (series: string, value: number) => eventually(async () => (await metric(series)) === value, `${series} = ${value}`);
+    /** A TCP connection to the HTTP listener; resolves with it and with all it receives until it closes. */
+    const raw = async (): Promise<{ socket: Socket; received: Promise<string> }> => {
+      const socket = connect(Number(new URL(d.daemon.httpUrl!).port), "127.0.0.1");
+      sockets.push(socket);
+      socket.on("error", () => undefined);
+      let text = "";
+      socket.setEncoding("latin1").on("data", (chunk: string) => (text += chunk));
+      const received = new Promise<string>((resolve) => socket.once("close", () => resolve(text)));
+      await once(socket, "connect");
+      return { socket, received };
+    };
+
+    it("counts HTTP connections in session_registry_connections, by listener, and those dropped at --max-connections", async () => {
+      d = await startTestDaemon({ http: true, config: { metricsListen: "127.0.0.1:0", maxConnections: 2, requestTimeoutMs: 60_000 } });
+      await d.client().serverInfo();
+      const open = [await raw(), await raw()];
+      await until('session_registry_transport_connections{transport="http"}', 2);
+      expect(await metric('session_registry_transport_connections{transport="grpc"}')).to.equal(1);
+      expect(await metric("session_registry_connections")).to.equal(3);
+      // A third on a cap of two: node drops it as it arrives.
+      await (
+        await raw()
+      ).received;
+      expect(await metric('session_registry_connections_closed_total{reason="max_connections"}')).to.equal(1);
+      for (const o of open) o.socket.destroy();
+      await until('session_registry_transport_connections{transport="http"}', 0);
+      expect(await metric("session_registry_connections")).to.equal(1);
+    });
+
+    it("answers 408 to a connection whose first request or whose request body is late, and counts them as setup and request timeouts", async () => {
+      d = await startTestDaemon({ http: true, config: { metricsListen: "127.0.0.1:0", requestTimeoutMs: 300 } });
+      const silent = await raw();
+      expect(await silent.received).to.match(/^HTTP\/1\.1 408 /);
+      const stalled = await raw();
+      stalled.socket.write(`POST /${SERVICE}/List HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{`);
+      expect(await stalled.received).to.match(/^HTTP\/1\.1 408 /);
+      expect(await metric('session_registry_connections_closed_total{reason="setup_timeout"}')).to.equal(1);
+      expect(await metric('session_registry_connections_closed_total{reason="request_timeout"}')).to.equal(1);
+    });
+  });
 
   describe("with TLS files", () => {
     let certs: TestCerts;

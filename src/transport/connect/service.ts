@@ -12,7 +12,10 @@
  *
  * The caller's token and role are checked at the headers, before connect
  * reads the body: a refused call is answered at once, in the protocol the
- * request speaks, and its connection closed. Other paths go to `fallback`.
+ * request speaks, and its connection closed. Then the request claims one of
+ * the daemon's read slots (../read-slots.ts), which gRPC calls claim too:
+ * it waits unread for one, or is refused UNAVAILABLE like a gRPC call when
+ * too many wait. Other paths go to `fallback`.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 
@@ -30,6 +33,7 @@ import { codeToHttpStatus, endStreamFlag, endStreamToJson, errorToJsonBytes } fr
 import { encodeEnvelope } from "@connectrpc/connect/protocol";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { status } from "@grpc/grpc-js";
 
 import { ERROR_DOMAIN } from "../../core/errors.js";
 import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
@@ -37,6 +41,7 @@ import { SessionRegistry } from "../../gen/sessionregistry/v1/session_registry_p
 import { REQUIRED_ROLE, type HeaderSource, type RpcMethod } from "../auth.js";
 import type { RegistryCalls, UnaryMethod } from "../calls.js";
 import { registryCodec, type RegistryCodec } from "../codecs.js";
+import { BUSY_MESSAGE, type ReadSlots } from "../read-slots.js";
 import type { StatusSpec } from "../status.js";
 import type { WatchCall } from "../watch-stream.js";
 
@@ -52,11 +57,14 @@ export interface ConnectHandlerOptions {
   writeMaxBytes: number;
   /** Serves what is not a SessionRegistry method; default: 404. */
   fallback?: (req: IncomingMessage, res: ServerResponse) => void;
+  /** The daemon's read slots (--max-pending-requests), shared with gRPC; without them a request is read at once. */
+  slots?: ReadSlots;
 }
 
 type NodeHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
 const PEER = createContextKey("", { description: "the client's address" });
+const RESPONSE = createContextKey<ServerResponse | undefined>(undefined, { description: "the node response the call answers on" });
 
 /** The node request handler serving SessionRegistry over Connect and gRPC-Web. */
 export function connectHandler(calls: RegistryCalls, options: ConnectHandlerOptions): NodeHandler {
@@ -68,20 +76,65 @@ export function connectHandler(calls: RegistryCalls, options: ConnectHandlerOpti
     connect: true,
     readMaxBytes: options.readMaxBytes,
     writeMaxBytes: options.writeMaxBytes,
-    contextValues: (req) => createContextValues().set(PEER, peerOf(req as IncomingMessage)),
+    contextValues: (req) =>
+      createContextValues()
+        .set(PEER, peerOf(req as IncomingMessage))
+        .set(RESPONSE, responses.get(req as IncomingMessage)),
     fallback: (req, res) => (options.fallback ?? notFound)(req as IncomingMessage, res as ServerResponse),
   });
+  // Which response answers a request: connect hands an implementation the request only.
+  const responses = new WeakMap<IncomingMessage, ServerResponse>();
   return (req, res) => {
     const method = registryMethod(req.url ?? "");
-    if (method !== undefined) {
-      const refusal = calls.checkHeaders(method, nodeHeaders(req), () => peerOf(req));
-      if (refusal !== undefined) {
-        refuse(req, res, connectError(refusal));
-        return;
-      }
+    if (method === undefined) {
+      adapter(req, res);
+      return;
     }
-    adapter(req, res);
+    if (method === "Watch") responses.set(req, res);
+    const refusal = calls.checkHeaders(method, nodeHeaders(req), () => peerOf(req));
+    if (refusal !== undefined) {
+      refuse(req, res, connectError(refusal));
+      return;
+    }
+    if (options.slots === undefined) {
+      adapter(req, res);
+      return;
+    }
+    readInSlot(
+      options.slots,
+      req,
+      res,
+      () => adapter(req, res),
+      () => {
+        calls.countTransportRefusal(method, status.UNAVAILABLE);
+        refuse(req, res, new ConnectError(BUSY_MESSAGE, Code.Unavailable));
+      },
+    );
   };
+}
+
+/**
+ * Runs `read` once the request holds a read slot. Until then connect does
+ * not touch it: node buffers no more of its body than the request stream's
+ * high-water mark (16 KiB) and the socket chunk it came in, then stops
+ * reading the socket. The slot goes once the body has been read to its end,
+ * or the exchange is over. `busy`: refused, too many requests wait.
+ */
+function readInSlot(slots: ReadSlots, req: IncomingMessage, res: ServerResponse, read: () => void, busy: () => void): void {
+  const { remoteAddress, remotePort } = req.socket;
+  const claim = slots.claim(
+    `http|${remoteAddress ?? ""}|${remotePort ?? ""}`,
+    read,
+    // HTTP/1.1 cannot end one request while its body is arriving: its connection goes (pipelined requests alone hold two slots).
+    () => req.socket.destroy(),
+  );
+  if (claim === undefined) {
+    busy();
+    return;
+  }
+  req.once("end", claim.settle);
+  req.once("close", claim.settle);
+  res.once("close", claim.settle);
 }
 
 /** Every SessionRegistry method, generically: decode with the gRPC codec, run through RegistryCalls, encode back. */
@@ -141,8 +194,7 @@ function watchStream<M>(
       state.blocked = true;
       return false;
     },
-    // Connect sends the headers with the first message.
-    sendHeaders: () => undefined,
+    sendHeaders: () => sendHead(ctx.values.get(RESPONSE), ctx.responseHeader),
     fail: (error) => {
       state.failed = error;
       state.closed = true;
@@ -189,6 +241,25 @@ function watchStream<M>(
       }
     }
   })();
+}
+
+/**
+ * Sends a stream's response head now, before its first message. Connect
+ * commits the head only with the first message: its stream handlers resolve
+ * the response once the implementation has yielded (so that it may still
+ * set headers), and its node adapter reads that first chunk before
+ * writeHead; the protocols have no empty message to send instead. So this
+ * writes the head connect would: 200 (both stream protocols put errors in
+ * the body) and the call's response headers as connect negotiated them
+ * (content type, compression). Connect's own writeHead, when the first
+ * message comes, finds the head sent and is skipped.
+ */
+function sendHead(res: ServerResponse | undefined, headers: Headers): void {
+  if (res === undefined || res.headersSent) return;
+  res.writeHead(200, Object.fromEntries(headers));
+  res.flushHeaders();
+  // The head is out for good: connect's writeHead with the first message has nothing left to write.
+  res.writeHead = () => res;
 }
 
 /** A status as Connect's error: same code and message, the ErrorInfo and BadRequest in `details`. */
