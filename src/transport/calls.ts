@@ -221,7 +221,7 @@ export class RegistryCalls {
    * (refused at its headers without an ErrorInfo: the daemon was busy).
    */
   countTransportRefusal(method: RpcMethod, code: status): void {
-    this.record(method, code, undefined, method === "Watch" ? undefined : performance.now());
+    this.record(method, code, undefined, isStreaming(method) ? undefined : performance.now());
   }
 
   /**

@@ -38,7 +38,7 @@ import { status } from "@grpc/grpc-js";
 import { ERROR_DOMAIN } from "../../core/errors.js";
 import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { SessionRegistry } from "../../gen/sessionregistry/v1/session_registry_pb.js";
-import { REQUIRED_ROLE, type HeaderSource, type RpcMethod } from "../auth.js";
+import { REQUIRED_ROLE, isStreaming, type HeaderSource, type RpcMethod } from "../auth.js";
 import type { RegistryCalls, UnaryMethod } from "../calls.js";
 import { registryCodec, type RegistryCodec } from "../codecs.js";
 import { BUSY_MESSAGE, type ReadSlots } from "../read-slots.js";
@@ -90,7 +90,7 @@ export function connectHandler(calls: RegistryCalls, options: ConnectHandlerOpti
       adapter(req, res);
       return;
     }
-    if (method === "Watch") responses.set(req, res);
+    if (isStreaming(method)) responses.set(req, res);
     const refusal = calls.checkHeaders(method, nodeHeaders(req), () => peerOf(req));
     if (refusal !== undefined) {
       refuse(req, res, connectError(refusal));
