@@ -7,6 +7,6 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${1:-$root}"
 baseline="$(ls proto/released/v*.binpb | sort -V | tail -n 1)"
 if ! "$root/node_modules/.bin/buf" breaking proto --against "$baseline"; then
-  echo "The contract in proto/ breaks clients of ${baseline#proto/released/} (above). Add to v1 instead of changing it; see README, Development, 'Changing the contract'." >&2
+  echo "The contract in proto/ breaks clients of ${baseline#proto/released/} (above). Add to v1 instead of changing it; see docs/development.md, 'Changing the contract'." >&2
   exit 1
 fi

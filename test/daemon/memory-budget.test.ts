@@ -184,7 +184,7 @@ describe("memory budget on a real daemon", function () {
     const BUDGET = 32 * MIB;
     /**
      * The daemon runs with a JavaScript heap of HEAP_MB, as an operator sizes
-     * it to the budget (README, memory budget): what the budget lets it keep
+     * it to the budget (docs/operations.md, memory budget): what the budget lets it keep
      * fits with room to spare, and a daemon that kept every event of the
      * flood (~130 MB of metadata) would die of heap exhaustion.
      */

@@ -8,7 +8,7 @@
  *
  * A message flagged compressed that does not decompress is refused by
  * grpc-js before any of the daemon's code runs; that INTERNAL is pinned
- * here, so that the README's note on it is revisited if grpc-js changes.
+ * here, so that the note on it in docs/api.md is revisited if grpc-js changes.
  */
 import { expect } from "chai";
 import { gzipSync } from "node:zlib";

@@ -6,24 +6,20 @@
  * own and another leaves on the base type.
  */
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { expect } from "chai";
 import { ErrorReason, fromServiceError, SessionRegistryError } from "@session-registry/client";
 
 import { Reason } from "../../src/core/errors.js";
 import { REPO_ROOT } from "../cli/cli-process.js";
 import { GO_CLIENT, GO_TIMEOUT_MS, runGo } from "../helpers/go-program.js";
+import { protoErrorTable } from "../helpers/proto-errors.js";
 import { errorWithInfo } from "../helpers/raw.js";
 
-/** The reasons of the table in the proto's header comment: `// | CODE | REASON | metadata |`. */
+/** The reasons of the table in the proto's header comment. */
 function protoReasons(): string[] {
-  const proto = readFileSync(`${REPO_ROOT}/proto/sessionregistry/v1/session_registry.proto`, "utf8");
-  const out: string[] = [];
-  for (const line of proto.split("\n")) {
-    const m = /^\/\/ \| ([A-Z_]+) +\| ([A-Z_]+) +\|/.exec(line);
-    if (m !== null && m[1] !== "code") out.push(m[2]!);
-  }
-  return out.sort();
+  return protoErrorTable()
+    .map((e) => e.reason)
+    .sort();
 }
 
 /** The Python SDK's reasons, and those it makes a subclass of SessionRegistryError for. */

@@ -18,7 +18,7 @@
  *   tables-watch.ts  WatchTables: a prefix watch that says what to read again
  *
  * Each room says where the etcd store differs from the memory store, as the
- * README's "Where etcd differs from the memory store" sums up.
+ * docs/etcd.md's "Where etcd differs from the memory store" sums up.
  */
 import type { LookupKey, NewSession, Session, SessionPage, SessionPatch, Table } from "../../core/model.js";
 import type {

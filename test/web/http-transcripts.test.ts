@@ -1,10 +1,10 @@
 /**
- * The README's HTTP/JSON examples, run as they stand: every `console` block
+ * docs/http.md's HTTP/JSON examples, run as they stand: every `console` block
  * of its "HTTP/JSON (Connect, gRPC-Web)" section is a transcript of `$ `
  * commands and their output. They run in order, through bash, against one
  * fresh daemon process, with the default HTTP address they name replaced by
- * the one the daemon bound; each output must be the README's but for ids
- * (the same id where the README shows the same one), times and the text it
+ * the one the daemon bound; each output must be the page's but for ids
+ * (the same id where the page shows the same one), times and the text it
  * leaves out as `...`.
  */
 import { execFile } from "node:child_process";
@@ -17,7 +17,8 @@ import { DEFAULT_CONFIG } from "../../src/daemon/config.js";
 import { spawnDaemon, waitForPort, type DaemonProcess } from "../helpers/daemon-process.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const SECTION = "### HTTP/JSON (Connect, gRPC-Web)";
+const PAGE = "docs/http.md";
+const SECTION = "## HTTP/JSON (Connect, gRPC-Web)";
 
 interface Step {
   command: string;
@@ -25,10 +26,10 @@ interface Step {
 }
 
 /** The transcripts of the section, in order. */
-function readmeTranscripts(readme: string): Step[] {
-  const from = readme.indexOf(`\n${SECTION}\n`);
-  if (from < 0) throw new Error(`README.md has no "${SECTION}" section`);
-  const rest = readme.slice(from + SECTION.length + 2);
+function transcripts(page: string): Step[] {
+  const from = page.indexOf(`\n${SECTION}\n`);
+  if (from < 0) throw new Error(`${PAGE} has no "${SECTION}" section`);
+  const rest = page.slice(from + SECTION.length + 2);
   const section = rest.slice(0, rest.search(/^#{2,3} /m));
   const steps: Step[] = [];
   for (const [, block] of section.matchAll(/^```console\n([\s\S]*?)^```$/gm)) {
@@ -79,9 +80,9 @@ function bash(command: string): Promise<{ code: number; stdout: string; stderr: 
   });
 }
 
-describe("README: the HTTP/JSON examples", function () {
+describe("docs/http.md: the HTTP/JSON examples", function () {
   this.timeout(60_000);
-  const steps = readmeTranscripts(readFileSync(`${ROOT}README.md`, "utf8"));
+  const steps = transcripts(readFileSync(`${ROOT}${PAGE}`, "utf8"));
   let daemon: DaemonProcess;
   let httpAddress: string;
 
@@ -113,7 +114,7 @@ describe("README: the HTTP/JSON examples", function () {
     for (const c of commands) expect(c).to.include(`http://${DEFAULT_CONFIG.httpListen!}/`);
   });
 
-  it("answers each command as the README shows, in order, on a fresh daemon", async () => {
+  it("answers each command as the page shows, in order, on a fresh daemon", async () => {
     const expectedIds = new Map<string, string>();
     const actualIds = new Map<string, string>();
     for (const { command, expected } of steps) {
@@ -121,7 +122,7 @@ describe("README: the HTTP/JSON examples", function () {
       expect(code, `${command}\n${stderr}`).to.equal(0);
       const actual = normalize(stdout.trim(), actualIds);
       const shown = normalize(expected, expectedIds);
-      expect(matches(actual, shown), `${command}\nREADME:\n${shown}\ndaemon:\n${actual}`).to.equal(true);
+      expect(matches(actual, shown), `${command}\n${PAGE}:\n${shown}\ndaemon:\n${actual}`).to.equal(true);
     }
   });
 });
