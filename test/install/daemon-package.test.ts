@@ -129,7 +129,7 @@ describe("the daemon package, installed with npm install -g", function () {
     writeFileSync(
       join(project, "embed.mjs"),
       `import { parseConfig, startDaemon } from "session-registry/daemon";
-const daemon = await startDaemon(parseConfig(["--listen", "127.0.0.1:0", "--log-level", "silent"], {}));
+const daemon = await startDaemon(parseConfig(["--listen", "127.0.0.1:0", "--http-listen", "off", "--log-level", "silent"], {}));
 console.log(daemon.address);
 await daemon.shutdown();
 `,
