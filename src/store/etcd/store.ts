@@ -36,7 +36,7 @@ import { shuttingDown } from "../../core/errors.js";
 import { ExpiryWatch } from "./expiry.js";
 import { HistoryProbes } from "./history.js";
 import { Keys } from "./keys.js";
-import { EtcdKv, type EtcdKvOptions } from "./kv.js";
+import { EtcdKv, type EtcdCalls, type EtcdKvOptions } from "./kv.js";
 import { Leases } from "./leases.js";
 import { SessionReads } from "./reads.js";
 import { Registrar } from "./register.js";
@@ -126,6 +126,11 @@ export class EtcdStore implements Store {
 
   watchTables(sink: TablesSink): Promise<WatchSubscription> {
     return this.tablesWatch.subscribe(sink);
+  }
+
+  /** The calls this store has made to etcd so far, by kind (a copy): round trips per operation. */
+  calls(): EtcdCalls {
+    return { ...this.kv.calls };
   }
 
   /**
