@@ -100,9 +100,19 @@ describe("etcd: round trips per operation", function () {
     expect(await callsOf(() => store.register(table, session("a"), "req-a"))).to.deep.equal({ ...NONE, txns: 1 });
   });
 
-  it("Register with a ttl and a request_id: the session's lease grant and the Txn", async () => {
-    await store.register(table, session("warm"), "req-warm");
-    expect(await callsOf(() => store.register(table, session("a", TTL), "req-a"))).to.deep.equal({ ...NONE, leaseGrants: 1, txns: 1 });
+  it("Register with a ttl and a request_id: the session's lease grant and the Txn; the request lease's grant besides when there is none yet", async () => {
+    const cold = open();
+    await cold.createTable(`${table}c`, 10);
+    expect(await callsOf(() => cold.register(`${table}c`, session("a", TTL), "req-a"), cold)).to.deep.equal({
+      ...NONE,
+      leaseGrants: 2,
+      txns: 1,
+    });
+    expect(await callsOf(() => cold.register(`${table}c`, session("b", TTL), "req-b"), cold)).to.deep.equal({
+      ...NONE,
+      leaseGrants: 1,
+      txns: 1,
+    });
   });
 
   it("a rejected Register: one Txn, whose else-branch reads why (and the unused lease given back)", async () => {

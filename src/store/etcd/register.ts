@@ -49,8 +49,11 @@ export class Registrar {
     let slot = this.slots.pick(tableName, info.tableUid, info.maxSessions);
     try {
       for (let attempt = 0; attempt < this.kv.maxAttempts; attempt++) {
-        if (input.ttl !== undefined && lease === undefined) lease = await this.leases.grant(input.ttl);
-        const reqLease = reqKey === undefined ? undefined : await this.requestLeases.lease();
+        // Both leases at once: a ttl and a request_id wait for one round trip before the Txn, not two.
+        const granting = input.ttl !== undefined && lease === undefined ? this.leases.grant(input.ttl) : undefined;
+        const reqLeasing = reqKey === undefined ? undefined : this.requestLeases.lease();
+        if (granting !== undefined) lease = await granting;
+        const reqLease = await reqLeasing;
         const value = encodeSession({
           name: input.name,
           projectPath: input.projectPath,
