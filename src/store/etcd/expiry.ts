@@ -25,7 +25,7 @@
 import type { Watcher } from "etcd3";
 
 import type { StoreObserver } from "../../core/store.js";
-import { toChanges } from "./events.js";
+import { isDelete, toChanges } from "./events.js";
 import type { EtcdKv } from "./kv.js";
 import { createdAfter, createdBefore, modifiedBefore, put } from "./ops.js";
 import type { SlotHints } from "./slots.js";
@@ -46,6 +46,8 @@ export class ExpiryWatch {
     this.watcher = watcher;
     watcher.on("data", (res) => {
       slots.observe(res.events);
+      // An expiry only deletes: the batches of puts every Register, Update and KeepAlive brings need no decoding.
+      if (!res.events.some(isDelete)) return;
       // Only expiries are counted here, never handed out: the sessions need no table_uid.
       for (const change of toChanges(kv.keys, res.events, "")) {
         if (change.kind !== "event" || change.event.type !== "EXPIRED") continue;
