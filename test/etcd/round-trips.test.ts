@@ -131,6 +131,12 @@ describe("etcd: round trips per operation", function () {
     expect(await callsOf(rejected(() => store.register(table, session("over"))))).to.deep.equal({ ...NONE, txns: 1 });
   });
 
+  it("a replayed request_id gives back the slot it had picked: the Register after it is still one Txn", async () => {
+    for (let i = 0; i < 9; i++) await store.register(table, session(`q${i}`), `req-q${i}`);
+    expect(await callsOf(() => store.register(table, session("q0"), "req-q0"))).to.deep.equal({ ...NONE, txns: 1 });
+    expect(await callsOf(() => store.register(table, session("last")))).to.deep.equal({ ...NONE, txns: 1 });
+  });
+
   it("Lookup: one read by id, two by path or by name (the index, then the session)", async () => {
     await store.register(table, session("a"));
     expect(await callsOf(() => store.lookup(table, { by: "id", value: "a" }))).to.deep.equal({ ...NONE, reads: 1 });

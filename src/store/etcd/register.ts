@@ -118,11 +118,12 @@ export class Registrar {
           slot = this.slots.pick(tableName, info.tableUid, info.maxSessions);
           continue;
         }
+        const taken = new Set(kvs(txn, 2).map((kv) => Number(kv.key.toString("utf8").slice(k.slots(tableName).length))));
+        // Whatever the answer, the slot picked for this Register is only taken if the read says so.
+        this.slots.learn(tableName, info.tableUid, info.maxSessions, taken, Number(txn.header.revision));
         // A repeated request_id: the first Register's result, before any other check.
         const original = first(txn, 5);
         if (reqKey !== undefined && original !== undefined) return recordedResult(original, info.tableUid);
-        const taken = new Set(kvs(txn, 2).map((kv) => Number(kv.key.toString("utf8").slice(k.slots(tableName).length))));
-        this.slots.learn(tableName, info.tableUid, info.maxSessions, taken, Number(txn.header.revision));
         if (taken.size >= info.maxSessions) throw sessionLimitReached(tableName, taken.size, info.maxSessions);
         if (kvs(txn, 3).length > 0) throw sessionExists(tableName, input.id);
         const holder = first(txn, 4);
