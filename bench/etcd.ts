@@ -136,6 +136,46 @@ async function registerRps(gen: Generator, load: LoadGenerator, opts: EtcdBenchO
   return rps;
 }
 
+/**
+ * One Register's Txn (no ttl, no request_id) as raw etcd requests: 4
+ * compares, 6 puts, a 5-range else-branch; distinct keys per `i`, as the
+ * daemon's. `createRevision` is the table's `rev` key's.
+ */
+export function rawRegisterTxn(
+  k: Keys,
+  table: string,
+  createRevision: string,
+  value: string,
+  i: number,
+): { compare: ICompare[]; success: IRequestOp[]; failure: IRequestOp[] } {
+  const id = `r-${i}`;
+  const path = `/bench/${id}`;
+  return {
+    compare: [
+      createdAt(k.rev(table), createRevision),
+      createdAt(k.slot(table, i), 0),
+      createdAt(k.data(table, id), 0),
+      createdAt(k.path(table, path), 0),
+    ],
+    success: [
+      put(k.slot(table, i), id),
+      put(k.data(table, id), value),
+      put(k.expiry(table, id), ""),
+      put(k.path(table, path), id),
+      put(k.name(table, "bench", id), ""),
+      put(k.rev(table), ""),
+    ],
+    // Sent with every Register, run only when a compare fails (never here).
+    failure: [
+      get(k.tableMeta(table)),
+      get(k.rev(table)),
+      getPrefix(k.slots(table), { keys_only: true }),
+      get(k.data(table, id), { keys_only: true }),
+      get(k.path(table, path)),
+    ],
+  };
+}
+
 export async function etcdBench(opts: EtcdBenchOptions, load: LoadGenerator): Promise<EtcdBenchResult> {
   const stops: (() => Promise<void>)[] = [];
   const stopAll = async () => {
@@ -186,35 +226,7 @@ export async function etcdBench(opts: EtcdBenchOptions, load: LoadGenerator): Pr
       slot: 0,
     });
 
-    // One Register's Txn (no ttl, no request_id): 4 compares, 6 puts, a 5-range else-branch; distinct keys, as the daemon's.
-    const registerTxn = (i: number): { compare: ICompare[]; success: IRequestOp[]; failure: IRequestOp[] } => {
-      const id = `r-${i}`;
-      const path = `/bench/${id}`;
-      return {
-        compare: [
-          createdAt(k.rev(table), createRevision),
-          createdAt(k.slot(table, i), 0),
-          createdAt(k.data(table, id), 0),
-          createdAt(k.path(table, path), 0),
-        ],
-        success: [
-          put(k.slot(table, i), id),
-          put(k.data(table, id), value),
-          put(k.expiry(table, id), ""),
-          put(k.path(table, path), id),
-          put(k.name(table, "bench", id), ""),
-          put(k.rev(table), ""),
-        ],
-        // Sent with every Register, run only when a compare fails (never here).
-        failure: [
-          get(k.tableMeta(table)),
-          get(k.rev(table)),
-          getPrefix(k.slots(table), { keys_only: true }),
-          get(k.data(table, id), { keys_only: true }),
-          get(k.path(table, path)),
-        ],
-      };
-    };
+    const registerTxn = (i: number) => rawRegisterTxn(k, table, createRevision, value, i);
     let failed = 0;
     const etcd_raw_txn_rps = await closedLoop(opts, async (i) => {
       const res = await client.kv.txn(registerTxn(i));

@@ -43,11 +43,13 @@ type GlobalPolicy = NonNullable<NonNullable<IOptions["faultHandling"]>["global"]
  * committed, and a blind retry of a compare-guarded Txn would then report the
  * store's own write as a conflict (SESSION_EXISTS for the caller's own
  * Register). So the store makes every attempt itself; this policy just runs
- * the call once. (etcd3 only calls `execute` on it.)
+ * the call once. (etcd3 only calls `execute` on it, and never reads the
+ * context, so one never-aborted context serves every call.)
  */
+const NEVER_ABORTED = { signal: new AbortController().signal };
 const RUN_ONCE = {
   execute<T>(fn: (context: { signal: AbortSignal }) => PromiseLike<T> | T): Promise<T> {
-    return Promise.resolve().then(() => fn({ signal: new AbortController().signal }));
+    return Promise.resolve().then(() => fn(NEVER_ABORTED));
   },
 } as unknown as GlobalPolicy;
 

@@ -22,7 +22,8 @@ import type { Keys } from "./keys.js";
 
 export type Change = { kind: "event"; table: string; event: WatchEvent } | { kind: "tableDeleted"; table: string };
 
-function isDelete(ev: IEvent): boolean {
+/** Whether the event deletes its key (etcd3's proto loader names it "DELETE", its types "Delete"). */
+export function isDelete(ev: IEvent): boolean {
   return ev.type.toLowerCase() === "delete";
 }
 

@@ -1,7 +1,8 @@
 /**
  * Expiries in etcd: one watch over the store's whole prefix that tells the
  * observer of every expiry and moves the expired session's table revision
- * past it.
+ * past it. The same watch tells the slot hints (slots.ts) of every slot
+ * taken or freed, by any daemon.
  *
  * An expiry is etcd revoking the lease: one etcd revision E deletes all the
  * session's keys, and E is the EXPIRED event's revision (events.ts). No Txn
@@ -24,9 +25,10 @@
 import type { Watcher } from "etcd3";
 
 import type { StoreObserver } from "../../core/store.js";
-import { toChanges } from "./events.js";
+import { isDelete, toChanges } from "./events.js";
 import type { EtcdKv } from "./kv.js";
 import { createdAfter, createdBefore, modifiedBefore, put } from "./ops.js";
+import type { SlotHints } from "./slots.js";
 
 export class ExpiryWatch {
   private watcher: Watcher | undefined;
@@ -38,10 +40,14 @@ export class ExpiryWatch {
   constructor(
     private readonly kv: EtcdKv,
     private readonly observer: StoreObserver | undefined,
+    slots: SlotHints,
   ) {
     const watcher = kv.client.watch().prefix(kv.keys.allTables).withPreviousKV().watcher();
     this.watcher = watcher;
     watcher.on("data", (res) => {
+      slots.observe(res.events);
+      // An expiry only deletes: the batches of puts every Register, Update and KeepAlive brings need no decoding.
+      if (!res.events.some(isDelete)) return;
       // Only expiries are counted here, never handed out: the sessions need no table_uid.
       for (const change of toChanges(kv.keys, res.events, "")) {
         if (change.kind !== "event" || change.event.type !== "EXPIRED") continue;

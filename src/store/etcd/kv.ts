@@ -27,8 +27,24 @@ export interface EtcdKvOptions extends EtcdConnectionOptions {
   maxAttempts?: number;
 }
 
+/**
+ * The calls a store has made to etcd, by kind, each one round trip: what a
+ * test counts per operation. Reads, Txns and lease calls of the store's
+ * operations (not the watches, nor the probes of history.ts and health).
+ */
+export interface EtcdCalls {
+  /** Linearizable reads: a Txn of ranges only. */
+  reads: number;
+  /** Txns that write when their compares hold. */
+  txns: number;
+  leaseGrants: number;
+  leaseRevokes: number;
+  leaseKeepAlives: number;
+}
+
 export class EtcdKv {
   readonly client: Etcd3;
+  readonly calls: EtcdCalls = { reads: 0, txns: 0, leaseGrants: 0, leaseRevokes: 0, leaseKeepAlives: 0 };
   /** Where etcd is, and what its failures mean in words. */
   readonly errors: EtcdErrors;
   readonly maxAttempts: number;
@@ -45,11 +61,17 @@ export class EtcdKv {
   }
 
   /** A linearizable read of several ranges in one round trip, at one revision. */
-  async read(ops: IRequestOp[]): Promise<ITxnResponse> {
-    return this.txn([], ops);
+  read(ops: IRequestOp[]): Promise<ITxnResponse> {
+    this.calls.reads++;
+    return this.send([], ops, []);
   }
 
-  async txn(compare: ICompare[], success: IRequestOp[], failure: IRequestOp[] = []): Promise<ITxnResponse> {
+  txn(compare: ICompare[], success: IRequestOp[], failure: IRequestOp[] = []): Promise<ITxnResponse> {
+    this.calls.txns++;
+    return this.send(compare, success, failure);
+  }
+
+  private async send(compare: ICompare[], success: IRequestOp[], failure: IRequestOp[]): Promise<ITxnResponse> {
     try {
       return await this.client.kv.txn({ compare, success, failure });
     } catch (err) {

@@ -26,6 +26,7 @@ export class Leases {
   constructor(private readonly kv: EtcdKv) {}
 
   async grant(ttl: Duration): Promise<string> {
+    this.kv.calls.leaseGrants++;
     try {
       const res = await this.kv.client.leaseClient.leaseGrant({ TTL: leaseSeconds(ttl) });
       return res.ID;
@@ -36,6 +37,7 @@ export class Leases {
 
   /** Releases a lease nobody uses any more; best effort (it expires on its own otherwise). */
   revoke(lease: string): void {
+    this.kv.calls.leaseRevokes++;
     this.kv.client.leaseClient.leaseRevoke({ ID: lease }).catch(() => undefined);
   }
 
@@ -43,6 +45,7 @@ export class Leases {
   async renew(lease: string): Promise<number> {
     const { errors, requestTimeoutMs } = this.kv;
     let stream: Awaited<ReturnType<Etcd3["leaseClient"]["leaseKeepAlive"]>>;
+    this.kv.calls.leaseKeepAlives++;
     try {
       stream = await this.kv.client.leaseClient.leaseKeepAlive();
     } catch (err) {

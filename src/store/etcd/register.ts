@@ -8,7 +8,8 @@
  * the same Txn's else-branch reads the table, its taken slots, the id and
  * the path, and the contract's order is decided on that one snapshot:
  * table, limit, duplicate id, duplicate path; only a lost race for a slot
- * retries, with a slot seen free.
+ * retries, with a slot seen free. The slot tried first is one the store
+ * believes free (slots.ts), so that the common case is that one Txn.
  */
 import type { ITxnResponse } from "etcd3";
 
@@ -19,6 +20,7 @@ import { isLeaseNotFound } from "./client.js";
 import { encodeSession } from "./codec.js";
 import type { EtcdKv } from "./kv.js";
 import type { Leases } from "./leases.js";
+import type { SlotHints } from "./slots.js";
 import { createdAt, first, get, getPrefix, kvs, put, valueIs } from "./ops.js";
 import { recordedResult, requestRecord, type RequestLeases } from "./requests.js";
 import type { Tables } from "./tables.js";
@@ -29,6 +31,7 @@ export class Registrar {
     private readonly tables: Tables,
     private readonly leases: Leases,
     private readonly requestLeases: RequestLeases,
+    private readonly slots: SlotHints,
   ) {}
 
   async register(tableName: string, input: NewSession, requestId?: string): Promise<Session> {
@@ -43,11 +46,14 @@ export class Registrar {
     // Whether the lease may hold a committed session: after a Txn that failed with an unknown
     // outcome it may, so it is left to expire on its own rather than revoked.
     let maybeUsed = false;
-    let slot = Math.floor(Math.random() * info.maxSessions);
+    let slot = this.slots.pick(tableName, info.tableUid, info.maxSessions);
     try {
       for (let attempt = 0; attempt < this.kv.maxAttempts; attempt++) {
-        if (input.ttl !== undefined && lease === undefined) lease = await this.leases.grant(input.ttl);
-        const reqLease = reqKey === undefined ? undefined : await this.requestLeases.lease();
+        // Both leases at once: a ttl and a request_id wait for one round trip before the Txn, not two.
+        const granting = input.ttl !== undefined && lease === undefined ? this.leases.grant(input.ttl) : undefined;
+        const reqLeasing = reqKey === undefined ? undefined : this.requestLeases.lease();
+        if (granting !== undefined) lease = await granting;
+        const reqLease = await reqLeasing;
         const value = encodeSession({
           name: input.name,
           projectPath: input.projectPath,
@@ -109,36 +115,25 @@ export class Registrar {
         if (current.tableUid !== info.tableUid) {
           // Deleted and created again since we cached it: start over on the new one.
           info = current;
-          slot = Math.floor(Math.random() * info.maxSessions);
+          slot = this.slots.pick(tableName, info.tableUid, info.maxSessions);
           continue;
         }
+        const taken = new Set(kvs(txn, 2).map((kv) => Number(kv.key.toString("utf8").slice(k.slots(tableName).length))));
+        // Whatever the answer, the slot picked for this Register is only taken if the read says so.
+        this.slots.learn(tableName, info.tableUid, info.maxSessions, taken, Number(txn.header.revision));
         // A repeated request_id: the first Register's result, before any other check.
         const original = first(txn, 5);
         if (reqKey !== undefined && original !== undefined) return recordedResult(original, info.tableUid);
-        const taken = new Set(kvs(txn, 2).map((kv) => Number(kv.key.toString("utf8").slice(k.slots(tableName).length))));
         if (taken.size >= info.maxSessions) throw sessionLimitReached(tableName, taken.size, info.maxSessions);
         if (kvs(txn, 3).length > 0) throw sessionExists(tableName, input.id);
         const holder = first(txn, 4);
         if (holder !== undefined) throw projectAlreadyOpen(tableName, input.projectPath, holder.value.toString("utf8"));
         // Only the slot was taken (a concurrent Register won it): try one seen free.
-        slot = pickFree(taken, info.maxSessions);
+        slot = this.slots.pick(tableName, info.tableUid, info.maxSessions);
       }
       throw this.kv.contention("Register");
     } finally {
       if (!maybeUsed && lease !== undefined) this.leases.revoke(lease);
     }
   }
-}
-
-/** A free slot among [0, max), at random so that concurrent Registers spread out. */
-function pickFree(taken: ReadonlySet<number>, max: number): number {
-  if (taken.size * 2 < max) {
-    for (;;) {
-      const i = Math.floor(Math.random() * max);
-      if (!taken.has(i)) return i;
-    }
-  }
-  const free: number[] = [];
-  for (let i = 0; i < max; i++) if (!taken.has(i)) free.push(i);
-  return free[Math.floor(Math.random() * free.length)] ?? 0;
 }

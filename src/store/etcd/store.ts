@@ -8,6 +8,7 @@
  *   keys.ts      the key layout; codec.ts the values; ops.ts the requests
  *   tables.ts    the table calls, the table cache, table_uid and revisions
  *   register.ts  Register and the exact session limit (slots)
+ *   slots.ts     which slot a Register tries first
  *   writes.ts    Update, Remove, KeepAlive
  *   reads.ts     Lookup, List
  *   leases.ts    leases for ttls: grant, renew, revoke
@@ -35,11 +36,12 @@ import { shuttingDown } from "../../core/errors.js";
 import { ExpiryWatch } from "./expiry.js";
 import { HistoryProbes } from "./history.js";
 import { Keys } from "./keys.js";
-import { EtcdKv, type EtcdKvOptions } from "./kv.js";
+import { EtcdKv, type EtcdCalls, type EtcdKvOptions } from "./kv.js";
 import { Leases } from "./leases.js";
 import { SessionReads } from "./reads.js";
 import { Registrar } from "./register.js";
 import { RequestLeases } from "./requests.js";
+import { SlotHints } from "./slots.js";
 import { Tables } from "./tables.js";
 import { TablesWatch } from "./tables-watch.js";
 import { Watches } from "./watches.js";
@@ -69,11 +71,12 @@ export class EtcdStore implements Store {
     const leases = new Leases(this.kv);
     const requestLeases = new RequestLeases(leases);
     this.tables = new Tables(this.kv, leases, limits);
-    this.registrar = new Registrar(this.kv, this.tables, leases, requestLeases);
+    const slots = new SlotHints(this.kv.keys);
+    this.registrar = new Registrar(this.kv, this.tables, leases, requestLeases, slots);
     this.writes = new SessionWrites(this.kv, this.tables, leases, requestLeases);
     this.reads = new SessionReads(this.kv, this.tables);
     this.watches = new Watches(this.kv, new HistoryProbes(this.kv, limits.watchHistory));
-    this.expiries = new ExpiryWatch(this.kv, options.observer);
+    this.expiries = new ExpiryWatch(this.kv, options.observer, slots);
     this.tablesWatch = new TablesWatch(this.kv, this.tables);
   }
 
@@ -123,6 +126,11 @@ export class EtcdStore implements Store {
 
   watchTables(sink: TablesSink): Promise<WatchSubscription> {
     return this.tablesWatch.subscribe(sink);
+  }
+
+  /** The calls this store has made to etcd so far, by kind (a copy): round trips per operation. */
+  calls(): EtcdCalls {
+    return { ...this.kv.calls };
   }
 
   /**
