@@ -1,8 +1,8 @@
 /**
  * The HTTP door (--http-listen) as a client with no gRPC stack sees it: plain
  * fetch speaking Connect JSON, curl and `buf curl --protocol connect`, and
- * connect's own clients for binary Connect and gRPC-Web. Every error must
- * carry what the gRPC transport's carries for the same request.
+ * connect's own clients for binary Connect and gRPC-Web. Its errors, reason
+ * by reason, are held to gRPC's in error-reasons.test.ts.
  */
 import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -11,7 +11,6 @@ import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { fileURLToPath } from "node:url";
 
-import { fromJson, toBinary, type DescMessage, type JsonValue } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { expect } from "chai";
@@ -20,71 +19,10 @@ import { ErrorInfoSchema } from "../../src/gen/google/rpc/error_details_pb.js";
 import { SessionRegistry } from "../../src/gen/sessionregistry/v1/session_registry_pb.js";
 import { spawnDaemon, waitForPort } from "../helpers/daemon-process.js";
 import { startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { post, SERVICE, watchMessages, type ErrorJson } from "../helpers/connect-json.js";
 import { envelope } from "../helpers/envelope.js";
-import { callBytes, wireDetails } from "../helpers/raw.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const SERVICE = "sessionregistry.v1.SessionRegistry";
-
-interface ErrorJson {
-  code: string;
-  message: string;
-  details?: { type: string; value: string; debug?: { reason?: string; metadata?: Record<string, string>; fieldViolations?: unknown[] } }[];
-}
-
-async function post(base: string, method: string, body: unknown, headers: Record<string, string> = {}) {
-  const res = await fetch(`${base}/${SERVICE}/${method}`, {
-    method: "POST",
-    headers: { "content-type": "application/json", ...headers },
-    body: typeof body === "string" ? body : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, json: (text === "" ? {} : JSON.parse(text)) as Record<string, unknown> & ErrorJson };
-}
-
-/**
- * Reads a Connect server stream (JSON): 5-byte envelopes, the last (flag 2)
- * the end of stream; `received` hears of each message as it arrives.
- */
-async function watchMessages(
-  base: string,
-  body: unknown,
-  count: number,
-  { method = "Watch", received }: { method?: string; received?: (n: number) => Promise<unknown> } = {},
-): Promise<{ messages: Record<string, unknown>[]; end?: unknown }> {
-  const controller = new AbortController();
-  const res = await fetch(`${base}/${SERVICE}/${method}`, {
-    method: "POST",
-    headers: { "content-type": "application/connect+json" },
-    body: envelope(body),
-    signal: controller.signal,
-  });
-  const reader: ReadableStreamDefaultReader<Uint8Array> = res.body!.getReader();
-  let buffer: Uint8Array = new Uint8Array(0);
-  const messages: Record<string, unknown>[] = [];
-  for (;;) {
-    while (buffer.length >= 5) {
-      const length = new DataView(buffer.buffer, buffer.byteOffset).getUint32(1);
-      if (buffer.length < 5 + length) break;
-      const flags = buffer[0]!;
-      const data = JSON.parse(new TextDecoder().decode(buffer.subarray(5, 5 + length))) as Record<string, unknown>;
-      buffer = buffer.subarray(5 + length);
-      if (flags & 2) return { messages, end: data };
-      messages.push(data);
-      await received?.(messages.length);
-      if (messages.length === count) {
-        controller.abort();
-        return { messages };
-      }
-    }
-    const { done, value } = await reader.read();
-    if (done) return { messages };
-    const next = new Uint8Array(buffer.length + value.length);
-    next.set(buffer);
-    next.set(value, buffer.length);
-    buffer = next;
-  }
-}
 
 function run(command: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -229,65 +167,6 @@ describe("the HTTP door (Connect, gRPC-Web)", function () {
     const { end } = await watchMessages(base, { startRevision: "999999" }, 1);
     expect(end).to.nested.include({ "error.code": "out_of_range" });
   });
-
-  // Each request is refused over both wires; code, reason, metadata and field violations must agree.
-  const cases: [string, string, DescMessage, JsonValue][] = [
-    ["INVALID_ARGUMENT", "List", SessionRegistry.method.list.input, { table: "BAD NAME" }],
-    ["TABLE_NOT_FOUND", "GetTable", SessionRegistry.method.getTable.input, { table: "nope" }],
-    ["SESSION_NOT_FOUND", "Lookup", SessionRegistry.method.lookup.input, { id: "missing" }],
-    ["TABLE_EXISTS", "CreateTable", SessionRegistry.method.createTable.input, { table: "default", maxSessions: 5 }],
-    [
-      "REVISION_MISMATCH",
-      "Update",
-      SessionRegistry.method.update.input,
-      { session: { id: "e1", name: "x" }, updateMask: "name", expectedRevision: "1" },
-    ],
-    [
-      "SESSION_LIMIT_REACHED",
-      "Register",
-      SessionRegistry.method.register.input,
-      { session: { id: "e3", projectPath: "/e/3", ttl: "60s" } },
-    ],
-    ["TABLE_NOT_EMPTY", "DeleteTable", SessionRegistry.method.deleteTable.input, { table: "default" }],
-  ];
-  for (const [reason, method, schema, body] of cases) {
-    it(`answers ${reason} with the gRPC transport's code, reason, metadata and field violations`, async () => {
-      if (reason === "REVISION_MISMATCH") {
-        await post(base, "Register", { session: { id: "e1", projectPath: "/e/1", ttl: "60s" } });
-        await post(base, "Register", { session: { id: "e2", projectPath: "/e/2", ttl: "60s" } });
-      }
-      const http = await post(base, method, body);
-      const grpc = wireDetails((await callBytes(d.rawClient().client, method, toBinary(schema, fromJson(schema, body)))).metadata);
-      expect(http.json.message).to.equal(grpc.status.message);
-      const info = http.json.details!.find((x) => x.type === "google.rpc.ErrorInfo")!.debug!;
-      expect(info.reason).to.equal(reason).and.to.equal(grpc.errorInfos[0]!.reason);
-      expect(info.metadata ?? {}).to.deep.equal(Object.fromEntries(grpc.errorInfos[0]!.metadata));
-      const violations = http.json.details!.find((x) => x.type === "google.rpc.BadRequest")?.debug?.fieldViolations ?? [];
-      expect(violations).to.deep.equal(
-        grpc.badRequests[0]?.fieldViolations.map((v) => ({ field: v.field, description: v.description })) ?? [],
-      );
-      // Connect's code names are gRPC's, lower-cased.
-      const codes = [
-        "ok",
-        "canceled",
-        "unknown",
-        "invalid_argument",
-        "deadline_exceeded",
-        "not_found",
-        "already_exists",
-        "permission_denied",
-        "resource_exhausted",
-        "failed_precondition",
-        "aborted",
-        "out_of_range",
-      ];
-      expect(http.json.code).to.equal(codes[grpc.status.code]);
-      if (reason === "TABLE_NOT_EMPTY") {
-        await post(base, "Remove", { id: "e1" });
-        await post(base, "Remove", { id: "e2" });
-      }
-    });
-  }
 
   it("refuses garbage with clear errors and keeps serving: a bad body, a truncated one, a huge one, a wrong content type", async () => {
     expect((await post(base, "List", "{not json")).json.code).to.equal("invalid_argument");
