@@ -13,7 +13,7 @@ import { COMMANDS, COMMANDS_BY_NAME, type Command, type CommandContext } from ".
 import { CONNECTION_OPTIONS, connectionFrom, DEFAULT_ADDR } from "./connection.js";
 import type { TlsFiles } from "./diagnose.js";
 import { describeFailure, ExitCode, explainFailure, retryNote } from "./errors.js";
-import { commandHelp, HELP_OPTION, TABLE_OPTION, topLevelHelp } from "./help.js";
+import { commandHelp, completionHelp, HELP_OPTION, TABLE_OPTION, topLevelHelp } from "./help.js";
 import { OUTPUT_OPTIONS, outputFrom, valueLines, wantsJson } from "./output.js";
 
 export interface CliIo {
@@ -33,6 +33,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<ExitCo
     return ExitCode.OK;
   }
   if (name === "--version" || name === "-V") return printVersion(io);
+  if ((name === "completion" && (rest.includes("--help") || rest.includes("-h"))) || (name === "help" && rest[0] === "completion")) {
+    io.stdout(completionHelp());
+    return ExitCode.OK;
+  }
   if (name === "completion") {
     // Loaded only here: nothing else needs the scripts' text.
     const { completionScript, COMPLETION_SHELLS } = await import("./completion.js");

@@ -54,6 +54,23 @@ export function topLevelHelp(commands: readonly Command[]): string {
   ].join("\n");
 }
 
+/** `completion`'s help: it has no entry in the command table, which the scripts are built from. */
+export function completionHelp(): string {
+  return [
+    "Usage: session-registry completion bash|zsh",
+    "",
+    wrap(
+      "Print a shell completion script for the commands, each command's flags, -w's forms and the daemon's flags. " +
+        "zsh runs the same function through its bashcompinit.",
+    ),
+    "",
+    "Examples:",
+    "  source <(session-registry completion bash)   # in ~/.bashrc",
+    "  source <(session-registry completion zsh)    # in ~/.zshrc, after compinit",
+    "",
+  ].join("\n");
+}
+
 export function commandHelp(c: Command): string {
   const own: OptionSpecs = { ...c.options, ...(c.table ? TABLE_OPTION : {}) };
   const parts = [`Usage: session-registry ${c.name}${c.synopsis === "" ? "" : ` ${c.synopsis}`} [flags]`, "", wrap(c.summary)];

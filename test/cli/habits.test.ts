@@ -265,5 +265,12 @@ describe("CLI habits", function () {
       expect(zsh.stdout).to.include("complete -o default -F _session_registry session-registry");
       usage(none, "session-registry completion: give one shell: bash or zsh\nRun `session-registry completion --help` for usage.\n");
     });
+
+    it("has the help its usage error points to, as `completion --help` and as `help completion`", async () => {
+      const [flag, word] = await Promise.all([runCli(["completion", "--help"]), runCli(["help", "completion"])]);
+      expect(ok(flag).stdout).to.match(/^Usage: session-registry completion bash\|zsh\n/);
+      expect(flag.stdout).to.include("source <(session-registry completion bash)");
+      expect(ok(word).stdout).to.equal(flag.stdout);
+    });
   });
 });
