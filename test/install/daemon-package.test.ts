@@ -6,14 +6,15 @@
  */
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, posix } from "node:path";
 import { promisify } from "node:util";
 
 import { expect } from "chai";
 
 import { REPO_ROOT } from "../cli/cli-process.js";
+import { links } from "../helpers/markdown.js";
 
 const run = promisify(execFile);
 const version = (JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as { version: string }).version;
@@ -72,6 +73,27 @@ describe("the daemon package, installed with npm install -g", function () {
     expect(
       files.filter((f) => /^package\/(test|bench|scripts|clients)\//.test(f) || (/\.ts$/.test(f) && !f.endsWith(".d.ts"))),
     ).to.deep.equal([]);
+  });
+
+  it("ships the docs its README links to: every relative link of the installed README and docs/ resolves, but for the repository's own tree", () => {
+    // The SDKs are packages of their own, and the build's sources and scripts are the repository's, not the installed daemon's.
+    const repositoryOnly = /^(clients|scripts|third_party)\/|^buf\.gen\./;
+    const pages = [
+      "README.md",
+      ...readdirSync(join(installed, "docs"))
+        .filter((f) => f.endsWith(".md"))
+        .map((f) => `docs/${f}`),
+    ];
+    expect(pages).to.include("docs/configuration.md");
+    const dangling: string[] = [];
+    for (const page of pages) {
+      for (const { target } of links(readFileSync(join(installed, page), "utf8"))) {
+        if (/^[a-z]+:/.test(target) || target.startsWith("#")) continue;
+        const path = posix.normalize(posix.join(posix.dirname(page), target.split("#")[0]!));
+        if (!repositoryOnly.test(path) && !existsSync(join(installed, path))) dangling.push(`${page} -> ${target}`);
+      }
+    }
+    expect(dangling).to.deep.equal([]);
   });
 
   it("installs without tsx or any other build tool", () => {
