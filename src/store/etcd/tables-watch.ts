@@ -14,9 +14,13 @@
  * the loop's next read of the whole list, started once the etcd watch is
  * in place, so every later change makes a read after it. After a lost
  * connection or a cancelled etcd watch, the etcd watch starts anew from now
- * and the whole list is read again: no event lost while away can leave a
- * watcher behind. (etcd3 would resume the old watch from its last
- * revision, which an etcd whose data was wiped reaches only much later.)
+ * and, once it is in place, the whole list is read again: no event lost
+ * while away can leave a watcher behind. (etcd3 would resume the old watch
+ * from its last revision, which an etcd whose data was wiped reaches only
+ * much later.) A new etcd watch not yet in place (etcd away again) is left
+ * to etcd3, which creates it again on each reconnection, as for every watch
+ * of the store, until it is in place or cancelled: the store closing, or
+ * its last watcher leaving. Only a subscriber's wait for it has a deadline.
  *
  * What waits is bounded by the number of tables: a set of names, and per
  * watcher the last state it was given of each table.
@@ -34,8 +38,10 @@ const RETRY_MS = 1_000;
 
 export class TablesWatch {
   private watcher: Watcher | undefined;
-  /** Resolves once the etcd watch is in place. */
-  private watching: Promise<void> | undefined;
+  /** Resolves once an etcd watch is in place; one that replaces a watch not yet in place keeps its promise. */
+  private watching: Promise<void> = Promise.resolve();
+  /** Resolves `watching` while it is pending. */
+  private inPlace: (() => void) | undefined;
   private readonly watchers = new Set<TableWatcher>();
   /** Tables to read again. */
   private readonly dirty = new Set<string>();
@@ -57,7 +63,7 @@ export class TablesWatch {
       if (this.watchers.delete(watcher) && this.watchers.size === 0) void this.unwatch();
     };
     try {
-      await this.watch();
+      await this.watched(watcher);
       this.markAll();
       await watcher.started;
     } catch (err) {
@@ -75,56 +81,65 @@ export class TablesWatch {
     return this.unwatch();
   }
 
-  /** Starts the etcd watch unless it runs; resolves once it is in place. */
+  /** Waits, at most requestTimeoutMs, until the etcd watch is in place (starting it unless it runs), or `watcher` ends. */
+  private async watched(watcher: TableWatcher): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(this.kv.errors.unavailable(`did not set up the tables watch within ${this.kv.requestTimeoutMs} ms`)),
+        this.kv.requestTimeoutMs,
+      );
+    });
+    try {
+      // The store closing ends the watcher, and with it the wait.
+      await Promise.race([this.watch(), late, watcher.started]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Starts the etcd watch unless it runs; resolves once one is in place. */
   private watch(): Promise<void> {
-    if (this.watching !== undefined) return this.watching;
+    if (this.watcher !== undefined) return this.watching;
     const watcher = this.kv.client.watch().prefix(this.kv.keys.prefix).watcher();
     this.watcher = watcher;
+    if (this.inPlace === undefined) this.watching = new Promise<void>((resolve) => (this.inPlace = resolve));
     let connected = false;
-    this.watching = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        void this.unwatch();
-        reject(this.kv.errors.unavailable(`did not set up the tables watch within ${this.kv.requestTimeoutMs} ms`));
-      }, this.kv.requestTimeoutMs);
-      watcher.once("connected", () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      watcher.on("data", (res) => {
-        for (const ev of res.events) {
-          const name = this.kv.keys.listedTableOf(ev.kv.key.toString("utf8"));
-          if (name !== undefined) this.dirty.add(name);
-        }
-        this.kick();
-      });
-      // Back after a lost connection: what changed meanwhile may not all come as events.
-      watcher.on("connected", () => {
-        if (connected) this.rewatch(watcher);
-        connected = true;
-      });
-      // etcd cancelled the watch (e.g. a revision it owed was compacted).
-      watcher.on("error", () => this.rewatch(watcher));
+    watcher.on("connected", () => {
+      // A cancelled watch may still be created meanwhile; only the current one counts.
+      if (this.watcher !== watcher) return;
+      if (connected) {
+        // Back after a lost connection: what changed meanwhile may not all come as events.
+        this.rewatch(watcher);
+        return;
+      }
+      connected = true;
+      this.inPlace?.();
+      this.inPlace = undefined;
     });
-    // Nobody may wait on it: a rejection here is seen by the subscriber that started it.
-    this.watching.catch(() => undefined);
+    watcher.on("data", (res) => {
+      for (const ev of res.events) {
+        const name = this.kv.keys.listedTableOf(ev.kv.key.toString("utf8"));
+        if (name !== undefined) this.dirty.add(name);
+      }
+      this.kick();
+    });
+    // etcd cancelled the watch (e.g. a revision it owed was compacted), or refused it.
+    watcher.on("error", () => this.rewatch(watcher));
     return this.watching;
   }
 
-  /** Replaces the etcd watch `old` with one from now, then reads everything again. */
+  /** Replaces the etcd watch `old` with one from now; once that is in place, reads everything again. */
   private rewatch(old: Watcher): void {
     if (this.watcher !== old) return;
     void this.unwatch();
     if (this.watchers.size === 0 || this.stopped) return;
-    this.watch().then(
-      () => this.markAll(),
-      () => this.markAll(),
-    );
+    void this.watch().then(() => this.markAll());
   }
 
   private unwatch(): Promise<unknown> {
     const watcher = this.watcher;
     this.watcher = undefined;
-    this.watching = undefined;
     return watcher === undefined ? Promise.resolve() : watcher.cancel().catch(() => undefined);
   }
 
