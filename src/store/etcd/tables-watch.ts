@@ -124,8 +124,9 @@ export class TablesWatch {
       }
       this.kick();
     });
-    // etcd cancelled the watch (e.g. a revision it owed was compacted), or refused it.
-    watcher.on("error", () => this.rewatch(watcher));
+    // etcd cancelled the watch (e.g. a revision it owed was compacted), or refused it: a refusal
+    // that lasts (e.g. permissions) must not make a loop of watch requests, so the next waits a while.
+    watcher.on("error", () => setTimeout(() => this.rewatch(watcher), RETRY_MS).unref());
     return this.watching;
   }
 
