@@ -366,7 +366,7 @@ func TestAutoResumeWaitsOutTheWatcherLimit(t *testing.T) {
 	first := watch(t, c, sessionregistry.WatchOptions{})
 	nextItem(t, first)
 	waiting := watch(t, c, sessionregistry.WatchOptions{AutoResume: true, Backoff: fast})
-	done := nextAsync(waiting)
+	done := nextAsync(waiting.Next)
 	eventually(t, "the second watch to meet the limit", func() bool { return waiting.LastError() != nil })
 	first.Close()
 	select {
@@ -390,11 +390,7 @@ func TestCloseAndCancelEndAWatch(t *testing.T) {
 	// Close from another goroutine, while Next waits: a clean end.
 	w := watch(t, c, sessionregistry.WatchOptions{Table: table})
 	nextItem(t, w)
-	done := nextAsync(w)
-	w.Close()
-	if r := <-done; r.err != io.EOF {
-		t.Fatalf("after Close: %v", r.err)
-	}
+	endsOnClose(t, w.Next, w.Close)
 
 	// Closing the client ends its watches cleanly, resuming or not.
 	other := newClient(t, addr)
