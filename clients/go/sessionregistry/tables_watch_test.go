@@ -8,7 +8,6 @@
 package sessionregistry_test
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"reflect"
@@ -235,11 +234,16 @@ func TestCloseAndTheClientsCloseEndATablesWatchCleanly(t *testing.T) {
 	nextUpdate(t, w)
 	endsOnClose(t, w.Next, w.Close)
 
+	// Closing the client ends its tables watches cleanly, resuming or not.
 	other := newClient(t, addr)
+	plain := other.WatchTables(ctx, sessionregistry.TablesWatchOptions{})
 	resuming := other.WatchTables(ctx, sessionregistry.TablesWatchOptions{AutoResume: true})
+	nextUpdate(t, plain)
 	nextUpdate(t, resuming)
 	other.Close()
-	if _, err := within(t, resuming.Next, resuming.Close); !errors.Is(err, io.EOF) {
-		t.Fatalf("after the client closed: %v", err)
+	for _, w := range []*sessionregistry.TablesWatchStream{plain, resuming} {
+		if _, err := within(t, w.Next, w.Close); err != io.EOF {
+			t.Fatalf("after the client closed: %v", err)
+		}
 	}
 }
