@@ -288,8 +288,13 @@ func endsOnClose[I any](t testing.TB, next func() (I, error), close func()) {
 	t.Helper()
 	done := nextAsync(next)
 	close()
-	if r := <-done; r.err != io.EOF {
-		t.Fatalf("after Close: %v", r.err)
+	select {
+	case r := <-done:
+		if r.err != io.EOF {
+			t.Fatalf("after Close: %v", r.err)
+		}
+	case <-time.After(wait):
+		t.Fatal("Close did not end the stream")
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"sort"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 
@@ -216,8 +217,13 @@ func TestWatchTablesAutoResumeWaitsOutTheWatcherLimitAndEndsOnOtherErrors(t *tes
 	done := nextAsync(waiting.Next)
 	eventually(t, "the tables watch to meet the limit", func() bool { return waiting.LastError() != nil })
 	first.Close()
-	if r := <-done; r.err != nil || !r.item.Snapshot {
-		t.Fatalf("got %+v, %v", r.item, r.err)
+	select {
+	case r := <-done:
+		if r.err != nil || !r.item.Snapshot {
+			t.Fatalf("got %+v, %v", r.item, r.err)
+		}
+	case <-time.After(wait):
+		t.Fatal("the tables watch never got in")
 	}
 	as[*sessionregistry.WatcherLimitReachedError](t, waiting.LastError())
 
