@@ -208,8 +208,9 @@ func TestWatchTablesWithoutAutoResumeEndsOnAConnectionLoss(t *testing.T) {
 
 func TestWatchTablesAutoResumeWaitsOutTheWatcherLimitAndEndsOnOtherErrors(t *testing.T) {
 	c := newClient(t, tiny(t))
-	first := watch(t, c, sessionregistry.WatchOptions{})
-	nextItem(t, first)
+	// The one watcher slot: a tables watch holds it until its Close cancels the call.
+	first := watchTables(t, c, sessionregistry.TablesWatchOptions{})
+	nextUpdate(t, first)
 	_, err := within(t, c.WatchTables(ctx, sessionregistry.TablesWatchOptions{}).Next, func() {})
 	as[*sessionregistry.WatcherLimitReachedError](t, err)
 
