@@ -3,8 +3,9 @@
 // adds what every caller would otherwise repeat: a per-call deadline,
 // default metadata (a bearer token), plain input structs instead of full
 // request messages, typed errors (see errors.go), request_id retries of
-// Register, Update and Remove, a Watch that resumes and resyncs (watch.go)
-// and a keep-alive lease (lease.go). It returns the generated messages, so
+// Register, Update and Remove, a Watch that resumes and resyncs (watch.go),
+// a WatchTables over the same reconnects (tables_watch.go) and a keep-alive
+// lease (lease.go). It returns the generated messages, so
 // the proto's comments document them.
 package sessionregistry
 
