@@ -298,6 +298,28 @@ func endsOnClose[I any](t testing.TB, next func() (I, error), close func()) {
 	}
 }
 
+// getsInAfter takes the first item of a resuming stream (its Next and
+// LastError) opened while the daemon's one watcher slot is held: it checks
+// that the stream meets the limit, then that it gets in once release frees
+// the slot.
+func getsInAfter[I any](t testing.TB, next func() (I, error), lastError func() error, release func()) I {
+	t.Helper()
+	done := nextAsync(next)
+	eventually(t, "the stream to meet the watcher limit", func() bool { return lastError() != nil })
+	release()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			t.Fatalf("the stream ended: %v", r.err)
+		}
+		return r.item
+	case <-time.After(wait):
+		t.Fatal("the stream never got in")
+	}
+	var none I
+	return none
+}
+
 // next is w.Next within the bound.
 func next(t testing.TB, w *sessionregistry.WatchStream) (*sessionregistry.WatchItem, error) {
 	t.Helper()

@@ -13,7 +13,6 @@ import (
 	"reflect"
 	"sort"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc/codes"
 
@@ -215,16 +214,8 @@ func TestWatchTablesAutoResumeWaitsOutTheWatcherLimitAndEndsOnOtherErrors(t *tes
 	as[*sessionregistry.WatcherLimitReachedError](t, err)
 
 	waiting := watchTables(t, c, sessionregistry.TablesWatchOptions{AutoResume: true, Backoff: fast})
-	done := nextAsync(waiting.Next)
-	eventually(t, "the tables watch to meet the limit", func() bool { return waiting.LastError() != nil })
-	first.Close()
-	select {
-	case r := <-done:
-		if r.err != nil || !r.item.Snapshot {
-			t.Fatalf("got %+v, %v", r.item, r.err)
-		}
-	case <-time.After(wait):
-		t.Fatal("the tables watch never got in")
+	if u := getsInAfter(t, waiting.Next, waiting.LastError, first.Close); !u.Snapshot {
+		t.Fatalf("got %+v", u)
 	}
 	as[*sessionregistry.WatcherLimitReachedError](t, waiting.LastError())
 
