@@ -3,8 +3,9 @@
 // adds what every caller would otherwise repeat: a per-call deadline,
 // default metadata (a bearer token), plain input structs instead of full
 // request messages, typed errors (see errors.go), request_id retries of
-// Register, Update and Remove, a Watch that resumes and resyncs (watch.go)
-// and a keep-alive lease (lease.go). It returns the generated messages, so
+// Register, Update and Remove, a Watch that resumes and resyncs (watch.go),
+// a WatchTables over the same reconnects (tables_watch.go) and a keep-alive
+// lease (lease.go). It returns the generated messages, so
 // the proto's comments document them.
 package sessionregistry
 
@@ -131,7 +132,7 @@ type Client struct {
 	mu      sync.Mutex
 	closed  bool
 	done    chan struct{}
-	watches map[*WatchStream]struct{}
+	watches map[watcher]struct{}
 	leases  map[*Lease]struct{}
 }
 
@@ -166,7 +167,7 @@ func New(address string, opts ...Option) (*Client, error) {
 		retry:    o.retry,
 		onRetry:  o.onRetry,
 		done:     make(chan struct{}),
-		watches:  map[*WatchStream]struct{}{},
+		watches:  map[watcher]struct{}{},
 		leases:   map[*Lease]struct{}{},
 	}, nil
 }
@@ -177,8 +178,8 @@ func New(address string, opts ...Option) (*Client, error) {
 func (c *Client) Stub() pb.SessionRegistryClient { return c.stub }
 
 // Close closes the connection. Later calls fail with CANCELLED; open
-// watches end (Next returns io.EOF) and leases stop renewing (their
-// sessions expire after their ttl; no OnLost). Idempotent.
+// watches and tables watches end (Next returns io.EOF) and leases stop
+// renewing (their sessions expire after their ttl; no OnLost). Idempotent.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -191,7 +192,7 @@ func (c *Client) Close() error {
 	c.watches, c.leases = nil, nil
 	c.mu.Unlock()
 	for w := range watches {
-		w.Close()
+		w.close()
 	}
 	for l := range leases {
 		l.halt()

@@ -16,6 +16,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -239,43 +240,96 @@ func eventually(t testing.TB, what string, check func() bool) {
 	}
 }
 
-// nextResult is what one w.Next returned.
-type nextResult struct {
-	item *sessionregistry.WatchItem
+// nextResult is what one Next returned.
+type nextResult[I any] struct {
+	item I
 	err  error
 }
 
-// nextAsync calls w.Next on a goroutine of its own; its result comes on the channel.
-func nextAsync(w *sessionregistry.WatchStream) <-chan nextResult {
-	ch := make(chan nextResult, 1)
+// nextAsync calls next (a stream's Next) on a goroutine of its own; its
+// result comes on the channel.
+func nextAsync[I any](next func() (I, error)) <-chan nextResult[I] {
+	ch := make(chan nextResult[I], 1)
 	go func() {
-		item, err := w.Next()
-		ch <- nextResult{item, err}
+		item, err := next()
+		ch <- nextResult[I]{item, err}
 	}()
 	return ch
 }
 
-// next is w.Next, failing the test if it blocks past the bound.
-func next(t testing.TB, w *sessionregistry.WatchStream) (*sessionregistry.WatchItem, error) {
+// within is a stream's next, failing the test (and closing the stream) if
+// it blocks past the bound.
+func within[I any](t testing.TB, next func() (I, error), close func()) (I, error) {
 	t.Helper()
 	select {
-	case r := <-nextAsync(w):
+	case r := <-nextAsync(next):
 		return r.item, r.err
 	case <-time.After(wait):
-		w.Close()
-		t.Fatal("timed out waiting for the next watch item")
-		return nil, nil
+		close()
+		t.Fatal("timed out waiting for the next item")
+		var none I
+		return none, nil
 	}
+}
+
+// withinOK is within, failing the test on an error.
+func withinOK[I any](t testing.TB, next func() (I, error), close func()) I {
+	t.Helper()
+	item, err := within(t, next, close)
+	if err != nil {
+		t.Fatalf("the stream ended: %v", err)
+	}
+	return item
+}
+
+// endsOnClose checks that close, called while next waits, ends the stream
+// cleanly: next returns io.EOF.
+func endsOnClose[I any](t testing.TB, next func() (I, error), close func()) {
+	t.Helper()
+	done := nextAsync(next)
+	close()
+	select {
+	case r := <-done:
+		if r.err != io.EOF {
+			t.Fatalf("after Close: %v", r.err)
+		}
+	case <-time.After(wait):
+		t.Fatal("Close did not end the stream")
+	}
+}
+
+// getsInAfter takes the first item of a resuming stream (its Next and
+// LastError) opened while the daemon's one watcher slot is held: it checks
+// that the stream meets the limit, then that it gets in once release frees
+// the slot.
+func getsInAfter[I any](t testing.TB, next func() (I, error), lastError func() error, release func()) I {
+	t.Helper()
+	done := nextAsync(next)
+	eventually(t, "the stream to meet the watcher limit", func() bool { return lastError() != nil })
+	release()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			t.Fatalf("the stream ended: %v", r.err)
+		}
+		return r.item
+	case <-time.After(wait):
+		t.Fatal("the stream never got in")
+	}
+	var none I
+	return none
+}
+
+// next is w.Next within the bound.
+func next(t testing.TB, w *sessionregistry.WatchStream) (*sessionregistry.WatchItem, error) {
+	t.Helper()
+	return within(t, w.Next, w.Close)
 }
 
 // nextItem is next, failing the test on an error.
 func nextItem(t testing.TB, w *sessionregistry.WatchStream) *sessionregistry.WatchItem {
 	t.Helper()
-	item, err := next(t, w)
-	if err != nil {
-		t.Fatalf("watch ended: %v", err)
-	}
-	return item
+	return withinOK(t, w.Next, w.Close)
 }
 
 // ending reads w until it ends and returns the items and the error that ended it.

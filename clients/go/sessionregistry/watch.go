@@ -16,9 +16,6 @@ package sessionregistry
 import (
 	"context"
 	"errors"
-	"io"
-	"sync"
-	"time"
 
 	"google.golang.org/grpc/codes"
 
@@ -54,14 +51,6 @@ type WatchItem struct {
 	Session *pb.Session
 }
 
-// Backoff is the pause between reconnects: Initial, doubling up to Max, with jitter.
-type Backoff struct {
-	Initial, Max time.Duration
-}
-
-// DefaultBackoff is the pause between reconnects unless WatchOptions.Backoff says otherwise.
-var DefaultBackoff = Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second}
-
 // WatchOptions says what to watch and how.
 type WatchOptions struct {
 	// Table is the table to watch; "" means default.
@@ -84,27 +73,16 @@ type WatchOptions struct {
 // WatchStream is a live watch: call Next until it returns an error. Use it
 // from one goroutine; Close may be called from any.
 type WatchStream struct {
-	client     *Client
-	ctx        context.Context
-	table      string
-	autoResume bool
-	backoff    Backoff
+	resuming[*pb.WatchResponse]
+	table string
 
 	// The consumer's goroutine only.
 	nextStart     uint64
 	resyncPending bool
-	attempt       int
-	stream        pb.SessionRegistry_WatchClient
-	final         error
 
-	mu        sync.Mutex
-	stopped   bool
-	stop      chan struct{}
-	cancel    context.CancelFunc
-	last      uint64
-	uid       string
-	lastError error
-	tracked   bool
+	// Under resuming's mu.
+	last uint64
+	uid  string
 }
 
 // Watch streams a table's changes. The call starts with the first Next,
@@ -119,20 +97,12 @@ type WatchStream struct {
 //		if err != nil { ... }
 //	}
 func (c *Client) Watch(ctx context.Context, o WatchOptions) *WatchStream {
-	b := o.Backoff
-	if b.Initial <= 0 {
-		b.Initial = DefaultBackoff.Initial
+	w := &WatchStream{
+		resuming: newResuming[*pb.WatchResponse](c, ctx, o.AutoResume, o.Backoff),
+		table:    o.Table, nextStart: o.StartRevision, uid: o.TableUID,
 	}
-	if b.Max <= 0 {
-		b.Max = DefaultBackoff.Max
-	}
-	if b.Max < b.Initial {
-		b.Max = b.Initial
-	}
-	return &WatchStream{
-		client: c, ctx: ctx, table: o.Table, autoResume: o.AutoResume, backoff: b,
-		nextStart: o.StartRevision, uid: o.TableUID, stop: make(chan struct{}),
-	}
+	w.openCall, w.recoverable = w.openWatch, w.recover
+	return w
 }
 
 // LastRevision is the revision of the last item Next returned; 0 before any.
@@ -151,229 +121,56 @@ func (w *WatchStream) TableUID() string {
 }
 
 // LastError is the last error AutoResume recovered from; nil if none.
-func (w *WatchStream) LastError() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.lastError
-}
+func (w *WatchStream) LastError() error { return w.lastErr() }
 
 // Close cancels the call; Next then returns io.EOF. Idempotent.
-func (w *WatchStream) Close() {
-	w.mu.Lock()
-	if w.stopped {
-		w.mu.Unlock()
-		return
-	}
-	w.stopped = true
-	close(w.stop)
-	cancel := w.cancel
-	tracked := w.tracked
-	w.mu.Unlock()
-	if cancel != nil {
-		cancel()
-	}
-	if tracked {
-		w.client.forgetWatch(w)
-	}
-}
-
-func (w *WatchStream) isStopped() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.stopped
-}
+func (w *WatchStream) Close() { w.close() }
 
 // Next returns the next item. It blocks until there is one or the watch
 // ends: io.EOF when it was closed (or, without AutoResume, when the daemon
 // ended it without an error), else the error, typed as FromError makes it.
 // After the end it returns the same error again.
 func (w *WatchStream) Next() (*WatchItem, error) {
-	for {
-		if w.final != nil {
-			return nil, w.final
+	var item *WatchItem
+	err := w.next(func(m *pb.WatchResponse) (bool, error) {
+		var err error
+		if item, err = toItem(m, w.resyncPending); item == nil || err != nil {
+			return false, err
 		}
-		if w.isStopped() {
-			return nil, w.end(io.EOF)
-		}
-		if w.stream == nil {
-			if err := w.open(); err != nil {
-				return nil, w.end(err)
-			}
-		}
-		if w.stream != nil {
-			msg, err := w.stream.Recv()
-			if err == nil {
-				item, err := toItem(msg, w.resyncPending)
-				if err != nil {
-					return nil, w.end(err)
-				}
-				if item == nil {
-					continue // a message kind this version does not know
-				}
-				w.attempt, w.resyncPending, w.nextStart = 0, false, item.Revision+1
-				w.mu.Lock()
-				w.last, w.uid = item.Revision, item.TableUID
-				w.mu.Unlock()
-				return item, nil
-			}
-			w.dropCall()
-			if w.isStopped() {
-				return nil, w.end(io.EOF)
-			}
-			if ctxErr := w.ctx.Err(); ctxErr != nil {
-				return nil, w.end(ctxErr)
-			}
-			var failure error
-			if err != io.EOF {
-				failure = FromError(err)
-			}
-			if !w.autoResume {
-				if failure == nil {
-					failure = io.EOF // the daemon ended the stream with OK
-				}
-				return nil, w.end(failure)
-			}
-			if failure != nil {
-				switch recovery(failure) {
-				case "return":
-					return nil, w.end(failure)
-				case "resync":
-					w.resyncPending, w.nextStart = true, 0
-				}
-				w.mu.Lock()
-				w.lastError = failure
-				w.mu.Unlock()
-			}
-		}
-		if err := w.sleep(w.backoffDelay()); err != nil {
-			return nil, w.end(err)
-		}
+		w.resyncPending, w.nextStart = false, item.Revision+1
+		w.mu.Lock()
+		w.last, w.uid = item.Revision, item.TableUID
+		w.mu.Unlock()
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return item, nil
 }
 
-// open starts a call from nextStart. An error it returns ends the watch; a
-// call that fails to start for a reason worth retrying leaves w.stream nil
-// and records the failure as a Recv error would.
-func (w *WatchStream) open() error {
-	// A watch that was running when the client closed ends cleanly; one
-	// started on a closed client fails as unary calls do.
-	if !w.track() {
-		return closedError()
-	}
-	if w.client.isClosed() {
-		return io.EOF
-	}
-	ctx, cancel := w.client.callContext(w.ctx, false)
-	w.mu.Lock()
-	if w.stopped {
-		w.mu.Unlock()
-		cancel()
-		return io.EOF
-	}
-	w.cancel = cancel
+// openWatch starts a call from nextStart, with the history that revision belongs to.
+func (w *WatchStream) openWatch(ctx context.Context) (receiver[*pb.WatchResponse], error) {
 	uid := ""
 	if w.nextStart > 0 {
-		uid = w.uid
-	}
-	w.mu.Unlock()
-	stream, err := w.client.stub.Watch(ctx, &pb.WatchRequest{Table: w.table, StartRevision: w.nextStart, TableUid: uid})
-	if err != nil {
-		w.dropCall()
-		if w.isStopped() {
-			return io.EOF
-		}
-		if ctxErr := w.ctx.Err(); ctxErr != nil {
-			return ctxErr
-		}
-		failure := FromError(err)
-		if !w.autoResume || recovery(failure) == "return" {
-			return failure
-		}
 		w.mu.Lock()
-		w.lastError = failure
+		uid = w.uid
 		w.mu.Unlock()
-		return nil
 	}
-	w.stream = stream
-	return nil
+	return w.client.stub.Watch(ctx, &pb.WatchRequest{Table: w.table, StartRevision: w.nextStart, TableUid: uid})
 }
 
-// track registers the stream with its client, so that Client.Close ends
-// it; false if the client closed meanwhile.
-func (w *WatchStream) track() bool {
-	w.mu.Lock()
-	tracked := w.tracked
-	w.tracked = true
-	w.mu.Unlock()
-	if tracked {
+// recover is AutoResume's rule for a watch: after a lost position the next
+// call starts over with a snapshot marked Resync.
+func (w *WatchStream) recover(err error) bool {
+	switch recovery(err) {
+	case "resync":
+		w.resyncPending, w.nextStart = true, 0
 		return true
-	}
-	c := w.client
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
+	case "retry":
+		return true
+	default:
 		return false
-	}
-	c.watches[w] = struct{}{}
-	return true
-}
-
-func (c *Client) forgetWatch(w *WatchStream) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.watches, w)
-}
-
-func (w *WatchStream) dropCall() {
-	w.stream = nil
-	w.mu.Lock()
-	cancel := w.cancel
-	w.cancel = nil
-	w.mu.Unlock()
-	if cancel != nil {
-		cancel()
-	}
-}
-
-// end makes err the watch's last word and lets go of the call and the client.
-func (w *WatchStream) end(err error) error {
-	w.final = err
-	w.dropCall()
-	w.mu.Lock()
-	tracked := w.tracked
-	w.mu.Unlock()
-	if tracked {
-		w.client.forgetWatch(w)
-	}
-	return err
-}
-
-// backoffDelay is exponential, with jitter.
-func (w *WatchStream) backoffDelay() time.Duration {
-	d := w.backoff.Initial << w.attempt
-	if d > w.backoff.Max || d <= 0 {
-		d = w.backoff.Max
-	}
-	if w.attempt < 30 {
-		w.attempt++
-	}
-	return jitter(d)
-}
-
-// sleep waits d; it returns io.EOF if the watch is closed meanwhile and
-// ctx's error if ctx is done.
-func (w *WatchStream) sleep(d time.Duration) error {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return nil
-	case <-w.stop:
-		return io.EOF
-	case <-w.client.done:
-		return io.EOF
-	case <-w.ctx.Done():
-		return w.ctx.Err()
 	}
 }
 
@@ -382,8 +179,7 @@ func recovery(err error) string {
 	var compacted *RevisionCompactedError
 	var history *HistoryChangedError
 	var tooSlow *WatcherTooSlowError
-	var limit *WatcherLimitReachedError
-	switch code := codeOf(err); {
+	switch {
 	// The position is gone from the history, or belongs to another one: only a new snapshot is the truth.
 	case errors.As(err, &compacted), errors.As(err, &history):
 		return "resync"
@@ -392,15 +188,7 @@ func recovery(err error) string {
 	// unless that revision has been compacted meanwhile (REVISION_COMPACTED next).
 	case errors.As(err, &tooSlow):
 		return "retry"
-	// The watcher limit is worth waiting out (other watchers end); any other
-	// exhaustion would fail the same way on every reconnect.
-	case code == codes.ResourceExhausted:
-		if errors.As(err, &limit) {
-			return "retry"
-		}
-		return "return"
-	case code == codes.Unavailable, code == codes.Canceled, code == codes.Internal, code == codes.Unknown,
-		code == codes.DeadlineExceeded, code == codes.Aborted:
+	case reconnectable(err):
 		return "retry"
 	default:
 		return "return"

@@ -366,16 +366,8 @@ func TestAutoResumeWaitsOutTheWatcherLimit(t *testing.T) {
 	first := watch(t, c, sessionregistry.WatchOptions{})
 	nextItem(t, first)
 	waiting := watch(t, c, sessionregistry.WatchOptions{AutoResume: true, Backoff: fast})
-	done := nextAsync(waiting)
-	eventually(t, "the second watch to meet the limit", func() bool { return waiting.LastError() != nil })
-	first.Close()
-	select {
-	case r := <-done:
-		if r.err != nil || r.item.Kind != sessionregistry.KindSnapshot {
-			t.Fatalf("got %+v, %v", r.item, r.err)
-		}
-	case <-time.After(wait):
-		t.Fatal("the second watch never got in")
+	if item := getsInAfter(t, waiting.Next, waiting.LastError, first.Close); item.Kind != sessionregistry.KindSnapshot {
+		t.Fatalf("got %+v", item)
 	}
 	if e := as[*sessionregistry.WatcherLimitReachedError](t, waiting.LastError()); e.Max != 1 {
 		t.Fatalf("got %+v", e)
@@ -390,11 +382,7 @@ func TestCloseAndCancelEndAWatch(t *testing.T) {
 	// Close from another goroutine, while Next waits: a clean end.
 	w := watch(t, c, sessionregistry.WatchOptions{Table: table})
 	nextItem(t, w)
-	done := nextAsync(w)
-	w.Close()
-	if r := <-done; r.err != io.EOF {
-		t.Fatalf("after Close: %v", r.err)
-	}
+	endsOnClose(t, w.Next, w.Close)
 
 	// Closing the client ends its watches cleanly, resuming or not.
 	other := newClient(t, addr)
