@@ -7,6 +7,7 @@
 import { LookupRequest, RegisterRequest, RemoveRequest } from "@session-registry/client/gen/sessionregistry/v1/session_registry";
 
 import { sessionMessage } from "../calls.js";
+import { idOf } from "../sessions.js";
 import type { WorkerTask } from "./protocol.js";
 
 const SERVICE = "/sessionregistry.v1.SessionRegistry/";
@@ -32,6 +33,14 @@ export function makeOp(
   if (w.kind === "lookup") {
     const requests = w.ids.map((id) => LookupRequest.encode({ table: w.table, key: { $case: "id", value: id } }).finish());
     return (n) => clients[n % clients.length]!.unary(SERVICE + "Lookup", requests[n % requests.length]!);
+  }
+  if (w.kind === "lookupRandom") {
+    // Encoded per call: a million requests encoded up front would not fit the worker's cache either, and both tables pay the same.
+    return (n) =>
+      clients[n % clients.length]!.unary(
+        SERVICE + "Lookup",
+        LookupRequest.encode({ table: w.table, key: { $case: "id", value: idOf(Math.floor(Math.random() * w.size)) } }).finish(),
+      );
   }
   // 100-byte project paths, as in the in-process figures.
   const path = "/bench/project/".padEnd(80, "x");
