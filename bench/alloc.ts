@@ -57,6 +57,7 @@ function category(url: string, fn: string): string {
   if (url.includes("/src/gen/") || url.includes("@bufbuild/protobuf")) return "protobuf decode and encode";
   if (url.includes("/src/transport/")) return "transport: handler, promise chain, call guard";
   if (url.includes("/src/core/") || url.includes("/src/store/")) return "registry and store";
+  if (url.includes("/bench/")) return "bench: the no-op server's handlers, the probe";
   return area(url, fn);
 }
 
