@@ -300,8 +300,6 @@ export function serverOptions(config: DaemonConfig): grpc.ServerOptions {
     // Per connection; a client's calls beyond it wait in its own HTTP/2 layer for a free stream.
     "grpc.max_concurrent_streams": config.maxConcurrentStreams,
     "grpc.keepalive_timeout_ms": config.keepaliveTimeoutMs,
-    // The daemon serves no channelz service; its bookkeeping would cost every call a few objects and counters.
-    "grpc.enable_channelz": 0,
   };
   // grpc-js's defaults for these are "never". It also enforces no minimum
   // interval on clients' pings (there is no ping strike policy to relax), so

@@ -155,14 +155,13 @@ describe("connection limits", () => {
   });
 
   describe("server options", () => {
-    it("passes every limit to grpc-js, leaving out the ones set to 0 (off), with channelz off", () => {
+    it("passes every limit to grpc-js, leaving out the ones set to 0 (off)", () => {
       expect(serverOptions(DEFAULT_CONFIG)).to.deep.equal({
         "grpc.max_receive_message_length": 64 * 1024,
         "grpc.max_send_message_length": 16 * 1024 * 1024,
         "grpc.max_concurrent_streams": 100,
         "grpc.keepalive_time_ms": 60_000,
         "grpc.keepalive_timeout_ms": 20_000,
-        "grpc.enable_channelz": 0,
         "grpc.max_connection_idle_ms": 1_800_000,
       });
       expect(serverOptions({ ...DEFAULT_CONFIG, keepaliveTimeMs: 0, maxConnectionIdleMs: 0, maxConnectionAgeMs: 3_600_000 })).to.deep.equal(
@@ -171,7 +170,6 @@ describe("connection limits", () => {
           "grpc.max_send_message_length": 16 * 1024 * 1024,
           "grpc.max_concurrent_streams": 100,
           "grpc.keepalive_timeout_ms": 20_000,
-          "grpc.enable_channelz": 0,
           "grpc.max_connection_age_ms": 3_600_000,
         },
       );
