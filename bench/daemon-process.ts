@@ -23,13 +23,20 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
-/**
- * `nodeArgs` go to node itself, e.g. --cpu-prof for a profile. `http`: with
- * the HTTP listener on 127.0.0.1:0, for figures that use it.
- */
-export function startDaemonProcess(flags: string[], nodeArgs: string[] = [], opts: { http?: boolean } = {}): Promise<ServerProcess> {
-  return startServerProcess(nodeArgs, [
-    "src/daemon/main.ts",
+/** How a server process starts besides its own flags. */
+export interface StartOptions {
+  /** With the daemon's HTTP listener on 127.0.0.1:0, for figures that use it. */
+  http?: boolean;
+  /** Modules node imports (TypeScript too) before the server's entry, e.g. a probe of the process itself. */
+  imports?: string[];
+  /** Another entry than the daemon's main (e.g. a bench-only daemon that fills its store first), with the same flags. */
+  entry?: string;
+}
+
+/** `nodeArgs` go to node itself, e.g. --cpu-prof for a profile. */
+export function startDaemonProcess(flags: string[], nodeArgs: string[] = [], opts: StartOptions = {}): Promise<ServerProcess> {
+  return startServerProcess(nodeArgs, opts.imports ?? [], [
+    opts.entry ?? "src/daemon/main.ts",
     "--listen",
     "127.0.0.1:0",
     // Off for gRPC's figures: the HTTP listener would load its handler just after start, inside the first window's CPU.
@@ -41,12 +48,13 @@ export function startDaemonProcess(flags: string[], nodeArgs: string[] = [], opt
   ]);
 }
 
-export function startNoopProcess(nodeArgs: string[] = []): Promise<ServerProcess> {
-  return startServerProcess(nodeArgs, ["bench/noop-server.ts", "--listen", "127.0.0.1:0"]);
+export function startNoopProcess(nodeArgs: string[] = [], opts: Pick<StartOptions, "imports"> = {}): Promise<ServerProcess> {
+  return startServerProcess(nodeArgs, opts.imports ?? [], ["bench/noop-server.ts", "--listen", "127.0.0.1:0"]);
 }
 
-async function startServerProcess(nodeArgs: string[], args: string[]): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [...nodeArgs, "--conditions=source", "--import", "tsx", ...args], {
+async function startServerProcess(nodeArgs: string[], imports: string[], args: string[]): Promise<ServerProcess> {
+  const preload = imports.flatMap((m) => ["--import", m]);
+  const child = spawn(process.execPath, [...nodeArgs, "--conditions=source", "--import", "tsx", ...preload, ...args], {
     cwd: ROOT,
     stdio: ["ignore", "pipe", "inherit"],
   });

@@ -30,6 +30,7 @@ import type { NewSession } from "../src/core/model.js";
 import type { Store } from "../src/core/store.js";
 import { MemoryStore } from "../src/store/memory/store.js";
 import { DEFAULT_CONFIG } from "../src/daemon/config.js";
+import { idOf, nameOf, pathOf } from "./sessions.js";
 import { median, round } from "./stats.js";
 
 /** The table sizes of the lookup series; those below --max-size, then --max-size itself. */
@@ -44,47 +45,6 @@ if (gc === undefined) throw new Error("run with node --expose-gc");
 // A plain gc() is a full collection; on Node 20, gc({ type: "major" }) was
 // seen to leave a closed 100,000-session store (~80 MB) uncollected.
 const fullGc = gc;
-
-// Strings built by concatenation are cons strings (a tree of parts); a
-// decoded request's are flat. Going through bytes makes them flat.
-const scratch = Buffer.alloc(256);
-function flat(s: string): string {
-  return scratch.toString("latin1", 0, scratch.write(s, 0, "latin1"));
-}
-
-/** A bijection on 32-bit integers (murmur3's finalizer), so distinct indexes give distinct ids. */
-function mix32(x: number): number {
-  x ^= x >>> 16;
-  x = Math.imul(x, 0x85ebca6b);
-  x ^= x >>> 13;
-  x = Math.imul(x, 0xc2b2ae35);
-  x ^= x >>> 16;
-  return x >>> 0;
-}
-
-const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, "0"));
-/** Four hex bytes of x, most significant first. */
-const hex32 = (x: number) => HEX[x >>> 24]! + HEX[(x >>> 16) & 255]! + HEX[(x >>> 8) & 255]! + HEX[x & 255]!;
-
-/** Session i's id: uuid v4-shaped, distinct per i (its first 8 digits are a bijection of i), reproducible from i alone. */
-function idOf(i: number): string {
-  const b = hex32(mix32(i ^ 0x9e3779b9));
-  const c = hex32(mix32(i ^ 0x7f4a7c15));
-  const d = hex32(mix32(i ^ 0x165667b1));
-  return flat(`${hex32(mix32(i))}-${b.slice(0, 4)}-4${b.slice(5)}-a${c.slice(1, 4)}-${c.slice(4)}${d}`);
-}
-
-const PATH_HEAD = "/home/developer/workspace/github.com/example-organisation/backend-services/";
-const PATH_TAIL_LENGTH = 100 - PATH_HEAD.length;
-/** Session i's project path: normalized, absolute, exactly 100 bytes. */
-function pathOf(i: number): string {
-  return flat(PATH_HEAD + `project-${i}`.padEnd(PATH_TAIL_LENGTH, "x"));
-}
-
-/** Session i's name: 20 characters. */
-function nameOf(i: number): string {
-  return flat(`session-name-${String(i).padStart(7, "0")}`);
-}
 
 /** A deterministic PRNG (mulberry32): the same key sequence every run. */
 function random(seed: number): () => number {

@@ -153,7 +153,8 @@ export interface Measured extends LoadResult {
  * (first, second, first, second…; e.g. bare server, daemon) of
  * `measureMs / rounds` each, and adds the rounds up: a slow spell of the
  * shared machine then falls on both alike, instead of on whichever was
- * measured in it.
+ * measured in it. `secondWorkload`: the second target's, when it differs
+ * (e.g. the same daemon, another table).
  */
 export async function compare(
   load: LoadGenerator,
@@ -161,6 +162,7 @@ export async function compare(
   second: Target,
   opts: UnaryBenchOptions,
   workload: Workload,
+  secondWorkload: Workload = workload,
 ): Promise<[Measured, Measured]> {
   const rounds = Math.max(1, opts.rounds);
   const parts: [Measured[], Measured[]] = [[], []];
@@ -168,7 +170,7 @@ export async function compare(
     // Every round opens new connections: later rounds warm them up briefly too.
     const window = { warmupMs: r === 0 ? opts.warmupMs : Math.min(opts.warmupMs, 500), measureMs: opts.measureMs / rounds };
     parts[0].push(await measure(load, first, opts, workload, window));
-    parts[1].push(await measure(load, second, opts, workload, window));
+    parts[1].push(await measure(load, second, opts, secondWorkload, window));
   }
   const sum = (ms: Measured[]): Measured => {
     const cpuMs = ms.reduce((a, m) => a + m.cpuMs, 0);

@@ -4,6 +4,8 @@
 export type Workload =
   /** Lookup by id, round-robin over `ids` in `table`. */
   | { kind: "lookup"; table: string; ids: string[] }
+  /** Lookup by id of session i (bench/sessions.ts), i drawn uniformly from 0..size-1 for each call. */
+  | { kind: "lookupRandom"; table: string; size: number }
   /** Register a new session (id and path unique to this worker and call), then Remove it by id: one pair. */
   | { kind: "registerRemove"; table: string }
   /** Register a new session and keep it: the table grows by every call. `prefix` keeps ids unique across runs. */

@@ -37,13 +37,21 @@
  * without a registry ErrorInfo. Timeouts and waits are logged once per
  * interval, with a count.
  */
-import { Metadata, ServerInterceptingCall, status, type ServerInterceptor, type StatusObject } from "@grpc/grpc-js";
+import {
+  Metadata,
+  ServerInterceptingCall,
+  status,
+  type ServerInterceptingCallInterface,
+  type ServerInterceptor,
+  type StatusObject,
+} from "@grpc/grpc-js";
 
 import { RegistryError } from "../core/errors.js";
 import { IntervalLog } from "../core/interval-log.js";
 import type { Logger } from "../core/logger.js";
 import { REQUIRED_ROLE, isStreaming, type Authorizer, type RpcMethod } from "./auth.js";
 import { refuseCaller } from "./calls.js";
+import { DeadlineQueue, type DeadlineEntry } from "./deadline-queue.js";
 import { BUSY_MESSAGE, PREEMPTED_MESSAGE, ReadSlots, type SlotClaim } from "./read-slots.js";
 import { outcomeOf, toServiceError, type RpcRecorder } from "./status.js";
 
@@ -76,9 +84,11 @@ export class CallGuard {
   readonly interceptor: ServerInterceptor;
   /** The read slots of the daemon: the HTTP door claims its requests' here too. */
   readonly slots: ReadSlots;
+  /** The request timeout of every call being read or waiting for a slot. */
+  readonly deadlines: DeadlineQueue;
   private readonly timeoutLog: IntervalLog;
 
-  constructor(private readonly options: CallGuardOptions) {
+  constructor(readonly options: CallGuardOptions) {
     const { log, logIntervalMs } = options;
     this.slots = new ReadSlots({ maxPendingRequests: options.maxPendingRequests, log, logIntervalMs });
     this.timeoutLog = new IntervalLog(
@@ -89,81 +99,27 @@ export class CallGuard {
         ),
       logIntervalMs,
     );
+    this.deadlines = new DeadlineQueue(options.requestTimeoutMs);
     this.interceptor = (descriptor, call) => {
       const method = registryMethod(descriptor.path);
       const connection = call.getConnectionInfo();
-      // Prefixed: an HTTP connection from the same address and port is another connection.
-      const key = `grpc|${connection.remoteAddress ?? ""}|${connection.remotePort ?? ""}`;
       options.callStarted?.(connection);
-      const startedAt = method !== undefined && !isStreaming(method) ? performance.now() : undefined;
-      let claim: SlotClaim | undefined;
-      let reading = false;
-      let timer: NodeJS.Timeout | undefined;
-
-      /** The request is complete, or the call over: its slot (or its place in line) goes. */
-      const settle = () => {
-        clearTimeout(timer);
-        timer = undefined;
-        reading = false;
-        claim?.settle();
-      };
-      const end = (statusObject: StatusObject, code: status, reason: string | undefined) => {
-        settle();
-        if (method !== undefined) this.record(method, code, reason, startedAt);
-        call.sendStatus(statusObject);
-      };
-      const arm = () => {
-        clearTimeout(timer);
-        timer = setTimeout(() => {
-          this.timeoutLog.add();
-          end(plainStatus(status.DEADLINE_EXCEEDED, requestTimeoutMessage(options.requestTimeoutMs)), status.DEADLINE_EXCEEDED, undefined);
-          options.closeConnection?.(connection);
-        }, options.requestTimeoutMs);
-      };
-
-      return new ServerInterceptingCall(call, {
-        start: (next) =>
-          next({
-            onReceiveMetadata: (metadata, nextMetadata) => {
-              if (method !== undefined && options.authorizer !== undefined) {
-                const refusal = this.checkCaller(options.authorizer, method, metadata, () => call.getPeer());
-                if (refusal !== undefined) {
-                  const { code, reason } = outcomeOf(refusal);
-                  const error = toServiceError(refusal, options.log, { method });
-                  end({ code: error.code, details: error.details, metadata: error.metadata }, code, reason);
-                  return;
-                }
-              }
-              // The clock runs from the headers, also while the call waits for a slot.
-              arm();
-              const granted = this.slots.claim(
-                key,
-                (slot) => {
-                  // Set before the request is read: it may complete within nextMetadata.
-                  claim = slot;
-                  reading = true;
-                  nextMetadata(metadata);
-                },
-                // Its slot is gone to another connection's call: the call ends.
-                () => end(plainStatus(status.UNAVAILABLE, PREEMPTED_MESSAGE), status.UNAVAILABLE, undefined),
-              );
-              if (granted === undefined) end(plainStatus(status.UNAVAILABLE, BUSY_MESSAGE), status.UNAVAILABLE, undefined);
-              else claim = granted;
-            },
-            onReceiveMessage: (message, next) => {
-              // A unary or server-streaming call still waits for the end of the request;
-              // a streaming request gets the timeout afresh for each message.
-              if (descriptor.requestStream && reading) arm();
-              next(message);
-            },
-            onReceiveHalfClose: (next) => {
-              settle();
-              next();
-            },
-            onCancel: settle,
-          }),
-      });
+      return new GuardedCall(this, call, descriptor.requestStream, method, connection);
     };
+  }
+
+  /** The caller's refusal at the headers (UNAUTHENTICATED or PERMISSION_DENIED), or undefined: it may call. */
+  refusal(method: RpcMethod, metadata: Metadata, peer: () => string): RegistryError | undefined {
+    const authorizer = this.options.authorizer;
+    if (authorizer === undefined) return undefined;
+    // No table yet: the role only. The handler checks the request's table.
+    return refuseCaller(authorizer, method, metadata, this.options.log, peer);
+  }
+
+  /** A call's request did not arrive in time: counted for the log, and its connection closed once its status is out. */
+  timedOut(connection: CallConnection): void {
+    this.timeoutLog.add();
+    this.options.closeConnection?.(connection);
   }
 
   /** Calls being read whose request is not complete yet, across all connections (and the HTTP door's requests). */
@@ -182,18 +138,144 @@ export class CallGuard {
     this.timeoutLog.flush();
   }
 
-  /** The caller's refusal (UNAUTHENTICATED or PERMISSION_DENIED), logged as the handlers log it; undefined when it may call. */
-  private checkCaller(authorizer: Authorizer, method: RpcMethod, metadata: Metadata, peer: () => string): RegistryError | undefined {
-    // No table yet: the role only. The handler checks the request's table.
-    return refuseCaller(authorizer, method, metadata, this.options.log, peer);
-  }
-
-  private record(method: RpcMethod, code: status, reason: string | undefined, startedAt: number | undefined): void {
+  record(method: RpcMethod, code: status, reason: string | undefined, startedAt: number | undefined): void {
     try {
       this.options.metrics?.rpcEnded(method, code, reason, startedAt);
     } catch (err) {
       this.options.log.error({ method, err }, "recording metrics failed");
     }
+  }
+}
+
+/** What grpc-js tells an interceptor's call of, and the status a call ends with (grpc-js does not export their names). */
+type InterceptingServerListener = Parameters<ServerInterceptingCallInterface["start"]>[0];
+type PartialStatusObject = Parameters<ServerInterceptingCallInterface["sendStatus"]>[0];
+
+/**
+ * One call through the guard: the interceptor's call towards the handler
+ * and its listener towards grpc-js in one object, with the call's state.
+ * grpc-js's own ServerInterceptingCall would add a responder, two listener
+ * objects and a closure per message and status to every call; this passes
+ * everything through as it comes, holding only the metadata until the
+ * caller is checked and the request has a read slot.
+ */
+class GuardedCall extends ServerInterceptingCall implements InterceptingServerListener, DeadlineEntry {
+  private listener: InterceptingServerListener | undefined;
+  private claim: SlotClaim | undefined;
+  /** Reading the request in a slot: a streaming request's messages re-arm the timeout. */
+  private reading = false;
+  /** Once cancelled, or ended by the guard, the handler hears of nothing more. */
+  private over = false;
+  private readonly startedAt: number | undefined;
+  dueAt = 0;
+  newer: DeadlineEntry | undefined = undefined;
+  older: DeadlineEntry | undefined = undefined;
+  queued = false;
+
+  constructor(
+    private readonly guard: CallGuard,
+    private readonly next: ServerInterceptingCallInterface,
+    private readonly requestStream: boolean,
+    private readonly method: RpcMethod | undefined,
+    private readonly connection: CallConnection,
+  ) {
+    super(next);
+    this.startedAt = method !== undefined && !isStreaming(method) ? performance.now() : undefined;
+  }
+
+  override start(listener: InterceptingServerListener): void {
+    this.listener = listener;
+    this.next.start(this);
+  }
+
+  override sendMetadata(metadata: Metadata): void {
+    this.next.sendMetadata(metadata);
+  }
+
+  override sendMessage(message: unknown, callback: () => void): void {
+    this.next.sendMessage(message, callback);
+  }
+
+  override sendStatus(statusObject: PartialStatusObject): void {
+    this.next.sendStatus(statusObject);
+  }
+
+  override startRead(): void {
+    this.next.startRead();
+  }
+
+  onReceiveMetadata(metadata: Metadata): void {
+    if (this.over) return;
+    const { guard, method } = this;
+    if (method !== undefined && guard.options.authorizer !== undefined) {
+      const refusal = guard.refusal(method, metadata, () => this.next.getPeer());
+      if (refusal !== undefined) {
+        const { code, reason } = outcomeOf(refusal);
+        const error = toServiceError(refusal, guard.options.log, { method });
+        this.end({ code: error.code, details: error.details, metadata: error.metadata }, code, reason);
+        return;
+      }
+    }
+    // The clock runs from the headers, also while the call waits for a slot.
+    guard.deadlines.arm(this);
+    const granted = guard.slots.claim(
+      // Prefixed: an HTTP connection from the same address and port is another connection.
+      `grpc|${this.connection.remoteAddress ?? ""}|${this.connection.remotePort ?? ""}`,
+      (slot) => {
+        // Set before the request is read: it may complete within onReceiveMetadata.
+        this.claim = slot;
+        this.reading = true;
+        if (!this.over) this.listener!.onReceiveMetadata(metadata);
+      },
+      // Its slot is gone to another connection's call: the call ends.
+      () => this.end(plainStatus(status.UNAVAILABLE, PREEMPTED_MESSAGE), status.UNAVAILABLE, undefined),
+    );
+    if (granted === undefined) this.end(plainStatus(status.UNAVAILABLE, BUSY_MESSAGE), status.UNAVAILABLE, undefined);
+    else this.claim = granted;
+  }
+
+  onReceiveMessage(message: unknown): void {
+    if (this.over) return;
+    // A unary or server-streaming call still waits for the end of the request;
+    // a streaming request gets the timeout afresh for each message.
+    if (this.requestStream && this.reading) this.guard.deadlines.arm(this);
+    this.listener!.onReceiveMessage(message);
+  }
+
+  onReceiveHalfClose(): void {
+    if (this.over) return;
+    this.settle();
+    this.listener!.onReceiveHalfClose();
+  }
+
+  onCancel(): void {
+    this.over = true;
+    this.settle();
+    this.listener?.onCancel();
+  }
+
+  /** The request timed out (DeadlineEntry). */
+  expire(): void {
+    this.end(
+      plainStatus(status.DEADLINE_EXCEEDED, requestTimeoutMessage(this.guard.options.requestTimeoutMs)),
+      status.DEADLINE_EXCEEDED,
+      undefined,
+    );
+    this.guard.timedOut(this.connection);
+  }
+
+  /** The request is complete, or the call over: its slot (or its place in line) goes. */
+  private settle(): void {
+    this.guard.deadlines.disarm(this);
+    this.reading = false;
+    this.claim?.settle();
+  }
+
+  /** Ends the call with a status of the guard's own. */
+  private end(statusObject: StatusObject, code: status, reason: string | undefined): void {
+    this.settle();
+    if (this.method !== undefined) this.guard.record(this.method, code, reason, this.startedAt);
+    this.next.sendStatus(statusObject);
   }
 }
 

@@ -15,6 +15,7 @@ import {
   type Server,
   type ServerUnaryCall,
   type ServerWritableStream,
+  type ServiceError,
 } from "@grpc/grpc-js";
 
 import type { RegistryError } from "../core/errors.js";
@@ -24,7 +25,7 @@ import {
   SessionRegistryService as SessionRegistryDefinition,
   type SessionRegistryServer,
 } from "../gen/sessionregistry/v1/session_registry.js";
-import { RegistryCalls, type CallsOptions, type RequestOf, type ResponseOf, type UnaryMethod } from "./calls.js";
+import { RegistryCalls, type CallsOptions, type RequestOf, type ResponseOf, type UnaryCall, type UnaryMethod } from "./calls.js";
 import { withCodecs } from "./codecs.js";
 import { statusError } from "./status.js";
 import type { WatchCall } from "./watch-stream.js";
@@ -83,17 +84,10 @@ export class SessionRegistryService {
   /** A unary handler: runs the call through RegistryCalls, then calls back exactly once. */
   private unary<M extends UnaryMethod>(method: M): handleUnaryCall<RequestOf<M>, ResponseOf<M>> {
     return (call, callback) => {
-      void this.calls
-        .unary(method, {
-          request: call.request,
-          headers: call.metadata,
-          peer: () => call.getPeer(),
-          cancelled: () => call.cancelled,
-        })
-        .then((outcome) => {
-          if (outcome.ok) this.answer(method, call, callback, null, outcome.response);
-          else this.answer(method, call, callback, statusError(outcome.error));
-        });
+      void this.calls.unary(method, new GrpcUnaryCall(call)).then((outcome) => {
+        if (outcome.ok) this.answer(method, call, callback, null, outcome.response);
+        else this.answer(method, call, callback, statusError(outcome.error), undefined);
+      });
     };
   }
 
@@ -106,14 +100,34 @@ export class SessionRegistryService {
     method: string,
     call: ServerUnaryCall<Req, Res>,
     callback: sendUnaryData<Res>,
-    ...answer: Parameters<sendUnaryData<Res>>
+    error: ServiceError | null,
+    response: Res | undefined,
   ): void {
     if (call.cancelled) this.log.debug({ method }, "call ended before the registry answered");
     try {
-      callback(...answer);
+      callback(error, response);
     } catch (err) {
       this.log.error({ method, err }, "sending the response failed");
     }
+  }
+}
+
+/** A grpc-js unary call as RegistryCalls takes it: one object per call, its methods on the prototype. */
+class GrpcUnaryCall<Req, Res> implements UnaryCall<Req> {
+  readonly request: Req;
+  readonly headers: Metadata;
+
+  constructor(private readonly call: ServerUnaryCall<Req, Res>) {
+    this.request = call.request;
+    this.headers = call.metadata;
+  }
+
+  peer(): string {
+    return this.call.getPeer();
+  }
+
+  cancelled(): boolean {
+    return this.call.cancelled;
   }
 }
 

@@ -27,6 +27,10 @@ const FIGURES = [
   "connect_lookup_ratio",
   "p50_ms",
   "p99_ms",
+  "lookup_rps_at_1m",
+  "lookup_rps_at_10",
+  "lookup_1m_ratio",
+  "lookup_1m_table_size",
   "lookup_us_at_10",
   "lookup_us_at_1m",
   "list_page_us_at_1m",
@@ -80,6 +84,8 @@ describe("bench harness (--smoke)", function () {
       "register_remove_rps",
       "grpc_lookup_rps",
       "connect_json_lookup_rps",
+      "lookup_rps_at_1m",
+      "lookup_rps_at_10",
       "memory_register_rps",
       "etcd_register_rps",
       "etcd_raw_txn_rps",
@@ -98,6 +104,7 @@ describe("bench harness (--smoke)", function () {
     near("lookup_ratio", "lookup_rps", "noop_rps");
     near("register_remove_ratio", "register_remove_rps", "noop_pair_rps");
     near("connect_lookup_ratio", "connect_json_lookup_rps", "grpc_lookup_rps");
+    near("lookup_1m_ratio", "lookup_rps_at_1m", "lookup_rps_at_10");
     near("etcd_register_ratio", "etcd_register_rps", "etcd_raw_txn_rps");
   });
 
@@ -117,6 +124,7 @@ describe("bench harness (--smoke)", function () {
       "lookup_ratio",
       "register_remove_ratio",
       "p99_ms",
+      "lookup_1m_ratio",
       "bytes_per_session",
       "watch_fanout_p99_ms",
     ]);
