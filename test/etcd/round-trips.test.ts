@@ -15,7 +15,7 @@ import { EtcdStore } from "../../src/store/etcd/store.js";
 import { startEtcd, uniquePrefix, type TestEtcd } from "../helpers/etcd.js";
 
 const LIMITS: StoreLimits = { defaultMaxSessions: 10, maxTables: 1000, watchHistory: 10_000 };
-const NONE: EtcdCalls = { reads: 0, txns: 0, leaseGrants: 0, leaseRevokes: 0, leaseKeepAlives: 0 };
+const NONE: EtcdCalls = { reads: 0, txns: 0, leaseGrants: 0, leaseRevokes: 0, leaseKeepAlives: 0, probes: 0, fences: 0 };
 /** Long enough that no lease expires while a test runs (an expiry would add the watch's bump Txn). */
 const TTL = { seconds: 600, nanos: 0 };
 
