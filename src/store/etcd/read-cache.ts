@@ -15,10 +15,11 @@
  * Freshness. A read answers from the mirror only once A >= R, where R is the
  * revision of a linearizable read of etcd (a probe: one key, count only)
  * sent after the read began. Any write acknowledged before the read began
- * has a revision <= R, so the mirror holds it. Probes are shared: one runs
- * at a time, and the reads that arrive meanwhile wait for the next one (the
- * running one may have been answered before they began), so a burst of
- * reads costs one probe per round trip, not one per read.
+ * has a revision <= R, so the mirror holds it. Probes are shared: a probe
+ * leaves at the end of the event loop's turn, with every read that arrived
+ * before; one is out at a time, and the reads that arrive meanwhile wait
+ * for the next (the one out may have been answered before they began), so
+ * a burst of reads costs one probe per round trip, not one per read.
  *
  * Catching up. The watch hears only of the prefix's keys; etcd's revision
  * also moves for other keys on the same etcd (other prefixes, other
@@ -44,7 +45,7 @@ import { Mirror } from "./mirror.js";
 /** Keys per page of the Range that loads the mirror. */
 const PAGE_KEYS = 5_000;
 /** How long a read whose probe is ahead of the mirror waits for the watch before it puts the fence. */
-const FENCE_AFTER_MS = 2;
+export const FENCE_AFTER_MS = 2;
 /** After a failed load, how long reads go to etcd before the next load is tried. */
 const RETRY_MS = 1_000;
 
@@ -52,6 +53,12 @@ const RETRY_MS = 1_000;
 interface Probe {
   revision: number;
   seq: number;
+}
+
+/** The probe out or about to leave; reads join it until it is sent. */
+interface RunningProbe {
+  sent: boolean;
+  answer: Promise<Probe>;
 }
 
 /** A read waiting for the mirror to reach `revision`. */
@@ -76,7 +83,7 @@ export class ReadCache {
   private loading: Promise<void> | undefined;
   /** A failed load: no new one before this time (ms). */
   private retryAt = 0;
-  private probing: Promise<Probe> | undefined;
+  private probing: RunningProbe | undefined;
   private nextProbe: Promise<Probe> | undefined;
   /** Probes answered so far; a probe's seq is its number among them. */
   private answered = 0;
@@ -233,31 +240,38 @@ export class ReadCache {
     return watcher === undefined ? Promise.resolve() : watcher.cancel().catch(noop);
   }
 
-  /** The next probe sent after this call. */
+  /** The answer of a probe sent after this call. */
   private probe(): Promise<Probe> {
-    if (this.probing === undefined) return this.sendProbe();
-    // The running probe may have been answered before this read began.
-    this.nextProbe ??= this.probing.then(noop, noop).then(() => {
+    const running = this.probing;
+    if (running === undefined) return this.sendProbe();
+    // Not sent yet: it leaves after this read began, so the read may share it.
+    if (!running.sent) return running.answer;
+    // Sent already: it may have been answered before this read began.
+    this.nextProbe ??= running.answer.then(noop, noop).then(() => {
       this.nextProbe = undefined;
-      return this.probing ?? this.sendProbe();
+      return this.probing?.answer ?? this.sendProbe();
     });
     return this.nextProbe;
   }
 
+  /** A probe, sent once the reads that arrive in this turn of the event loop have joined it. */
   private sendProbe(): Promise<Probe> {
-    const generation = this.generation;
-    const applied = this.applied;
-    const probe = this.kv.revision().then((revision) => {
+    const probing: RunningProbe = { sent: false, answer: Promise.resolve({ revision: 0, seq: 0 }) };
+    probing.answer = new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+      probing.sent = true;
+      const generation = this.generation;
+      const applied = this.applied;
+      const revision = await this.kv.revision();
       // Below what the mirror had applied when the probe left: etcd's revisions went back (its data was wiped).
       if (revision < applied && this.generation === generation) this.lose();
       return { revision, seq: ++this.answered };
     });
-    this.probing = probe;
+    this.probing = probing;
     const done = () => {
-      if (this.probing === probe) this.probing = undefined;
+      if (this.probing === probing) this.probing = undefined;
     };
-    probe.then(done, done);
-    return probe;
+    probing.answer.then(done, done);
+    return probing.answer;
   }
 
   /** Waits until the mirror has applied `probe.revision`: true once it has, false when the mirror is lost or the wait ran out. */
