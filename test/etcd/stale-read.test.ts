@@ -76,23 +76,35 @@ describe("etcd read cache: no stale read across daemons", function () {
     await etcd?.stop();
   });
 
-  /** Reads on B in a loop until `done`, so that B's reads share probes with ones already running. */
-  function busyReads(done: () => boolean): Promise<void> {
+  /**
+   * Runs `rounds` while other reads on B run in a loop, so that B's reads
+   * share probes with ones already out; then checks that none of B's reads
+   * went to etcd (every one was the cache's).
+   */
+  async function withBusyReads(rounds: () => Promise<void>): Promise<void> {
+    const before = b.calls();
+    let done = false;
     const loop = async () => {
-      while (!done()) {
+      while (!done) {
         await b.listTables();
         // A read answered without a round trip must not starve the event loop.
         await new Promise((resolve) => setImmediate(resolve));
       }
     };
-    return Promise.all(Array.from({ length: 3 }, loop)).then(() => undefined);
+    const background = Promise.all(Array.from({ length: 3 }, loop));
+    try {
+      await rounds();
+    } finally {
+      done = true;
+      await background;
+    }
+    const after = b.calls();
+    expect(after.reads - before.reads, "reads of etcd").to.equal(0);
+    expect(after.probes - before.probes).to.be.greaterThan(0);
   }
 
-  it("every session write on A is seen by the next read on B: Register, Update, KeepAlive, Remove", async () => {
-    const before = b.calls();
-    let done = false;
-    const background = busyReads(() => done);
-    try {
+  it("every session write on A is seen by the next read on B: Register, Update, KeepAlive, Remove", () =>
+    withBusyReads(async () => {
       for (let i = 0; i < ROUNDS; i++) {
         const keys: LookupKey[] = [
           { by: "id", value: `s${i}` },
@@ -118,21 +130,10 @@ describe("etcd read cache: no stale read across daemons", function () {
           expect(await reasonOf(b.lookup("t", key)), `Remove ${i} then Lookup by ${key.by}`).to.equal("SESSION_NOT_FOUND");
         }
       }
-    } finally {
-      done = true;
-      await background;
-    }
-    const after = b.calls();
-    // Every read was the cache's: none went to etcd.
-    expect(after.reads - before.reads).to.equal(0);
-    expect(after.probes - before.probes).to.be.greaterThan(0);
-  });
+    }));
 
-  it("every table write on A is seen by the next read on B: CreateTable, DeleteTable", async () => {
-    const before = b.calls();
-    let done = false;
-    const background = busyReads(() => done);
-    try {
+  it("every table write on A is seen by the next read on B: CreateTable, DeleteTable", () =>
+    withBusyReads(async () => {
       for (let i = 0; i < TABLE_ROUNDS; i++) {
         const { table } = await a.createTable(`x${i}`, 5);
         expect(await b.getTable(`x${i}`), `CreateTable ${i} then GetTable`).to.deep.include({ tableUid: table.tableUid, maxSessions: 5 });
@@ -141,12 +142,7 @@ describe("etcd read cache: no stale read across daemons", function () {
         expect(await reasonOf(b.getTable(`x${i}`)), `DeleteTable ${i} then GetTable`).to.equal("TABLE_NOT_FOUND");
         expect((await b.listTables()).map((t) => t.name)).not.to.include(`x${i}`);
       }
-    } finally {
-      done = true;
-      await background;
-    }
-    expect(b.calls().reads - before.reads).to.equal(0);
-  });
+    }));
 
   it("catches up, with a fence, when etcd's revision moved for keys outside the prefix", async () => {
     const other = createClient({ endpoints: [etcd!.endpoint] });
