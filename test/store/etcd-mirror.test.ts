@@ -204,7 +204,9 @@ describe("etcd read cache: the mirror", () => {
     m.apply(w.register("t", "a", "same", "/a", 0));
     m.apply(w.register("t", "b", "same", "/b", 1));
     expect(m.lookup("t", byName("same")).id).to.equal("a");
+    expect(m.lookup("t", byId("a")).name).to.equal("same");
     m.apply(w.rename("t", "a", "same", "other", "/a", 0));
+    expect(m.lookup("t", byId("a")).name).to.equal("other");
     expect(m.lookup("t", byName("same")).id).to.equal("b");
     m.apply(w.rename("t", "a", "other", "same", "/a", 0));
     // Renamed back: it keeps its create revision, so it is the oldest again.
@@ -218,6 +220,7 @@ describe("etcd read cache: the mirror", () => {
     m.apply(w.register("t", "a", "a", "/a", 0, 1000));
     m.apply(w.register("t", "b", "b", "/b", 1, 1000));
     const before = m.getTable("t").revision;
+    expect(m.lookup("t", byId("a")).expireTime?.getTime()).to.equal(1000);
     m.apply(w.keepAlive("t", "a", 9000));
     expect(m.lookup("t", byId("a")).expireTime?.getTime()).to.equal(9000);
     // No session revision, no table revision.

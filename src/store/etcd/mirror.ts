@@ -40,6 +40,8 @@ interface SessionState {
   createRevision: number;
   expiry: string | undefined;
   node: OrderNode | undefined;
+  /** The session as last read (sessions are immutable snapshots), until a key of it changes. */
+  decoded: Session | undefined;
 }
 
 /** What the mirror holds of the keys under `t/<table>/`. */
@@ -229,9 +231,10 @@ export class Mirror {
       const leaf = rest.slice(slash + 1);
       let s = t.sessions.get(id);
       if (s === undefined) {
-        s = { data: undefined, revision: 0, createRevision: 0, expiry: undefined, node: undefined };
+        s = { data: undefined, revision: 0, createRevision: 0, expiry: undefined, node: undefined, decoded: undefined };
         t.sessions.set(id, s);
       }
+      s.decoded = undefined;
       if (leaf === "d") {
         const createRevision = Number(kv.create_revision);
         s.data = kv.value.toString("utf8");
@@ -282,6 +285,7 @@ export class Mirror {
       const id = rest.slice(2, slash);
       const s = t.sessions.get(id);
       if (s === undefined) return name;
+      s.decoded = undefined;
       if (rest.endsWith("/d")) {
         s.data = undefined;
         if (s.node !== undefined) this.bury(t, s.node);
@@ -324,8 +328,11 @@ function hex(name: string): string {
   return Buffer.from(name, "utf8").toString("hex");
 }
 
+/** The session `s` holds, decoded once per change of its keys (and of the table's history). */
 function decode(id: string, s: SessionState, tableUid: string): Session {
-  return decodeStoredSession(id, JSON.parse(s.data!) as StoredSession, s.revision, s.createRevision, tableUid, s.expiry);
+  if (s.decoded?.tableUid === tableUid) return s.decoded;
+  s.decoded = decodeStoredSession(id, JSON.parse(s.data!) as StoredSession, s.revision, s.createRevision, tableUid, s.expiry);
+  return s.decoded;
 }
 
 /** The index of the first node created after `revision` (binary search: the order is sorted). */
