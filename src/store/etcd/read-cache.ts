@@ -190,6 +190,8 @@ export class ReadCache {
         () => reject(this.kv.errors.unavailable(`did not set up the read cache's watch within ${this.kv.requestTimeoutMs} ms`)),
         this.kv.requestTimeoutMs,
       );
+      // A store closed meanwhile does not wait for it.
+      timer.unref();
       watcher.once("connected", () => {
         clearTimeout(timer);
         resolve();
