@@ -1,17 +1,19 @@
 /**
  * etcd store vs raw etcd: Register and Lookup throughput through a daemon
  * on `--store etcd`, and, in the same run, raw etcd3 Txns shaped like one
- * Register's and raw Ranges (a Lookup's etcd work). Plus Register through a
- * memory-store daemon, for the "memory ≥ 10× etcd" comparison.
+ * Register's and raw Ranges (a Lookup's etcd work). Plus Register and
+ * Lookup through a memory-store daemon, for the "memory ≥ 10× etcd"
+ * Register comparison and the read cache's "etcd Lookup ≥ 0.8× memory
+ * Lookup"; Lookup with the read cache off; and the total Lookup throughput
+ * of 1, 2 and 3 daemons on one etcd and prefix.
  *
  * Every figure is a closed loop: `concurrency` calls in flight, each
  * sending its next call when the previous answers, for `warmupMs` (not
  * counted) then `measureMs` (calls that complete in it are counted). The
- * two Register figures come from the worker-thread generator (./load/);
- * Lookup through the daemon and the raw requests, from grpc-js clients in
- * this process (the daemon's through the SDK's stubs, the raw ones through
- * the etcd3 client the store itself uses): etcd, not the client, is what
- * saturates at those rates.
+ * Register and Lookup figures through daemons come from the worker-thread
+ * generator (./load/), one generator per daemon when several run; the raw
+ * requests, from the etcd3 client the store itself uses, in this process:
+ * etcd, not the client, is what saturates at those rates.
  *
  * etcd is Debian's /usr/bin/etcd on loopback with a temporary data dir (the
  * tests' helper, test/helpers/etcd.ts); the daemons are started as users
@@ -29,7 +31,7 @@ import { createdAt, get, getPrefix, put } from "../src/store/etcd/ops.js";
 import { startEtcd, type TestEtcd } from "../test/helpers/etcd.js";
 import { call, sessionMessage } from "./calls.js";
 import { startDaemonProcess, type ServerProcess } from "./daemon-process.js";
-import type { LoadGenerator } from "./load/generator.js";
+import { LoadGenerator } from "./load/generator.js";
 import { round } from "./stats.js";
 
 export interface EtcdBenchOptions {
@@ -54,6 +56,15 @@ export interface EtcdBenchResult {
   etcd_register_ratio: number;
   etcd_lookup_ratio: number;
   memory_vs_etcd_register: number;
+  memory_lookup_rps: number;
+  /** Lookups/s through an etcd daemon with --etcd-read-cache off (every read goes to etcd). */
+  etcd_uncached_lookup_rps: number;
+  /** etcd-store Lookup (read cache on) over memory-store Lookup, in the same run. */
+  etcd_cached_lookup_ratio: number;
+  /** Total Lookups/s of 1, 2 and 3 daemons on one etcd and prefix, each driven by a generator of its own. */
+  etcd_lookup_rps_1_daemon: number;
+  etcd_lookup_rps_2_daemons: number;
+  etcd_lookup_rps_3_daemons: number;
 }
 
 /** Runs `op` in a closed loop; returns completed calls per second over the measured window. */
@@ -136,6 +147,47 @@ async function registerRps(gen: Generator, load: LoadGenerator, opts: EtcdBenchO
   return rps;
 }
 
+/** Fills table "look" with `lookupSessions` sessions through `gen`; returns their ids. */
+async function fillLookupTable(gen: Generator, opts: EtcdBenchOptions): Promise<string[]> {
+  await gen.createTable("look", opts.lookupSessions);
+  const ids = Array.from({ length: opts.lookupSessions }, (_, i) => `l-${i}`);
+  for (let i = 0; i < ids.length; i += opts.concurrency) {
+    await Promise.all(ids.slice(i, i + opts.concurrency).map((id, j) => gen.register(i + j, "look", id)));
+  }
+  return ids;
+}
+
+/** Lookups/s by id over `ids` of table "look", through each daemon at once (its own generator each), summed. */
+async function lookupRps(
+  daemons: readonly ServerProcess[],
+  loads: readonly LoadGenerator[],
+  ids: string[],
+  opts: EtcdBenchOptions,
+): Promise<number> {
+  // A few Lookups first: a daemon's first read starts loading its read cache, which a short window would otherwise measure.
+  for (const d of daemons) {
+    const client = new SessionRegistryClient(d.address, credentials.createInsecure());
+    try {
+      for (let i = 0; i < 20; i++)
+        await call((cb) => client.lookup({ table: "look", key: { $case: "id", value: ids[i % ids.length]! } }, cb));
+    } finally {
+      client.close();
+    }
+  }
+  const each = Math.max(1, Math.floor(opts.concurrency / daemons.length));
+  const runs = daemons.map((d, i) =>
+    loads[i]!.run({
+      address: d.address,
+      channelsPerWorker: opts.channels,
+      concurrency: each,
+      warmupMs: opts.warmupMs,
+      measureMs: opts.measureMs,
+      workload: { kind: "lookup", table: "look", ids },
+    }),
+  );
+  return (await Promise.all(runs)).reduce((sum, r) => sum + r.rps, 0);
+}
+
 /**
  * One Register's Txn (no ttl, no request_id) as raw etcd requests: 4
  * compares, 6 puts, a 5-range else-branch; distinct keys per `i`, as the
@@ -186,24 +238,41 @@ export async function etcdBench(opts: EtcdBenchOptions, load: LoadGenerator): Pr
     const memory = await startGenerator([], opts.channels);
     stops.push(() => memory.close());
     const memory_register_rps = await registerRps(memory, load, opts);
+    const memoryIds = await fillLookupTable(memory, opts);
+    const memory_lookup_rps = await lookupRps([memory.daemon], [load], memoryIds, opts);
     await stopAll();
 
-    // 2. etcd store, through a daemon.
+    // 2. etcd store, through a daemon (the read cache on, as by default).
     const etcd: TestEtcd = await startEtcd();
     stops.push(() => etcd.stop());
-    const gen = await startGenerator(
-      ["--store", "etcd", "--etcd-endpoints", etcd.endpoint, "--etcd-prefix", `/bench-${randomBytes(4).toString("hex")}/`],
-      opts.channels,
-    );
+    const prefix = `/bench-${randomBytes(4).toString("hex")}/`;
+    const etcdFlags = (...more: string[]) => ["--store", "etcd", "--etcd-endpoints", etcd.endpoint, "--etcd-prefix", prefix, ...more];
+    const gen = await startGenerator(etcdFlags(), opts.channels);
     stops.push(() => gen.close());
     const etcd_register_rps = await registerRps(gen, load, opts);
 
-    await gen.createTable("look", opts.lookupSessions);
-    const ids = Array.from({ length: opts.lookupSessions }, (_, i) => `l-${i}`);
-    for (let i = 0; i < ids.length; i += opts.concurrency) {
-      await Promise.all(ids.slice(i, i + opts.concurrency).map((id, j) => gen.register(i + j, "look", id)));
-    }
-    const etcd_lookup_rps = await closedLoop(opts, (i) => gen.lookup(i, "look", ids[i % ids.length]!));
+    const ids = await fillLookupTable(gen, opts);
+    const etcd_lookup_rps = await lookupRps([gen.daemon], [load], ids, opts);
+
+    // The same table through a daemon that reads etcd every time.
+    const uncached = await startGenerator(etcdFlags("--etcd-read-cache", "off"), opts.channels);
+    stops.push(() => uncached.close());
+    const etcd_uncached_lookup_rps = await lookupRps([uncached.daemon], [load], ids, opts);
+    await uncached.close();
+
+    // 1, 2 and 3 cached daemons on the same etcd and prefix, each with a generator of its own.
+    const more = [await startGenerator(etcdFlags(), opts.channels), await startGenerator(etcdFlags(), opts.channels)];
+    for (const g of more) stops.push(() => g.close());
+    const loads = [load, new LoadGenerator(1), new LoadGenerator(1)];
+    stops.push(async () => {
+      await loads[1]!.close();
+      await loads[2]!.close();
+    });
+    const daemons = [gen.daemon, ...more.map((g) => g.daemon)];
+    const etcd_lookup_rps_1_daemon = await lookupRps(daemons.slice(0, 1), loads, ids, opts);
+    const etcd_lookup_rps_2_daemons = await lookupRps(daemons.slice(0, 2), loads, ids, opts);
+    const etcd_lookup_rps_3_daemons = await lookupRps(daemons, loads, ids, opts);
+    for (const g of more) await g.close();
     await gen.close();
 
     // 3. Raw etcd, from this process, with the store's own client settings, under a prefix of its own.
@@ -259,6 +328,12 @@ export async function etcdBench(opts: EtcdBenchOptions, load: LoadGenerator): Pr
       etcd_register_ratio: round(etcd_register_rps / etcd_raw_txn_rps, 3),
       etcd_lookup_ratio: round(etcd_lookup_rps / etcd_raw_range_rps, 3),
       memory_vs_etcd_register: round(memory_register_rps / etcd_register_rps, 1),
+      memory_lookup_rps: round(memory_lookup_rps, 0),
+      etcd_uncached_lookup_rps: round(etcd_uncached_lookup_rps, 0),
+      etcd_cached_lookup_ratio: round(etcd_lookup_rps / memory_lookup_rps, 3),
+      etcd_lookup_rps_1_daemon: round(etcd_lookup_rps_1_daemon, 0),
+      etcd_lookup_rps_2_daemons: round(etcd_lookup_rps_2_daemons, 0),
+      etcd_lookup_rps_3_daemons: round(etcd_lookup_rps_3_daemons, 0),
     };
   } finally {
     await stopAll();

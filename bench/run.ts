@@ -97,6 +97,7 @@ const TARGETS: { key: string; op: ">=" | "<="; bound: number; of?: string }[] = 
   { key: "bytes_per_session", op: "<=", bound: 1024 },
   { key: "watch_fanout_p99_ms", op: "<=", bound: 50 },
   { key: "memory_vs_etcd_register", op: ">=", bound: 10 },
+  { key: "etcd_cached_lookup_ratio", op: ">=", bound: 0.8 },
 ];
 
 const plan = PLANS[mode];

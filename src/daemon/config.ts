@@ -49,6 +49,8 @@ export interface DaemonConfig {
   etcdUser: string | undefined;
   /** etcd password; never logged. Best passed as SESSION_REGISTRY_ETCD_PASSWORD, which `ps` does not show. */
   etcdPassword: string | undefined;
+  /** Serve Lookup, List, GetTable and ListTables from a watch-fed, linearizable copy of the prefix (--store etcd). */
+  etcdReadCache: boolean;
   logLevel: LogLevel;
   /** How long shutdown waits for running calls before cutting them off. */
   shutdownGraceMs: number;
@@ -161,6 +163,7 @@ export const DEFAULT_CONFIG: Readonly<DaemonConfig> = Object.freeze({
   etcdKey: undefined,
   etcdUser: undefined,
   etcdPassword: undefined,
+  etcdReadCache: true,
   logLevel: "info",
   shutdownGraceMs: 10_000,
   // The largest valid request is a Register with 16 KiB of metadata, a 4 KiB
@@ -316,6 +319,15 @@ const FLAGS: readonly FlagSpec[] = [
     description: "Key prefix of the daemon's data in etcd; daemons with the same prefix share their tables.",
     defaultText: DEFAULT_CONFIG.etcdPrefix,
     parse: parseEtcdPrefix,
+  }),
+  spec({
+    flag: "etcd-read-cache",
+    key: "etcdReadCache",
+    valueName: "on|off",
+    description:
+      "Serve Lookup, List, GetTable and ListTables from a copy of the prefix kept by an etcd watch, still linearizable (--store etcd); off reads etcd every time.",
+    defaultText: "on",
+    parse: parseOnOff,
   }),
   spec({
     flag: "etcd-ca",
@@ -649,6 +661,14 @@ function refuseUnprotected(config: DaemonConfig, flag: "--listen" | "--http-list
       `refusing to ${what} on ${listen} without client authentication: ${reach}. ` + `Add --auth-tokens or --tls-client-ca, or ${ways}`,
     );
   }
+}
+
+/** "on" or "off" (or a boolean's words). */
+function parseOnOff(raw: string): boolean | { error: string } {
+  if (raw === "on") return true;
+  if (raw === "off") return false;
+  const parsed = parseBoolean(raw);
+  return isParseError(parsed) ? { error: "must be on or off" } : parsed;
 }
 
 /**

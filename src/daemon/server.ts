@@ -380,7 +380,12 @@ async function createStore(
   switch (config.store) {
     case "etcd": {
       const { EtcdStore } = await import("../store/etcd/store.js");
-      return new EtcdStore(limits, { ...(etcd ?? { endpoints: [...config.etcdEndpoints] }), prefix: config.etcdPrefix, observer });
+      return new EtcdStore(limits, {
+        ...(etcd ?? { endpoints: [...config.etcdEndpoints] }),
+        prefix: config.etcdPrefix,
+        observer,
+        readCache: config.etcdReadCache,
+      });
     }
     case "memory":
       return new MemoryStore(limits, { observer, budget });

@@ -42,6 +42,13 @@ const FIGURES = [
   "etcd_register_ratio",
   "memory_register_rps",
   "memory_vs_etcd_register",
+  "memory_lookup_rps",
+  "etcd_lookup_rps",
+  "etcd_uncached_lookup_rps",
+  "etcd_cached_lookup_ratio",
+  "etcd_lookup_rps_1_daemon",
+  "etcd_lookup_rps_2_daemons",
+  "etcd_lookup_rps_3_daemons",
 ];
 
 describe("bench harness (--smoke)", function () {
@@ -89,6 +96,10 @@ describe("bench harness (--smoke)", function () {
       "memory_register_rps",
       "etcd_register_rps",
       "etcd_raw_txn_rps",
+      "memory_lookup_rps",
+      "etcd_lookup_rps",
+      "etcd_uncached_lookup_rps",
+      "etcd_lookup_rps_3_daemons",
     ]) {
       expect(results[key], key).to.be.greaterThan(0);
     }
@@ -106,6 +117,7 @@ describe("bench harness (--smoke)", function () {
     near("connect_lookup_ratio", "connect_json_lookup_rps", "grpc_lookup_rps");
     near("lookup_1m_ratio", "lookup_rps_at_1m", "lookup_rps_at_10");
     near("etcd_register_ratio", "etcd_register_rps", "etcd_raw_txn_rps");
+    near("etcd_cached_lookup_ratio", "etcd_lookup_rps", "memory_lookup_rps");
   });
 
   it("writes the chart's series: lookup cost by table size, throughput by concurrency for both servers", () => {

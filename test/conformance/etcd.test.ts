@@ -2,10 +2,12 @@
  * The store-independent suites against a real etcd: one etcd for this file
  * (Debian's etcd-server, on loopback with a temporary data dir), each store
  * under a key prefix of its own, so that stores stay as isolated as the
- * suites require.
+ * suites require. The store runs as daemons run it, its reads served by the
+ * read cache, and once more without the cache, reading etcd every time.
  */
 import { Etcd3 } from "etcd3";
 
+import type { StoreLimits } from "../../src/core/store.js";
 import { Keys } from "../../src/store/etcd/keys.js";
 import { EtcdStore } from "../../src/store/etcd/store.js";
 import { suiteEtcd, uniquePrefix } from "../helpers/etcd.js";
@@ -29,6 +31,15 @@ describe("etcd store", function () {
     makeStore: (limits) => new EtcdStore(limits, { endpoints: [endpoint()], prefix: retentionKeys.prefix }),
     secondsLeft: (table, method, requestId) => leaseSecondsLeft(endpoint(), retentionKeys.request(table, method, requestId)),
   });
+});
+
+describe("etcd store without the read cache", function () {
+  this.timeout(30_000);
+  const etcd = suiteEtcd();
+  const uncached = (limits: StoreLimits) =>
+    new EtcdStore(limits, { endpoints: [etcd().endpoint], prefix: uniquePrefix(), readCache: false });
+  registryConformance("etcd", uncached);
+  liveConformance("etcd", uncached);
 });
 
 /** How long the lease of `key` has left to live, in seconds (Infinity when the key has no lease). */

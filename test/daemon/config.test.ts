@@ -43,6 +43,7 @@ describe("daemon config", () => {
         etcdKey: undefined,
         etcdUser: undefined,
         etcdPassword: undefined,
+        etcdReadCache: true,
         logLevel: "info",
         shutdownGraceMs: 10_000,
         maxReceiveMessageBytes: 64 * 1024,
@@ -96,6 +97,9 @@ describe("daemon config", () => {
         expected: { etcdEndpoints: ["http://a:2379", "http://b:2379", "http://[::1]:2379"] },
       },
       { argv: ["--etcd-prefix", "/sr/prod/"], expected: { etcdPrefix: "/sr/prod/" } },
+      { argv: ["--etcd-read-cache", "off"], expected: { etcdReadCache: false } },
+      { argv: ["--etcd-read-cache", "on"], expected: { etcdReadCache: true } },
+      { argv: [], env: { SESSION_REGISTRY_ETCD_READ_CACHE: "off" }, expected: { etcdReadCache: false } },
       {
         argv: ["--etcd-endpoints", "https://e:2379", "--etcd-ca", "ca.pem", "--etcd-cert", "c.pem", "--etcd-key", "k.pem"],
         expected: { etcdEndpoints: ["https://e:2379"], etcdCa: "ca.pem", etcdCert: "c.pem", etcdKey: "k.pem" },
@@ -240,6 +244,7 @@ describe("daemon config", () => {
       { argv: ["--etcd-prefix", "/session-registry"], message: /^--etcd-prefix must start and end with "\/"/ },
       { argv: ["--etcd-prefix", "/a//b/"], message: /^--etcd-prefix must start and end with "\/".*without "\/\/"/ },
       { argv: ["--etcd-prefix="], message: /^--etcd-prefix must start and end/ },
+      { argv: ["--etcd-read-cache", "maybe"], message: /^--etcd-read-cache must be on or off, got "maybe"$/ },
       { argv: ["--etcd-ca", ""], message: /^--etcd-ca must be a file path, got ""$/ },
       { argv: ["--etcd-ca", "ca.pem"], message: /^--etcd-ca needs https:\/\/ --etcd-endpoints/ },
       {
@@ -532,7 +537,7 @@ describe("daemon config", () => {
 
     it("has one entry per flag that parseConfig knows, and no other", () => {
       const listed = [...usageText().matchAll(/^ {2}(--[a-z-]+)/gm)].map((m) => m[1]!);
-      expect(listed).to.have.length(36);
+      expect(listed).to.have.length(37);
       for (const flag of listed) {
         // Every listed flag parses (a switch alone, the others with a value that may be invalid).
         const message = (() => {

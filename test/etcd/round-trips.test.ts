@@ -5,17 +5,20 @@
  * has seen) is one Txn and nothing else, however full the table (the slot
  * it tries is one it has seen free); with a ttl or a request_id at most two
  * calls. The other operations' counts are pinned too, so that a call
- * added to any of them shows here.
+ * added to any of them shows here. Reads served by the read cache cost one
+ * probe of etcd's revision each (shared by the reads that wait together),
+ * plus a fence when the cache's watch lags behind the probe.
  */
 import { expect } from "chai";
 
+import type { LookupKey } from "../../src/core/model.js";
 import type { StoreLimits } from "../../src/core/store.js";
 import type { EtcdCalls } from "../../src/store/etcd/kv.js";
 import { EtcdStore } from "../../src/store/etcd/store.js";
 import { startEtcd, uniquePrefix, type TestEtcd } from "../helpers/etcd.js";
 
 const LIMITS: StoreLimits = { defaultMaxSessions: 10, maxTables: 1000, watchHistory: 10_000 };
-const NONE: EtcdCalls = { reads: 0, txns: 0, leaseGrants: 0, leaseRevokes: 0, leaseKeepAlives: 0 };
+const NONE: EtcdCalls = { reads: 0, txns: 0, leaseGrants: 0, leaseRevokes: 0, leaseKeepAlives: 0, probes: 0, fences: 0 };
 /** Long enough that no lease expires while a test runs (an expiry would add the watch's bump Txn). */
 const TTL = { seconds: 600, nanos: 0 };
 
@@ -36,8 +39,8 @@ describe("etcd: round trips per operation", function () {
   let table: string;
   let n = 0;
 
-  const open = (): EtcdStore => {
-    const s = new EtcdStore(LIMITS, { endpoints: [etcd!.endpoint], prefix });
+  const open = (options: { readCache?: boolean } = {}): EtcdStore => {
+    const s = new EtcdStore(LIMITS, { endpoints: [etcd!.endpoint], prefix, ...options });
     stores.push(s);
     return s;
   };
@@ -137,11 +140,36 @@ describe("etcd: round trips per operation", function () {
     expect(await callsOf(() => store.register(table, session("last")))).to.deep.equal({ ...NONE, txns: 1 });
   });
 
-  it("Lookup: one read by id, two by path or by name (the index, then the session)", async () => {
+  it("Lookup from the read cache: one probe of etcd's revision, whatever the key, and a fence only while the watch lags", async () => {
     await store.register(table, session("a"));
-    expect(await callsOf(() => store.lookup(table, { by: "id", value: "a" }))).to.deep.equal({ ...NONE, reads: 1 });
-    expect(await callsOf(() => store.lookup(table, { by: "projectPath", value: "/p/a" }))).to.deep.equal({ ...NONE, reads: 2 });
-    expect(await callsOf(() => store.lookup(table, { by: "name", value: "n-a" }))).to.deep.equal({ ...NONE, reads: 2 });
+    expect(await store.readCacheReady()).to.equal(true);
+    for (const key of [
+      { by: "id" as const, value: "a" },
+      { by: "projectPath" as const, value: "/p/a" },
+      { by: "name" as const, value: "n-a" },
+    ]) {
+      const calls = await callsOf(() => store.lookup(table, key));
+      expect(calls.fences).to.be.at.most(1);
+      expect(calls).to.deep.equal({ ...NONE, probes: 1, fences: calls.fences });
+    }
+  });
+
+  it("Lookup without the read cache: one read by id, two by path or by name (the index, then the session)", async () => {
+    const uncached = open({ readCache: false });
+    await uncached.register(table, session("a"));
+    const lookup = (key: LookupKey) => callsOf(() => uncached.lookup(table, key), uncached);
+    expect(await lookup({ by: "id", value: "a" })).to.deep.equal({ ...NONE, reads: 1 });
+    expect(await lookup({ by: "projectPath", value: "/p/a" })).to.deep.equal({ ...NONE, reads: 2 });
+    expect(await lookup({ by: "name", value: "n-a" })).to.deep.equal({ ...NONE, reads: 2 });
+  });
+
+  it("List, GetTable and ListTables from the read cache: one probe each", async () => {
+    await store.register(table, session("a"));
+    expect(await store.readCacheReady()).to.equal(true);
+    for (const op of [() => store.list(table, undefined, 10), () => store.getTable(table), () => store.listTables()]) {
+      const calls = await callsOf(op);
+      expect(calls).to.deep.equal({ ...NONE, probes: 1, fences: calls.fences });
+    }
   });
 
   it("Update: a read and a Txn; a new ttl adds the new lease's grant and the old one's revoke", async () => {

@@ -69,7 +69,18 @@ export function parseSession(kv: IKeyValue): StoredSession {
  * is the one the data key's write set.
  */
 export function decodeSession(id: string, kv: IKeyValue, tableUid: string, expiry?: string): Session {
-  const s = parseSession(kv);
+  return decodeStoredSession(id, parseSession(kv), Number(kv.mod_revision), Number(kv.create_revision), tableUid, expiry);
+}
+
+/** The session of a data key's parsed value, its revisions and its `x` key's value (see decodeSession). */
+export function decodeStoredSession(
+  id: string,
+  s: StoredSession,
+  revision: number,
+  createRevision: number,
+  tableUid: string,
+  expiry?: string,
+): Session {
   const ttl = s.ttl === null ? undefined : { seconds: s.ttl.s, nanos: s.ttl.n };
   let expireTime: Date | undefined;
   if (ttl !== undefined) {
@@ -84,8 +95,8 @@ export function decodeSession(id: string, kv: IKeyValue, tableUid: string, expir
     metadata: new Map(s.md),
     createTime: new Date(s.ct),
     updateTime: new Date(s.ut),
-    revision: Number(kv.mod_revision),
-    createRevision: Number(kv.create_revision),
+    revision,
+    createRevision,
     ttl,
     expireTime,
     tableUid,

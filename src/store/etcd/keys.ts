@@ -3,6 +3,7 @@
  *
  *   P tables/<table>            table meta: JSON {maxSessions, createTime}
  *   P meta/tables               touched by every table create and delete (serializes the table count)
+ *   P meta/fence                put by a read cache that must see its watch reach a revision (read-cache.ts)
  *   P t/<table>/rev             the table's marker: created with the table, put by every session
  *                               write (its mod revision is the table revision), deleted with the table
  *   P t/<table>/slot/<i>        -> id; one of the table's max_sessions slots, i in [0, max)
@@ -27,12 +28,14 @@ export type TableKey = { kind: "rev" } | { kind: "data"; id: string } | { kind: 
 export class Keys {
   readonly tablesPrefix: string;
   readonly tablesEpoch: string;
+  readonly fence: string;
   /** Every table's keys (not the metas): what the store-wide expiry watch covers. */
   readonly allTables: string;
 
   constructor(readonly prefix: string) {
     this.tablesPrefix = `${prefix}tables/`;
     this.tablesEpoch = `${prefix}meta/tables`;
+    this.fence = `${prefix}meta/fence`;
     this.allTables = `${prefix}t/`;
   }
 
@@ -73,7 +76,7 @@ export class Keys {
   }
 
   path(table: string, projectPath: string): string {
-    return `${this.table(table)}p/${createHash("sha256").update(projectPath, "utf8").digest("hex")}`;
+    return `${this.table(table)}p/${pathHash(projectPath)}`;
   }
 
   names(table: string, name: string): string {
@@ -122,6 +125,11 @@ export class Keys {
     const slash = rest.indexOf("/");
     return slash <= 0 ? undefined : rest.slice(0, slash);
   }
+}
+
+/** The last segment of a project path's index key. */
+export function pathHash(projectPath: string): string {
+  return createHash("sha256").update(projectPath, "utf8").digest("hex");
 }
 
 /** The first key after every key that starts with `prefix` (etcd's range_end for a prefix). */

@@ -40,11 +40,15 @@ export interface EtcdCalls {
   leaseGrants: number;
   leaseRevokes: number;
   leaseKeepAlives: number;
+  /** Linearizable reads of etcd's revision alone: what a batch of reads from the read cache waits for (read-cache.ts). */
+  probes: number;
+  /** Puts of the fence key, that bring the read cache's watch up to a probe's revision (read-cache.ts). */
+  fences: number;
 }
 
 export class EtcdKv {
   readonly client: Etcd3;
-  readonly calls: EtcdCalls = { reads: 0, txns: 0, leaseGrants: 0, leaseRevokes: 0, leaseKeepAlives: 0 };
+  readonly calls: EtcdCalls = { reads: 0, txns: 0, leaseGrants: 0, leaseRevokes: 0, leaseKeepAlives: 0, probes: 0, fences: 0 };
   /** Where etcd is, and what its failures mean in words. */
   readonly errors: EtcdErrors;
   readonly maxAttempts: number;
@@ -64,6 +68,27 @@ export class EtcdKv {
   read(ops: IRequestOp[]): Promise<ITxnResponse> {
     this.calls.reads++;
     return this.send([], ops, []);
+  }
+
+  /** etcd's current revision, read linearizably (one key, count only: the header is the answer). */
+  async revision(): Promise<number> {
+    this.calls.probes++;
+    try {
+      const res = await this.client.kv.range({ key: Buffer.from(this.keys.tablesEpoch, "utf8"), count_only: true });
+      return Number(res.header.revision);
+    } catch (err) {
+      throw this.errors.toStoreError(err);
+    }
+  }
+
+  /** Puts the fence key: a new etcd revision under the prefix, which every watch of the prefix hears of. */
+  async fence(): Promise<void> {
+    this.calls.fences++;
+    try {
+      await this.client.kv.put({ key: Buffer.from(this.keys.fence, "utf8"), value: Buffer.alloc(0) });
+    } catch (err) {
+      throw this.errors.toStoreError(err);
+    }
   }
 
   txn(compare: ICompare[], success: IRequestOp[], failure: IRequestOp[] = []): Promise<ITxnResponse> {

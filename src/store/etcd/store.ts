@@ -10,7 +10,8 @@
  *   register.ts  Register and the exact session limit (slots)
  *   slots.ts     which slot a Register tries first
  *   writes.ts    Update, Remove, KeepAlive
- *   reads.ts     Lookup, List
+ *   reads.ts     Lookup, List, read from etcd
+ *   read-cache.ts  the same reads and the table reads, from a watch-fed mirror (mirror.ts), linearizable
  *   leases.ts    leases for ttls: grant, renew, revoke
  *   requests.ts  request_id records and their retention lease
  *   watches.ts   Watch calls; watch.ts one watch; events.ts the feed mapping
@@ -38,6 +39,7 @@ import { HistoryProbes } from "./history.js";
 import { Keys } from "./keys.js";
 import { EtcdKv, type EtcdCalls, type EtcdKvOptions } from "./kv.js";
 import { Leases } from "./leases.js";
+import { ReadCache } from "./read-cache.js";
 import { SessionReads } from "./reads.js";
 import { Registrar } from "./register.js";
 import { RequestLeases } from "./requests.js";
@@ -52,6 +54,8 @@ export interface EtcdStoreOptions extends EtcdKvOptions {
   prefix: string;
   /** Told of expirations (metrics, logs). */
   observer?: StoreObserver;
+  /** Serve Lookup, List, GetTable and ListTables from a watch-fed copy of the prefix (read-cache.ts); default true. */
+  readCache?: boolean;
 }
 
 export class EtcdStore implements Store {
@@ -63,6 +67,7 @@ export class EtcdStore implements Store {
   private readonly watches: Watches;
   private readonly expiries: ExpiryWatch;
   private readonly tablesWatch: TablesWatch;
+  private readonly cache: ReadCache | undefined;
   private closed = false;
 
   constructor(limits: StoreLimits, options: EtcdStoreOptions) {
@@ -78,18 +83,21 @@ export class EtcdStore implements Store {
     this.watches = new Watches(this.kv, new HistoryProbes(this.kv, limits.watchHistory));
     this.expiries = new ExpiryWatch(this.kv, options.observer, slots);
     this.tablesWatch = new TablesWatch(this.kv, this.tables);
+    this.cache = options.readCache === false ? undefined : new ReadCache(this.kv);
   }
 
   createTable(name: string, maxSessions: number | undefined): Promise<{ table: Table; created: boolean }> {
     return this.tables.create(name, maxSessions);
   }
 
-  getTable(name: string): Promise<Table> {
-    return this.tables.get(name);
+  async getTable(name: string): Promise<Table> {
+    const cached = await this.cache?.serve((m) => m.getTable(name));
+    return cached !== undefined ? cached.value : this.tables.get(name);
   }
 
-  listTables(): Promise<Table[]> {
-    return this.tables.list();
+  async listTables(): Promise<Table[]> {
+    const cached = await this.cache?.serve((m) => m.listTables());
+    return cached !== undefined ? cached.value : this.tables.list();
   }
 
   deleteTable(name: string, force: boolean): Promise<void> {
@@ -100,12 +108,14 @@ export class EtcdStore implements Store {
     return this.registrar.register(tableName, input, requestId);
   }
 
-  lookup(tableName: string, key: LookupKey): Promise<Session> {
-    return this.reads.lookup(tableName, key);
+  async lookup(tableName: string, key: LookupKey): Promise<Session> {
+    const cached = await this.cache?.serve((m) => m.lookup(tableName, key));
+    return cached !== undefined ? cached.value : this.reads.lookup(tableName, key);
   }
 
-  list(tableName: string, after: string | undefined, limit: number): Promise<SessionPage> {
-    return this.reads.list(tableName, after, limit);
+  async list(tableName: string, after: string | undefined, limit: number): Promise<SessionPage> {
+    const cached = await this.cache?.serve((m) => m.list(tableName, after, limit));
+    return cached !== undefined ? cached.value : this.reads.list(tableName, after, limit);
   }
 
   update(tableName: string, id: string, patch: SessionPatch, conditions: WriteConditions): Promise<Session> {
@@ -126,6 +136,14 @@ export class EtcdStore implements Store {
 
   watchTables(sink: TablesSink): Promise<WatchSubscription> {
     return this.tablesWatch.subscribe(sink);
+  }
+
+  /**
+   * Loads the read cache unless it is loaded; resolves whether reads are
+   * served from it now (false without a cache, or when etcd did not answer).
+   */
+  async readCacheReady(): Promise<boolean> {
+    return (await this.cache?.ready()) ?? false;
   }
 
   /** The calls this store has made to etcd so far, by kind (a copy): round trips per operation. */
@@ -152,7 +170,7 @@ export class EtcdStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const stopping = [...this.watches.endAll(), this.expiries.stop(), this.tablesWatch.stop()];
+    const stopping = [...this.watches.endAll(), this.expiries.stop(), this.tablesWatch.stop(), this.cache?.stop() ?? Promise.resolve()];
     // Cancelling needs etcd; an unreachable one must not hold shutdown.
     await Promise.race([Promise.allSettled(stopping), new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
     this.kv.client.close();
