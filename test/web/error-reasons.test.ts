@@ -22,7 +22,7 @@ import type { Table } from "../../src/core/model.js";
 import { MemoryStore } from "../../src/store/memory/store.js";
 import { post, SERVICE, watchMessages, type ErrorJson } from "../helpers/connect-json.js";
 import { startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
-import { envelope } from "../helpers/envelope.js";
+import { envelope, unenvelope } from "../helpers/envelope.js";
 import { protoErrorTable } from "../helpers/proto-errors.js";
 import { callBytes, wireDetails } from "../helpers/raw.js";
 
@@ -86,16 +86,9 @@ function stalledWatch(port: number, body: unknown) {
         parts.push(raw.subarray(lineEnd + 2, lineEnd + 2 + size));
         at = lineEnd + 2 + size + 2;
       }
-      const bytes = Buffer.concat(parts);
-      const messages: Record<string, unknown>[] = [];
-      for (let at = 0; at < bytes.length;) {
-        const length = bytes.readUInt32BE(at + 1);
-        const data = JSON.parse(bytes.subarray(at + 5, at + 5 + length).toString("utf8")) as Record<string, unknown>;
-        if (bytes[at]! & 2) return { messages, end: data };
-        messages.push(data);
-        at += 5 + length;
-      }
-      throw new Error(`the stream ended without its end-of-stream message after ${messages.length} messages`);
+      const { messages, end } = unenvelope(Buffer.concat(parts));
+      if (end === undefined) throw new Error(`the stream ended without its end-of-stream message after ${messages.length} messages`);
+      return { messages, end };
     },
   };
 }

@@ -12,21 +12,15 @@ import { expect } from "chai";
 
 import { makeTestCerts, type TestCerts } from "../daemon/certs.js";
 import { eventually, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
-import { envelope } from "../helpers/envelope.js";
+import { envelope, unenvelope } from "../helpers/envelope.js";
 
 const SERVICE = "sessionregistry.v1.SessionRegistry";
 
 /** The end-of-stream message of a Connect JSON stream, once the server ends it. */
 async function streamEnd(res: Response): Promise<{ error?: { code: string; details?: { debug?: { reason?: string } }[] } }> {
-  const bytes = new Uint8Array(await res.arrayBuffer());
-  let at = 0;
-  for (;;) {
-    const flags = bytes[at]!;
-    const length = new DataView(bytes.buffer, bytes.byteOffset + at + 1).getUint32(0);
-    const data = new TextDecoder().decode(bytes.subarray(at + 5, at + 5 + length));
-    at += 5 + length;
-    if (flags & 2) return JSON.parse(data) as { error?: { code: string } };
-  }
+  const { end } = unenvelope(new Uint8Array(await res.arrayBuffer()));
+  if (end === undefined) throw new Error("the stream ended without its end-of-stream message");
+  return end;
 }
 
 describe("the HTTP door's limits", function () {
