@@ -39,6 +39,7 @@ import { HistoryProbes } from "./history.js";
 import { Keys } from "./keys.js";
 import { EtcdKv, type EtcdCalls, type EtcdKvOptions } from "./kv.js";
 import { Leases } from "./leases.js";
+import type { Mirror } from "./mirror.js";
 import { ReadCache } from "./read-cache.js";
 import { SessionReads } from "./reads.js";
 import { Registrar } from "./register.js";
@@ -90,14 +91,18 @@ export class EtcdStore implements Store {
     return this.tables.create(name, maxSessions);
   }
 
-  async getTable(name: string): Promise<Table> {
-    const cached = await this.cache?.serve((m) => m.getTable(name));
-    return cached !== undefined ? cached.value : this.tables.get(name);
+  getTable(name: string): Promise<Table> {
+    return this.read(
+      (m) => m.getTable(name),
+      () => this.tables.get(name),
+    );
   }
 
-  async listTables(): Promise<Table[]> {
-    const cached = await this.cache?.serve((m) => m.listTables());
-    return cached !== undefined ? cached.value : this.tables.list();
+  listTables(): Promise<Table[]> {
+    return this.read(
+      (m) => m.listTables(),
+      () => this.tables.list(),
+    );
   }
 
   deleteTable(name: string, force: boolean): Promise<void> {
@@ -108,14 +113,18 @@ export class EtcdStore implements Store {
     return this.registrar.register(tableName, input, requestId);
   }
 
-  async lookup(tableName: string, key: LookupKey): Promise<Session> {
-    const cached = await this.cache?.serve((m) => m.lookup(tableName, key));
-    return cached !== undefined ? cached.value : this.reads.lookup(tableName, key);
+  lookup(tableName: string, key: LookupKey): Promise<Session> {
+    return this.read(
+      (m) => m.lookup(tableName, key),
+      () => this.reads.lookup(tableName, key),
+    );
   }
 
-  async list(tableName: string, after: string | undefined, limit: number): Promise<SessionPage> {
-    const cached = await this.cache?.serve((m) => m.list(tableName, after, limit));
-    return cached !== undefined ? cached.value : this.reads.list(tableName, after, limit);
+  list(tableName: string, after: string | undefined, limit: number): Promise<SessionPage> {
+    return this.read(
+      (m) => m.list(tableName, after, limit),
+      () => this.reads.list(tableName, after, limit),
+    );
   }
 
   update(tableName: string, id: string, patch: SessionPatch, conditions: WriteConditions): Promise<Session> {
@@ -132,6 +141,12 @@ export class EtcdStore implements Store {
 
   watch(tableName: string, start: WatchStart, sink: WatchSink): Promise<WatchSubscription> {
     return this.watches.watch(tableName, start, sink);
+  }
+
+  /** A read answered by the read cache when it can serve, else by etcd. */
+  private async read<T>(fromCache: (mirror: Mirror) => T, fromEtcd: () => Promise<T>): Promise<T> {
+    const cached = await this.cache?.serve(fromCache);
+    return cached !== undefined ? cached.value : fromEtcd();
   }
 
   watchTables(sink: TablesSink): Promise<WatchSubscription> {
