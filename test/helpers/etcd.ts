@@ -12,6 +12,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { closeSync, openSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
+import { get as httpsGet } from "node:https";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,11 +21,26 @@ const ETCD_BIN = process.env.ETCD_BIN ?? "/usr/bin/etcd";
 const START_TIMEOUT_MS = 15_000;
 const STOP_TIMEOUT_MS = 5_000;
 
+/** etcd serving its clients over TLS. */
+export interface EtcdTls {
+  /** etcd's server certificate and key, as files. */
+  certFile: string;
+  keyFile: string;
+  /** When set, etcd asks clients for a certificate signed by this CA (a file). */
+  clientCaFile?: string;
+  /** What the helper's own health check trusts and presents. */
+  ca: Buffer;
+  clientCert?: Buffer;
+  clientKey?: Buffer;
+}
+
 export interface TestEtcd {
-  /** "http://127.0.0.1:PORT", the client URL. */
+  /** "http://127.0.0.1:PORT" (https with TLS), the client URL. */
   endpoint: string;
   /** The temporary file etcd logs to (kept until stop, for debugging). */
   logFile: string;
+  /** The running etcd process's pid (for benchmarks that read its CPU time). */
+  pid(): number | undefined;
   /** Stops etcd (SIGTERM, then SIGKILL) and removes its data dir. Idempotent. */
   stop(): Promise<void>;
   /** Kills etcd at once (SIGKILL); its data dir stays, for restart(). */
@@ -72,7 +88,8 @@ export function uniquePrefix(): string {
   return `/sr-test-${randomBytes(6).toString("hex")}/`;
 }
 
-async function healthy(endpoint: string): Promise<boolean> {
+async function healthy(endpoint: string, tls: EtcdTls | undefined): Promise<boolean> {
+  if (tls !== undefined) return healthyOverTls(endpoint, tls);
   try {
     const res = await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(1000) });
     if (!res.ok) return false;
@@ -83,14 +100,29 @@ async function healthy(endpoint: string): Promise<boolean> {
   }
 }
 
-export async function startEtcd(): Promise<TestEtcd> {
+/** fetch takes no CA or client certificate: the same /health check through node:https. */
+function healthyOverTls(endpoint: string, tls: EtcdTls): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = httpsGet(`${endpoint}/health`, { ca: tls.ca, cert: tls.clientCert, key: tls.clientKey, timeout: 1000 }, (res) => {
+      let body = "";
+      res.setEncoding("utf8").on("data", (c: string) => (body += c));
+      res.on("end", () => resolve(res.statusCode === 200 && /"health":\s*"?true/.test(body)));
+      res.on("error", () => resolve(false));
+    });
+    req.on("timeout", () => req.destroy());
+    req.on("error", () => resolve(false));
+  });
+}
+
+export async function startEtcd(opts: { tls?: EtcdTls } = {}): Promise<TestEtcd> {
   installExitHook();
+  const { tls } = opts;
   const root = await mkdtemp(join(tmpdir(), "sr-etcd-"));
   const dataDir = join(root, "data");
   const logFile = join(root, "etcd.log");
   const [clientPort, peerPort] = [await freePort(), await freePort()];
   const name = `sr-test-${randomBytes(4).toString("hex")}`;
-  const endpoint = `http://127.0.0.1:${clientPort}`;
+  const endpoint = `${tls !== undefined ? "https" : "http"}://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
   const args = [
     "--name",
@@ -111,6 +143,8 @@ export async function startEtcd(): Promise<TestEtcd> {
     "new",
     "--initial-cluster-token",
     name,
+    ...(tls === undefined ? [] : ["--cert-file", tls.certFile, "--key-file", tls.keyFile]),
+    ...(tls?.clientCaFile === undefined ? [] : ["--client-cert-auth", "--trusted-ca-file", tls.clientCaFile]),
   ];
 
   let child: ChildProcess | undefined;
@@ -135,7 +169,7 @@ export async function startEtcd(): Promise<TestEtcd> {
     let failure: Error | undefined;
     void spawnError.then((err) => (failure = err));
     const deadline = Date.now() + START_TIMEOUT_MS;
-    while (!(await healthy(endpoint))) {
+    while (!(await healthy(endpoint, tls))) {
       if (failure !== undefined) throw new Error(`could not start ${ETCD_BIN}: ${failure.message}`);
       // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the exit listener sets it while healthy() is awaited
       if (exited) throw new Error(`etcd exited during start-up; see ${logFile}`);
@@ -169,6 +203,7 @@ export async function startEtcd(): Promise<TestEtcd> {
   return {
     endpoint,
     logFile,
+    pid: () => child?.pid,
     async stop() {
       if (stopped) return;
       stopped = true;

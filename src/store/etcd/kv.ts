@@ -21,6 +21,7 @@ import type { Etcd3, ICompare, IRequestOp, ITxnResponse } from "etcd3";
 import type { RegistryError } from "../../core/errors.js";
 import { DEFAULT_REQUEST_TIMEOUT_MS, createClient, EtcdErrors, type EtcdConnectionOptions } from "./client.js";
 import type { Keys } from "./keys.js";
+import { RevisionProbe } from "./revision-probe.js";
 
 export interface EtcdKvOptions extends EtcdConnectionOptions {
   /** Attempts of one optimistic write before UNAVAILABLE (default 20). */
@@ -53,6 +54,8 @@ export class EtcdKv {
   readonly errors: EtcdErrors;
   readonly maxAttempts: number;
   readonly requestTimeoutMs: number;
+  /** The revision probe's own connection; none with etcd credentials, whose token etcd3 keeps (probes then go through etcd3). */
+  private readonly probe: RevisionProbe | undefined;
 
   constructor(
     readonly keys: Keys,
@@ -62,6 +65,10 @@ export class EtcdKv {
     this.errors = new EtcdErrors(options.endpoints);
     this.maxAttempts = options.maxAttempts ?? 20;
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.probe =
+      options.auth === undefined
+        ? new RevisionProbe({ endpoints: options.endpoints, timeoutMs: this.requestTimeoutMs, tls: options.tls }, keys.tablesEpoch)
+        : undefined;
   }
 
   /** A linearizable read of several ranges in one round trip, at one revision. */
@@ -74,6 +81,7 @@ export class EtcdKv {
   async revision(): Promise<number> {
     this.calls.probes++;
     try {
+      if (this.probe !== undefined) return await this.probe.revision();
       const res = await this.client.kv.range({ key: Buffer.from(this.keys.tablesEpoch, "utf8"), count_only: true });
       return Number(res.header.revision);
     } catch (err) {
@@ -102,6 +110,12 @@ export class EtcdKv {
     } catch (err) {
       throw this.errors.toStoreError(err);
     }
+  }
+
+  /** Closes the connections to etcd; calls made after fail as etcd being closed does. */
+  close(): void {
+    this.probe?.close();
+    this.client.close();
   }
 
   /** The error of a write whose every attempt lost a race to other writes. */

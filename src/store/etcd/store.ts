@@ -188,6 +188,6 @@ export class EtcdStore implements Store {
     const stopping = [...this.watches.endAll(), this.expiries.stop(), this.tablesWatch.stop(), this.cache?.stop() ?? Promise.resolve()];
     // Cancelling needs etcd; an unreachable one must not hold shutdown.
     await Promise.race([Promise.allSettled(stopping), new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
-    this.kv.client.close();
+    this.kv.close();
   }
 }

@@ -1,0 +1,169 @@
+/**
+ * The read cache's probe of etcd's revision (src/store/etcd/revision-probe.ts),
+ * which speaks to etcd over a node:http2 connection of its own rather than
+ * through etcd3: against a real etcd it answers etcd's current revision, moves
+ * on to the next endpoint when one fails, gives up at its deadline, speaks
+ * TLS with a client certificate, and fails as the rest of the store does,
+ * in the same words.
+ */
+import { once } from "node:events";
+import { createServer, type Server, type Socket } from "node:net";
+import { expect } from "chai";
+
+import { RegistryError } from "../../src/core/errors.js";
+import type { StoreLimits } from "../../src/core/store.js";
+import { Keys } from "../../src/store/etcd/keys.js";
+import { EtcdKv, type EtcdKvOptions } from "../../src/store/etcd/kv.js";
+import { headerRevision } from "../../src/store/etcd/revision-probe.js";
+import { EtcdStore } from "../../src/store/etcd/store.js";
+import { makeTestCerts, type TestCerts } from "../daemon/certs.js";
+import { startEtcd, suiteEtcd, uniquePrefix, type TestEtcd } from "../helpers/etcd.js";
+
+const LIMITS: StoreLimits = { defaultMaxSessions: 100, maxTables: 100, watchHistory: 1000 };
+
+/** The STORE_UNAVAILABLE error `p` rejects with. */
+async function storeError(p: Promise<unknown>): Promise<RegistryError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).to.be.instanceOf(RegistryError);
+    expect((err as RegistryError).reason).to.equal("STORE_UNAVAILABLE");
+    return err as RegistryError;
+  }
+  throw new Error("expected STORE_UNAVAILABLE, got an answer");
+}
+
+describe("etcd: the read cache's revision probe", function () {
+  this.timeout(30_000);
+  const etcd = suiteEtcd();
+  const open: EtcdKv[] = [];
+  const kvOf = (options: Partial<EtcdKvOptions> = {}): EtcdKv => {
+    const kv = new EtcdKv(new Keys(uniquePrefix()), { endpoints: [etcd().endpoint], ...options });
+    open.push(kv);
+    return kv;
+  };
+  afterEach(() => {
+    for (const kv of open.splice(0)) kv.close();
+  });
+
+  it("answers etcd's revision as of the probe: each write's, however many came before", async () => {
+    const kv = kvOf();
+    for (let i = 0; i < 20; i++) {
+      const put = await kv.client.kv.put({ key: Buffer.from(`${kv.keys.prefix}k${i}`), value: Buffer.from("v") });
+      expect(await kv.revision()).to.equal(Number(put.header.revision));
+    }
+    expect(kv.calls.probes).to.equal(20);
+  });
+
+  it("moves on to the next endpoint once one fails, and says which failed and why", async () => {
+    const kv = kvOf({ endpoints: ["http://127.0.0.1:1", etcd().endpoint] });
+    const err = await storeError(kv.revision());
+    expect(err.message).to.include("etcd at http://127.0.0.1:1, ").and.include("is unreachable (connection refused)");
+    const put = await kv.client.kv.put({ key: Buffer.from(`${kv.keys.prefix}k`), value: Buffer.from("v") });
+    expect(await kv.revision()).to.equal(Number(put.header.revision));
+  });
+
+  describe("against a peer that accepts the connection and never answers", () => {
+    let silent: Server;
+    const sockets: Socket[] = [];
+    before(async () => {
+      // Reads what comes (and so hears the other end close), answers nothing.
+      silent = createServer((socket) => sockets.push(socket.resume()));
+      await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    });
+    after(async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    });
+
+    it("gives up at the request timeout, then connects anew for the next probe", async () => {
+      const { port } = silent.address() as { port: number };
+      const kv = kvOf({ endpoints: [`http://127.0.0.1:${port}`], requestTimeoutMs: 300 });
+      const err = await storeError(kv.revision());
+      expect(err.message).to.equal(`the session store is unavailable: etcd at http://127.0.0.1:${port} did not answer in time`);
+      // The stuck connection was dropped, and the next probe opened another.
+      const first = sockets[0]!;
+      if (!first.destroyed) await once(first, "close");
+      await storeError(kv.revision());
+      expect(sockets).to.have.length(2);
+    });
+  });
+
+  it("after close: fails as a closed store does", async () => {
+    const kv = kvOf();
+    await kv.revision();
+    kv.close();
+    const err = await storeError(kv.revision());
+    expect(err.message).to.include("is closed: the daemon is shutting down");
+  });
+
+  it("reads the revision out of etcd's answer, and nothing out of bytes that are not one", () => {
+    // RangeResponse { header { cluster_id: 1, revision: 300 } }, framed.
+    const header = Buffer.from([0x08, 0x01, 0x18, 0xac, 0x02]);
+    const message = Buffer.concat([Buffer.from([0x0a, header.length]), header]);
+    const framed = Buffer.concat([Buffer.from([0, 0, 0, 0, message.length]), message]);
+    expect(headerRevision(framed)).to.equal(300);
+    expect(headerRevision(framed.subarray(0, framed.length - 1))).to.equal(undefined);
+    expect(headerRevision(Buffer.from([0, 0, 0, 0, 2, 0x0a, 0x00]))).to.equal(undefined);
+    expect(headerRevision(Buffer.from([1, 0, 0, 0, 0]))).to.equal(undefined);
+    expect(headerRevision(Buffer.from([0, 0, 0, 0, 3, 0x0a, 0x05, 0x18]))).to.equal(undefined);
+  });
+});
+
+describe("etcd over TLS with client certificates: the probe and the read cache", function () {
+  this.timeout(30_000);
+  let certs: TestCerts;
+  let etcd: TestEtcd;
+  before(async () => {
+    certs = await makeTestCerts();
+    etcd = await startEtcd({
+      tls: {
+        certFile: certs.server.certPath,
+        keyFile: certs.server.keyPath,
+        clientCaFile: certs.ca.certPath,
+        ca: certs.ca.cert,
+        clientCert: certs.client.cert,
+        clientKey: certs.client.key,
+      },
+    });
+  });
+  after(async () => {
+    await etcd.stop();
+    await certs.remove();
+  });
+
+  it("serves Lookups from the read cache, each batch after a probe over TLS", async () => {
+    const store = new EtcdStore(LIMITS, {
+      endpoints: [etcd.endpoint],
+      prefix: uniquePrefix(),
+      tls: { ca: certs.ca.cert, cert: certs.client.cert, key: certs.client.key },
+    });
+    try {
+      await store.createTable("t", undefined);
+      const session = await store.register("t", { id: "s1", name: "n", projectPath: "/p", metadata: new Map(), ttl: undefined });
+      expect(await store.readCacheReady()).to.equal(true);
+      const before = store.calls();
+      expect((await store.lookup("t", { by: "id", value: "s1" })).id).to.equal(session.id);
+      const after = store.calls();
+      expect(after.probes - before.probes).to.equal(1);
+      expect(after.reads - before.reads).to.equal(0);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("says the TLS handshake failed when etcd's certificate is not of the CA given", async () => {
+    const kv = new EtcdKv(new Keys(uniquePrefix()), {
+      endpoints: [etcd.endpoint],
+      tls: { ca: certs.otherCa.cert, cert: certs.client.cert, key: certs.client.key },
+    });
+    try {
+      const err = await storeError(kv.revision());
+      expect(err.message).to.equal(
+        `the session store is unavailable: etcd at ${etcd.endpoint} is unreachable (the TLS handshake failed; check --etcd-ca, --etcd-cert and --etcd-key)`,
+      );
+    } finally {
+      kv.close();
+    }
+  });
+});
