@@ -15,6 +15,9 @@
  *   rpc_duration_seconds{method}    histogram  unary call latency, from arrival to answer
  *   rejections_total{reason}        counter  error statuses by ErrorInfo reason
  *   expirations_total               counter  sessions removed because their ttl ran out
+ *   store_requests_total{kind}      counter  requests the store sent to etcd (etcd store only), by kind:
+ *                                   reads, txns, lease_grants, lease_revokes, lease_keep_alives,
+ *                                   probes (the read cache's freshness checks), fences
  *   memory_budget_bytes             gauge    --memory-budget
  *   memory_used_bytes{kind}         gauge    estimated bytes held: sessions, history, queues
  *   memory_reclaimed_bytes_total{kind}  counter  given back because the budget was full
@@ -89,6 +92,8 @@ interface MethodSeries {
 export interface BuildInfo {
   /** The store kind, as --store names it. */
   store: string;
+  /** The requests the store has sent to the service behind it so far, by kind in camelCase (etcd only). */
+  requests?: (() => Record<string, number>) | undefined;
 }
 
 export function createMetrics(registry: Registry, budget?: MemoryBudget, build: BuildInfo = { store: "memory" }): Metrics {
@@ -182,6 +187,21 @@ export function createMetrics(registry: Registry, budget?: MemoryBudget, build: 
     help: "Sessions removed because their ttl ran out without a KeepAlive.",
     registers,
   });
+
+  const storeRequests = build.requests;
+  if (storeRequests !== undefined) {
+    new Counter({
+      name: name("store_requests_total"),
+      help: "Requests the store sent to etcd, by kind: reads, txns, lease_grants, lease_revokes, lease_keep_alives, probes (the read cache's check of etcd's revision, one per batch of reads), fences (puts that bring the read cache's watch up to a probe).",
+      labelNames: ["kind"] as const,
+      registers,
+      // Read from the store's own counts at scrape time: no request pays for the series.
+      collect() {
+        this.reset();
+        for (const [kind, n] of Object.entries(storeRequests())) this.inc({ kind: snakeCase(kind) }, n);
+      },
+    });
+  }
 
   new Gauge({
     name: name("memory_budget_bytes"),
@@ -349,4 +369,9 @@ function serve(req: IncomingMessage, res: ServerResponse, metrics: Metrics, log:
       res.writeHead(500, { "content-type": "text/plain; charset=utf-8" }).end("collecting metrics failed\n");
     },
   );
+}
+
+/** leaseGrants -> lease_grants: Prometheus label values in the style of the rest of the exposition. */
+function snakeCase(camel: string): string {
+  return camel.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 }

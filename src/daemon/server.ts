@@ -116,7 +116,8 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps = {}): 
   // lazily, is the one that can be unreachable: it has a probe.
   const storeKind = store instanceof MemoryStore ? "memory" : probe !== undefined ? "etcd" : config.store;
   const registry = new Registry(store, { maxWatchers: config.maxWatchers });
-  if (metricsModule !== undefined) metrics = metricsModule.createMetrics(registry, budget, { store: storeKind });
+  if (metricsModule !== undefined)
+    metrics = metricsModule.createMetrics(registry, budget, { store: storeKind, requests: requestsOf(store) });
   const budgetReport = reportBudget(budget, log, () => metrics);
 
   const logIntervalMs = deps.refusalLogIntervalMs ?? 10_000;
@@ -330,6 +331,16 @@ interface ProbedStore {
 function probeOf(store: Store): (() => Promise<void>) | undefined {
   const candidate = store as Partial<ProbedStore>;
   return typeof candidate.probe === "function" ? () => (store as unknown as ProbedStore).probe() : undefined;
+}
+
+/** A store with a service behind it (etcd) counts the requests it made to it through `calls`. */
+interface CountingStore {
+  calls(): object;
+}
+
+function requestsOf(store: Store): (() => Record<string, number>) | undefined {
+  const candidate = store as Partial<CountingStore>;
+  return typeof candidate.calls === "function" ? () => (store as unknown as CountingStore).calls() as Record<string, number> : undefined;
 }
 
 function isStoreUnavailable(err: unknown): boolean {

@@ -138,6 +138,8 @@ describe("metrics", () => {
     expect(lines).to.deep.equal([`session_registry_build_info{version="${packageVersion()}",store="memory",node="${process.version}"} 1`]);
     expect(packageVersion()).to.match(/^\d+\.\d+\.\d+/);
     expect(text).to.include("# TYPE session_registry_build_info gauge");
+    // The memory store sends no requests anywhere: no store_requests_total series (test/etcd/daemon.test.ts has etcd's).
+    expect(text).to.not.include("session_registry_store_requests_total");
   });
 
   it("serves the process metrics under their usual names", async () => {

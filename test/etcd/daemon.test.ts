@@ -1,7 +1,8 @@
 /**
  * The daemon's etcd options end to end: the ready line names the store and
- * its endpoints, an unreadable TLS file is a bad flag, and the etcd password
- * never reaches a log.
+ * its endpoints, an unreadable TLS file is a bad flag, the etcd password
+ * never reaches a log, and /metrics counts the requests sent to etcd, which
+ * show whether reads come from the read cache (--etcd-read-cache).
  */
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -10,7 +11,16 @@ import { expect } from "chai";
 import { ConfigError, DEFAULT_CONFIG, type DaemonConfig } from "../../src/daemon/config.js";
 import { createLogger } from "../../src/daemon/logger.js";
 import { startDaemon } from "../../src/daemon/server.js";
+import { startTestDaemon, uniqueName } from "../helpers/daemon.js";
 import { suiteEtcd, uniquePrefix } from "../helpers/etcd.js";
+
+/** The store_requests_total counts of a scrape, by kind. */
+async function storeRequests(metricsAddress: string): Promise<Record<string, number>> {
+  const text = await (await fetch(`http://${metricsAddress}/metrics`)).text();
+  const counts: Record<string, number> = {};
+  for (const m of text.matchAll(/^session_registry_store_requests_total\{kind="(\w+)"\} (\d+)$/gm)) counts[m[1]!] = Number(m[2]);
+  return counts;
+}
 
 const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -87,4 +97,51 @@ describe("etcd: daemon options", function () {
     expect(text).to.include("[redacted]");
     expect(text).to.not.include("hunter2-very-secret");
   });
+
+  for (const readCache of [true, false]) {
+    it(`counts its etcd requests in /metrics; with --etcd-read-cache ${readCache ? "on, Lookups cost probes" : "off, each Lookup is a read of etcd"}`, async () => {
+      const d = await startTestDaemon({
+        config: {
+          store: "etcd",
+          etcdEndpoints: [etcd().endpoint],
+          etcdPrefix: uniquePrefix(),
+          etcdReadCache: readCache,
+          metricsListen: "127.0.0.1:0",
+        },
+      });
+      try {
+        const metrics = d.daemon.metricsAddress!;
+        const client = d.client();
+        const table = uniqueName("req");
+        await client.createTable({ table });
+        const { id } = await client.register({ projectPath: "/req/one" }, { table });
+        const before = await storeRequests(metrics);
+        expect(Object.keys(before).sort()).to.deep.equal(
+          ["fences", "lease_grants", "lease_keep_alives", "lease_revokes", "probes", "reads", "txns"].sort(),
+        );
+        expect(before.txns).to.be.at.least(2);
+        // The first read starts loading the copy, and goes to etcd meanwhile: read until one is served from the copy (a probe).
+        for (let tries = 0; tries < 100; tries++) {
+          await client.lookup({ id }, { table });
+          if (!readCache || (await storeRequests(metrics)).probes! > 0) break;
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        // A scrape reads the tables itself (the table gauges): what one costs is taken off.
+        const idle = await storeRequests(metrics);
+        const start = await storeRequests(metrics);
+        for (let i = 0; i < 10; i++) await client.lookup({ id }, { table });
+        const after = await storeRequests(metrics);
+        const byLookups = (kind: string) => after[kind]! - start[kind]! - (start[kind]! - idle[kind]!);
+        if (readCache) {
+          expect(byLookups("reads")).to.equal(0);
+          expect(byLookups("probes")).to.equal(10);
+        } else {
+          expect(byLookups("reads")).to.equal(10);
+          expect(after.probes).to.equal(0);
+        }
+      } finally {
+        await d.stop();
+      }
+    });
+  }
 });
