@@ -17,6 +17,8 @@ export interface ServerProcess {
   address: string;
   /** `host:port` of the daemon's HTTP listener, when started with it. */
   httpAddress: string | undefined;
+  /** `host:port` of the daemon's /metrics, when started with --metrics-listen. */
+  metricsAddress: string | undefined;
   child: ChildProcess;
   /** User + system CPU time the process has used so far, in ms (Linux /proc). */
   cpuMs(): number;
@@ -58,19 +60,24 @@ async function startServerProcess(nodeArgs: string[], imports: string[], args: s
     cwd: ROOT,
     stdio: ["ignore", "pipe", "inherit"],
   });
-  const { address, httpAddress } = await new Promise<{ address: string; httpAddress: string | undefined }>((resolve, reject) => {
+  const { address, httpAddress, metricsAddress } = await new Promise<{
+    address: string;
+    httpAddress: string | undefined;
+    metricsAddress: string | undefined;
+  }>((resolve, reject) => {
     let out = "";
     child.stdout.on("data", (chunk: Buffer) => {
       out += chunk.toString();
       // The whole line: the HTTP address comes after the gRPC one.
       const m = /listening on (\S+)(?: and http:\/\/(\S+))?.*\n/.exec(out);
-      if (m) resolve({ address: m[1]!, httpAddress: m[2] });
+      if (m) resolve({ address: m[1]!, httpAddress: m[2], metricsAddress: /metrics: http:\/\/(\S+)\/metrics/.exec(m[0])?.[1] });
     });
     child.once("exit", (code) => reject(new Error(`${args[0]} exited with ${code} before listening`)));
   });
   return {
     address,
     httpAddress,
+    metricsAddress,
     child,
     cpuMs: () => processCpuMs(child.pid!),
     async stop() {

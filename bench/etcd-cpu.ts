@@ -6,7 +6,6 @@
  *
  *   node --conditions=source --import tsx bench/etcd-cpu.ts etcd|memory
  */
-import { execFileSync } from "node:child_process";
 import { performance } from "node:perf_hooks";
 
 import { startEtcd } from "../test/helpers/etcd.js";
@@ -27,7 +26,7 @@ try {
   );
   try {
     await gen.createTable("reg", 1_000_000);
-    const etcdPid = etcd === undefined ? undefined : Number(execFileSync("pgrep", ["-n", "-x", "etcd"]).toString().trim());
+    const etcdPid = etcd?.pid();
     const daemonPid = gen.daemon.child.pid!;
     let start: { etcd: number; daemon: number; self: NodeJS.CpuUsage; at: number } | undefined;
     const timer = setTimeout(() => {

@@ -4,8 +4,10 @@
  * Register's and raw Ranges (a Lookup's etcd work). Plus Register and
  * Lookup through a memory-store daemon, for the "memory ≥ 10× etcd"
  * Register comparison and the read cache's "etcd Lookup ≥ 0.8× memory
- * Lookup"; Lookup with the read cache off; and the total Lookup throughput
- * of 1, 2 and 3 daemons on one etcd and prefix.
+ * Lookup"; List (a page of 10), GetTable and ListTables through both
+ * daemons, each against the same call on the memory store; Lookup with the
+ * read cache off; and the total Lookup throughput of 1, 2 and 3 daemons on
+ * one etcd and prefix.
  *
  * Every figure is a closed loop: `concurrency` calls in flight, each
  * sending its next call when the previous answers, for `warmupMs` (not
@@ -30,9 +32,11 @@ import { Keys } from "../src/store/etcd/keys.js";
 import { createdAt, get, getPrefix, put } from "../src/store/etcd/ops.js";
 import { startEtcd, type TestEtcd } from "../test/helpers/etcd.js";
 import { call, sessionMessage } from "./calls.js";
-import { startDaemonProcess, type ServerProcess } from "./daemon-process.js";
+import { processCpuMs, startDaemonProcess, type ServerProcess } from "./daemon-process.js";
 import { LoadGenerator } from "./load/generator.js";
+import type { Workload } from "./load/protocol.js";
 import { round } from "./stats.js";
+import { compare, type UnaryBenchOptions } from "./unary.js";
 
 export interface EtcdBenchOptions {
   warmupMs: number;
@@ -65,7 +69,52 @@ export interface EtcdBenchResult {
   etcd_lookup_rps_1_daemon: number;
   etcd_lookup_rps_2_daemons: number;
   etcd_lookup_rps_3_daemons: number;
+  /** The other cached reads, calls/s on each store, and etcd / memory for the same call. */
+  memory_list_rps: number;
+  etcd_list_rps: number;
+  etcd_cached_list_ratio: number;
+  memory_get_table_rps: number;
+  etcd_get_table_rps: number;
+  etcd_cached_get_table_ratio: number;
+  memory_list_tables_rps: number;
+  etcd_list_tables_rps: number;
+  etcd_cached_list_tables_ratio: number;
+  /** Daemon CPU per Lookup (µs) in the same alternating windows, memory store and etcd store; memory / etcd. */
+  memory_lookup_cpu_us: number;
+  etcd_lookup_cpu_us: number;
+  etcd_cached_lookup_cpu_ratio: number;
+  /** etcd's own CPU per cached Lookup (µs): its share of the probes (etcd shares the cores here). */
+  etcd_server_cpu_us_per_lookup: number;
+  /** Requests the daemon sent to etcd per call, from its /metrics: per Register (txns, reads, lease grants), per cached Lookup. */
+  etcd_round_trips_per_register: number;
+  etcd_probes_per_lookup: number;
+  etcd_fences_per_lookup: number;
+  etcd_reads_per_lookup: number;
 }
+
+/** A daemon's counts so far, from its /metrics: its store's requests by kind, and its calls answered OK by method. */
+async function daemonCounts(daemon: ServerProcess): Promise<Record<string, number>> {
+  const text = await (await fetch(`http://${daemon.metricsAddress!}/metrics`)).text();
+  const counts: Record<string, number> = {};
+  for (const m of text.matchAll(/^session_registry_store_requests_total\{kind="(\w+)"\} (\d+)$/gm)) counts[m[1]!] = Number(m[2]);
+  for (const m of text.matchAll(/^session_registry_rpcs_total\{method="(\w+)",code="OK"\} (\d+)$/gm)) counts[m[1]!] = Number(m[2]);
+  return counts;
+}
+
+/** Per call of `method` between two counts: the `kinds` of store request added up. */
+function perCall(from: Record<string, number>, to: Record<string, number>, method: string, ...kinds: string[]): number {
+  const delta = (key: string) => (to[key] ?? 0) - (from[key] ?? 0);
+  return kinds.reduce((sum, kind) => sum + delta(kind), 0) / delta(method);
+}
+
+/** The reads besides Lookup that the read cache answers, as load-generator workloads. */
+const OTHER_READS = {
+  list: { kind: "list", table: "look", pageSize: 10 },
+  get_table: { kind: "getTable", table: "look" },
+  list_tables: { kind: "listTables" },
+} as const satisfies Record<string, Workload>;
+
+type OtherReads = Record<keyof typeof OTHER_READS, number>;
 
 /** Runs `op` in a closed loop; returns completed calls per second over the measured window. */
 export async function closedLoop(opts: EtcdBenchOptions, op: (i: number) => Promise<unknown>): Promise<number> {
@@ -158,13 +207,32 @@ async function fillLookupTable(gen: Generator, opts: EtcdBenchOptions): Promise<
 }
 
 /** Lookups/s by id over `ids` of table "look", through each daemon at once (its own generator each), summed. */
-async function lookupRps(
+function lookupRps(
   daemons: readonly ServerProcess[],
   loads: readonly LoadGenerator[],
   ids: string[],
   opts: EtcdBenchOptions,
 ): Promise<number> {
-  // A few Lookups first: a daemon's first read starts loading its read cache, which a short window would otherwise measure.
+  return readRps(daemons, loads, ids, { kind: "lookup", table: "look", ids }, opts);
+}
+
+/** The etcd bench's windows as compare() takes them: three alternating rounds, the memory daemon's, then the etcd daemon's. */
+function alternatingRounds(opts: EtcdBenchOptions): UnaryBenchOptions {
+  return {
+    warmupMs: opts.warmupMs,
+    measureMs: opts.measureMs,
+    rounds: 3,
+    channelsPerWorker: opts.channels,
+    concurrency: opts.concurrency,
+    sweep: [],
+    sweepWarmupMs: 0,
+    sweepMeasureMs: 0,
+    lookupSessions: opts.lookupSessions,
+  };
+}
+
+/** A few Lookups through each daemon: a daemon's first read starts loading its read cache, which a short window would otherwise measure. */
+async function warmUp(daemons: readonly ServerProcess[], ids: string[]): Promise<void> {
   for (const d of daemons) {
     const client = new SessionRegistryClient(d.address, credentials.createInsecure());
     try {
@@ -174,6 +242,17 @@ async function lookupRps(
       client.close();
     }
   }
+}
+
+/** Calls/s of `workload` on table "look" (of `ids`), through each daemon at once (its own generator each), summed. */
+async function readRps(
+  daemons: readonly ServerProcess[],
+  loads: readonly LoadGenerator[],
+  ids: string[],
+  workload: Workload,
+  opts: EtcdBenchOptions,
+): Promise<number> {
+  await warmUp(daemons, ids);
   const each = Math.max(1, Math.floor(opts.concurrency / daemons.length));
   const runs = daemons.map((d, i) =>
     loads[i]!.run({
@@ -182,7 +261,7 @@ async function lookupRps(
       concurrency: each,
       warmupMs: opts.warmupMs,
       measureMs: opts.measureMs,
-      workload: { kind: "lookup", table: "look", ids },
+      workload,
     }),
   );
   return (await Promise.all(runs)).reduce((sum, r) => sum + r.rps, 0);
@@ -238,21 +317,42 @@ export async function etcdBench(opts: EtcdBenchOptions, load: LoadGenerator): Pr
     const memory = await startGenerator([], opts.channels);
     stops.push(() => memory.close());
     const memory_register_rps = await registerRps(memory, load, opts);
-    const memoryIds = await fillLookupTable(memory, opts);
-    const memory_lookup_rps = await lookupRps([memory.daemon], [load], memoryIds, opts);
-    await stopAll();
+    const ids = await fillLookupTable(memory, opts);
 
     // 2. etcd store, through a daemon (the read cache on, as by default).
     const etcd: TestEtcd = await startEtcd();
     stops.push(() => etcd.stop());
     const prefix = `/bench-${randomBytes(4).toString("hex")}/`;
     const etcdFlags = (...more: string[]) => ["--store", "etcd", "--etcd-endpoints", etcd.endpoint, "--etcd-prefix", prefix, ...more];
-    const gen = await startGenerator(etcdFlags(), opts.channels);
+    const gen = await startGenerator(etcdFlags("--metrics-listen", "127.0.0.1:0"), opts.channels);
     stops.push(() => gen.close());
+    const beforeRegister = await daemonCounts(gen.daemon);
     const etcd_register_rps = await registerRps(gen, load, opts);
+    const afterRegister = await daemonCounts(gen.daemon);
+    await fillLookupTable(gen, opts);
 
-    const ids = await fillLookupTable(gen, opts);
-    const etcd_lookup_rps = await lookupRps([gen.daemon], [load], ids, opts);
+    // Each read through both daemons (the same ids in both tables), in alternating rounds, so that a slow spell of the machine falls on both.
+    await warmUp([memory.daemon, gen.daemon], ids);
+    const beforeLookup = await daemonCounts(gen.daemon);
+    const etcdCpuMs = () => processCpuMs(etcd.pid()!);
+    const etcdCpuBefore = etcdCpuMs();
+    const [memoryLookup, etcdLookup] = await compare(load, memory.daemon, gen.daemon, alternatingRounds(opts), {
+      kind: "lookup",
+      table: "look",
+      ids,
+    });
+    // etcd works for the etcd daemon's windows only (the memory daemon's leave it idle): its CPU per cached Lookup is mostly the probes'.
+    const etcdCpuPerLookupUs = ((etcdCpuMs() - etcdCpuBefore) * 1000) / etcdLookup.calls;
+    const afterLookup = await daemonCounts(gen.daemon);
+    const [memory_lookup_rps, etcd_lookup_rps] = [memoryLookup.rps, etcdLookup.rps];
+    const memoryReads = {} as OtherReads;
+    const etcdReads = {} as OtherReads;
+    for (const [name, workload] of Object.entries(OTHER_READS) as [keyof OtherReads, Workload][]) {
+      const [m, e] = await compare(load, memory.daemon, gen.daemon, alternatingRounds(opts), workload);
+      memoryReads[name] = m.rps;
+      etcdReads[name] = e.rps;
+    }
+    await memory.close();
 
     // The same table through a daemon that reads etcd every time.
     const uncached = await startGenerator(etcdFlags("--etcd-read-cache", "off"), opts.channels);
@@ -334,6 +434,23 @@ export async function etcdBench(opts: EtcdBenchOptions, load: LoadGenerator): Pr
       etcd_lookup_rps_1_daemon: round(etcd_lookup_rps_1_daemon, 0),
       etcd_lookup_rps_2_daemons: round(etcd_lookup_rps_2_daemons, 0),
       etcd_lookup_rps_3_daemons: round(etcd_lookup_rps_3_daemons, 0),
+      memory_list_rps: round(memoryReads.list, 0),
+      etcd_list_rps: round(etcdReads.list, 0),
+      etcd_cached_list_ratio: round(etcdReads.list / memoryReads.list, 3),
+      memory_get_table_rps: round(memoryReads.get_table, 0),
+      etcd_get_table_rps: round(etcdReads.get_table, 0),
+      etcd_cached_get_table_ratio: round(etcdReads.get_table / memoryReads.get_table, 3),
+      memory_list_tables_rps: round(memoryReads.list_tables, 0),
+      etcd_list_tables_rps: round(etcdReads.list_tables, 0),
+      etcd_cached_list_tables_ratio: round(etcdReads.list_tables / memoryReads.list_tables, 3),
+      memory_lookup_cpu_us: round(memoryLookup.cpuUsPerCall, 1),
+      etcd_lookup_cpu_us: round(etcdLookup.cpuUsPerCall, 1),
+      etcd_cached_lookup_cpu_ratio: round(memoryLookup.cpuUsPerCall / etcdLookup.cpuUsPerCall, 3),
+      etcd_server_cpu_us_per_lookup: round(etcdCpuPerLookupUs, 1),
+      etcd_round_trips_per_register: round(perCall(beforeRegister, afterRegister, "Register", "txns", "reads", "lease_grants"), 3),
+      etcd_probes_per_lookup: round(perCall(beforeLookup, afterLookup, "Lookup", "probes"), 4),
+      etcd_fences_per_lookup: round(perCall(beforeLookup, afterLookup, "Lookup", "fences"), 4),
+      etcd_reads_per_lookup: round(perCall(beforeLookup, afterLookup, "Lookup", "reads"), 4),
     };
   } finally {
     await stopAll();

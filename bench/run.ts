@@ -93,11 +93,17 @@ const TARGETS: { key: string; op: ">=" | "<="; bound: number; of?: string }[] = 
   { key: "lookup_ratio", op: ">=", bound: 0.9 },
   { key: "register_remove_ratio", op: ">=", bound: 0.8 },
   { key: "p99_ms", op: "<=", bound: 2 },
+  { key: "p99_vs_noop", op: "<=", bound: 1.2 },
+  { key: "register_remove_cpu_ratio", op: ">=", bound: 0.9 },
   { key: "lookup_1m_ratio", op: ">=", bound: 0.95 },
   { key: "bytes_per_session", op: "<=", bound: 1024 },
   { key: "watch_fanout_p99_ms", op: "<=", bound: 50 },
   { key: "memory_vs_etcd_register", op: ">=", bound: 10 },
+  { key: "etcd_register_ratio", op: ">=", bound: 0.8 },
   { key: "etcd_cached_lookup_ratio", op: ">=", bound: 0.8 },
+  { key: "etcd_cached_list_ratio", op: ">=", bound: 0.8 },
+  { key: "etcd_cached_get_table_ratio", op: ">=", bound: 0.8 },
+  { key: "etcd_cached_list_tables_ratio", op: ">=", bound: 0.8 },
 ];
 
 const plan = PLANS[mode];

@@ -57,6 +57,8 @@ export interface UnaryBenchResult {
   p99_ms: number;
   noop_p50_ms: number;
   noop_p99_ms: number;
+  /** p99_ms / noop_p99_ms: the daemon's tail against the bare server's at the same rate. */
+  p99_vs_noop: number;
   /** Server CPU per call (pair), µs: what each server spends, independent of who saturates. */
   noop_cpu_us_per_call: number;
   lookup_cpu_us_per_call: number;
@@ -230,6 +232,7 @@ export async function unaryBench(opts: UnaryBenchOptions, load: LoadGenerator): 
       p99_ms: round(percentile(daemonLatency.latenciesMs, 99), 3),
       noop_p50_ms: round(percentile(noopLatency.latenciesMs, 50), 3),
       noop_p99_ms: round(percentile(noopLatency.latenciesMs, 99), 3),
+      p99_vs_noop: round(percentile(daemonLatency.latenciesMs, 99) / percentile(noopLatency.latenciesMs, 99), 3),
       noop_cpu_us_per_call: round(noopLookup.cpuUsPerCall, 1),
       lookup_cpu_us_per_call: round(daemonLookup.cpuUsPerCall, 1),
       noop_cpu_us_per_pair: round(noopPairs.cpuUsPerCall, 1),

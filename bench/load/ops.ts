@@ -4,7 +4,14 @@
  * when it counts calls one by one. Requests are encoded by the generated
  * SDK code; answers are checked for their status only.
  */
-import { LookupRequest, RegisterRequest, RemoveRequest } from "@session-registry/client/gen/sessionregistry/v1/session_registry";
+import {
+  GetTableRequest,
+  ListRequest,
+  ListTablesRequest,
+  LookupRequest,
+  RegisterRequest,
+  RemoveRequest,
+} from "@session-registry/client/gen/sessionregistry/v1/session_registry";
 
 import { sessionMessage } from "../calls.js";
 import { idOf } from "../sessions.js";
@@ -41,6 +48,15 @@ export function makeOp(
         SERVICE + "Lookup",
         LookupRequest.encode({ table: w.table, key: { $case: "id", value: idOf(Math.floor(Math.random() * w.size)) } }).finish(),
       );
+  }
+  if (w.kind === "list" || w.kind === "getTable" || w.kind === "listTables") {
+    const [method, request] =
+      w.kind === "list"
+        ? ["List", ListRequest.encode({ table: w.table, pageSize: w.pageSize, pageToken: "" }).finish()]
+        : w.kind === "getTable"
+          ? ["GetTable", GetTableRequest.encode({ table: w.table }).finish()]
+          : ["ListTables", ListTablesRequest.encode({}).finish()];
+    return (n) => clients[n % clients.length]!.unary(SERVICE + method, request);
   }
   // 100-byte project paths, as in the in-process figures.
   const path = "/bench/project/".padEnd(80, "x");

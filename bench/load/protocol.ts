@@ -6,6 +6,10 @@ export type Workload =
   | { kind: "lookup"; table: string; ids: string[] }
   /** Lookup by id of session i (bench/sessions.ts), i drawn uniformly from 0..size-1 for each call. */
   | { kind: "lookupRandom"; table: string; size: number }
+  /** The other reads the etcd store's read cache answers: a List page of `pageSize`, a GetTable, a ListTables. */
+  | { kind: "list"; table: string; pageSize: number }
+  | { kind: "getTable"; table: string }
+  | { kind: "listTables" }
   /** Register a new session (id and path unique to this worker and call), then Remove it by id: one pair. */
   | { kind: "registerRemove"; table: string }
   /** Register a new session and keep it: the table grows by every call. `prefix` keeps ids unique across runs. */

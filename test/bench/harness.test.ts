@@ -100,6 +100,9 @@ describe("bench harness (--smoke)", function () {
       "etcd_lookup_rps",
       "etcd_uncached_lookup_rps",
       "etcd_lookup_rps_3_daemons",
+      "etcd_list_rps",
+      "etcd_get_table_rps",
+      "etcd_list_tables_rps",
     ]) {
       expect(results[key], key).to.be.greaterThan(0);
     }
@@ -118,6 +121,10 @@ describe("bench harness (--smoke)", function () {
     near("lookup_1m_ratio", "lookup_rps_at_1m", "lookup_rps_at_10");
     near("etcd_register_ratio", "etcd_register_rps", "etcd_raw_txn_rps");
     near("etcd_cached_lookup_ratio", "etcd_lookup_rps", "memory_lookup_rps");
+    near("etcd_cached_list_ratio", "etcd_list_rps", "memory_list_rps");
+    near("etcd_cached_get_table_ratio", "etcd_get_table_rps", "memory_get_table_rps");
+    near("etcd_cached_list_tables_ratio", "etcd_list_tables_rps", "memory_list_tables_rps");
+    expect(n("p99_vs_noop")).to.be.closeTo(n("p99_ms") / n("noop_p99_ms"), 0.01 + (0.001 / n("noop_p99_ms")) * 2);
   });
 
   it("writes the chart's series: lookup cost by table size, throughput by concurrency for both servers", () => {
@@ -136,6 +143,8 @@ describe("bench harness (--smoke)", function () {
       "lookup_ratio",
       "register_remove_ratio",
       "p99_ms",
+      "p99_vs_noop",
+      "register_remove_cpu_ratio",
       "lookup_1m_ratio",
       "bytes_per_session",
       "watch_fanout_p99_ms",
