@@ -12,6 +12,7 @@
  *   writes.ts    Update, Remove, KeepAlive
  *   reads.ts     Lookup, List, read from etcd
  *   read-cache.ts  the same reads and the table reads, from a watch-fed mirror (mirror.ts), linearizable
+ *   revision-probe.ts  etcd's revision, which read-cache.ts waits for, over an HTTP/2 connection of its own
  *   leases.ts    leases for ttls: grant, renew, revoke
  *   requests.ts  request_id records and their retention lease
  *   watches.ts   Watch calls; watch.ts one watch; events.ts the feed mapping
