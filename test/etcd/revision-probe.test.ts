@@ -7,17 +7,29 @@
  * in the same words.
  */
 import { once } from "node:events";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { createServer, type Server, type Socket } from "node:net";
+import { BinaryReader } from "@bufbuild/protobuf/wire";
 import { expect } from "chai";
 
 import { RegistryError } from "../../src/core/errors.js";
 import type { StoreLimits } from "../../src/core/store.js";
 import { Keys } from "../../src/store/etcd/keys.js";
 import { EtcdKv, type EtcdKvOptions } from "../../src/store/etcd/kv.js";
-import { headerRevision } from "../../src/store/etcd/revision-probe.js";
+import { headerRevision, rangeCountOnly } from "../../src/store/etcd/revision-probe.js";
 import { EtcdStore } from "../../src/store/etcd/store.js";
 import { makeTestCerts, type TestCerts } from "../daemon/certs.js";
 import { startEtcd, suiteEtcd, uniquePrefix, type TestEtcd } from "../helpers/etcd.js";
+
+/** A field's number in one message of etcd's own rpc.proto (the one the etcd3 client is built from). */
+function fieldNumber(message: string, field: string): number {
+  const proto = readFileSync(createRequire(import.meta.url).resolve("etcd3/proto/rpc.proto"), "utf8");
+  const body = new RegExp(`message ${message} \\{([\\s\\S]*?)\\n\\}`).exec(proto)?.[1];
+  const m = new RegExp(`\\s${field} = (\\d+);`).exec(body ?? "");
+  if (m === null) throw new Error(`no field ${field} in message ${message} of etcd's rpc.proto`);
+  return Number(m[1]);
+}
 
 const LIMITS: StoreLimits = { defaultMaxSessions: 100, maxTables: 100, watchHistory: 1000 };
 
@@ -97,7 +109,21 @@ describe("etcd: the read cache's revision probe", function () {
     expect(err.message).to.include("is closed: the daemon is shutting down");
   });
 
+  it("asks for what etcd's rpc.proto calls key and count_only, and nothing else (a linearizable read)", () => {
+    const reader = new BinaryReader(rangeCountOnly(Buffer.from("/p/epoch")));
+    const fields = new Map<number, unknown>();
+    while (reader.pos < reader.len) {
+      const [no] = reader.tag();
+      fields.set(no, no === fieldNumber("RangeRequest", "key") ? Buffer.from(reader.bytes()).toString() : reader.bool());
+    }
+    expect([...fields]).to.deep.equal([
+      [fieldNumber("RangeRequest", "key"), "/p/epoch"],
+      [fieldNumber("RangeRequest", "count_only"), true],
+    ]);
+  });
+
   it("reads the revision out of etcd's answer, and nothing out of bytes that are not one", () => {
+    expect([fieldNumber("RangeResponse", "header"), fieldNumber("ResponseHeader", "revision")]).to.deep.equal([1, 3]);
     // RangeResponse { header { cluster_id: 1, revision: 300 } }, framed.
     const header = Buffer.from([0x08, 0x01, 0x18, 0xac, 0x02]);
     const message = Buffer.concat([Buffer.from([0x0a, header.length]), header]);

@@ -11,8 +11,9 @@
  * probe's share of every cached read is that cost divided by the batch.
  *
  * The wire form is fixed and tiny: gRPC's 5-byte prefix around a
- * RangeRequest {key = 1, count_only = 8}; RangeResponse's header (field 1)
- * holds revision (field 3). Failures, as the rest of the store reports
+ * RangeRequest {key = 1, count_only = 9}; RangeResponse's header (field 1)
+ * holds revision (field 3). test/etcd/revision-probe.test.ts checks these
+ * numbers against etcd's rpc.proto. Failures, as the rest of the store reports
  * them: an error with gRPC code UNAVAILABLE (or DEADLINE_EXCEEDED) whose
  * message says what failed, which EtcdErrors words for the user.
  *
@@ -188,9 +189,9 @@ function percentDecoded(text: string): string {
   }
 }
 
-/** RangeRequest { key, count_only: true } in protobuf's wire form. */
-function rangeCountOnly(key: Buffer): Buffer {
-  return Buffer.concat([Buffer.from([0x0a]), varint(key.length), key, Buffer.from([0x40, 0x01])]);
+/** RangeRequest { key (1), count_only (9): true } in protobuf's wire form: tag bytes are field << 3 | wire type. */
+export function rangeCountOnly(key: Buffer): Buffer {
+  return Buffer.concat([Buffer.from([(1 << 3) | 2]), varint(key.length), key, Buffer.from([(9 << 3) | 0, 0x01])]);
 }
 
 /** gRPC's length-prefixed message: a 0 flag byte (uncompressed), the length, the bytes. */
