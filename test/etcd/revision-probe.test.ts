@@ -15,6 +15,7 @@ import { expect } from "chai";
 
 import { RegistryError } from "../../src/core/errors.js";
 import type { StoreLimits } from "../../src/core/store.js";
+import { createClient } from "../../src/store/etcd/client.js";
 import { Keys } from "../../src/store/etcd/keys.js";
 import { EtcdKv, type EtcdKvOptions } from "../../src/store/etcd/kv.js";
 import { headerRevision, rangeCountOnly } from "../../src/store/etcd/revision-probe.js";
@@ -71,7 +72,9 @@ describe("etcd: the read cache's revision probe", function () {
     const kv = kvOf({ endpoints: ["http://127.0.0.1:1", etcd().endpoint] });
     const err = await storeError(kv.revision());
     expect(err.message).to.include("etcd at http://127.0.0.1:1, ").and.include("is unreachable (connection refused)");
-    const put = await kv.client.kv.put({ key: Buffer.from(`${kv.keys.prefix}k`), value: Buffer.from("v") });
+    // The write through a client of the live endpoint alone (etcd3 picks its host at random).
+    const writer = kvOf();
+    const put = await writer.client.kv.put({ key: Buffer.from(`${writer.keys.prefix}k`), value: Buffer.from("v") });
     expect(await kv.revision()).to.equal(Number(put.header.revision));
   });
 
@@ -188,6 +191,52 @@ describe("etcd over TLS with client certificates: the probe and the read cache",
       expect(err.message).to.equal(
         `the session store is unavailable: etcd at ${etcd.endpoint} is unreachable (the TLS handshake failed; check --etcd-ca, --etcd-cert and --etcd-key)`,
       );
+    } finally {
+      kv.close();
+    }
+  });
+});
+
+describe("etcd with authentication: the probe goes through the etcd client, which holds the token", function () {
+  this.timeout(30_000);
+  let etcd: TestEtcd;
+  const auth = { username: "root", password: "probe-test-password" };
+  before(async () => {
+    etcd = await startEtcd();
+    const admin = createClient({ endpoints: [etcd.endpoint] });
+    try {
+      await admin.user(auth.username).create(auth.password);
+      await admin.user(auth.username).addRole("root");
+      await admin.auth.authEnable();
+    } finally {
+      admin.close();
+    }
+  });
+  after(async () => {
+    await etcd.stop();
+  });
+
+  it("serves Lookups from the read cache, each batch after a probe with the token", async () => {
+    const store = new EtcdStore(LIMITS, { endpoints: [etcd.endpoint], prefix: uniquePrefix(), auth });
+    try {
+      await store.createTable("t", undefined);
+      await store.register("t", { id: "s1", name: "n", projectPath: "/p", metadata: new Map(), ttl: undefined });
+      expect(await store.readCacheReady()).to.equal(true);
+      const before = store.calls();
+      expect((await store.lookup("t", { by: "id", value: "s1" })).id).to.equal("s1");
+      const after = store.calls();
+      expect(after.probes - before.probes).to.equal(1);
+      expect(after.reads - before.reads).to.equal(0);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("a probe without the token is refused, in words that name the credentials", async () => {
+    const kv = new EtcdKv(new Keys(uniquePrefix()), { endpoints: [etcd.endpoint], auth: { ...auth, password: "wrong" } });
+    try {
+      const err = await storeError(kv.revision());
+      expect(err.message).to.include("refused the daemon's credentials (check --etcd-user and --etcd-password)");
     } finally {
       kv.close();
     }

@@ -164,12 +164,19 @@ export class RevisionProbe {
     });
     // A failed connection fails the probes on it (their streams error); keep the process up.
     session.on("error", () => this.drop(session));
-    session.on("goaway", () => this.drop(session));
+    // etcd going away (e.g. a restart) lets the probe on its way finish; the next one opens a new connection.
+    session.on("goaway", () => this.retire(session));
     session.on("close", () => this.drop(session));
     // Probes are what keep the daemon busy, not this connection.
     session.unref();
     this.session = session;
     return session;
+  }
+
+  private retire(session: http2.ClientHttp2Session): void {
+    if (this.session !== session) return;
+    this.session = undefined;
+    session.close();
   }
 
   private drop(session: http2.ClientHttp2Session): void {
