@@ -206,16 +206,6 @@ async function fillLookupTable(gen: Generator, opts: EtcdBenchOptions): Promise<
   return ids;
 }
 
-/** Lookups/s by id over `ids` of table "look", through each daemon at once (its own generator each), summed. */
-function lookupRps(
-  daemons: readonly ServerProcess[],
-  loads: readonly LoadGenerator[],
-  ids: string[],
-  opts: EtcdBenchOptions,
-): Promise<number> {
-  return readRps(daemons, loads, ids, { kind: "lookup", table: "look", ids }, opts);
-}
-
 /** The etcd bench's windows as compare() takes them: three alternating rounds, the memory daemon's, then the etcd daemon's. */
 function alternatingRounds(opts: EtcdBenchOptions): UnaryBenchOptions {
   return {
@@ -244,12 +234,11 @@ async function warmUp(daemons: readonly ServerProcess[], ids: string[]): Promise
   }
 }
 
-/** Calls/s of `workload` on table "look" (of `ids`), through each daemon at once (its own generator each), summed. */
-async function readRps(
+/** Lookups/s by id over `ids` of table "look", through each daemon at once (its own generator each), summed. */
+async function lookupRps(
   daemons: readonly ServerProcess[],
   loads: readonly LoadGenerator[],
   ids: string[],
-  workload: Workload,
   opts: EtcdBenchOptions,
 ): Promise<number> {
   await warmUp(daemons, ids);
@@ -261,7 +250,7 @@ async function readRps(
       concurrency: each,
       warmupMs: opts.warmupMs,
       measureMs: opts.measureMs,
-      workload,
+      workload: { kind: "lookup", table: "look", ids },
     }),
   );
   return (await Promise.all(runs)).reduce((sum, r) => sum + r.rps, 0);
