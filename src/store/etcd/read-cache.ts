@@ -20,8 +20,10 @@
  * before; one is out at a time, and the reads that arrive meanwhile wait
  * for the next (the one out may have been answered before they began), so
  * a burst of reads costs one probe per round trip, not one per read. A
- * probe is the one request not sent through etcd3 (revision-probe.ts):
- * its cost, divided by the batch, is what each cached read pays.
+ * probe goes over an HTTP/2 connection of its own rather than through
+ * etcd3 (revision-probe.ts; with etcd credentials, through etcd3, which
+ * holds the token): its cost, divided by the batch, is what each cached
+ * read pays.
  *
  * Catching up. The watch hears only of the prefix's keys; etcd's revision
  * also moves for other keys on the same etcd (other prefixes, other
