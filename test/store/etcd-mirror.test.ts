@@ -137,7 +137,6 @@ function session(name: string, path: string, slot: number, exp?: number): string
 
 function loaded(etcd: Keyspace): Mirror {
   const m = new Mirror(keys);
-  m.reset();
   const all = etcd.range();
   // In pages, as the cache loads it.
   for (let i = 0; i < all.length; i += 3) m.load(all.slice(i, i + 3));

@@ -65,19 +65,12 @@ const MIN_DEAD_TO_COMPACT = 1024;
 export class Mirror {
   private readonly metas = new Map<string, MetaState>();
   private readonly tables = new Map<string, TableState>();
-  /** A load is running: data keys come in key order, and `order` is sorted when it ends. */
-  private loading = false;
+  /** A mirror starts with its load: data keys come in key order, and `order` is sorted when it ends (loaded()). */
+  private loading = true;
 
   constructor(private readonly keys: Keys) {}
 
-  /** Forgets everything: a load follows. */
-  reset(): void {
-    this.metas.clear();
-    this.tables.clear();
-    this.loading = true;
-  }
-
-  /** Keys of a Range at one revision (a load, in pages, after reset()). */
+  /** Keys of a Range at one revision (the load, in pages). */
   load(kvs: readonly IKeyValue[]): void {
     for (const kv of kvs) this.put(kv);
   }

@@ -157,7 +157,6 @@ export class ReadCache {
   private async load(generation: number): Promise<void> {
     try {
       const mirror = new Mirror(this.kv.keys);
-      mirror.reset();
       const { prefix } = this.kv.keys;
       const end = prefixEnd(prefix);
       let key = Buffer.from(prefix, "utf8");
